@@ -1,0 +1,295 @@
+"""Regular expressions → minimal byte-level DFAs as numpy tables.
+
+interegular parses a (Python-dialect) regex into a DFA over Unicode characters; here every
+character transition is expanded into its UTF-8 byte sequences, the resulting byte NFA is
+determinised, minimised and trimmed (no dead state), so a missing transition (-1) means "no
+word of the language continues this way".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import interegular
+import numpy as np
+from interegular.fsm import anything_else
+
+from ..errors import LimitExceeded, RegexError
+
+MAX_UNICODE = 0x10FFFF
+SURROGATES = (0xD800, 0xDFFF)
+DEFAULT_MAX_STATES = 20_000
+
+
+@dataclass(frozen=True)
+class ByteDFA:
+    """A trimmed DFA over bytes: state 0 is initial; trans[s, b] is the next state or -1."""
+
+    trans: np.ndarray  # int32 (n, 256)
+    accept: np.ndarray  # bool (n,)
+
+    @property
+    def num_states(self) -> int:
+        return int(self.trans.shape[0])
+
+    def matches(self, data: bytes) -> bool:
+        """Whether the whole byte string is in the language (for tests and debugging)."""
+        s = 0
+        for b in data:
+            s = int(self.trans[s, b])
+            if s < 0:
+                return False
+        return bool(self.accept[s])
+
+
+def literal_dfa(data: bytes) -> ByteDFA:
+    """DFA of exactly one byte string (a chain)."""
+    if not data:
+        raise RegexError("empty literal terminals are not allowed")
+    n = len(data) + 1
+    trans = np.full((n, 256), -1, dtype=np.int32)
+    for i, b in enumerate(data):
+        trans[i, b] = i + 1
+    accept = np.zeros(n, dtype=bool)
+    accept[-1] = True
+    return ByteDFA(trans, accept)
+
+
+def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
+    """Minimal byte-level DFA of a Python-dialect regex (full match)."""
+    try:
+        fsm = interegular.parse_pattern(pattern).to_fsm()
+    except Exception as e:  # interegular raises several unrelated types
+        raise RegexError(f"cannot compile regex {pattern!r}: {e}") from e
+    nfa = _utf8_nfa(fsm)
+    trans, accept = _determinise(nfa, max_states, pattern)
+    trans, accept = _minimise(trans, accept)
+    dfa = _trim(trans, accept)
+    if dfa.num_states == 0 or not dfa.accept.any():
+        raise RegexError(f"regex {pattern!r} matches nothing")
+    return dfa
+
+
+# --- UTF-8 expansion --------------------------------------------------------------------
+
+
+def _codepoint_ranges(chars: list[int]) -> list[tuple[int, int]]:
+    """Sorted, merged inclusive ranges of the given code points."""
+    out: list[tuple[int, int]] = []
+    for c in sorted(chars):
+        if out and c == out[-1][1] + 1:
+            out[-1] = (out[-1][0], c)
+        else:
+            out.append((c, c))
+    return out
+
+
+def _complement(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out = []
+    nxt = 0
+    for lo, hi in ranges:
+        if lo > nxt:
+            out.append((nxt, lo - 1))
+        nxt = hi + 1
+    if nxt <= MAX_UNICODE:
+        out.append((nxt, MAX_UNICODE))
+    return out
+
+
+def _encode(cp: int) -> bytes:
+    return chr(cp).encode("utf-8")
+
+
+def utf8_sequences(lo: int, hi: int) -> list[list[tuple[int, int]]]:
+    """Split the code point range [lo, hi] into UTF-8 byte-range sequences (surrogates excluded).
+
+    Each returned sequence is a list of inclusive byte ranges whose cartesian product is
+    exactly the UTF-8 encodings of a sub-range; together they cover [lo, hi].
+    """
+    out: list[list[tuple[int, int]]] = []
+    stack = [(lo, hi)]
+    while stack:
+        start, end = stack.pop()
+        if start > end:
+            continue
+        # never encode surrogates
+        if start <= SURROGATES[1] and end >= SURROGATES[0]:
+            stack.append((SURROGATES[1] + 1, end))
+            stack.append((start, SURROGATES[0] - 1))
+            continue
+        # split at encoded-length boundaries
+        split = False
+        for limit in (0x7F, 0x7FF, 0xFFFF):
+            if start <= limit < end:
+                stack.append((limit + 1, end))
+                stack.append((start, limit))
+                split = True
+                break
+        if split:
+            continue
+        if end <= 0x7F:
+            out.append([(start, end)])
+            continue
+        for i in range(1, 4):
+            m = (1 << (6 * i)) - 1
+            if (start & ~m) != (end & ~m):
+                if (start & m) != 0:
+                    stack.append(((start | m) + 1, end))
+                    stack.append((start, start | m))
+                    split = True
+                    break
+                if (end & m) != m:
+                    stack.append((end & ~m, end))
+                    stack.append((start, (end & ~m) - 1))
+                    split = True
+                    break
+        if split:
+            continue
+        a, b = _encode(start), _encode(end)
+        out.append(list(zip(a, b)))
+    return out
+
+
+def _utf8_nfa(fsm) -> list[list[tuple[int, int, int]]]:
+    """Byte NFA (per node: list of (lo, hi, target)) equivalent to a character FSM.
+
+    Nodes 0..n-1 are the FSM's states (renumbered, initial = 0, accepting marked with a
+    sentinel list at the end); intermediate nodes for multi-byte sequences are shared by
+    suffix, keyed by (target, remaining byte ranges).
+    """
+    states = sorted(fsm.states, key=lambda s: (s != fsm.initial, s))
+    index = {s: i for i, s in enumerate(states)}
+    mapping = fsm.alphabet._symbol_mapping
+    explicit = [ord(c) for c in mapping if c is not anything_else]
+    sym_chars: dict[int, list[int]] = {}
+    for c, sym in mapping.items():
+        if c is not anything_else:
+            sym_chars.setdefault(sym, []).append(ord(c))
+    sym_ranges: dict[int, list[tuple[int, int]]] = {}
+    for sym in set(mapping.values()):
+        rs = _codepoint_ranges(sym_chars.get(sym, []))
+        if anything_else in mapping and mapping[anything_else] == sym:
+            rs = sorted(rs + _complement(_codepoint_ranges(explicit)))
+        sym_ranges[sym] = rs
+    seq_cache: dict[int, list[list[tuple[int, int]]]] = {}
+
+    nodes: list[list[tuple[int, int, int]]] = [[] for _ in states]
+    inter: dict[tuple, int] = {}
+
+    def node_for(target: int, rest: tuple) -> int:
+        if not rest:
+            return target
+        key = (target, rest)
+        got = inter.get(key)
+        if got is None:
+            got = len(nodes)
+            inter[key] = got
+            nodes.append([])
+            lo, hi = rest[0]
+            nodes[got].append((lo, hi, node_for(target, rest[1:])))
+        return got
+
+    for s in states:
+        for sym, t in fsm.map.get(s, {}).items():
+            if t not in index:
+                continue
+            if sym not in seq_cache:
+                seqs = []
+                for lo, hi in sym_ranges.get(sym, []):
+                    seqs.extend(utf8_sequences(lo, hi))
+                seq_cache[sym] = seqs
+            for seq in seq_cache[sym]:
+                lo, hi = seq[0]
+                nodes[index[s]].append((lo, hi, node_for(index[t], tuple(seq[1:]))))
+    finals = {index[s] for s in fsm.finals if s in index}
+    nodes.append([(-1, -1, f) for f in sorted(finals)])  # sentinel: accepting nodes
+    return nodes
+
+
+def _determinise(nfa, max_states: int, pattern: str) -> tuple[np.ndarray, np.ndarray]:
+    finals = {f for _, _, f in nfa[-1]}
+    nodes = nfa[:-1]
+    start = frozenset([0])
+    ids = {start: 0}
+    order = [start]
+    rows: list[np.ndarray] = []
+    i = 0
+    while i < len(order):
+        subset = order[i]
+        i += 1
+        targets: list[set[int] | None] = [None] * 256
+        for u in subset:
+            for lo, hi, v in nodes[u]:
+                for b in range(lo, hi + 1):
+                    t = targets[b]
+                    if t is None:
+                        targets[b] = {v}
+                    else:
+                        t.add(v)
+        row = np.full(256, -1, dtype=np.int32)
+        for b in range(256):
+            t = targets[b]
+            if t:
+                key = frozenset(t)
+                j = ids.get(key)
+                if j is None:
+                    j = len(order)
+                    if j >= max_states:
+                        raise LimitExceeded(f"regex {pattern!r} needs more than {max_states} DFA states")
+                    ids[key] = j
+                    order.append(key)
+                row[b] = j
+        rows.append(row)
+    trans = np.stack(rows).astype(np.int32)
+    accept = np.array([bool(s & finals) for s in order], dtype=bool)
+    return trans, accept
+
+
+def _minimise(trans: np.ndarray, accept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Moore partition refinement; -1 (dead) is its own class."""
+    n = trans.shape[0]
+    cls = accept.astype(np.int64)
+    num = len(np.unique(cls))
+    while True:
+        nxt = np.where(trans >= 0, cls[np.maximum(trans, 0)], -1)
+        sig = np.concatenate([cls[:, None], nxt], axis=1)
+        _, new_cls = np.unique(sig, axis=0, return_inverse=True)
+        new_cls = new_cls.reshape(-1)
+        new_num = int(new_cls.max()) + 1 if n else 0
+        cls = new_cls
+        if new_num == num:
+            break
+        num = new_num
+    # renumber so the initial state's class is 0, in BFS-free first-appearance order
+    order = []
+    seen = {}
+    for s in range(n):
+        c = int(cls[s])
+        if c not in seen:
+            seen[c] = len(order)
+            order.append(s)
+    remap = np.array([seen[int(cls[s])] for s in range(n)], dtype=np.int32)
+    reps = np.array(order, dtype=np.int64)
+    new_trans = trans[reps]
+    new_trans = np.where(new_trans >= 0, remap[np.maximum(new_trans, 0)], -1).astype(np.int32)
+    return new_trans, accept[reps]
+
+
+def _trim(trans: np.ndarray, accept: np.ndarray) -> ByteDFA:
+    """Remove states from which no accepting state is reachable; keep state 0 first."""
+    n = trans.shape[0]
+    live = accept.copy()
+    changed = True
+    while changed:
+        nxt_live = (trans >= 0) & live[np.maximum(trans, 0)]
+        new_live = live | nxt_live.any(axis=1)
+        changed = bool((new_live != live).any())
+        live = new_live
+    if not live[0]:
+        return ByteDFA(np.zeros((0, 256), dtype=np.int32), np.zeros(0, dtype=bool))
+    keep = np.flatnonzero(live)
+    remap = np.full(n, -1, dtype=np.int32)
+    remap[keep] = np.arange(len(keep), dtype=np.int32)
+    t = trans[keep]
+    t = np.where(t >= 0, remap[np.maximum(t, 0)], -1).astype(np.int32)
+    return ByteDFA(np.ascontiguousarray(t), accept[keep].copy())

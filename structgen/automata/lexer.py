@@ -1,0 +1,195 @@
+"""The incremental lexer: one product DFA per set of terminals the parser can accept next.
+
+Lexing is greedy (longest match) without backtracking, as in llguidance: a lexeme ends when the
+next byte cannot extend it, and then it must be in an accepting state. When several terminals
+accept the same lexeme, the highest Lark priority wins, then a literal over a regex (Lark's
+keyword rule), then declaration order. `%ignore` terminals are in every set.
+
+All product DFAs live in one growing table so numba kernels index a single array; a set's DFA
+is built the first time a parser configuration needs it (sets are keyed in an open-addressing
+hash table that numba can probe).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from ..errors import LimitExceeded
+from .fsm import ByteDFA
+
+DEFAULT_MAX_LEXER_STATES = 500_000
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """A grammar terminal: its byte DFA and how it ranks against others matching the same text."""
+
+    name: str
+    dfa: ByteDFA
+    priority: int
+    is_literal: bool
+    ignore: bool
+
+
+class LexerTables:
+    """Product DFAs of terminal sets, concatenated into one table (state ids are global)."""
+
+    def __init__(self, terminals: list[Terminal], max_states: int = DEFAULT_MAX_LEXER_STATES) -> None:
+        self.terminals = terminals
+        self.max_states = max_states
+        self.num_terms = len(terminals)
+        self.set_words = (self.num_terms + 1 + 63) // 64
+        self.is_ignore = np.array([t.ignore for t in terminals], dtype=np.bool_)
+        order = sorted(range(len(terminals)),
+                       key=lambda i: (-terminals[i].priority, not terminals[i].is_literal, i))
+        self.rank = np.empty(len(terminals), dtype=np.int32)
+        self.rank[order] = np.arange(len(terminals), dtype=np.int32)
+        self.num_states = 0
+        cap = 256
+        self.trans = np.full((cap, 256), -1, dtype=np.int32)
+        self.accept_term = np.full(cap, -1, dtype=np.int32)
+        self.is_start = np.zeros(cap, dtype=np.bool_)
+        self.is_final = np.zeros(cap, dtype=np.bool_)  # accepting and cannot be extended
+        self.state_dfa = np.full(cap, -1, dtype=np.int32)
+        self.dfa_start = np.zeros(0, dtype=np.int32)
+        self.dfa_sets: list[tuple[int, ...]] = []
+        self.ht_keys = np.zeros((64, self.set_words), dtype=np.uint64)
+        self.ht_vals = np.full(64, -1, dtype=np.int32)
+        self._dead = np.full(256, -1, dtype=np.int32)
+
+    # --- the set → DFA map -------------------------------------------------------------
+
+    def dfa_for(self, words: np.ndarray) -> int:
+        """The DFA id for a set of (non-ignore) terminals given as uint64 bit words; built lazily."""
+        got = lookup_set(words, self.ht_keys, self.ht_vals)
+        if got >= 0:
+            return got
+        terms = [t for t in range(self.num_terms) if (int(words[t >> 6]) >> (t & 63)) & 1]
+        terms = sorted(set(terms) | {i for i, t in enumerate(self.terminals) if t.ignore})
+        dfa_id = self._build(terms)
+        self._insert(words.copy(), dfa_id)
+        return dfa_id
+
+    def _insert(self, words: np.ndarray, value: int) -> None:
+        if (len(self.dfa_sets)) * 2 >= len(self.ht_vals):
+            keys = [self.ht_keys[i].copy() for i in range(len(self.ht_vals)) if self.ht_vals[i] >= 0]
+            vals = [int(self.ht_vals[i]) for i in range(len(self.ht_vals)) if self.ht_vals[i] >= 0]
+            cap = len(self.ht_vals) * 4
+            self.ht_keys = np.zeros((cap, self.set_words), dtype=np.uint64)
+            self.ht_vals = np.full(cap, -1, dtype=np.int32)
+            for k, v in zip(keys, vals):
+                insert_set(k, v, self.ht_keys, self.ht_vals)
+        insert_set(words, value, self.ht_keys, self.ht_vals)
+
+    # --- product construction ------------------------------------------------------------
+
+    def _grow(self, need: int) -> None:
+        cap = self.trans.shape[0]
+        if need <= cap:
+            return
+        if need > self.max_states:
+            raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
+        new = max(need, cap * 2)
+
+        def grow(a, fill):
+            b = np.full((new,) + a.shape[1:], fill, dtype=a.dtype)
+            b[:cap] = a
+            return b
+
+        self.trans = grow(self.trans, -1)
+        self.accept_term = grow(self.accept_term, -1)
+        self.is_start = grow(self.is_start, False)
+        self.is_final = grow(self.is_final, False)
+        self.state_dfa = grow(self.state_dfa, -1)
+
+    def _build(self, terms: list[int]) -> int:
+        dfa_id = len(self.dfa_sets)
+        self.dfa_sets.append(tuple(terms))
+        comps = [self.terminals[t].dfa for t in terms]
+        ids: dict[object, int] = {}
+        queue: list[tuple[object, tuple[tuple[int, int], ...]]] = []
+
+        def state_id(key, members) -> int:
+            got = ids.get(key)
+            if got is None:
+                got = self.num_states
+                self._grow(got + 1)
+                self.num_states += 1
+                ids[key] = got
+                queue.append((key, members))
+                self.state_dfa[got] = dfa_id
+                best = -1
+                for c, s in members:
+                    if comps[c].accept[s]:
+                        t = terms[c]
+                        if best < 0 or self.rank[t] < self.rank[best]:
+                            best = t
+                self.accept_term[got] = best
+            return got
+
+        start_members = tuple((c, 0) for c in range(len(comps)))
+        start = state_id("start", start_members)
+        self.is_start[start] = True
+        self.dfa_start = np.append(self.dfa_start, np.int32(start))
+        i = 0
+        while i < len(queue):
+            key, members = queue[i]
+            i += 1
+            sid = ids[key]
+            rows = np.stack([comps[c].trans[s] for c, s in members])  # (k, 256)
+            uniq, inv = np.unique(rows.T, axis=0, return_inverse=True)
+            targets = np.full(len(uniq), -1, dtype=np.int32)
+            for u in range(len(uniq)):
+                nxt = tuple((members[j][0], int(uniq[u, j])) for j in range(len(members)) if uniq[u, j] >= 0)
+                if nxt:
+                    targets[u] = state_id(nxt, nxt)
+            row = targets[inv.reshape(-1)]
+            self.trans[sid] = row
+            self.is_final[sid] = self.accept_term[sid] >= 0 and not (row >= 0).any()
+        return dfa_id
+
+
+# --- numba helpers for the set → DFA hash table ------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _hash_words(words):
+    h = np.uint64(1469598103934665603)
+    for i in range(words.shape[0]):
+        h ^= words[i]
+        h *= np.uint64(1099511628211)
+        h ^= h >> np.uint64(29)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def lookup_set(words, ht_keys, ht_vals):
+    """DFA id for the terminal set `words`, or -1 if not built yet."""
+    cap = ht_vals.shape[0]
+    i = np.int64(_hash_words(words) & np.uint64(cap - 1))
+    while True:
+        v = ht_vals[i]
+        if v < 0:
+            return -1
+        same = True
+        for j in range(words.shape[0]):
+            if ht_keys[i, j] != words[j]:
+                same = False
+                break
+        if same:
+            return v
+        i = (i + 1) & (cap - 1)
+
+
+@njit(cache=True, nogil=True)
+def insert_set(words, value, ht_keys, ht_vals):
+    cap = ht_vals.shape[0]
+    i = np.int64(_hash_words(words) & np.uint64(cap - 1))
+    while ht_vals[i] >= 0:
+        i = (i + 1) & (cap - 1)
+    for j in range(words.shape[0]):
+        ht_keys[i, j] = words[j]
+    ht_vals[i] = value

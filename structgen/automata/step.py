@@ -1,0 +1,98 @@
+"""One byte through lexer and parser together: the only definition of the language's semantics.
+
+Both the matcher (accept_token) and the mask-store trie walk call these functions, so the mask
+and the acceptance check cannot disagree. Status codes: OK, REJECT, NEED_DFA (the terminal set
+in `words` has no product DFA yet: build it and retry), POOL_FULL (grow the stack pool, retry).
+
+`L` is the lexer tuple (trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore,
+ht_keys, ht_vals); `P` the parser tuple (action, goto, rule_len, rule_lhs, end_state, row_ptr,
+row_terms).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from .lexer import lookup_set
+from .parser import acceptable_terms, can_shift, feed_terminal
+
+OK = 0
+REJECT = 1
+NEED_DFA = 2
+POOL_FULL = 3
+
+
+@njit(cache=True, nogil=True)
+def end_lexeme(term, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay):
+    """Emit `term` (ending the lexeme in lexer state `ls`); return the next lexeme's start state."""
+    action, goto, rule_len, rule_lhs, end_state, row_ptr, row_terms = P
+    trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore, ht_keys, ht_vals = L
+    if is_ignore[term]:
+        return OK, dfa_start[state_dfa[ls]], top, pool_n
+    new_top, pool_n = feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule_len, rule_lhs)
+    if new_top == -1:
+        return REJECT, ls, top, pool_n
+    if new_top == -2:
+        return POOL_FULL, ls, top, pool_n
+    acceptable_terms(new_top, pool_state, pool_parent, action, goto, rule_len, rule_lhs, end_state,
+                     row_ptr, row_terms, words, overlay)
+    d = lookup_set(words, ht_keys, ht_vals)
+    if d < 0:
+        return NEED_DFA, ls, top, pool_n
+    return OK, dfa_start[d], new_top, pool_n
+
+
+@njit(cache=True, nogil=True)
+def step_byte(b, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay):
+    """Consume byte `b`: extend the lexeme, or end it (greedy) and start the next one with `b`."""
+    trans = L[0]
+    accept_term = L[1]
+    ns = trans[ls, b]
+    if ns >= 0:
+        return OK, ns, top, pool_n
+    term = accept_term[ls]
+    if term < 0:
+        return REJECT, ls, top, pool_n
+    status, ls2, top2, pool_n2 = end_lexeme(term, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay)
+    if status != OK:
+        return status, ls, top, pool_n
+    ns = trans[ls2, b]
+    if ns < 0:
+        return REJECT, ls, top, pool_n
+    return OK, ns, top2, pool_n2
+
+
+@njit(cache=True, nogil=True)
+def advance_bytes(data, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay):
+    """Consume all of `data`, then end a lexeme that no byte can extend (canonical state)."""
+    for i in range(data.shape[0]):
+        status, ls, top, pool_n = step_byte(data[i], ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay)
+        if status != OK:
+            return status, ls, top, pool_n
+    is_final = L[3]
+    accept_term = L[1]
+    if is_final[ls]:
+        status, ls, top, pool_n = end_lexeme(accept_term[ls], ls, top, pool_n, pool_state, pool_parent, P, L,
+                                             words, overlay)
+        if status != OK:
+            return status, ls, top, pool_n
+    return OK, ls, top, pool_n
+
+
+@njit(cache=True, nogil=True)
+def can_end(ls, top, pool_n, pool_state, pool_parent, P, L, overlay):
+    """Whether the text so far is a complete word (the stop token may be accepted)."""
+    action, goto, rule_len, rule_lhs, end_state, row_ptr, row_terms = P
+    accept_term = L[1]
+    is_start = L[2]
+    is_ignore = L[6]
+    end_col = action.shape[1] - 1
+    if not is_start[ls]:
+        term = accept_term[ls]
+        if term < 0:
+            return False
+        if not is_ignore[term]:
+            top, pool_n = feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule_len, rule_lhs)
+            if top < 0:
+                return False
+    return can_shift(end_col, top, pool_state, pool_parent, action, goto, rule_len, rule_lhs, end_state, overlay)

@@ -1,0 +1,148 @@
+"""GrammarCompiler: grammar text + TokenizerInfo → CompiledGrammar (terminal DFAs, LR tables, mask store)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .automata.fsm import literal_dfa, regex_dfa
+from .automata.lexer import LexerTables, Terminal
+from .automata.parser import StackPool, acceptable_terms, build_lark, tables_from_lark
+from .automata.step import NEED_DFA, OK, POOL_FULL
+from .errors import GrammarError, RegexError, StructgenError
+from .maskstore.store import MaskStore
+from .tokenizer import TokenizerInfo
+
+GRAMMARS_DIR = Path(__file__).resolve().parent / "grammars"
+
+
+class CompiledGrammar:
+    """Everything a GrammarMatcher needs for one grammar and one tokenizer.
+
+    Immutable in meaning; internally it memoizes lazily built lexer DFAs and mask-store entries,
+    guarded by a lock, so matchers of the same grammar share the work.
+    """
+
+    def __init__(self, grammar: str, start: str, tokenizer_info: TokenizerInfo) -> None:
+        self.grammar = grammar
+        self.start = start
+        self.tokenizer_info = tokenizer_info
+        lark_parser, conflicts = build_lark(grammar, start)
+        self.terminals = _terminals(lark_parser)
+        self.parser = tables_from_lark(lark_parser, [t.name for t in self.terminals], start, conflicts)
+        self.lexer = LexerTables(self.terminals)
+        self.lock = threading.RLock()
+        self._pool = StackPool()
+        p = self.parser
+        self.P = (p.action, p.goto, p.rule_len, p.rule_lhs, np.int32(p.end_state), p.row_ptr, p.row_terms)
+        self.words = np.zeros(self.lexer.set_words, dtype=np.uint64)
+        self.initial_stack: tuple[int, ...] = (p.start_state,)
+        self.initial_lexer_state = self._start_state_for(self.initial_stack)
+        self.mask_store = MaskStore(self)
+
+    # --- tables for the numba kernels ---------------------------------------------------
+
+    @property
+    def L(self) -> tuple:
+        lx = self.lexer
+        return (lx.trans, lx.accept_term, lx.is_start, lx.is_final, lx.state_dfa, lx.dfa_start, lx.is_ignore,
+                lx.ht_keys, lx.ht_vals)
+
+    def run(self, pool: StackPool, kernel, *args):
+        """Call `kernel(*args, pool.state, pool.parent, P, L, words, overlay)`, fixing tables on demand.
+
+        The kernel returns a tuple whose first item is a status; NEED_DFA builds the missing
+        product DFA, POOL_FULL grows the pool, and the call is repeated (kernels are pure
+        functions of their inputs apart from scratch space).
+        """
+        while True:
+            res = kernel(*args, pool.state, pool.parent, self.P, self.L, self.words, pool.overlay)
+            status = res[0]
+            if status == NEED_DFA:
+                with self.lock:
+                    self.lexer.dfa_for(self.words)
+            elif status == POOL_FULL:
+                pool.grow()
+            else:
+                return res
+
+    def _start_state_for(self, stack: tuple[int, ...]) -> int:
+        top, _ = self._pool.load(stack)
+        p = self.parser
+        acceptable_terms(top, self._pool.state, self._pool.parent, p.action, p.goto, p.rule_len, p.rule_lhs,
+                         p.end_state, p.row_ptr, p.row_terms, self.words, self._pool.overlay)
+        with self.lock:
+            d = self.lexer.dfa_for(self.words)
+        return int(self.lexer.dfa_start[d])
+
+    def __repr__(self) -> str:
+        return (f"CompiledGrammar(terminals={len(self.terminals)}, lr_states={self.parser.action.shape[0]}, "
+                f"lexer_states={self.lexer.num_states}, vocab={self.tokenizer_info.vocab_size})")
+
+
+def _terminals(lark_parser) -> list[Terminal]:
+    from lark.lexer import PatternStr
+
+    ignore = set(lark_parser.ignore_tokens)
+    out = []
+    for td in lark_parser.terminals:
+        pat = td.pattern
+        try:
+            if isinstance(pat, PatternStr) and not pat.flags:
+                dfa = literal_dfa(pat.value.encode("utf-8"))
+            else:
+                dfa = regex_dfa(pat.to_regexp())
+        except RegexError as e:
+            raise GrammarError(f"terminal {td.name}: {e}") from e
+        if dfa.accept[0]:
+            raise GrammarError(f"terminal {td.name} matches the empty string")
+        out.append(Terminal(td.name, dfa, int(td.priority), isinstance(pat, PatternStr), td.name in ignore))
+    return out
+
+
+class GrammarCompiler:
+    """Compiles grammars for one tokenizer; identical inputs return the same CompiledGrammar."""
+
+    def __init__(self, tokenizer_info: TokenizerInfo, cache_dir: str | None = None) -> None:
+        self.tokenizer_info = tokenizer_info
+        self.cache_dir = cache_dir
+        self._cache: dict[tuple[str, str], CompiledGrammar] = {}
+
+    def compile_grammar(self, grammar: str, start: str = "start") -> CompiledGrammar:
+        """Compile a Lark grammar (LALR(1)); `%import` of shipped grammars works via `structgen.grammars`."""
+        if not isinstance(grammar, str) or not grammar.strip():
+            raise GrammarError("grammar text is empty")
+        key = (grammar, start)
+        cg = self._cache.get(key)
+        if cg is None:
+            cg = CompiledGrammar(grammar, start, self.tokenizer_info)
+            self._cache[key] = cg
+        return cg
+
+    def compile_builtin(self, name: str) -> CompiledGrammar:
+        """Compile one of the grammars shipped in `grammars/` (json, arithmetic, sql, minilang)."""
+        return self.compile_grammar(builtin_grammar(name))
+
+    def compile_regex(self, pattern: str) -> CompiledGrammar:
+        """Compile a regular expression (full match) as a one-terminal grammar."""
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise RegexError(f"invalid regex {pattern!r}: {e}") from e
+        escaped = pattern.replace("\\/", "/").replace("/", "\\/")
+        return self.compile_grammar(f"start: REGEX\nREGEX: /{escaped}/\n")
+
+
+def builtin_grammar(name: str) -> str:
+    """Text of a shipped grammar by name (without the .lark suffix)."""
+    for base in (GRAMMARS_DIR, Path(__file__).resolve().parents[1] / "grammars"):
+        path = base / f"{name}.lark"
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise StructgenError(f"no shipped grammar named {name!r}")
+
+
+__all__ = ["CompiledGrammar", "GrammarCompiler", "builtin_grammar", "OK"]

@@ -1,0 +1,81 @@
+"""The token-mask store: memoized bitsets per (lexer state, parser stack).
+
+An entry is the context-independent bitset of its lexer state (tokens that stay inside the
+current lexeme, computed once per lexer state) OR'ed with the result of walking only the
+boundary-crossing subtrees of the token trie with the parser. Whole masks are kept in an LRU
+keyed by the exact state, so repeated states (long strings, repeated structures) are lookups.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..automata.parser import StackPool
+from ..automata.step import can_end
+from .walk import boundary_walk, lexeme_walk
+
+if TYPE_CHECKING:
+    from ..compiler import CompiledGrammar
+
+DEFAULT_LRU_ENTRIES = 2048
+
+
+class MaskStore:
+    """Mask bitsets (uint32 words, bit t = token t allowed) for one CompiledGrammar."""
+
+    def __init__(self, cg: "CompiledGrammar", max_entries: int = DEFAULT_LRU_ENTRIES) -> None:
+        self.cg = cg
+        tok = cg.tokenizer_info
+        trie = tok.trie
+        self.trie = (trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start, trie.node_tok_end,
+                     trie.tok_ids, np.int64(trie.max_depth))
+        self.words = (tok.vocab_size + 31) // 32
+        self.stop_ids = np.array(sorted(tok.stop_token_ids), dtype=np.int64)
+        self.stop_bits = np.zeros(self.words, dtype=np.uint32)
+        for t in self.stop_ids:
+            self.stop_bits[t >> 5] |= np.uint32(1 << (int(t) & 31))
+        self._lexeme: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._lru: OrderedDict[tuple[int, tuple[int, ...]], np.ndarray] = OrderedDict()
+        self.max_entries = max_entries
+        self._bnodes = np.empty(trie.num_nodes, dtype=np.int32)
+        self._bstates = np.empty(trie.num_nodes, dtype=np.int32)
+        self.hits = 0
+        self.misses = 0
+
+    def lexeme_entry(self, ls: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(context-independent bits, boundary nodes, lexer states before them) for lexer state ls."""
+        got = self._lexeme.get(ls)
+        if got is None:
+            bits = np.zeros(self.words, dtype=np.uint32)
+            lx = self.cg.lexer
+            nb = lexeme_walk(np.int32(ls), self.trie, lx.trans, lx.accept_term, bits, self._bnodes, self._bstates)
+            got = (bits, self._bnodes[:nb].copy(), self._bstates[:nb].copy())
+            self._lexeme[ls] = got
+        return got
+
+    def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:
+        """The allowed-token bitset (uint32 words) for lexer state `ls` and parser `stack`."""
+        key = (ls, stack)
+        got = self._lru.get(key)
+        if got is not None:
+            self._lru.move_to_end(key)
+            self.hits += 1
+            return got
+        self.misses += 1
+        cg = self.cg
+        with cg.lock:
+            ci_bits, bnodes, bstates = self.lexeme_entry(ls)
+            bits = ci_bits.copy()
+            top, pool_n = pool.load(stack)
+            cg.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits, np.int32(top),
+                   np.int32(pool_n))
+            if can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, cg.P, cg.L,
+                       pool.overlay):
+                bits |= self.stop_bits
+        self._lru[key] = bits
+        if len(self._lru) > self.max_entries:
+            self._lru.popitem(last=False)
+        return bits

@@ -1,0 +1,172 @@
+"""GrammarMatcher: the per-sequence runtime state (lexer state + parser stack) and its masks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .automata.parser import StackPool
+from .automata.step import OK, advance_bytes, can_end
+from .compiler import CompiledGrammar
+from .errors import StructgenError
+
+
+def _row_view(bitmask, index: int) -> np.ndarray:
+    """The uint32 view of row `index` of a numpy array or CPU torch tensor (shared memory)."""
+    if hasattr(bitmask, "numpy"):  # torch tensor
+        if bitmask.device.type != "cpu":
+            raise StructgenError("fill_next_token_bitmask needs a CPU bitmask; copy it to the device after")
+        bitmask = bitmask.numpy()
+    arr = bitmask if bitmask.ndim == 1 else bitmask[index]
+    if arr.dtype != np.int32:
+        raise StructgenError(f"bitmask must be int32, got {arr.dtype}")
+    return arr.view(np.uint32)
+
+
+class GrammarMatcher:
+    """Tracks one output against a CompiledGrammar: masks, token acceptance, rollback, jump-forward."""
+
+    def __init__(self, compiled_grammar: CompiledGrammar, *, max_rollback_tokens: int = -1) -> None:
+        self.compiled_grammar = compiled_grammar
+        self.max_rollback_tokens = max_rollback_tokens
+        self._pool = StackPool()
+        tok = compiled_grammar.tokenizer_info
+        self._token_bytes = [np.frombuffer(b, dtype=np.uint8) for b in tok.token_bytes]
+        self._special = np.zeros(tok.vocab_size, dtype=bool)
+        self._special[np.asarray(tok.special_ids, dtype=np.int64)] = True
+        self._stop = set(int(t) for t in tok.stop_token_ids)
+        self.reset()
+
+    # --- state -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the empty output."""
+        cg = self.compiled_grammar
+        self._ls = cg.initial_lexer_state
+        self._stack = cg.initial_stack
+        self._terminated = False
+        self._history: list[tuple[int, tuple[int, ...], bool]] = []
+
+    def is_terminated(self) -> bool:
+        """True once a stop token was accepted at a complete word."""
+        return self._terminated
+
+    def is_accepting(self) -> bool:
+        """Whether the output so far is a complete word (a stop token would be accepted)."""
+        if self._terminated:
+            return True
+        top, pool_n = self._pool.load(self._stack)
+        cg = self.compiled_grammar
+        return bool(can_end(np.int32(self._ls), np.int32(top), np.int32(pool_n), self._pool.state,
+                            self._pool.parent, cg.P, cg.L, self._pool.overlay))
+
+    def _advance(self, data: np.ndarray) -> tuple[int, tuple[int, ...]] | None:
+        cg = self.compiled_grammar
+        top, pool_n = self._pool.load(self._stack)
+        status, ls, new_top, _ = cg.run(self._pool, advance_bytes, data, np.int32(self._ls), np.int32(top),
+                                        np.int32(pool_n))
+        if status != OK:
+            return None
+        return int(ls), self._pool.read(int(new_top))
+
+    def _push(self, ls: int, stack: tuple[int, ...], terminated: bool) -> None:
+        self._history.append((self._ls, self._stack, self._terminated))
+        if self.max_rollback_tokens >= 0 and len(self._history) > self.max_rollback_tokens:
+            del self._history[0]
+        self._ls, self._stack, self._terminated = ls, stack, terminated
+
+    # --- tokens --------------------------------------------------------------------------
+
+    def accept_token(self, token_id: int) -> bool:
+        """Advance by one token; False (state unchanged) if the grammar does not allow it."""
+        token_id = int(token_id)
+        if self._terminated:
+            return False
+        if token_id in self._stop:
+            if not self.is_accepting():
+                return False
+            self._push(self._ls, self._stack, True)
+            return True
+        if token_id < 0 or token_id >= len(self._token_bytes) or self._special[token_id]:
+            return False
+        data = self._token_bytes[token_id]
+        if data.size == 0:
+            return False
+        got = self._advance(data)
+        if got is None:
+            return False
+        self._push(got[0], got[1], False)
+        return True
+
+    def accept_string(self, text: str | bytes) -> bool:
+        """Advance by raw text (not token-aligned); False (state unchanged) if not allowed."""
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        if self._terminated:
+            return False
+        if not data:
+            return True
+        got = self._advance(np.frombuffer(data, dtype=np.uint8))
+        if got is None:
+            return False
+        self._push(got[0], got[1], False)
+        return True
+
+    def rollback(self, num_tokens: int = 1) -> None:
+        """Undo the last `num_tokens` accepted tokens (or strings)."""
+        if num_tokens > len(self._history):
+            raise StructgenError(f"cannot roll back {num_tokens} tokens; only {len(self._history)} recorded")
+        for _ in range(num_tokens):
+            self._ls, self._stack, self._terminated = self._history.pop()
+
+    # --- masks ---------------------------------------------------------------------------
+
+    def next_token_bits(self) -> np.ndarray:
+        """The allowed-token bitset (uint32 words; do not modify: it may be shared)."""
+        store = self.compiled_grammar.mask_store
+        if self._terminated:
+            return store.stop_bits
+        return store.mask(self._ls, self._stack, self._pool)
+
+    def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
+        """Write the packed int32 mask (bit t of word t // 32) into row `index` of `bitmask`."""
+        row = _row_view(bitmask, index)
+        bits = self.next_token_bits()
+        n = min(row.shape[0], bits.shape[0])
+        row[:n] = bits[:n]
+        row[n:] = 0
+
+    def find_jump_forward_string(self, max_bytes: int = 4096) -> str:
+        """The longest string the grammar forces next (empty when there is a choice)."""
+        if self._terminated:
+            return ""
+        saved = (self._ls, self._stack)
+        out = bytearray()
+        one = np.zeros(1, dtype=np.uint8)
+        try:
+            while len(out) < max_bytes:
+                if self.is_accepting():
+                    break
+                forced = None
+                for b in range(256):
+                    one[0] = b
+                    got = self._advance(one)
+                    if got is not None:
+                        if forced is not None:
+                            forced = None
+                            break
+                        forced = got
+                        fb = b
+                else:
+                    pass
+                if forced is None:
+                    break
+                out.append(fb)
+                self._ls, self._stack = forced
+        finally:
+            self._ls, self._stack = saved
+        # only return whole UTF-8 characters
+        while out:
+            try:
+                return out.decode("utf-8")
+            except UnicodeDecodeError:
+                out = out[:-1]
+        return ""

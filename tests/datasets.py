@@ -1,0 +1,41 @@
+"""Paths to ../shared/data and small deterministic loaders shared by tests."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from functools import lru_cache
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATA = SHARED / "data"
+TOKENIZERS = DATA / "tokenizers"
+MASKBENCH = DATA / "maskbench"
+GRAMMARS = REPO / "grammars"
+
+
+def grammar_text(name: str) -> str:
+    return (GRAMMARS / f"{name}.lark").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def maskbench_documents(n: int = 200, seed: int = 0, max_chars: int = 1500) -> tuple[str, ...]:
+    """`n` distinct valid MaskBench instances serialized as MaskBench does (json.dumps, raw UTF-8).
+
+    Drawn deterministically across every dataset file, so documents vary in shape and source.
+    """
+    docs: list[str] = []
+    for path in sorted(MASKBENCH.glob("*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                for test in row["tests"]:
+                    if test["valid"]:
+                        text = json.dumps(test["data"], ensure_ascii=False)
+                        if len(text) <= max_chars:
+                            docs.append(text)
+    docs = sorted(set(docs))
+    random.Random(seed).shuffle(docs)
+    return tuple(docs[:n])

@@ -52,14 +52,14 @@ class CompiledGrammar:
                 lx.ht_keys, lx.ht_vals)
 
     def run(self, pool: StackPool, kernel, *args):
-        """Call `kernel(*args, pool.state, pool.parent, P, L, words, overlay)`, fixing tables on demand.
+        """Call `kernel(*args, pool.state, pool.parent, P, L, words, overlay, touched)`, fixing tables on demand.
 
         The kernel returns a tuple whose first item is a status; NEED_DFA builds the missing
         product DFA, POOL_FULL grows the pool, and the call is repeated (kernels are pure
         functions of their inputs apart from scratch space).
         """
         while True:
-            res = kernel(*args, pool.state, pool.parent, self.P, self.L, self.words, pool.overlay)
+            res = kernel(*args, pool.state, pool.parent, self.P, self.L, self.words, pool.overlay, pool.touched)
             status = res[0]
             if status == NEED_DFA:
                 with self.lock:
@@ -73,7 +73,7 @@ class CompiledGrammar:
         top, _ = self._pool.load(stack)
         p = self.parser
         acceptable_terms(top, self._pool.state, self._pool.parent, p.action, p.goto, p.rule_len, p.rule_lhs,
-                         p.end_state, p.row_ptr, p.row_terms, self.words, self._pool.overlay)
+                         p.end_state, p.row_ptr, p.row_terms, self.words, self._pool.overlay, self._pool.touched)
         with self.lock:
             d = self.lexer.dfa_for(self.words)
         return int(self.lexer.dfa_start[d])

@@ -57,7 +57,7 @@ class GrammarMatcher:
         top, pool_n = self._pool.load(self._stack)
         cg = self.compiled_grammar
         return bool(can_end(np.int32(self._ls), np.int32(top), np.int32(pool_n), self._pool.state,
-                            self._pool.parent, cg.P, cg.L, self._pool.overlay))
+                            self._pool.parent, cg.P, cg.L, self._pool.overlay, self._pool.touched))
 
     def _advance(self, data: np.ndarray) -> tuple[int, tuple[int, ...]] | None:
         cg = self.compiled_grammar

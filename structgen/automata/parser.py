@@ -151,11 +151,11 @@ def stack_top_state(overlay, ov_n, base, pool_state):
 
 
 @njit(cache=True, nogil=True)
-def can_shift(term, base, pool_state, pool_parent, action, goto, rule_len, rule_lhs, end_state, overlay):
+def can_shift(term, base, pool_state, pool_parent, action, goto, rule_len, rule_lhs, end_state, overlay, touched):
     """Whether terminal `term` (or $END) is accepted by the stack at `base` after its reductions.
 
     Simulates without touching the pool: pushed states go to the local `overlay` array.
-    For $END, True means the parser accepts.
+    For $END, True means the parser accepts. `touched[0]` records the deepest pool node read.
     """
     ov_n = 0
     while True:
@@ -174,6 +174,8 @@ def can_shift(term, base, pool_state, pool_parent, action, goto, rule_len, rule_
             ov_n = 0
             for _ in range(k):
                 base = pool_parent[base]
+            if base < touched[0]:
+                touched[0] = base
         g = goto[stack_top_state(overlay, ov_n, base, pool_state), rule_lhs[r]]
         if g < 0:
             return False
@@ -186,7 +188,7 @@ def can_shift(term, base, pool_state, pool_parent, action, goto, rule_len, rule_
 
 
 @njit(cache=True, nogil=True)
-def feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule_len, rule_lhs):
+def feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule_len, rule_lhs, touched):
     """Reduce as needed and shift `term`; returns (new_top, new_pool_n), new_top = -1 on error."""
     while True:
         st = pool_state[top]
@@ -202,6 +204,8 @@ def feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule
         r = -a - 1
         for _ in range(rule_len[r]):
             top = pool_parent[top]
+        if top < touched[0]:
+            touched[0] = top
         g = goto[pool_state[top], rule_lhs[r]]
         if g < 0:
             return -1, pool_n
@@ -213,7 +217,7 @@ def feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule
 
 @njit(cache=True, nogil=True)
 def acceptable_terms(top, pool_state, pool_parent, action, goto, rule_len, rule_lhs, end_state,
-                     row_ptr, row_terms, out_words, overlay):
+                     row_ptr, row_terms, out_words, overlay, touched):
     """Exact set of terminals the stack can shift next (LALR rows over-approximate it), as bits."""
     for i in range(out_words.shape[0]):
         out_words[i] = 0
@@ -221,7 +225,7 @@ def acceptable_terms(top, pool_state, pool_parent, action, goto, rule_len, rule_
     for j in range(row_ptr[st], row_ptr[st + 1]):
         t = row_terms[j]
         if action[st, t] > 0 or can_shift(t, top, pool_state, pool_parent, action, goto, rule_len,
-                                          rule_lhs, end_state, overlay):
+                                          rule_lhs, end_state, overlay, touched):
             out_words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
 
 
@@ -232,6 +236,7 @@ class StackPool:
         self.state = np.zeros(capacity, dtype=np.int32)
         self.parent = np.zeros(capacity, dtype=np.int32)
         self.overlay = np.zeros(OVERLAY, dtype=np.int32)
+        self.touched = np.zeros(1, dtype=np.int32)  # deepest node index a kernel read
         self._loaded: tuple[int, ...] | None = None
 
     def grow(self) -> None:

@@ -23,19 +23,19 @@ POOL_FULL = 3
 
 
 @njit(cache=True, nogil=True)
-def end_lexeme(term, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay):
+def end_lexeme(term, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay, touched):
     """Emit `term` (ending the lexeme in lexer state `ls`); return the next lexeme's start state."""
     action, goto, rule_len, rule_lhs, end_state, row_ptr, row_terms = P
     trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore, ht_keys, ht_vals = L
     if is_ignore[term]:
         return OK, dfa_start[state_dfa[ls]], top, pool_n
-    new_top, pool_n = feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule_len, rule_lhs)
+    new_top, pool_n = feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule_len, rule_lhs, touched)
     if new_top == -1:
         return REJECT, ls, top, pool_n
     if new_top == -2:
         return POOL_FULL, ls, top, pool_n
     acceptable_terms(new_top, pool_state, pool_parent, action, goto, rule_len, rule_lhs, end_state,
-                     row_ptr, row_terms, words, overlay)
+                     row_ptr, row_terms, words, overlay, touched)
     d = lookup_set(words, ht_keys, ht_vals)
     if d < 0:
         return NEED_DFA, ls, top, pool_n
@@ -43,7 +43,7 @@ def end_lexeme(term, ls, top, pool_n, pool_state, pool_parent, P, L, words, over
 
 
 @njit(cache=True, nogil=True)
-def step_byte(b, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay):
+def step_byte(b, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay, touched):
     """Consume byte `b`: extend the lexeme, or end it (greedy) and start the next one with `b`."""
     trans = L[0]
     accept_term = L[1]
@@ -53,7 +53,7 @@ def step_byte(b, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay)
     term = accept_term[ls]
     if term < 0:
         return REJECT, ls, top, pool_n
-    status, ls2, top2, pool_n2 = end_lexeme(term, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay)
+    status, ls2, top2, pool_n2 = end_lexeme(term, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay, touched)
     if status != OK:
         return status, ls, top, pool_n
     ns = trans[ls2, b]
@@ -63,24 +63,24 @@ def step_byte(b, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay)
 
 
 @njit(cache=True, nogil=True)
-def advance_bytes(data, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay):
+def advance_bytes(data, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay, touched):
     """Consume all of `data`, then end a lexeme that no byte can extend (canonical state)."""
     for i in range(data.shape[0]):
-        status, ls, top, pool_n = step_byte(data[i], ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay)
+        status, ls, top, pool_n = step_byte(data[i], ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay, touched)
         if status != OK:
             return status, ls, top, pool_n
     is_final = L[3]
     accept_term = L[1]
     if is_final[ls]:
         status, ls, top, pool_n = end_lexeme(accept_term[ls], ls, top, pool_n, pool_state, pool_parent, P, L,
-                                             words, overlay)
+                                             words, overlay, touched)
         if status != OK:
             return status, ls, top, pool_n
     return OK, ls, top, pool_n
 
 
 @njit(cache=True, nogil=True)
-def can_end(ls, top, pool_n, pool_state, pool_parent, P, L, overlay):
+def can_end(ls, top, pool_n, pool_state, pool_parent, P, L, overlay, touched):
     """Whether the text so far is a complete word (the stop token may be accepted)."""
     action, goto, rule_len, rule_lhs, end_state, row_ptr, row_terms = P
     accept_term = L[1]
@@ -92,7 +92,7 @@ def can_end(ls, top, pool_n, pool_state, pool_parent, P, L, overlay):
         if term < 0:
             return False
         if not is_ignore[term]:
-            top, pool_n = feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule_len, rule_lhs)
+            top, pool_n = feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule_len, rule_lhs, touched)
             if top < 0:
                 return False
-    return can_shift(end_col, top, pool_state, pool_parent, action, goto, rule_len, rule_lhs, end_state, overlay)
+    return can_shift(end_col, top, pool_state, pool_parent, action, goto, rule_len, rule_lhs, end_state, overlay, touched)

@@ -1,9 +1,10 @@
-"""The token-mask store: memoized bitsets per (lexer state, parser stack).
+"""The token-mask store: memoized bitsets per (lexer state, top of the parser stack).
 
 An entry is the context-independent bitset of its lexer state (tokens that stay inside the
 current lexeme, computed once per lexer state) OR'ed with the result of walking only the
-boundary-crossing subtrees of the token trie with the parser. Whole masks are kept in an LRU
-keyed by the exact state, so repeated states (long strings, repeated structures) are lookups.
+boundary-crossing subtrees of the token trie with the parser. The walk records how deep into
+the stack it read; the entry is keyed by the lexer state and just that many top stack states,
+so the same local context at any nesting depth is a dictionary lookup (LRU-bounded).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class MaskStore:
             self.stop_bits[t >> 5] |= np.uint32(1 << (int(t) & 31))
         self._lexeme: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._lru: OrderedDict[tuple[int, tuple[int, ...]], np.ndarray] = OrderedDict()
+        self._depths: dict[int, list[int]] = {}  # lexer state -> stack depths its entries depend on
         self.max_entries = max_entries
         self._bnodes = np.empty(trie.num_nodes, dtype=np.int32)
         self._bstates = np.empty(trie.num_nodes, dtype=np.int32)
@@ -58,24 +60,32 @@ class MaskStore:
 
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:
         """The allowed-token bitset (uint32 words) for lexer state `ls` and parser `stack`."""
-        key = (ls, stack)
-        got = self._lru.get(key)
-        if got is not None:
-            self._lru.move_to_end(key)
-            self.hits += 1
-            return got
+        for j in self._depths.get(ls, ()):
+            if j <= len(stack):
+                key = (ls, stack[-j:])
+                got = self._lru.get(key)
+                if got is not None:
+                    self._lru.move_to_end(key)
+                    self.hits += 1
+                    return got
         self.misses += 1
         cg = self.cg
         with cg.lock:
             ci_bits, bnodes, bstates = self.lexeme_entry(ls)
             bits = ci_bits.copy()
             top, pool_n = pool.load(stack)
+            pool.touched[0] = top
             cg.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits, np.int32(top),
                    np.int32(pool_n))
             if can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, cg.P, cg.L,
-                       pool.overlay):
+                       pool.overlay, pool.touched):
                 bits |= self.stop_bits
-        self._lru[key] = bits
+            depth = pool_n - int(pool.touched[0])
+        depths = self._depths.setdefault(ls, [])
+        if depth not in depths:
+            depths.append(depth)
+            depths.sort()
+        self._lru[(ls, stack[-depth:])] = bits
         if len(self._lru) > self.max_entries:
             self._lru.popitem(last=False)
         return bits

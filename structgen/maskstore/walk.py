@@ -52,7 +52,7 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
 
 
 @njit(cache=True, nogil=True)
-def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, pool_state, pool_parent, P, L, words, overlay):
+def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, pool_state, pool_parent, P, L, words, overlay, touched):
     """Walk the boundary subtrees with lexer and parser; set bits of viable tokens.
 
     Returns (status, entries_done); a non-OK status (NEED_DFA / POOL_FULL) asks the caller to
@@ -73,7 +73,7 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, pool_state, pool
         while i < end:
             d = node_depth[i]
             status, ls, t2, pn = step_byte(node_byte[i], d_ls[d - 1], d_top[d - 1], d_pool[d - 1],
-                                           pool_state, pool_parent, P, L, words, overlay)
+                                           pool_state, pool_parent, P, L, words, overlay, touched)
             if status != OK:
                 if status != REJECT:
                     return status, e

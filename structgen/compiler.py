@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .automata.fsm import literal_dfa, regex_dfa
+from .automata.fsm import literal_dfa, literal_dfa_ignorecase, regex_dfa
 from .automata.lexer import LexerTables, Terminal
 from .automata.parser import StackPool, acceptable_terms, build_lark, tables_from_lark
 from .automata.step import NEED_DFA, OK, POOL_FULL
@@ -26,14 +26,16 @@ class CompiledGrammar:
     guarded by a lock, so matchers of the same grammar share the work.
     """
 
-    def __init__(self, grammar: str, start: str, tokenizer_info: TokenizerInfo) -> None:
+    def __init__(self, grammar: str, start: str, tokenizer_info: TokenizerInfo, *,
+                 allow_trailing_ignore: bool = False) -> None:
         self.grammar = grammar
         self.start = start
+        self.allow_trailing_ignore = allow_trailing_ignore
         self.tokenizer_info = tokenizer_info
         lark_parser, conflicts = build_lark(grammar, start)
         self.terminals = _terminals(lark_parser)
         self.parser = tables_from_lark(lark_parser, [t.name for t in self.terminals], start, conflicts)
-        self.lexer = LexerTables(self.terminals)
+        self.lexer = LexerTables(self.terminals, trailing_ignore=allow_trailing_ignore)
         self.lock = threading.RLock()
         self._pool = StackPool()
         p = self.parser
@@ -93,6 +95,8 @@ def _terminals(lark_parser) -> list[Terminal]:
         try:
             if isinstance(pat, PatternStr) and not pat.flags:
                 dfa = literal_dfa(pat.value.encode("utf-8"))
+            elif isinstance(pat, PatternStr) and set(pat.flags) == {"i"}:
+                dfa = literal_dfa_ignorecase(pat.value)
             else:
                 dfa = regex_dfa(pat.to_regexp())
         except RegexError as e:
@@ -109,16 +113,22 @@ class GrammarCompiler:
     def __init__(self, tokenizer_info: TokenizerInfo, cache_dir: str | None = None) -> None:
         self.tokenizer_info = tokenizer_info
         self.cache_dir = cache_dir
-        self._cache: dict[tuple[str, str], CompiledGrammar] = {}
+        self._cache: dict[tuple[str, str, bool], CompiledGrammar] = {}
 
-    def compile_grammar(self, grammar: str, start: str = "start") -> CompiledGrammar:
-        """Compile a Lark grammar (LALR(1)); `%import` of shipped grammars works via `structgen.grammars`."""
+    def compile_grammar(self, grammar: str, start: str = "start", *,
+                        allow_trailing_ignore: bool = False) -> CompiledGrammar:
+        """Compile a Lark grammar (LALR(1)).
+
+        `%ignore` text is allowed before and between lexemes, and after the last one only while
+        more input could still follow; `allow_trailing_ignore=True` gives Lark's exact semantics
+        (ignored text after a complete output too), at the risk of a model never stopping.
+        """
         if not isinstance(grammar, str) or not grammar.strip():
             raise GrammarError("grammar text is empty")
-        key = (grammar, start)
+        key = (grammar, start, allow_trailing_ignore)
         cg = self._cache.get(key)
         if cg is None:
-            cg = CompiledGrammar(grammar, start, self.tokenizer_info)
+            cg = CompiledGrammar(grammar, start, self.tokenizer_info, allow_trailing_ignore=allow_trailing_ignore)
             self._cache[key] = cg
         return cg
 

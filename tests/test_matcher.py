@@ -192,3 +192,21 @@ def test_jump_forward(env) -> None:
     assert m.find_jump_forward_string() == ""
     m2 = GrammarMatcher(GrammarCompiler(info).compile_grammar('start: "hello" NAME\nNAME: /[a-z]+/\n'))
     assert m2.find_jump_forward_string() == "hello"
+
+
+def test_trailing_ignore_is_opt_in(env) -> None:
+    """By default no ignored text may follow a complete output (generation must end, as in
+    llguidance); allow_trailing_ignore=True gives Lark's semantics, where ' {} \\n' parses."""
+    info, htok, cg = env
+    m = GrammarMatcher(cg)
+    assert m.accept_string(" {}")
+    assert not m.accept_string(" ") and not m.accept_string("\n")
+    assert m.is_accepting()
+    lark_cg = GrammarCompiler(info).compile_grammar(grammar_text("json"), allow_trailing_ignore=True)
+    m = GrammarMatcher(lark_cg)
+    assert m.accept_string(" {} \n")
+    assert m.is_accepting()
+    m = GrammarMatcher(cg)
+    assert m.accept_string("1")
+    assert m.accept_string("2")  # a number may go on, so it is not complete-and-closed yet
+    assert not m.accept_string(" ")

@@ -55,6 +55,36 @@ def literal_dfa(data: bytes) -> ByteDFA:
     return ByteDFA(trans, accept)
 
 
+# Python's re (and so Lark) folds these non-ASCII characters onto ASCII letters under IGNORECASE
+_EXTRA_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def _case_variants(c: str) -> set[str]:
+    """Characters that `re.fullmatch("(?i:" + c + ")", x)` matches, as Python's re defines it."""
+    import re
+
+    cands = {c, c.lower(), c.upper(), c.swapcase(), c.title(), c.casefold()}
+    cands |= set(_EXTRA_FOLDS.get(c.lower(), ""))
+    for letter, extra in _EXTRA_FOLDS.items():
+        if c in extra:
+            cands |= {letter, letter.upper()} | set(extra)
+    pat = re.compile("(?i:" + re.escape(c) + ")")
+    return {x for x in cands if len(x) == 1 and pat.fullmatch(x)}
+
+
+def literal_dfa_ignorecase(text: str) -> ByteDFA:
+    """DFA of a case-insensitive literal (Lark's `"select"i`) with Python re's case folding."""
+    parts = []
+    for c in text:
+        chars = sorted(_case_variants(c))
+        parts.append("[" + "".join(_class_escape(x) for x in chars) + "]")
+    return regex_dfa("".join(parts))
+
+
+def _class_escape(c: str) -> str:
+    return "\\" + c if c in "\\]^-[" else c
+
+
 def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
     """Minimal byte-level DFA of a Python-dialect regex (full match)."""
     try:

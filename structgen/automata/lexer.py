@@ -3,7 +3,9 @@
 Lexing is greedy (longest match) without backtracking, as in llguidance: a lexeme ends when the
 next byte cannot extend it, and then it must be in an accepting state. When several terminals
 accept the same lexeme, the highest Lark priority wins, then a literal over a regex (Lark's
-keyword rule), then declaration order. `%ignore` terminals are in every set.
+keyword rule), then declaration order. `%ignore` terminals are in every set, except (unless
+`trailing_ignore`) the empty set: once only the end of input can follow, no ignored text may
+either (as in llguidance), so a model cannot loop on whitespace after a complete output.
 
 All product DFAs live in one growing table so numba kernels index a single array; a set's DFA
 is built the first time a parser configuration needs it (sets are keyed in an open-addressing
@@ -37,8 +39,10 @@ class Terminal:
 class LexerTables:
     """Product DFAs of terminal sets, concatenated into one table (state ids are global)."""
 
-    def __init__(self, terminals: list[Terminal], max_states: int = DEFAULT_MAX_LEXER_STATES) -> None:
+    def __init__(self, terminals: list[Terminal], *, trailing_ignore: bool = False,
+                 max_states: int = DEFAULT_MAX_LEXER_STATES) -> None:
         self.terminals = terminals
+        self.trailing_ignore = trailing_ignore
         self.max_states = max_states
         self.num_terms = len(terminals)
         self.set_words = (self.num_terms + 1 + 63) // 64
@@ -68,7 +72,8 @@ class LexerTables:
         if got >= 0:
             return got
         terms = [t for t in range(self.num_terms) if (int(words[t >> 6]) >> (t & 63)) & 1]
-        terms = sorted(set(terms) | {i for i, t in enumerate(self.terminals) if t.ignore})
+        if terms or self.trailing_ignore:
+            terms = sorted(set(terms) | {i for i, t in enumerate(self.terminals) if t.ignore})
         dfa_id = self._build(terms)
         self._insert(words.copy(), dfa_id)
         return dfa_id
@@ -139,6 +144,8 @@ class LexerTables:
             key, members = queue[i]
             i += 1
             sid = ids[key]
+            if not members:  # the empty set: nothing can be lexed
+                continue
             rows = np.stack([comps[c].trans[s] for c, s in members])  # (k, 256)
             uniq, inv = np.unique(rows.T, axis=0, return_inverse=True)
             targets = np.full(len(uniq), -1, dtype=np.int32)

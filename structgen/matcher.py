@@ -30,9 +30,8 @@ class GrammarMatcher:
         self.max_rollback_tokens = max_rollback_tokens
         self._pool = StackPool()
         tok = compiled_grammar.tokenizer_info
-        self._token_bytes = [np.frombuffer(b, dtype=np.uint8) for b in tok.token_bytes]
-        self._special = np.zeros(tok.vocab_size, dtype=bool)
-        self._special[np.asarray(tok.special_ids, dtype=np.int64)] = True
+        self._token_bytes = tok.token_bytes
+        self._special = tok.special_mask
         self._stop = set(int(t) for t in tok.stop_token_ids)
         self.reset()
 
@@ -89,9 +88,9 @@ class GrammarMatcher:
         if token_id < 0 or token_id >= len(self._token_bytes) or self._special[token_id]:
             return False
         data = self._token_bytes[token_id]
-        if data.size == 0:
+        if not data:
             return False
-        got = self._advance(data)
+        got = self._advance(np.frombuffer(data, dtype=np.uint8))
         if got is None:
             return False
         self._push(got[0], got[1], False)

@@ -50,6 +50,21 @@ class _ConflictLog(logging.Handler):
             self.messages.append(msg)
 
 
+def _no_lexer():
+    """A Lark lexer class that builds nothing: structgen lexes with its own DFAs, and Lark's
+    lexers spend most of a compile checking terminal collisions we do not need."""
+    from lark.lexer import Lexer
+
+    class NoLexer(Lexer):
+        def __init__(self, lexer_conf) -> None:
+            self.lexer_conf = lexer_conf
+
+        def lex(self, *args):
+            raise NotImplementedError("structgen does not lex with Lark")
+
+    return NoLexer
+
+
 def build_lark(grammar: str, start: str):
     """Build a Lark LALR parser, recording shift/reduce conflicts Lark resolves silently."""
     import lark
@@ -60,7 +75,7 @@ def build_lark(grammar: str, start: str):
     lark_logger.addHandler(handler)
     lark_logger.setLevel(logging.DEBUG)
     try:
-        parser = lark.Lark(grammar, parser="lalr", lexer="contextual", start=start)
+        parser = lark.Lark(grammar, parser="lalr", lexer=_no_lexer(), start=start)
     except lark.exceptions.GrammarError as e:
         raise GrammarError(
             f"grammar is not LALR(1): {e}. Rewrite the rules to remove the conflict "

@@ -42,6 +42,9 @@ class MaskStore:
         self._lru: OrderedDict[tuple[int, tuple[int, ...]], np.ndarray] = OrderedDict()
         self._depths: dict[int, list[int]] = {}  # lexer state -> stack depths its entries depend on
         self.max_entries = max_entries
+        num_cfg = 256  # parser configurations memoized per walk (see boundary_walk)
+        self._memo = (np.zeros(num_cfg, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32),
+                      np.full((num_cfg, max(1, len(cg.terminals))), -1, dtype=np.int32))
         self._bnodes = np.empty(trie.num_nodes, dtype=np.int32)
         self._bstates = np.empty(trie.num_nodes, dtype=np.int32)
         self.hits = 0
@@ -76,7 +79,7 @@ class MaskStore:
             top, pool_n = pool.load(stack)
             pool.touched[0] = top
             cg.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits, np.int32(top),
-                   np.int32(pool_n))
+                   np.int32(pool_n), self._memo)
             if can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, cg.P, cg.L,
                        pool.overlay, pool.touched):
                 bits |= self.stop_bits

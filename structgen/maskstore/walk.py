@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..automata.step import OK, REJECT, step_byte
+from ..automata.step import OK, POOL_FULL, REJECT, end_lexeme
 
 
 @njit(cache=True, nogil=True)
@@ -52,36 +52,129 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
 
 
 @njit(cache=True, nogil=True)
-def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, pool_state, pool_parent, P, L, words, overlay, touched):
+def _copy_config(t2, floor, res_n, res_end, pool_state, pool_parent):
+    """Copy the stack nodes above `floor` ending at t2 into the reserved pool region.
+
+    Returns (new top, new reserved fill pointer), or (-1, res_n) if the region is full.
+    """
+    k = 0
+    x = t2
+    while x >= floor:
+        k += 1
+        x = pool_parent[x]
+    if res_n + k > res_end:
+        return -1, res_n
+    below = x
+    # nodes are written bottom-up so each parent index is known when its child is copied
+    x = t2
+    for j in range(k - 1, -1, -1):
+        pool_state[res_n + j] = pool_state[x]
+        x = pool_parent[x]
+    for j in range(k):
+        pool_parent[res_n + j] = below if j == 0 else res_n + j - 1
+    return res_n + k - 1, res_n + k
+
+
+@njit(cache=True, nogil=True)
+def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, pool_state, pool_parent, P, L, words,
+                  overlay, touched):
     """Walk the boundary subtrees with lexer and parser; set bits of viable tokens.
 
-    Returns (status, entries_done); a non-OK status (NEED_DFA / POOL_FULL) asks the caller to
-    fix the tables and call again (the walk is idempotent).
+    The byte step is step_byte's (extend the lexeme, or end it greedily and restart with the
+    byte), with lexeme ends memoized: parser configurations reached by ending lexemes from the
+    base stack (and from those) are kept in a reserved pool region, keyed (config, terminal), so
+    the thousands of tokens that end the same lexeme the same way share one parser step.
+    Returns (status, entries_done); NEED_DFA / POOL_FULL ask the caller to fix and call again.
     """
     node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
+    trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore, ht_keys, ht_vals = L
+    cfg_top, cfg_start, child = memo
+    num_cfg = cfg_top.shape[0]
+    res_n = pool_n
+    res_end = pool_n + 16 * num_cfg
+    scratch = res_end
+    if scratch + 64 > pool_state.shape[0]:
+        return POOL_FULL, 0
+    n_cfg = 1
+    cfg_top[0] = top
     d_ls = np.empty(max_depth + 1, dtype=np.int32)
     d_top = np.empty(max_depth + 1, dtype=np.int32)
     d_pool = np.empty(max_depth + 1, dtype=np.int32)
+    d_cfg = np.empty(max_depth + 1, dtype=np.int32)
+    status = OK
+    done = nb
     for e in range(nb):
         i0 = bnodes[e]
         d0 = node_depth[i0]
         d_ls[d0 - 1] = bstates[e]
         d_top[d0 - 1] = top
-        d_pool[d0 - 1] = pool_n
+        d_pool[d0 - 1] = scratch
+        d_cfg[d0 - 1] = 0
         i = i0
         end = node_skip[i0]
         while i < end:
             d = node_depth[i]
-            status, ls, t2, pn = step_byte(node_byte[i], d_ls[d - 1], d_top[d - 1], d_pool[d - 1],
-                                           pool_state, pool_parent, P, L, words, overlay, touched)
-            if status != OK:
-                if status != REJECT:
-                    return status, e
-                i = node_skip[i]
-                continue
-            d_ls[d] = ls
+            b = node_byte[i]
+            ps = d_ls[d - 1]
+            t2 = d_top[d - 1]
+            pn = d_pool[d - 1]
+            c = d_cfg[d - 1]
+            ns = trans[ps, b]
+            if ns < 0:
+                term = accept_term[ps]
+                if term < 0:
+                    i = node_skip[i]
+                    continue
+                if is_ignore[term]:
+                    ls2 = dfa_start[state_dfa[ps]]
+                elif c >= 0 and child[c, term] != -1:
+                    k = child[c, term]
+                    if k == -2:
+                        i = node_skip[i]
+                        continue
+                    ls2 = cfg_start[k]
+                    t2 = cfg_top[k]
+                    c = k
+                else:
+                    st, ls2, t3, pn2 = end_lexeme(term, ps, t2, pn, pool_state, pool_parent, P, L, words, overlay,
+                                                  touched)
+                    if st == REJECT:
+                        if c >= 0:
+                            child[c, term] = -2
+                        i = node_skip[i]
+                        continue
+                    if st != OK:
+                        status = st
+                        done = e
+                        break
+                    newc = -1
+                    if c >= 0 and n_cfg < num_cfg:
+                        kt, res_n2 = _copy_config(t3, pn, res_n, res_end, pool_state, pool_parent)
+                        if kt >= 0:
+                            res_n = res_n2
+                            newc = n_cfg
+                            n_cfg += 1
+                            cfg_top[newc] = kt
+                            cfg_start[newc] = ls2
+                            child[c, term] = newc
+                            t3 = kt
+                            pn2 = pn
+                    t2 = t3
+                    pn = pn2
+                    c = newc
+                ns = trans[ls2, b]
+                if ns < 0:
+                    i = node_skip[i]
+                    continue
+            d_ls[d] = ns
             d_top[d] = t2
             d_pool[d] = pn
+            d_cfg[d] = c
             _set_tokens(i, node_tok_start, node_tok_end, tok_ids, bits)
             i += 1
-    return OK, nb
+        if status != OK:
+            break
+    for k in range(n_cfg):
+        for j in range(child.shape[1]):
+            child[k, j] = -1
+    return status, done

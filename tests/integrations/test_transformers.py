@@ -1,7 +1,7 @@
 """structgen.integrations.transformers.LogitsProcessor with model.generate.
 
 Most tests drive a tiny randomly initialised Llama model with a fake grammar (a token-level
-DFA); the slow test at the end uses the real engine with SmolLM2 and grammars/json.lark.
+DFA); tests/integrations/test_smollm2_generation.py drives the real engine with SmolLM2.
 """
 
 from __future__ import annotations
@@ -307,73 +307,3 @@ def test_stop_only_row_bits():
     proc = processor(cg)
     mask = bitmask_to_bool_mask(proc._stop_only_row, VOCAB)
     assert mask.nonzero().flatten().tolist() == [EOS, 31, 63]
-
-
-# ---------------------------------------------------------------------------- real engine
-
-JSON_PROMPTS = [
-    "Give a JSON object with keys name and age for a person called Ada who is 36.",
-    "Return a JSON array of the first five prime numbers.",
-    "Describe a book (title, author, year) as JSON.",
-    "Output a JSON object mapping three colors to their hex codes.",
-    "Write a JSON object for a city with name, country and population.",
-    "Give JSON with a boolean field 'ok' set to true and a 'message' string.",
-    "Represent a point with x and y coordinates as JSON.",
-    "List three fruits as a JSON array of strings.",
-    "Return an empty JSON object.",
-    "Give a JSON object describing a cat: name, age, and a list of toys.",
-]
-
-
-@pytest.mark.slow
-def test_json_grammar_with_smollm2(record_property):
-    pytest.importorskip("structgen.matcher")
-    import structgen
-
-    if not all(hasattr(structgen, n) for n in ("GrammarCompiler", "TokenizerInfo")):
-        pytest.skip("structgen.GrammarCompiler / TokenizerInfo are not available yet")
-    grammar_path = REPO / "grammars" / "json.lark"
-    if not grammar_path.is_file():
-        pytest.skip("grammars/json.lark does not exist yet")
-
-    from structgen.models import chat_prompt, load_default_model, load_default_tokenizer
-
-    tok = load_default_tokenizer()
-    model = load_default_model()
-    info = structgen.TokenizerInfo.from_huggingface(tok)
-    cg = structgen.GrammarCompiler(info).compile_grammar(grammar_path.read_text(encoding="utf-8"))
-    stop_ids = list(cg.tokenizer_info.stop_token_ids)
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else stop_ids[0]
-
-    tok.padding_side = "left"
-    texts = [chat_prompt(tok, p, system="You answer with JSON only.") for p in JSON_PROMPTS]
-    inputs = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    proc = LogitsProcessor(cg)
-    with torch.no_grad():
-        out = model.generate(
-            **inputs, logits_processor=LogitsProcessorList([proc]), max_new_tokens=60,
-            do_sample=False, eos_token_id=stop_ids, pad_token_id=pad_id,
-        )
-    generated = out[:, inputs["input_ids"].shape[1]:]
-    terminated = proc.finalize(out)
-    finished, unfinished = [], []
-    for i, row in enumerate(generated.tolist()):
-        body, _ = _split_at_any(row, set(stop_ids))
-        text = tok.decode(body, skip_special_tokens=False)
-        if terminated[i]:
-            json.loads(text)  # a terminated output is a complete JSON document
-            finished.append(text)
-        else:
-            unfinished.append(text)  # hit max_new_tokens: a prefix of JSON (the matcher says so)
-    record_property("json_terminated", len(finished))
-    record_property("json_unterminated", unfinished)
-    print(f"\n{len(finished)}/{len(JSON_PROMPTS)} terminated; unterminated: {unfinished!r}")
-    assert len(finished) + len(unfinished) == len(JSON_PROMPTS)
-    assert finished, "no output terminated within 60 tokens"
-
-
-def _split_at_any(row: list[int], stops: set[int]) -> tuple[list[int], list[int]]:
-    for k, t in enumerate(row):
-        if t in stops:
-            return row[:k], row[k:]
-    return row, []

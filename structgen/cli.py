@@ -15,10 +15,18 @@ from .errors import StructgenError
 
 EXAMPLES = """examples:
   structgen generate --grammar json "Describe a fictional person as JSON"
-  structgen generate --grammar sql "List customers from Paris"
+  structgen generate --grammar sql "Write an SQL query for the names of customers from Paris."
   structgen generate --regex "[0-9]{3}-[0-9]{4}" "Make up a phone number"
   structgen generate --grammar my.lark --max-tokens 64 "..."
 """
+
+
+# Appended to the user's prompt so a small model answers in the grammar's format (the mask decides).
+HINTS = {
+    "json": "Reply with one short JSON value on a single line.",
+    "sql": "Reply with only the SQL, nothing else.",
+    "arithmetic": "Reply with only the arithmetic expression, nothing else.",
+}
 
 
 def _grammar_text(arg: str) -> str:
@@ -42,6 +50,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .models import chat_prompt, load_default_model, load_default_tokenizer, load_model
 
     torch.manual_seed(args.seed)
+    # bad input fails before the (slow) model load
+    grammar = None if args.regex is not None else _grammar_text(args.grammar)
+    if grammar is not None:
+        from .automata.parser import build_lark
+
+        build_lark(grammar, "start")
+    elif args.regex is not None:
+        import re
+
+        try:
+            re.compile(args.regex)
+        except re.error as e:
+            raise StructgenError(f"--regex: invalid regular expression: {e}") from None
     t0 = time.perf_counter()
     if args.model:
         hf_tok, model = load_model(args.model)
@@ -56,10 +77,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         cg = compiler.compile_regex(args.regex)
         hint = f"Answer with text matching the regular expression {args.regex}."
     else:
-        cg = compiler.compile_grammar(_grammar_text(args.grammar))
-        hint = "Answer only with the requested output, no explanation."
+        cg = compiler.compile_grammar(grammar)
+        hint = HINTS.get(args.grammar, "Reply with only the output, nothing else.")
     t_compile = time.perf_counter() - t0
-    prompt = chat_prompt(hf_tok, f"{args.prompt}\n{hint}")
+    prompt = chat_prompt(hf_tok, f"{args.prompt} {hint}")
     inputs = hf_tok(prompt, return_tensors="pt", add_special_tokens=False)
     proc = LogitsProcessor(cg)
     streamer = TextStreamer(hf_tok, skip_prompt=True, skip_special_tokens=True)
@@ -71,6 +92,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         temperature=args.temperature if args.temperature > 0 else None,
         top_p=None,
         top_k=None,
+        repetition_penalty=args.repetition_penalty,
         logits_processor=LogitsProcessorList([proc]),
         streamer=streamer,
         pad_token_id=info.stop_token_ids[0],
@@ -102,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-tokens", type=int, default=256)
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--repetition-penalty", type=float, default=1.15,
+                   help="discourages loops in small models (1.0 = off); the mask is unaffected")
     g.add_argument("--verbose", action="store_true", help="print timings to stderr")
     g.set_defaults(func=cmd_generate)
     return p

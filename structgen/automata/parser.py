@@ -77,6 +77,8 @@ def build_lark(grammar: str, start: str):
     try:
         parser = lark.Lark(grammar, parser="lalr", lexer=_no_lexer(), start=start)
     except lark.exceptions.GrammarError as e:
+        if "collision" not in str(e).lower() and "conflict" not in str(e).lower():
+            raise GrammarError(f"invalid Lark grammar: {e}") from e
         raise GrammarError(
             f"grammar is not LALR(1): {e}. Rewrite the rules to remove the conflict "
             "(an Earley fallback is not implemented yet)."

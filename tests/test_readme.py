@@ -1,0 +1,67 @@
+"""The README's examples run: its Python blocks, and every `structgen generate` command in it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from datasets import REPO, grammar_text
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def _blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def test_readme_starts_with_install_and_test_commands() -> None:
+    first = _blocks("bash")[0].strip().splitlines()
+    assert "pip install" in first[0] and "structgen generate" in first[0]
+    assert "pytest" in first[1]
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    test_command = first[1].split("&&")[-1].strip()
+    assert test_command in ci.splitlines(), "CI must run exactly the README's test command"
+
+
+@pytest.mark.parametrize("code", _blocks("python"))
+def test_python_blocks_run(code: str) -> None:
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=300)
+
+
+def _commands() -> list[str]:
+    out = []
+    for block in _blocks("bash"):
+        for line in block.splitlines():
+            if "structgen generate" in line:
+                out.append(line[line.index("structgen generate"):])
+    return out
+
+
+def _check(args: list[str], text: str) -> None:
+    if "--grammar" in args:
+        name = args[args.index("--grammar") + 1]
+        if name == "json":
+            json.loads(text)
+        else:
+            import lark
+
+            lark.Lark(grammar_text(name), parser="lalr").parse(text)
+    elif "--regex" in args:
+        assert re.fullmatch(args[args.index("--regex") + 1], text), text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", _commands())
+def test_generate_commands_run(command: str) -> None:
+    args = shlex.split(command)[2:]
+    if "--max-tokens" not in args:
+        args += ["--max-tokens", "96"]
+    res = subprocess.run([sys.executable, "-m", "structgen", "generate", *args], cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    _check(args, res.stdout.strip())

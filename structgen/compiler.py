@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .automata.fsm import literal_dfa, literal_dfa_ignorecase, regex_dfa
+from .automata.fsm import literal_dfa, literal_dfa_ignorecase, regex_dfa, without_empty
 from .automata.lexer import LexerTables, Terminal
 from .automata.parser import StackPool, acceptable_terms, build_lark, tables_from_lark
 from .automata.step import NEED_DFA, OK, POOL_FULL
@@ -27,13 +27,13 @@ class CompiledGrammar:
     """
 
     def __init__(self, grammar: str, start: str, tokenizer_info: TokenizerInfo, *,
-                 allow_trailing_ignore: bool = False) -> None:
+                 allow_trailing_ignore: bool = False, nonempty_terminals: frozenset[str] = frozenset()) -> None:
         self.grammar = grammar
         self.start = start
         self.allow_trailing_ignore = allow_trailing_ignore
         self.tokenizer_info = tokenizer_info
         lark_parser, conflicts = build_lark(grammar, start)
-        self.terminals = _terminals(lark_parser)
+        self.terminals = _terminals(lark_parser, nonempty_terminals)
         self.parser = tables_from_lark(lark_parser, [t.name for t in self.terminals], start, conflicts)
         self.lexer = LexerTables(self.terminals, trailing_ignore=allow_trailing_ignore)
         self.lock = threading.RLock()
@@ -85,7 +85,8 @@ class CompiledGrammar:
                 f"lexer_states={self.lexer.num_states}, vocab={self.tokenizer_info.vocab_size})")
 
 
-def _terminals(lark_parser) -> list[Terminal]:
+def _terminals(lark_parser, nonempty: frozenset[str] = frozenset()) -> list[Terminal]:
+    """Byte DFAs of the grammar's terminals; those named in `nonempty` lose the empty string."""
     from lark.lexer import PatternStr
 
     ignore = set(lark_parser.ignore_tokens)
@@ -101,6 +102,8 @@ def _terminals(lark_parser) -> list[Terminal]:
                 dfa = regex_dfa(pat.to_regexp())
         except RegexError as e:
             raise GrammarError(f"terminal {td.name}: {e}") from e
+        if td.name in nonempty:
+            dfa = without_empty(dfa)
         if dfa.accept[0]:
             raise GrammarError(f"terminal {td.name} matches the empty string")
         out.append(Terminal(td.name, dfa, int(td.priority), isinstance(pat, PatternStr), td.name in ignore))
@@ -110,13 +113,12 @@ def _terminals(lark_parser) -> list[Terminal]:
 class GrammarCompiler:
     """Compiles grammars for one tokenizer; identical inputs return the same CompiledGrammar."""
 
-    def __init__(self, tokenizer_info: TokenizerInfo, cache_dir: str | None = None) -> None:
+    def __init__(self, tokenizer_info: TokenizerInfo) -> None:
         self.tokenizer_info = tokenizer_info
-        self.cache_dir = cache_dir
-        self._cache: dict[tuple[str, str, bool], CompiledGrammar] = {}
+        self._cache: dict[tuple, CompiledGrammar] = {}
 
-    def compile_grammar(self, grammar: str, start: str = "start", *,
-                        allow_trailing_ignore: bool = False) -> CompiledGrammar:
+    def compile_grammar(self, grammar: str, start: str = "start", *, allow_trailing_ignore: bool = False,
+                        _nonempty_terminals: frozenset[str] = frozenset()) -> CompiledGrammar:
         """Compile a Lark grammar (LALR(1)).
 
         `%ignore` text is allowed before and between lexemes, and after the last one only while
@@ -125,10 +127,11 @@ class GrammarCompiler:
         """
         if not isinstance(grammar, str) or not grammar.strip():
             raise GrammarError("grammar text is empty")
-        key = (grammar, start, allow_trailing_ignore)
+        key = (grammar, start, allow_trailing_ignore, _nonempty_terminals)
         cg = self._cache.get(key)
         if cg is None:
-            cg = CompiledGrammar(grammar, start, self.tokenizer_info, allow_trailing_ignore=allow_trailing_ignore)
+            cg = CompiledGrammar(grammar, start, self.tokenizer_info, allow_trailing_ignore=allow_trailing_ignore,
+                                 nonempty_terminals=_nonempty_terminals)
             self._cache[key] = cg
         return cg
 
@@ -142,7 +145,11 @@ class GrammarCompiler:
             re.compile(pattern)
         except re.error as e:
             raise RegexError(f"invalid regex {pattern!r}: {e}") from e
+        if "\n" in pattern or "\r" in pattern:
+            pattern = pattern.replace("\n", "\\n").replace("\r", "\\r")
         escaped = pattern.replace("\\/", "/").replace("/", "\\/")
+        if re.fullmatch(pattern, ""):  # the empty output is allowed: an optional non-empty terminal
+            return self.compile_grammar(f"start: [REGEX]\nREGEX: /{escaped}/\n", _nonempty_terminals=frozenset({"REGEX"}))
         return self.compile_grammar(f"start: REGEX\nREGEX: /{escaped}/\n")
 
 

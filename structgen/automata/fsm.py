@@ -100,6 +100,16 @@ def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
     return dfa
 
 
+def without_empty(dfa: ByteDFA) -> ByteDFA:
+    """The same language minus the empty string (a fresh, non-accepting initial state)."""
+    if not dfa.accept[0]:
+        return dfa
+    trans = np.concatenate([dfa.trans[:1], dfa.trans + 0], axis=0)
+    trans = np.where(trans >= 0, trans + 1, -1).astype(np.int32)
+    accept = np.concatenate([[False], dfa.accept])
+    return ByteDFA(trans, accept)
+
+
 # --- UTF-8 expansion --------------------------------------------------------------------
 
 

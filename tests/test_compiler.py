@@ -1,0 +1,137 @@
+"""GrammarCompiler: regexes (vs Python's re and llguidance), Lark features, and clear errors."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import pytest
+
+from datasets import TOKENIZERS
+from structgen import GrammarCompiler, GrammarError, GrammarMatcher, RegexError, TokenizerInfo
+
+LLAMA3 = TOKENIZERS / "llama3" / "tokenizer.json"
+
+REGEXES = [
+    r"[0-9]{3}-[0-9]{4}",
+    r"(ab|cd)*e?",
+    r"[a-z]+@[a-z]+\.(com|org)",
+    r"-?(0|[1-9][0-9]*)(\.[0-9]+)?",
+    r"[é-ü]+x|中文",
+    r"a/b",
+    r"(?i:select)",
+    r"\d\d?:\d\d",
+]
+ALPHABET = list("0123456789-abcdeé中文x@.:/ SsoLErtü")
+
+
+@pytest.fixture(scope="module")
+def compiler() -> GrammarCompiler:
+    return GrammarCompiler(TokenizerInfo.from_tokenizer_json(LLAMA3))
+
+
+def _full_match(compiler: GrammarCompiler, pattern: str, text: str) -> bool:
+    m = GrammarMatcher(compiler.compile_regex(pattern))
+    return m.accept_string(text) and m.is_accepting()
+
+
+@pytest.mark.parametrize("pattern", REGEXES)
+def test_regex_full_match_agrees_with_python_re(compiler: GrammarCompiler, pattern: str) -> None:
+    rng = random.Random(pattern)
+    rx = re.compile(pattern)
+    samples = [
+        "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 8))) for _ in range(400)
+    ] + ["555-1234", "abcde", "", "x@y.com", "-0.5", "éüx", "中文", "a/b", "SeLeCt", "9:30", "12:30"]
+    for s in samples:
+        assert _full_match(compiler, pattern, s) == bool(rx.fullmatch(s)), (pattern, s)
+
+
+def test_regex_masks_match_llguidance(compiler: GrammarCompiler) -> None:
+    llguidance = pytest.importorskip("llguidance")
+    from peers import llguidance_fill
+
+    tok = compiler.tokenizer_info
+    lltok = llguidance.LLTokenizer(str(LLAMA3), n_vocab=tok.vocab_size, eos_token=tok.stop_token_ids, slices=[])
+    htok = pytest.importorskip("tokenizers").Tokenizer.from_file(str(LLAMA3))
+    words = (tok.vocab_size + 31) // 32
+    a, b = np.zeros((1, words), np.int32), np.zeros((1, words), np.int32)
+    cases = {r"[0-9]{3}-[0-9]{4}": "555-1234", r"[a-z]+@[a-z]+\.(com|org)": "ada@math.org",
+             r"-?(0|[1-9][0-9]*)(\.[0-9]+)?": "-12.75", r"(ab|cd)*e?": "abcdabe"}
+    for pattern, text in cases.items():
+        m = GrammarMatcher(compiler.compile_regex(pattern))
+        ll = llguidance.LLMatcher(lltok, llguidance.LLMatcher.grammar_from_regex(pattern), log_level=0)
+        for t in htok.encode(text, add_special_tokens=False).ids + [tok.stop_token_ids[0]]:
+            m.fill_next_token_bitmask(a)
+            llguidance_fill(ll, b)
+            assert np.array_equal(a, b), (pattern, text, t)
+            assert m.accept_token(t) and ll.consume_token(t)
+
+
+def test_regex_matching_empty_allows_immediate_stop(compiler: GrammarCompiler) -> None:
+    m = GrammarMatcher(compiler.compile_regex("(ab)*"))
+    assert m.is_accepting()
+    assert m.accept_string("ab") and m.is_accepting()
+    assert m.accept_string("a") and not m.is_accepting()
+
+
+def test_lark_features(compiler: GrammarCompiler) -> None:
+    grammar = r"""
+    %import common.WS
+    %import common.SIGNED_NUMBER
+    %ignore WS
+    start: pair ("," pair)*
+    ?pair: key "=" value
+    key: NAME
+    value: SIGNED_NUMBER | list{SIGNED_NUMBER}
+    list{item}: "[" item ("," item)* "]"
+    NAME.2: /[a-z]+/
+    """
+    m = GrammarMatcher(compiler.compile_grammar(grammar))
+    assert m.accept_string("a = 1, bc=[1, -2.5e3]")
+    assert m.is_accepting()
+    assert not m.accept_string("=")
+
+
+@pytest.mark.parametrize(
+    "grammar, error, message",
+    [
+        ("", GrammarError, "empty"),
+        ('start: "a" (', GrammarError, "invalid Lark grammar"),
+        ('start: a | b\na: "x"\nb: "x"', GrammarError, "not LALR(1)"),
+        ('start: "x" start', GrammarError, "unproductive"),
+        ("start: R\nR: /a*/", GrammarError, "matches the empty string"),
+        ("start: R\nR: /(?<=a)b/", GrammarError, "R"),
+    ],
+)
+def test_grammar_errors_are_clear(compiler: GrammarCompiler, grammar: str, error: type, message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        compiler.compile_grammar(grammar)
+
+
+def test_invalid_regex(compiler: GrammarCompiler) -> None:
+    with pytest.raises(RegexError):
+        compiler.compile_regex("[unclosed")
+
+
+def test_shift_reduce_conflicts_are_reported(compiler: GrammarCompiler) -> None:
+    cg = compiler.compile_grammar('start: e\ne: e "+" e | "x"')
+    assert cg.parser.conflicts
+    m = GrammarMatcher(cg)
+    assert m.accept_string("x+x+x") and m.is_accepting()
+
+
+def test_compile_is_cached_and_deterministic(compiler: GrammarCompiler) -> None:
+    from datasets import grammar_text
+
+    text = grammar_text("json")
+    assert compiler.compile_grammar(text) is compiler.compile_grammar(text)
+    other = GrammarCompiler(compiler.tokenizer_info).compile_grammar(text)
+    words = (compiler.tokenizer_info.vocab_size + 31) // 32
+    for prefix in ['', '{"a": [1, ', '{"k": "v', "[true, nu"]:
+        a, b = np.zeros((1, words), np.int32), np.zeros((1, words), np.int32)
+        m1, m2 = GrammarMatcher(compiler.compile_grammar(text)), GrammarMatcher(other)
+        assert m1.accept_string(prefix) and m2.accept_string(prefix)
+        m1.fill_next_token_bitmask(a)
+        m2.fill_next_token_bitmask(b)
+        assert a.tobytes() == b.tobytes()

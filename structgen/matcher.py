@@ -88,21 +88,16 @@ class GrammarMatcher:
         if token_id < 0 or token_id >= len(self._token_bytes) or self._special[token_id]:
             return False
         data = self._token_bytes[token_id]
-        if not data:
-            return False
-        got = self._advance(np.frombuffer(data, dtype=np.uint8))
-        if got is None:
-            return False
-        self._push(got[0], got[1], False)
-        return True
+        return bool(data) and self._accept_bytes(data)
 
     def accept_string(self, text: str | bytes) -> bool:
         """Advance by raw text (not token-aligned); False (state unchanged) if not allowed."""
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         if self._terminated:
             return False
-        if not data:
-            return True
+        return not data or self._accept_bytes(data)
+
+    def _accept_bytes(self, data: bytes) -> bool:
         got = self._advance(np.frombuffer(data, dtype=np.uint8))
         if got is None:
             return False
@@ -154,8 +149,6 @@ class GrammarMatcher:
                             break
                         forced = got
                         fb = b
-                else:
-                    pass
                 if forced is None:
                     break
                 out.append(fb)

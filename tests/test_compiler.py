@@ -135,3 +135,10 @@ def test_compile_is_cached_and_deterministic(compiler: GrammarCompiler) -> None:
         m1.fill_next_token_bitmask(a)
         m2.fill_next_token_bitmask(b)
         assert a.tobytes() == b.tobytes()
+
+
+def test_state_explosion_is_a_clean_limit(compiler: GrammarCompiler) -> None:
+    from structgen import LimitExceeded
+
+    with pytest.raises(LimitExceeded, match="DFA states"):
+        compiler.compile_regex("(a|b)*a(a|b){20}")  # the minimal DFA has 2**21 states

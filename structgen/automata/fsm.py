@@ -8,6 +8,7 @@ word of the language continues this way".
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import interegular
@@ -88,7 +89,10 @@ def _class_escape(c: str) -> str:
 def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
     """Minimal byte-level DFA of a Python-dialect regex (full match)."""
     try:
-        fsm = interegular.parse_pattern(pattern).to_fsm()
+        with _bounded_crawl(max_states, pattern):
+            fsm = interegular.parse_pattern(pattern).to_fsm()
+    except LimitExceeded:
+        raise
     except Exception as e:  # interegular raises several unrelated types
         raise RegexError(f"cannot compile regex {pattern!r}: {e}") from e
     nfa = _utf8_nfa(fsm)
@@ -108,6 +112,59 @@ def without_empty(dfa: ByteDFA) -> ByteDFA:
     trans = np.where(trans >= 0, trans + 1, -1).astype(np.int32)
     accept = np.concatenate([[False], dfa.accept])
     return ByteDFA(trans, accept)
+
+
+@contextmanager
+def _bounded_crawl(max_states: int, pattern: str):
+    """Run interegular with a state budget: its FSM operations all build states through
+    `interegular.fsm.crawl`, which has no limit (and a linear-time state lookup), so a pattern
+    like `(a|b)*a(a|b){20}` would otherwise run for minutes. Not thread-safe (module patch)."""
+    import interegular.fsm as ifsm
+
+    def crawl(alphabet, initial, final, follow):
+        def key(state):  # a hashable stand-in with the same equality (states may be sets or dicts)
+            if isinstance(state, dict):
+                return ("d", frozenset((k, key(v)) for k, v in state.items()))
+            if isinstance(state, (set, frozenset)):
+                return ("s", frozenset(key(v) for v in state))
+            if isinstance(state, (list, tuple)):
+                return ("t", tuple(key(v) for v in state))
+            return state
+
+        states = [initial]
+        index = {key(initial): 0}
+        finals = set()
+        trans_map = {}
+        i = 0
+        while i < len(states):
+            state = states[i]
+            if final(state):
+                finals.add(i)
+            trans_map[i] = {}
+            for transition in alphabet.by_transition:
+                try:
+                    nxt = follow(state, transition)
+                except ifsm.OblivionError:
+                    continue
+                k = key(nxt)
+                j = index.get(k)
+                if j is None:
+                    j = len(states)
+                    if j >= max_states:
+                        raise LimitExceeded(f"regex {pattern!r} needs more than {max_states} DFA states")
+                    index[k] = j
+                    states.append(nxt)
+                trans_map[i][transition] = j
+            i += 1
+        return ifsm.FSM(alphabet=alphabet, states=range(len(states)), initial=0, finals=finals, map=trans_map,
+                        __no_validation__=True)
+
+    original = ifsm.crawl
+    ifsm.crawl = crawl
+    try:
+        yield
+    finally:
+        ifsm.crawl = original
 
 
 # --- UTF-8 expansion --------------------------------------------------------------------

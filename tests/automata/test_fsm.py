@@ -1,0 +1,70 @@
+"""Regex → byte DFA: agrees with Python's re on UTF-8 bytes; UTF-8 range splitting is exact."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from structgen.automata.fsm import literal_dfa, literal_dfa_ignorecase, regex_dfa, utf8_sequences, without_empty
+
+PATTERNS = [
+    r'"([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"',
+    r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?",
+    r"(?i:select)",
+    r"[^a]",
+    r".",
+    r"[é-ü]+x",
+    r"(ab|a)*b?",
+]
+ALPHABET = ["a", "b", '"', "\\", "é", "ü", "x", "0", "1", "-", ".", "e", "E", "中", "😀", "\n", "u", "F", "s", "S",
+            "L", "T", "c", "\x01"]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_regex_dfa_agrees_with_python_re(pattern: str) -> None:
+    dfa = regex_dfa(pattern)
+    rx = re.compile(pattern)
+    rng = random.Random(pattern)
+    for _ in range(3000):
+        s = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 6)))
+        assert dfa.matches(s.encode()) == bool(rx.fullmatch(s)), (pattern, s)
+
+
+def test_dot_accepts_exactly_valid_utf8_characters() -> None:
+    dfa = regex_dfa(".")
+    rng = random.Random(1)
+    for _ in range(20000):
+        cp = rng.choice([rng.randint(0, 0x7F), rng.randint(0x80, 0x7FF), rng.randint(0x800, 0xFFFF),
+                         rng.randint(0x10000, 0x10FFFF)])
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        assert dfa.matches(chr(cp).encode()) == (cp != 0x0A)
+    for bad in [b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80", b"\xc3"]:
+        assert not dfa.matches(bad)
+
+
+@pytest.mark.parametrize("lo, hi", [(0, 0x10FFFF), (0x80, 0x800), (0xE9, 0xFC), (0xD000, 0xE100)])
+def test_utf8_sequences_cover_the_range_exactly(lo: int, hi: int) -> None:
+    total = 0
+    for seq in utf8_sequences(lo, hi):
+        n = 1
+        for a, b in seq:
+            n *= b - a + 1
+        total += n
+    surrogates = max(0, min(hi, 0xDFFF) - max(lo, 0xD800) + 1)
+    assert total == hi - lo + 1 - surrogates
+
+
+def test_literals_and_case_folding() -> None:
+    assert literal_dfa(b"true").matches(b"true") and not literal_dfa(b"true").matches(b"tru")
+    d = literal_dfa_ignorecase("select")
+    for word, ok in [("SELECT", True), ("SeLeCt", True), ("ſelect", True), ("selec", False), ("xselect", False)]:
+        assert d.matches(word.encode()) == ok == bool(re.fullmatch("(?i:select)", word))
+    assert literal_dfa_ignorecase("like").matches("li\u212ae".encode())
+
+
+def test_without_empty() -> None:
+    d = without_empty(regex_dfa("(ab)*"))
+    assert not d.matches(b"") and d.matches(b"ab") and d.matches(b"abab") and not d.matches(b"a")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .automata.fsm import literal_dfa, literal_dfa_ignorecase, regex_dfa, without_empty
+from .automata.fsm import ByteDFA, literal_dfa, literal_dfa_ignorecase, regex_dfa, without_empty
 from .automata.lexer import LexerTables, Terminal
 from .automata.parser import StackPool, acceptable_terms, build_lark, tables_from_lark
 from .automata.step import NEED_DFA, OK, POOL_FULL
@@ -27,13 +27,13 @@ class CompiledGrammar:
     """
 
     def __init__(self, grammar: str, start: str, tokenizer_info: TokenizerInfo, *,
-                 allow_trailing_ignore: bool = False, nonempty_terminals: frozenset[str] = frozenset()) -> None:
+                 allow_trailing_ignore: bool = False, terminal_dfas: dict[str, ByteDFA] | None = None) -> None:
         self.grammar = grammar
         self.start = start
         self.allow_trailing_ignore = allow_trailing_ignore
         self.tokenizer_info = tokenizer_info
         lark_parser, conflicts = build_lark(grammar, start)
-        self.terminals = _terminals(lark_parser, nonempty_terminals)
+        self.terminals = _terminals(lark_parser, terminal_dfas or {})
         self.parser = tables_from_lark(lark_parser, [t.name for t in self.terminals], start, conflicts)
         self.lexer = LexerTables(self.terminals, trailing_ignore=allow_trailing_ignore)
         self.lock = threading.RLock()
@@ -85,8 +85,9 @@ class CompiledGrammar:
                 f"lexer_states={self.lexer.num_states}, vocab={self.tokenizer_info.vocab_size})")
 
 
-def _terminals(lark_parser, nonempty: frozenset[str] = frozenset()) -> list[Terminal]:
-    """Byte DFAs of the grammar's terminals; those named in `nonempty` lose the empty string."""
+def _terminals(lark_parser, overrides: dict[str, ByteDFA]) -> list[Terminal]:
+    """Byte DFAs of the grammar's terminals; `overrides` gives some directly (frontends build DFAs
+    that a regex in Lark text cannot express, e.g. JSON-escaped string values)."""
     from lark.lexer import PatternStr
 
     ignore = set(lark_parser.ignore_tokens)
@@ -94,7 +95,9 @@ def _terminals(lark_parser, nonempty: frozenset[str] = frozenset()) -> list[Term
     for td in lark_parser.terminals:
         pat = td.pattern
         try:
-            if isinstance(pat, PatternStr) and not pat.flags:
+            if td.name in overrides:
+                dfa = overrides[td.name]
+            elif isinstance(pat, PatternStr) and not pat.flags:
                 dfa = literal_dfa(pat.value.encode("utf-8"))
             elif isinstance(pat, PatternStr) and set(pat.flags) == {"i"}:
                 dfa = literal_dfa_ignorecase(pat.value)
@@ -102,8 +105,6 @@ def _terminals(lark_parser, nonempty: frozenset[str] = frozenset()) -> list[Term
                 dfa = regex_dfa(pat.to_regexp())
         except RegexError as e:
             raise GrammarError(f"terminal {td.name}: {e}") from e
-        if td.name in nonempty:
-            dfa = without_empty(dfa)
         if dfa.accept[0]:
             raise GrammarError(f"terminal {td.name} matches the empty string")
         out.append(Terminal(td.name, dfa, int(td.priority), isinstance(pat, PatternStr), td.name in ignore))
@@ -118,20 +119,24 @@ class GrammarCompiler:
         self._cache: dict[tuple, CompiledGrammar] = {}
 
     def compile_grammar(self, grammar: str, start: str = "start", *, allow_trailing_ignore: bool = False,
-                        _nonempty_terminals: frozenset[str] = frozenset()) -> CompiledGrammar:
+                        terminal_dfas: dict[str, ByteDFA] | None = None) -> CompiledGrammar:
         """Compile a Lark grammar (LALR(1)).
 
         `%ignore` text is allowed before and between lexemes, and after the last one only while
         more input could still follow; `allow_trailing_ignore=True` gives Lark's exact semantics
         (ignored text after a complete output too), at the risk of a model never stopping.
+        `terminal_dfas` replaces the patterns of the named terminals by ready byte DFAs (for
+        frontends); such compiles are not cached.
         """
         if not isinstance(grammar, str) or not grammar.strip():
             raise GrammarError("grammar text is empty")
-        key = (grammar, start, allow_trailing_ignore, _nonempty_terminals)
+        if terminal_dfas:
+            return CompiledGrammar(grammar, start, self.tokenizer_info, allow_trailing_ignore=allow_trailing_ignore,
+                                   terminal_dfas=terminal_dfas)
+        key = (grammar, start, allow_trailing_ignore)
         cg = self._cache.get(key)
         if cg is None:
-            cg = CompiledGrammar(grammar, start, self.tokenizer_info, allow_trailing_ignore=allow_trailing_ignore,
-                                 nonempty_terminals=_nonempty_terminals)
+            cg = CompiledGrammar(grammar, start, self.tokenizer_info, allow_trailing_ignore=allow_trailing_ignore)
             self._cache[key] = cg
         return cg
 
@@ -149,7 +154,12 @@ class GrammarCompiler:
             pattern = pattern.replace("\n", "\\n").replace("\r", "\\r")
         escaped = pattern.replace("\\/", "/").replace("/", "\\/")
         if re.fullmatch(pattern, ""):  # the empty output is allowed: an optional non-empty terminal
-            return self.compile_grammar(f"start: [REGEX]\nREGEX: /{escaped}/\n", _nonempty_terminals=frozenset({"REGEX"}))
+            key = ("regex", pattern)
+            if key not in self._cache:
+                dfa = without_empty(regex_dfa(pattern))
+                self._cache[key] = self.compile_grammar(f"start: [REGEX]\nREGEX: /{escaped}/\n",
+                                                        terminal_dfas={"REGEX": dfa})
+            return self._cache[key]
         return self.compile_grammar(f"start: REGEX\nREGEX: /{escaped}/\n")
 
 

@@ -86,21 +86,48 @@ def _class_escape(c: str) -> str:
     return "\\" + c if c in "\\]^-[" else c
 
 
-def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
-    """Minimal byte-level DFA of a Python-dialect regex (full match)."""
+def char_fsm(pattern: str, max_states: int = DEFAULT_MAX_STATES):
+    """interegular's character-level FSM of a Python-dialect regex, under a state budget."""
     try:
         with _bounded_crawl(max_states, pattern):
-            fsm = interegular.parse_pattern(pattern).to_fsm()
+            return interegular.parse_pattern(pattern).to_fsm()
     except LimitExceeded:
         raise
     except Exception as e:  # interegular raises several unrelated types
         raise RegexError(f"cannot compile regex {pattern!r}: {e}") from e
-    nfa = _utf8_nfa(fsm)
-    trans, accept = _determinise(nfa, max_states, pattern)
+
+
+def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
+    """Minimal byte-level DFA of a Python-dialect regex (full match)."""
+    return _byte_dfa(_utf8_nfa(char_fsm(pattern, max_states)), max_states, pattern)
+
+
+def json_string_dfa(value_patterns: list[str], max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
+    """DFA of the JSON string literals (quotes included, json.dumps-style escapes) whose decoded
+    value fully matches every regex in `value_patterns` (their intersection)."""
+    desc = " & ".join(value_patterns) or "any string"
+    fsm = None
+    with _bounded_crawl(max_states, desc):
+        for p in value_patterns or [r"[\x00-\U0010ffff]*"]:
+            f = char_fsm(p, max_states)
+            fsm = f if fsm is None else fsm & f
+    nfa = _utf8_nfa(fsm, json_escape=True)
+    sentinel = nfa.pop()
+    end, start = len(nfa), len(nfa) + 1
+    for _, _, f in sentinel:
+        nfa[f].append((0x22, 0x22, end))
+    nfa.append([])
+    nfa.append([(0x22, 0x22, 0)])
+    nfa.append([(-1, -1, end)])
+    return _byte_dfa(nfa, max_states, desc, start_node=start)
+
+
+def _byte_dfa(nfa, max_states: int, desc: str, start_node: int = 0) -> ByteDFA:
+    trans, accept = _determinise(nfa, max_states, desc, start_node)
     trans, accept = _minimise(trans, accept)
     dfa = _trim(trans, accept)
     if dfa.num_states == 0 or not dfa.accept.any():
-        raise RegexError(f"regex {pattern!r} matches nothing")
+        raise RegexError(f"regex {desc!r} matches nothing")
     return dfa
 
 
@@ -247,12 +274,40 @@ def utf8_sequences(lo: int, hi: int) -> list[list[tuple[int, int]]]:
     return out
 
 
-def _utf8_nfa(fsm) -> list[list[tuple[int, int, int]]]:
+def _json_escape(cp: int) -> bytes:
+    """The escape json.dumps writes for a character that must be escaped in a JSON string."""
+    short = {0x22: b'\\"', 0x5C: b"\\\\", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t", 0x08: b"\\b", 0x0C: b"\\f"}
+    return short.get(cp) or b"\\u%04x" % cp
+
+
+def _must_escape(cp: int) -> bool:
+    return cp < 0x20 or cp in (0x22, 0x5C)
+
+
+def _encoded_sequences(lo: int, hi: int, json_escape: bool) -> list[list[tuple[int, int]]]:
+    """Byte-range sequences of the characters lo..hi: UTF-8, or (json_escape) their JSON string form."""
+    if not json_escape:
+        return utf8_sequences(lo, hi)
+    out = []
+    start = lo
+    for cp in range(lo, min(hi, 0x5C) + 1):  # the escaped characters all lie below 0x5D
+        if _must_escape(cp):
+            if start < cp:
+                out.extend(utf8_sequences(start, cp - 1))
+            out.append([(b, b) for b in _json_escape(cp)])
+            start = cp + 1
+    if start <= hi:
+        out.extend(utf8_sequences(start, hi))
+    return out
+
+
+def _utf8_nfa(fsm, json_escape: bool = False) -> list[list[tuple[int, int, int]]]:
     """Byte NFA (per node: list of (lo, hi, target)) equivalent to a character FSM.
 
     Nodes 0..n-1 are the FSM's states (renumbered, initial = 0, accepting marked with a
     sentinel list at the end); intermediate nodes for multi-byte sequences are shared by
-    suffix, keyed by (target, remaining byte ranges).
+    suffix, keyed by (target, remaining byte ranges). With `json_escape`, characters are
+    written as inside a JSON string (json.dumps style escapes for quote, backslash, controls).
     """
     states = sorted(fsm.states, key=lambda s: (s != fsm.initial, s))
     index = {s: i for i, s in enumerate(states)}
@@ -293,7 +348,7 @@ def _utf8_nfa(fsm) -> list[list[tuple[int, int, int]]]:
             if sym not in seq_cache:
                 seqs = []
                 for lo, hi in sym_ranges.get(sym, []):
-                    seqs.extend(utf8_sequences(lo, hi))
+                    seqs.extend(_encoded_sequences(lo, hi, json_escape))
                 seq_cache[sym] = seqs
             for seq in seq_cache[sym]:
                 lo, hi = seq[0]
@@ -303,10 +358,10 @@ def _utf8_nfa(fsm) -> list[list[tuple[int, int, int]]]:
     return nodes
 
 
-def _determinise(nfa, max_states: int, pattern: str) -> tuple[np.ndarray, np.ndarray]:
+def _determinise(nfa, max_states: int, pattern: str, start_node: int = 0) -> tuple[np.ndarray, np.ndarray]:
     finals = {f for _, _, f in nfa[-1]}
     nodes = nfa[:-1]
-    start = frozenset([0])
+    start = frozenset([start_node])
     ids = {start: 0}
     order = [start]
     rows: list[np.ndarray] = []

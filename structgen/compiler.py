@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +33,7 @@ class CompiledGrammar:
         self.grammar = grammar
         self.start = start
         self.allow_trailing_ignore = allow_trailing_ignore
+        self.relaxations: list = []  # set by frontends that relax unsupported input (lenient mode)
         self.tokenizer_info = tokenizer_info
         lark_parser, conflicts = build_lark(grammar, start)
         self.terminals = _terminals(lark_parser, terminal_dfas or {})
@@ -130,13 +133,31 @@ class GrammarCompiler:
         """
         if not isinstance(grammar, str) or not grammar.strip():
             raise GrammarError("grammar text is empty")
-        if terminal_dfas:
+        if terminal_dfas:  # frontends cache at their own level
             return CompiledGrammar(grammar, start, self.tokenizer_info, allow_trailing_ignore=allow_trailing_ignore,
                                    terminal_dfas=terminal_dfas)
         key = (grammar, start, allow_trailing_ignore)
         cg = self._cache.get(key)
         if cg is None:
             cg = CompiledGrammar(grammar, start, self.tokenizer_info, allow_trailing_ignore=allow_trailing_ignore)
+            self._cache[key] = cg
+        return cg
+
+    def compile_json_schema(self, schema: Any, *, whitespace: str = "compact", strict: bool = True) -> CompiledGrammar:
+        """Compile a JSON Schema (dict, JSON text, file path or pydantic model class).
+
+        Unsupported keywords raise UnsupportedFeature (keyword + JSON pointer) unless
+        `strict=False`; then `CompiledGrammar.relaxations` lists what was relaxed and how.
+        """
+        from .frontend.json_schema import load_schema, schema_to_grammar
+
+        schema = load_schema(schema)
+        key = ("json_schema", json.dumps(schema, sort_keys=True), whitespace, strict)
+        cg = self._cache.get(key)
+        if cg is None:
+            sg = schema_to_grammar(schema, whitespace=whitespace, strict=strict)
+            cg = self.compile_grammar(sg.lark, terminal_dfas=sg.terminal_dfas)
+            cg.relaxations = list(sg.relaxations)
             self._cache[key] = cg
         return cg
 

@@ -20,6 +20,7 @@ from ..errors import LimitExceeded, RegexError
 MAX_UNICODE = 0x10FFFF
 SURROGATES = (0xD800, 0xDFFF)
 DEFAULT_MAX_STATES = 20_000
+ANY_CHAR = r"[\s\S]"  # any character; a range to U+10FFFF would make interegular enumerate it
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,14 @@ def json_string_dfa(value_patterns: list[str], max_states: int = DEFAULT_MAX_STA
     desc = " & ".join(value_patterns) or "any string"
     fsm = None
     with _bounded_crawl(max_states, desc):
-        for p in value_patterns or [r"[\x00-\U0010ffff]*"]:
+        for p in value_patterns or [ANY_CHAR + "*"]:
             f = char_fsm(p, max_states)
             fsm = f if fsm is None else fsm & f
+    return fsm_json_string_dfa(fsm, max_states, desc)
+
+
+def fsm_json_string_dfa(fsm, max_states: int = DEFAULT_MAX_STATES, desc: str = "string") -> ByteDFA:
+    """DFA of the JSON string literals whose decoded value is accepted by a character FSM."""
     nfa = _utf8_nfa(fsm, json_escape=True)
     sentinel = nfa.pop()
     end, start = len(nfa), len(nfa) + 1

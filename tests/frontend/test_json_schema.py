@@ -1,0 +1,180 @@
+"""JSON Schema → grammar: instances agree with jsonschema; unsupported input is loud; sampled
+outputs are valid instances."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import jsonschema
+import numpy as np
+import pytest
+
+from datasets import MASKBENCH, TOKENIZERS
+from structgen import GrammarCompiler, GrammarMatcher, SchemaError, StructgenError, TokenizerInfo, UnsupportedFeature
+
+LLAMA3 = TOKENIZERS / "llama3" / "tokenizer.json"
+
+CASES = [
+    ({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": "boolean"}},
+      "required": ["b"]},
+     [{"b": "x"}, {"a": 1, "b": "x"}, {"a": 1, "b": "x", "c": True}, {"a": 1}, {}, {"b": "x", "zz": [1, {"q": None}]},
+      {"b": 1}, {"a": 1, "b": "y", "a2": 3}]),
+    ({"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": False},
+     [{}, {"a": 1}, {"b": 1}, {"a": 1, "b": 2}]),
+    ({"type": "object", "properties": {"a": {"type": "null"}}, "additionalProperties": {"type": "integer"}},
+     [{"a": None, "x": 1}, {"x": 1, "y": 2}, {"x": "s"}, {"a": 1}]),
+    ({"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 3},
+     [[], [1], [1, 2.5], [1, 2, 3], [1, 2, 3, 4], ["x"]]),
+    ({"type": "array", "prefixItems": [{"type": "string"}, {"type": "null"}], "items": False},
+     [[], ["a"], ["a", None], ["a", None, 1], [None]]),
+    ({"$schema": "http://json-schema.org/draft-07/schema#", "type": "array", "items": [{"type": "integer"}],
+      "additionalItems": {"type": "string"}}, [[1, "a", "b"], [1, 2], []]),
+    ({"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"}, "next": {"$ref": "#/$defs/node"}},
+                         "additionalProperties": False}}, "$ref": "#/$defs/node"},
+     [{"v": 1, "next": {"v": 2, "next": {}}}, {"v": "x"}, {"next": {"next": {"w": 1}}}]),
+    ({"definitions": {"pos": {"type": "integer", "minimum": 1}}, "type": "array", "items": {"$ref": "#/definitions/pos"}},
+     [[1, 2, 30], [0], [-5], []]),
+    ({"enum": ["red", 1, None, {"a": [1]}, [True]]}, ["red", 1, None, {"a": [1]}, [True], "blue", [False]]),
+    ({"const": {"k": "v", "n": [1, 2]}}, [{"k": "v", "n": [1, 2]}, {"k": "v"}]),
+    ({"anyOf": [{"type": "string", "maxLength": 2}, {"type": "integer"}]}, ["ab", "abc", 5, 5.5]),
+    ({"oneOf": [{"type": "string"}, {"type": "null"}]}, ["x", None, 1]),
+    ({"type": ["string", "null"], "minLength": 2}, ["ab", "a", None, "é😀", 'q"\\\n']),
+    ({"type": "integer", "minimum": -3, "exclusiveMaximum": 250}, [-4, -3, 0, 249, 250, 1000, 1.5]),
+    ({"type": "number", "minimum": 0.5, "maximum": 2}, [0.5, 0.49, 2, 2.0001, 1.25, 0]),
+    ({"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                {"properties": {"b": {"type": "string"}}, "required": ["b"]}]},
+     [{"a": 1, "b": "x"}, {"a": 1}, {"b": "x"}]),
+    ({"type": "object", "properties": {"a": {"type": "string", "nullable": True}}}, [{"a": None}, {"a": "s"}, {"a": 1}]),
+    (True, [1, "x", None, {"a": [1, {"b": False}]}]),
+]
+
+
+@pytest.fixture(scope="module")
+def compiler() -> GrammarCompiler:
+    return GrammarCompiler(TokenizerInfo.from_tokenizer_json(LLAMA3))
+
+
+def _accepts(cg, instance) -> bool:
+    m = GrammarMatcher(cg)
+    return m.accept_string(json.dumps(instance, ensure_ascii=False)) and m.is_accepting()
+
+
+def _validator(schema):
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+@pytest.mark.parametrize("schema, instances", CASES)
+def test_instances_agree_with_jsonschema(compiler: GrammarCompiler, schema, instances) -> None:
+    cg = compiler.compile_json_schema(schema)
+    v = _validator(schema)
+    for inst in instances:
+        assert _accepts(cg, inst) == v.is_valid(inst), inst
+
+
+def test_unsupported_keyword_names_keyword_and_pointer(compiler: GrammarCompiler) -> None:
+    schema = {"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}
+    with pytest.raises(UnsupportedFeature) as e:
+        compiler.compile_json_schema(schema)
+    assert e.value.keyword == "uniqueItems"
+    assert e.value.json_pointer == "#/properties/tags/uniqueItems"
+
+
+def test_lenient_mode_records_relaxations(compiler: GrammarCompiler) -> None:
+    schema = {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}
+    cg = compiler.compile_json_schema(schema, strict=False)
+    assert [(r.keyword, r.pointer, r.direction) for r in cg.relaxations] == [("uniqueItems", "#/uniqueItems", "more")]
+    assert _accepts(cg, [1, 1])  # the relaxation is visible: duplicates are not excluded
+
+
+def test_unknown_keywords_are_annotations(compiler: GrammarCompiler) -> None:
+    cg = compiler.compile_json_schema({"type": "string", "x-vendor": 1, "readonly": True, "_format": "weird"})
+    assert _accepts(cg, "s")
+
+
+@pytest.mark.parametrize(
+    "schema, error",
+    [
+        ({"type": "wat"}, SchemaError),
+        ({"$ref": "#/definitions/missing"}, SchemaError),
+        ({"$ref": "https://example.com/remote.json"}, UnsupportedFeature),
+        ("{not json", SchemaError),
+        (False, UnsupportedFeature),
+        ({"type": "integer", "minimum": 5, "maximum": 1}, UnsupportedFeature),
+    ],
+)
+def test_bad_schemas_fail_clearly(compiler: GrammarCompiler, schema, error) -> None:
+    with pytest.raises(error):
+        compiler.compile_json_schema(schema)
+
+
+def test_schema_from_text_and_file(compiler: GrammarCompiler, tmp_path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text('{"type": "boolean"}')
+    assert _accepts(compiler.compile_json_schema(str(path)), True)
+    assert _accepts(compiler.compile_json_schema('{"type": "null"}'), None)
+
+
+def random_completion(cg, rng: random.Random, max_steps: int = 400) -> str | None:
+    """Sample allowed tokens at random (biased towards closing structure) until termination."""
+    m = GrammarMatcher(cg)
+    info = cg.tokenizer_info
+    stops = np.array(sorted(info.stop_token_ids))
+    stop = int(stops[0])
+    out = []
+    for step in range(max_steps):
+        bits = np.unpackbits(m.next_token_bits().view(np.uint8), bitorder="little")[: info.vocab_size]
+        allowed = np.flatnonzero(bits)
+        assert allowed.size, ("dead end: no token allowed", b"".join(out))
+        others = allowed[~np.isin(allowed, stops)]
+        if stop in allowed and (rng.random() < 0.5 or not others.size):
+            assert m.accept_token(stop)
+            return b"".join(out).decode("utf-8")
+        allowed = others
+        if step > 40 or rng.random() < 0.5:  # prefer tokens that close strings and structures
+            closing = [t for t in allowed[:20000] if any(c in info.token_bytes[t] for c in (b'"', b"}", b"]"))]
+            if closing:
+                allowed = np.array(closing)
+        t = int(rng.choice(list(allowed)))
+        assert m.accept_token(t)
+        out.append(info.token_bytes[t])
+    return None
+
+
+def _maskbench_rows(n: int, seed: int = 0) -> list[dict]:
+    rows = []
+    for path in sorted(MASKBENCH.glob("*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            rows += [json.loads(line) for line in f]
+    random.Random(seed).shuffle(rows)
+    return rows[:n]
+
+
+@pytest.mark.slow
+def test_maskbench_sample_never_accepts_invalid_and_samples_validate(compiler: GrammarCompiler) -> None:
+    """On 100 MaskBench schemas (strict mode): compiled grammars accept every valid instance and no
+    invalid one, and random completions are valid instances (jsonschema, formats checked)."""
+    counts = {"compiled": 0, "unsupported": 0, "valid_rejected": 0, "invalid_accepted": 0, "samples": 0}
+    rng = random.Random(0)
+    for row in _maskbench_rows(100):
+        try:
+            cg = compiler.compile_json_schema(row["schema"])
+        except StructgenError:
+            counts["unsupported"] += 1
+            continue
+        counts["compiled"] += 1
+        v = _validator(row["schema"])
+        for t in row["tests"]:
+            ok = _accepts(cg, t["data"])
+            counts["valid_rejected"] += t["valid"] and not ok
+            counts["invalid_accepted"] += (not t["valid"]) and ok
+        for _ in range(2):
+            text = random_completion(cg, rng)
+            if text is not None:
+                counts["samples"] += 1
+                assert v.is_valid(json.loads(text)), (row["id"], text)
+    print(counts)
+    assert counts["invalid_accepted"] == 0
+    assert counts["compiled"] >= 60 and counts["samples"] >= 60

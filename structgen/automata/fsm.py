@@ -404,12 +404,17 @@ def _determinise(nfa, max_states: int, pattern: str, start_node: int = 0) -> tup
 
 
 def _minimise(trans: np.ndarray, accept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Moore partition refinement; -1 (dead) is its own class."""
+    """Moore partition refinement; -1 (dead) is its own class.
+
+    Runs on byte classes (columns no state tells apart), usually a handful instead of 256.
+    """
     n = trans.shape[0]
+    cols, col_of_byte = np.unique(trans.T, axis=0, return_inverse=True)
+    small = np.ascontiguousarray(cols.T)  # (n, classes)
     cls = accept.astype(np.int64)
     num = len(np.unique(cls))
     while True:
-        nxt = np.where(trans >= 0, cls[np.maximum(trans, 0)], -1)
+        nxt = np.where(small >= 0, cls[np.maximum(small, 0)], -1)
         sig = np.concatenate([cls[:, None], nxt], axis=1)
         _, new_cls = np.unique(sig, axis=0, return_inverse=True)
         new_cls = new_cls.reshape(-1)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 from ..automata.fsm import ANY_CHAR, ByteDFA, char_fsm, fsm_json_string_dfa, json_string_dfa
-from ..errors import SchemaError, UnsupportedFeature
+from ..errors import RegexError, SchemaError, UnsupportedFeature
 
 # keywords that only annotate: they never change which instances are valid
 ANNOTATIONS = {
@@ -31,6 +31,7 @@ JSON_STRING = r'"([^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'  # as in 
 JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 JSON_INTEGER = r"-?(0|[1-9][0-9]*)"
 TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
+MAX_LENGTH_BOUND = 256
 
 
 @dataclass(frozen=True)
@@ -387,15 +388,25 @@ class _Converter:
         patterns = []
         if "minLength" in s or "maxLength" in s:
             lo = int(s.get("minLength", 0))
-            hi = s.get("maxLength")
-            patterns.append(f"{ANY_CHAR}{{{lo},{'' if hi is None else int(hi)}}}")
+            hi = None if s.get("maxLength") is None else int(s["maxLength"])
+            if max(lo, hi or 0) > MAX_LENGTH_BOUND:
+                # a length-counting DFA needs ~14 states per character of the bound
+                self.unsupported("maxLength" if (hi or 0) > MAX_LENGTH_BOUND else "minLength", ptr,
+                                 f"length bounds above {MAX_LENGTH_BOUND} are not compiled yet",
+                                 "more" if (hi or 0) > MAX_LENGTH_BOUND else "less")
+                if (hi or 0) > MAX_LENGTH_BOUND:
+                    hi = None
+                lo = min(lo, MAX_LENGTH_BOUND)
+            patterns.append(f"{ANY_CHAR}{{{lo},{'' if hi is None else hi}}}")
         if "pattern" in s:
             from .regex import ecma_pattern_to_regex
 
             try:
-                patterns.append(ecma_pattern_to_regex(s["pattern"]))
+                patterns.append(ecma_pattern_to_regex(s["pattern"], "pattern", ptr + "/pattern"))
             except UnsupportedFeature as e:
                 self.unsupported("pattern", ptr + "/pattern", str(e), "more")
+            except RegexError as e:
+                raise SchemaError(f"invalid pattern: {e}", ptr + "/pattern") from None
         if "format" in s:
             from . import formats
 
@@ -407,7 +418,10 @@ class _Converter:
         if not patterns:
             self.terminals.setdefault("JSON_STRING", f"/{JSON_STRING}/")
             return "JSON_STRING"
-        return self.terminal("str", dfa=json_string_dfa(patterns))
+        try:
+            return self.terminal("str", dfa=json_string_dfa(patterns))
+        except RegexError as e:  # e.g. a pattern that can never match, or contradicts the length
+            raise UnsupportedFeature("type", ptr, f"no string satisfies the constraints ({e})") from None
 
     def array(self, s: dict, ptr: str, base: str) -> str:
         prefix = s.get("prefixItems")

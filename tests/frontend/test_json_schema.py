@@ -170,11 +170,10 @@ def test_maskbench_sample_never_accepts_invalid_and_samples_validate(compiler: G
             ok = _accepts(cg, t["data"])
             counts["valid_rejected"] += t["valid"] and not ok
             counts["invalid_accepted"] += (not t["valid"]) and ok
-        for _ in range(2):
-            text = random_completion(cg, rng)
-            if text is not None:
-                counts["samples"] += 1
-                assert v.is_valid(json.loads(text)), (row["id"], text)
+        text = random_completion(cg, rng)
+        if text is not None:
+            counts["samples"] += 1
+            assert v.is_valid(json.loads(text)), (row["id"], text)
     print(counts)
     assert counts["invalid_accepted"] == 0
-    assert counts["compiled"] >= 60 and counts["samples"] >= 60
+    assert counts["compiled"] >= 75 and counts["samples"] >= 60

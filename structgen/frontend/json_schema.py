@@ -101,6 +101,8 @@ class _Converter:
         self.memo: dict[str, str] = {}  # pointer -> rule name
         self.ids: dict[str, Any] = {}  # absolute $id / anchor URI -> schema node
         self.node_base: dict[int, str] = {}
+        draft = root.get("$schema", "") if isinstance(root, dict) else ""
+        self.legacy_ref = any(d in str(draft) for d in ("draft-07", "draft-06", "draft-04", "draft-03"))
         self._index(root, "", "")
         self.n = 0
 
@@ -142,6 +144,8 @@ class _Converter:
     # --- $id / $ref -----------------------------------------------------------------------
 
     def _base(self, node: Any, base: str) -> str:
+        if isinstance(node, dict) and "$ref" in node and getattr(self, "legacy_ref", False):
+            return base
         if isinstance(node, dict) and isinstance(node.get("$id"), str) and not node["$id"].startswith("#"):
             return urljoin(base, node["$id"])
         return base
@@ -199,6 +203,8 @@ class _Converter:
             raise UnsupportedFeature("false", ptr, "a schema that accepts no value")
         if not isinstance(s, dict):
             raise SchemaError(f"a schema must be an object or a boolean, got {type(s).__name__}", ptr)
+        if "$ref" in s and self.legacy_ref:  # draft-07 and earlier: siblings of $ref are ignored
+            s = {"$ref": s["$ref"]}
         base = self._base(s, base)
         key = f"{base}|{ptr}" if "$ref" not in s else None
         if key and key in self.memo:
@@ -224,7 +230,8 @@ class _Converter:
         if "allOf" in s:
             parts = [{k: v for k, v in s.items() if k != "allOf"}] + list(s["allOf"])
             return self.schema(self.merge_all(parts, ptr), ptr + "/allOf", base)
-        for k in ("not", "if", "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "contains"):
+        for k in ("not", "if", "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "contains",
+                  "$dynamicRef", "$recursiveRef"):
             if k in s:
                 self.unsupported(k, f"{ptr}/{k}", "not expressible yet", "more")
         if "const" in s:
@@ -276,8 +283,21 @@ class _Converter:
             seen |= k
 
     def merge_all(self, parts: list, ptr: str) -> dict:
-        """allOf as one schema: keywords combined where the combination is exact."""
+        """allOf as one schema: keywords combined where the combination is exact.
+
+        additionalProperties / items only see the properties / prefixItems of their own schema,
+        so merging parts where one restricts "the others" and another declares members is inexact.
+        """
         out: dict = {}
+        dicts = [p for p in parts if isinstance(p, dict)]
+        for closed, members in (("additionalProperties", ("properties", "patternProperties")),
+                                ("items", ("prefixItems",)), ("additionalItems", ("items",))):
+            for i, a in enumerate(dicts):
+                if a.get(closed, True) is True:
+                    continue
+                if any(any(b.get(m) for m in members) for j, b in enumerate(dicts) if j != i):
+                    self.unsupported("allOf", ptr, f"{closed} in one branch and members in another", "more")
+                    break
         for p in parts:
             if p is True:
                 continue

@@ -243,8 +243,15 @@ class _Converter:
         for k in ("anyOf", "oneOf"):
             if k in s:
                 rest = {kk: v for kk, v in s.items() if kk != k}
+                if k == "anyOf" and any(b is True or b == {} for b in s[k]):
+                    return self.schema(rest or True, ptr + "/anyOf", base)  # one branch accepts everything
                 branches = []
+                seen_branches: set[str] = set()
                 for i, sub in enumerate(s[k]):
+                    canon = json.dumps(sub, sort_keys=True)
+                    if k == "anyOf" and canon in seen_branches:  # identical branches would collide in LR
+                        continue
+                    seen_branches.add(canon)
                     merged = self.merge_all([rest, sub], ptr) if any(kk not in ANNOTATIONS for kk in rest) else sub
                     branches.append(self.schema(merged, f"{ptr}/{k}/{i}", base))
                 if k == "oneOf" and len(branches) > 1:

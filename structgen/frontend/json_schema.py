@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import unquote, urldefrag, urljoin
 
 from ..automata.fsm import ANY_CHAR, ByteDFA, char_fsm, fsm_json_string_dfa, json_string_dfa
 from ..errors import RegexError, SchemaError, UnsupportedFeature
@@ -153,7 +153,8 @@ class _Converter:
     def _index(self, node: Any, base: str, ptr: str) -> None:
         if isinstance(node, dict):
             base = self._base(node, base)
-            self.ids.setdefault(urldefrag(base)[0], node) if isinstance(node.get("$id"), str) else None
+            if isinstance(node.get("$id"), str):
+                self.ids.setdefault(urldefrag(base)[0], node)
             for key in ("$anchor", "$dynamicAnchor"):
                 if isinstance(node.get(key), str):
                     self.ids[f"{urldefrag(base)[0]}#{node[key]}"] = node
@@ -180,11 +181,8 @@ class _Converter:
         if doc is None:
             raise UnsupportedFeature("$ref", ptr, f"remote reference {ref!r} (only references inside the schema)")
         node = doc
-        for part in [p for p in frag.split("/")[1:]] if frag else []:
-            part = part.replace("~1", "/").replace("~0", "~")
-            from urllib.parse import unquote
-
-            part = unquote(part)
+        for part in frag.split("/")[1:] if frag else []:
+            part = unquote(part).replace("~1", "/").replace("~0", "~")
             if isinstance(node, list) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
             elif isinstance(node, dict) and part in node:
@@ -394,10 +392,10 @@ class _Converter:
         if isinstance(xhi, bool):
             xhi, hi = (hi if xhi else None), (None if xhi else hi)
         if "multipleOf" in s:
-            m = s["multipleOf"]
-            if not (t == "integer" or (isinstance(m, (int, float)) and float(m).is_integer())) or m not in (1, 1.0):
+            if s["multipleOf"] == 1:  # exactly the integers
+                t = "integer"
+            else:
                 self.unsupported("multipleOf", ptr + "/multipleOf", "multipleOf other than 1", "more")
-            t = "integer"
         bounded = any(b is not None for b in (lo, hi, xlo, xhi))
         if not bounded:
             name = "JSON_INTEGER" if t == "integer" else "JSON_NUMBER"

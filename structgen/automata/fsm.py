@@ -147,6 +147,18 @@ def without_empty(dfa: ByteDFA) -> ByteDFA:
     return ByteDFA(trans, accept)
 
 
+def _intern(index: dict, states: list, key, state, max_states: int, desc: str) -> int:
+    """The id of a state during a subset/product construction, numbering new ones within a budget."""
+    j = index.get(key)
+    if j is None:
+        j = len(states)
+        if j >= max_states:
+            raise LimitExceeded(f"regex {desc!r} needs more than {max_states} DFA states")
+        index[key] = j
+        states.append(state)
+    return j
+
+
 @contextmanager
 def _bounded_crawl(max_states: int, pattern: str):
     """Run interegular with a state budget: its FSM operations all build states through
@@ -179,15 +191,7 @@ def _bounded_crawl(max_states: int, pattern: str):
                     nxt = follow(state, transition)
                 except ifsm.OblivionError:
                     continue
-                k = key(nxt)
-                j = index.get(k)
-                if j is None:
-                    j = len(states)
-                    if j >= max_states:
-                        raise LimitExceeded(f"regex {pattern!r} needs more than {max_states} DFA states")
-                    index[k] = j
-                    states.append(nxt)
-                trans_map[i][transition] = j
+                trans_map[i][transition] = _intern(index, states, key(nxt), nxt, max_states, pattern)
             i += 1
         return ifsm.FSM(alphabet=alphabet, states=range(len(states)), initial=0, finals=finals, map=trans_map,
                         __no_validation__=True)
@@ -389,14 +393,7 @@ def _determinise(nfa, max_states: int, pattern: str, start_node: int = 0) -> tup
             t = targets[b]
             if t:
                 key = frozenset(t)
-                j = ids.get(key)
-                if j is None:
-                    j = len(order)
-                    if j >= max_states:
-                        raise LimitExceeded(f"regex {pattern!r} needs more than {max_states} DFA states")
-                    ids[key] = j
-                    order.append(key)
-                row[b] = j
+                row[b] = _intern(ids, order, key, key, max_states, pattern)
         rows.append(row)
     trans = np.stack(rows).astype(np.int32)
     accept = np.array([bool(s & finals) for s in order], dtype=bool)

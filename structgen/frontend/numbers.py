@@ -145,21 +145,25 @@ def _top_alternatives(r: str) -> list[str]:
     """The alternatives of r if it is one group `(?:a|b|...)`, else [r]."""
     if not (r.startswith("(?:") and _balanced_group(r)):
         return [r]
-    body, depth, start, out, i = r[3:-1], 0, 0, [], 0
-    while i < len(body):
-        c = body[i]
+    body, start, out = r[3:-1], 0, []
+    for i, c, depth in _unescaped(body):
+        if c == "|" and depth == 0:
+            out.append(body[start:i])
+            start = i + 1
+    return out + [body[start:]]
+
+
+def _unescaped(r: str):
+    """(index, char, parenthesis depth after it) for each character outside a backslash escape."""
+    depth, i = 0, 0
+    while i < len(r):
+        c = r[i]
         if c == "\\":
             i += 2
             continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            out.append(body[start:i])
-            start = i + 1
+        depth += (c == "(") - (c == ")")
+        yield i, c, depth
         i += 1
-    return out + [body[start:]]
 
 
 def _digit_class(lo: int, hi: int) -> str:
@@ -478,20 +482,7 @@ def _opt(r: str) -> str:
 
 def _balanced_group(r: str) -> bool:
     """Whether r is a single parenthesised group spanning the whole string."""
-    depth, i = 0, 0
-    while i < len(r):
-        c = r[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0 and i != len(r) - 1:
-                return False
-        i += 1
-    return True
+    return all(depth > 0 or i == len(r) - 1 for i, c, depth in _unescaped(r) if c == ")")
 
 
 def _digit_cases(dl: int, dh: int, tl: bool, th: bool):

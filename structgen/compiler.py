@@ -143,20 +143,26 @@ class GrammarCompiler:
             self._cache[key] = cg
         return cg
 
-    def compile_json_schema(self, schema: Any, *, whitespace: str = "compact", strict: bool = True) -> CompiledGrammar:
+    def compile_json_schema(self, schema: Any, *, whitespace: str = "compact", strict: bool = True,
+                            max_whitespace: int = 16) -> CompiledGrammar:
         """Compile a JSON Schema (dict, JSON text, file path or pydantic model class).
 
-        Unsupported keywords raise UnsupportedFeature (keyword + JSON pointer) unless
-        `strict=False`; then `CompiledGrammar.relaxations` lists what was relaxed and how.
+        `whitespace`: "compact" (json.dumps' one-line style) or "flexible" (runs of at most
+        `max_whitespace` whitespace characters between lexemes). Unsupported keywords raise
+        UnsupportedFeature (keyword + JSON pointer) unless `strict=False`; then
+        `CompiledGrammar.relaxations` lists what was relaxed and how.
         """
         from .frontend.json_schema import load_schema, schema_to_grammar
 
         schema = load_schema(schema)
-        key = ("json_schema", json.dumps(schema, sort_keys=True), whitespace, strict)
+        key = ("json_schema", json.dumps(schema, sort_keys=True), whitespace, strict, max_whitespace)
         cg = self._cache.get(key)
         if cg is None:
-            sg = schema_to_grammar(schema, whitespace=whitespace, strict=strict)
+            sg = schema_to_grammar(schema, whitespace=whitespace, strict=strict, max_whitespace=max_whitespace)
             cg = self.compile_grammar(sg.lark, terminal_dfas=sg.terminal_dfas)
+            if cg.parser.conflicts:  # Lark resolved them by shifting: some valid instances would be cut off
+                raise GrammarError("the schema's grammar is ambiguous (e.g. overlapping anyOf branches), which "
+                                   f"would silently reject valid instances: {cg.parser.conflicts[0]}")
             cg.relaxations = list(sg.relaxations)
             self._cache[key] = cg
         return cg

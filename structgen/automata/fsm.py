@@ -103,15 +103,23 @@ def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
     return _byte_dfa(_utf8_nfa(char_fsm(pattern, max_states)), max_states, pattern)
 
 
-def json_string_dfa(value_patterns: list[str], max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
+def json_string_dfa(value_patterns: list[str], max_states: int = DEFAULT_MAX_STATES,
+                    exclude: tuple[list[str], ...] = ()) -> ByteDFA:
     """DFA of the JSON string literals (quotes included, json.dumps-style escapes) whose decoded
-    value fully matches every regex in `value_patterns` (their intersection)."""
+    value fully matches every regex in `value_patterns` (their intersection) and, for each group
+    in `exclude`, fails at least one of its regexes."""
     desc = " & ".join(value_patterns) or "any string"
     fsm = None
     with _bounded_crawl(max_states, desc):
         for p in value_patterns or [ANY_CHAR + "*"]:
             f = char_fsm(p, max_states)
             fsm = f if fsm is None else fsm & f
+        for group in exclude:
+            bad = None
+            for p in group or [ANY_CHAR + "*"]:
+                f = char_fsm(p, max_states)
+                bad = f if bad is None else bad & f
+            fsm = fsm.difference(bad)
     return fsm_json_string_dfa(fsm, max_states, desc)
 
 
@@ -408,6 +416,9 @@ def _minimise(trans: np.ndarray, accept: np.ndarray) -> tuple[np.ndarray, np.nda
     n = trans.shape[0]
     cols, col_of_byte = np.unique(trans.T, axis=0, return_inverse=True)
     small = np.ascontiguousarray(cols.T)  # (n, classes)
+    cls = _acyclic_classes(small, accept)
+    if cls is not None:
+        return _renumber(trans, accept, cls)
     cls = accept.astype(np.int64)
     num = len(np.unique(cls))
     while True:
@@ -420,7 +431,39 @@ def _minimise(trans: np.ndarray, accept: np.ndarray) -> tuple[np.ndarray, np.nda
         if new_num == num:
             break
         num = new_num
-    # renumber so the initial state's class is 0, in BFS-free first-appearance order
+    return _renumber(trans, accept, cls)
+
+
+def _acyclic_classes(small: np.ndarray, accept: np.ndarray) -> np.ndarray | None:
+    """Equivalence classes of an acyclic DFA in one bottom-up pass (Revuz), or None if it has a
+    cycle. Bounded-length languages (length limits, hostnames) are acyclic and would need one
+    Moore round per character of their longest word."""
+    n = small.shape[0]
+    indeg = np.zeros(n, dtype=np.int64)
+    np.add.at(indeg, small[small >= 0], 1)
+    order = list(np.flatnonzero(indeg == 0))
+    succ = [np.unique(small[s][small[s] >= 0]) for s in range(n)]
+    i = 0
+    while i < len(order):
+        for t in succ[order[i]]:
+            indeg[t] -= 1
+            if indeg[t] == 0:
+                order.append(t)
+        i += 1
+    if len(order) < n:
+        return None
+    cls = np.full(n, -1, dtype=np.int64)
+    ids: dict[tuple, int] = {}
+    for s in reversed(order):
+        row = small[s]
+        key = (bool(accept[s]),) + tuple(int(cls[t]) if t >= 0 else -1 for t in row)
+        cls[s] = ids.setdefault(key, len(ids))
+    return cls
+
+
+def _renumber(trans: np.ndarray, accept: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The quotient DFA of a state partition; the initial state's class becomes 0."""
+    n = trans.shape[0]
     order = []
     seen = {}
     for s in range(n):
@@ -453,3 +496,28 @@ def _trim(trans: np.ndarray, accept: np.ndarray) -> ByteDFA:
     t = trans[keep]
     t = np.where(t >= 0, remap[np.maximum(t, 0)], -1).astype(np.int32)
     return ByteDFA(np.ascontiguousarray(t), accept[keep].copy())
+
+
+def intersect(a: ByteDFA, b: ByteDFA, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
+    """The product DFA of two byte DFAs (words in both languages), minimised and trimmed.
+
+    Works on byte classes (bytes neither DFA tells apart), usually a handful instead of 256."""
+    _, rep, cls = np.unique(np.concatenate([a.trans, b.trans]).T, axis=0, return_index=True, return_inverse=True)
+    rep, cls = rep.astype(np.int64), cls.reshape(-1)
+    ta, tb = a.trans[:, rep], b.trans[:, rep]  # (states, classes)
+    index: dict[tuple[int, int], int] = {(0, 0): 0}
+    pairs = [(0, 0)]
+    rows = []
+    while len(rows) < len(pairs):
+        x, y = pairs[len(rows)]
+        row = np.full(len(rep), -1, dtype=np.int32)
+        for c in np.flatnonzero((ta[x] >= 0) & (tb[y] >= 0)):
+            key = (int(ta[x, c]), int(tb[y, c]))
+            row[c] = _intern(index, pairs, key, key, max_states, "intersection")
+        rows.append(row)
+    accept = np.array([a.accept[x] and b.accept[y] for x, y in pairs], dtype=bool)
+    trans, accept = _minimise(np.ascontiguousarray(np.stack(rows)[:, cls]), accept)
+    dfa = _trim(trans, accept)
+    if dfa.num_states == 0:
+        raise RegexError("the intersection matches nothing")
+    return dfa

@@ -62,6 +62,8 @@ packages that are not installed, so for them it accepts everything):
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 __all__ = ["FORMATS", "format_regex"]
 
 # --- character classes ------------------------------------------------------------------
@@ -295,6 +297,27 @@ FORMATS: dict[str, str] = {
     "relative-json-pointer": RELATIVE_JSON_POINTER,
     "uuid": UUID,
 }
+
+
+# every format the 2020-12 and draft-07 specs define; any other name is an annotation validators ignore
+STANDARD_FORMATS = frozenset({
+    "date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname", "ipv4", "ipv6",
+    "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template", "json-pointer",
+    "relative-json-pointer", "regex",
+})
+
+
+HOSTNAME_MAX_LENGTH = 253  # RFC 1123 / RFC 1035: 255 octets on the wire, 253 characters written
+
+
+@lru_cache(maxsize=1)
+def hostname_string_dfa():
+    """Byte DFA of the JSON string literals (quotes included) of hostnames of at most 253
+    characters: the label structure times a length counter (a regex cannot say it compactly)."""
+    from ..automata.fsm import intersect, regex_dfa
+
+    return intersect(regex_dfa('"' + HOSTNAME + '"'),
+                     regex_dfa('"[A-Za-z0-9.-]{0,%d}"' % HOSTNAME_MAX_LENGTH), max_states=100_000)
 
 
 def format_regex(name: str) -> str | None:

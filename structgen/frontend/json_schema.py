@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
-from ..automata.fsm import ANY_CHAR, ByteDFA, char_fsm, fsm_json_string_dfa, json_string_dfa
+from ..automata.fsm import ANY_CHAR, ByteDFA, char_fsm, fsm_json_string_dfa, intersect, json_string_dfa, regex_dfa
 from ..errors import RegexError, SchemaError, UnsupportedFeature
 
 # keywords that only annotate: they never change which instances are valid
@@ -26,12 +26,23 @@ ANNOTATIONS = {
     "contentSchema", "$defs", "definitions", "discriminator", "xml", "externalDocs", "example", "id",
     "nullable",  # OpenAPI's, not JSON Schema's: validators ignore it, so honoring it would accept invalid data
 }
-WHITESPACE_STYLES = ("compact",)  # "flexible" (bounded whitespace between lexemes) is not built yet
+WHITESPACE_STYLES = ("compact", "flexible")
+WS_TERMINAL = "JSON_WS"
+DEFAULT_MAX_WHITESPACE = 16
 JSON_STRING = r'"([^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'  # as in grammars/json.lark
 JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 JSON_INTEGER = r"-?(0|[1-9][0-9]*)"
 TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
 MAX_LENGTH_BOUND = 256
+# keywords that constrain instances (2020-12 and draft-07 validation/applicator vocabularies)
+KEYWORDS = {
+    "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+    "maxLength", "minLength", "pattern", "format", "maxItems", "minItems", "uniqueItems", "maxContains",
+    "minContains", "contains", "items", "prefixItems", "additionalItems", "unevaluatedItems", "maxProperties",
+    "minProperties", "required", "dependentRequired", "dependencies", "properties", "patternProperties",
+    "additionalProperties", "unevaluatedProperties", "propertyNames", "dependentSchemas", "allOf", "anyOf",
+    "oneOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef",
+}
 
 
 @dataclass(frozen=True)
@@ -74,12 +85,43 @@ def load_schema(schema: Any) -> Any:
     raise SchemaError(f"unsupported schema input of type {type(schema).__name__}")
 
 
-def schema_to_grammar(schema: Any, *, whitespace: str = "compact", strict: bool = True) -> SchemaGrammar:
-    """Compile a JSON Schema to a grammar. `compact` writes json.dumps' one-line style
-    (separators ", " and ": ")."""
+def schema_to_grammar(schema: Any, *, whitespace: str = "compact", strict: bool = True,
+                      max_whitespace: int = DEFAULT_MAX_WHITESPACE) -> SchemaGrammar:
+    """Compile a JSON Schema to a grammar. `compact` writes json.dumps' one-line style (separators
+    ", " and ": "); `flexible` allows a run of 1..max_whitespace JSON whitespace characters between
+    any two lexemes (none before the value or after it), so `json.dumps(x, indent=2)` fits too."""
     if whitespace not in WHITESPACE_STYLES:
         raise ValueError(f"whitespace {whitespace!r} is not supported; supported: {WHITESPACE_STYLES}")
-    return _Converter(load_schema(schema), strict).run()
+    if max_whitespace < 1:
+        raise ValueError("max_whitespace must be at least 1")
+    return _Converter(load_schema(schema), strict, max_whitespace if whitespace == "flexible" else None).run()
+
+
+PRESENCE = "__presence__"  # internal keys: predicates over which properties an object has,
+NOT_VALUES = "__not_values__"  # scalar values `not` excludes,
+NOT_STRINGS = "__not_strings__"  # and groups of string regexes a string must not all match
+
+
+class NoValue(UnsupportedFeature):
+    """A (sub)schema no JSON value satisfies: an optional property or an anyOf branch can be
+    dropped; anywhere else this is an error."""
+
+
+def _pred_names(p: tuple) -> list[str]:
+    if p[0] == "dep":
+        return [p[1], *p[2]]
+    if p[0] == "not":
+        return list(p[1])
+    return [n for branch in p[1] for n in branch]
+
+
+def _pred_eval(p: tuple, present) -> bool:
+    if p[0] == "dep":
+        return not present(p[1]) or all(present(n) for n in p[2])
+    if p[0] == "not":
+        return not all(present(n) for n in p[1])
+    hits = sum(all(present(n) for n in branch) for branch in p[1])
+    return hits >= 1 if p[0] == "anyOf" else hits == 1
 
 
 def _ptr_escape(key: str) -> str:
@@ -91,9 +133,11 @@ def _lark_literal(text: str) -> str:
 
 
 class _Converter:
-    def __init__(self, root: Any, strict: bool) -> None:
+    def __init__(self, root: Any, strict: bool, max_whitespace: int | None = None) -> None:
         self.root = root
         self.strict = strict
+        self.max_whitespace = max_whitespace
+        self.ws = "" if max_whitespace is None else f" {WS_TERMINAL}?"  # optional whitespace after a lexeme
         self.rules: dict[str, str] = {}
         self.terminals: dict[str, str] = {}
         self.dfas: dict[str, ByteDFA] = {}
@@ -105,6 +149,7 @@ class _Converter:
         self.legacy_ref = any(d in str(draft) for d in ("draft-07", "draft-06", "draft-04", "draft-03"))
         self._index(root, "", "")
         self.n = 0
+        self._root_validator = None
 
     # --- output ------------------------------------------------------------------------
 
@@ -113,13 +158,21 @@ class _Converter:
         self.rules["start"] = top
         lines = [f"{name}: {body}" for name, body in self.rules.items()]
         lines += [f"{name}: {pat}" for name, pat in self.terminals.items()]
+        if self.ws:
+            lines.append(f"{WS_TERMINAL}: /[ \\t\\n\\r]{{1,{self.max_whitespace}}}/")
         return SchemaGrammar("\n".join(lines) + "\n", self.dfas, self.relaxations)
 
     def sep(self, text: str) -> str:
-        """A separator or bracket, written exactly (compact style)."""
-        return _lark_literal(text)
+        """A separator (", " or ": "): exact in compact style; in flexible style optional
+        whitespace may precede ":" and follow ":" or "," (the whitespace after a value is `self.ws`)."""
+        if not self.ws:
+            return _lark_literal(text)
+        mark = _lark_literal(text.strip())
+        return f"{WS_TERMINAL}? {mark}{self.ws}" if mark == '":"' else f"{mark}{self.ws}"
 
-    open_close = sep
+    def open_close(self, text: str) -> str:
+        """A bracket; in flexible style whitespace may follow an opening one."""
+        return _lark_literal(text) + (self.ws if text in "{[" else "")
 
     def new_rule(self, hint: str, body: str) -> str:
         self.n += 1
@@ -198,7 +251,7 @@ class _Converter:
         if s is True or s == {}:
             return self.any_value()
         if s is False:
-            raise UnsupportedFeature("false", ptr, "a schema that accepts no value")
+            raise NoValue("false", ptr, "a schema that accepts no value")
         if not isinstance(s, dict):
             raise SchemaError(f"a schema must be an object or a boolean, got {type(s).__name__}", ptr)
         if "$ref" in s and self.legacy_ref:  # draft-07 and earlier: siblings of $ref are ignored
@@ -216,28 +269,41 @@ class _Converter:
             if tkey not in self.memo:
                 name = self.new_rule("ref", "")
                 self.memo[tkey] = name  # recursion goes through the name
-                self.rules[name] = self.schema(target, tptr, tbase)
+                try:
+                    self.rules[name] = self.schema(target, tptr, tbase)
+                except NoValue:
+                    del self.rules[name], self.memo[tkey]
+                    raise
             return self.memo[tkey]
         name = self.new_rule(ptr.split("/")[-1] or "root", "")
         self.memo[key] = name
-        self.rules[name] = self.body(s, ptr, base)
+        try:
+            self.rules[name] = self.body(s, ptr, base)
+        except NoValue:
+            del self.rules[name], self.memo[key]
+            raise
         return name
 
     def body(self, s: dict, ptr: str, base: str) -> str:
         # keywords outside the vocabulary are annotations by the spec: ignored, like "title"
+        values = self.finite_values(s, ptr)
+        if values is not None:  # a finite language: keep the values the whole schema accepts
+            validator = self.validator(s, ptr)
+            try:
+                kept = {json.dumps(v, sort_keys=True): v for v in values if validator.is_valid(v)}
+            except Exception as e:  # e.g. a ref or pattern jsonschema cannot handle
+                raise UnsupportedFeature("enum", ptr, f"cannot evaluate the schema on its values: {e}") from None
+            if not kept:
+                raise NoValue("enum" if "enum" in s else "const", ptr, "no value satisfies the schema")
+            return " | ".join(self.literal_value(v) for v in kept.values())
         if "allOf" in s:
             parts = [{k: v for k, v in s.items() if k != "allOf"}] + list(s["allOf"])
             return self.schema(self.merge_all(parts, ptr), ptr + "/allOf", base)
+        s = self.negation(self.presence(s), ptr)
         for k in ("not", "if", "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "contains",
                   "$dynamicRef", "$recursiveRef"):
             if k in s:
                 self.unsupported(k, f"{ptr}/{k}", "not expressible yet", "more")
-        if "const" in s:
-            return self.literal_value(s["const"])
-        if "enum" in s:
-            if not isinstance(s["enum"], list) or not s["enum"]:
-                raise SchemaError("enum must be a non-empty array", ptr + "/enum")
-            return " | ".join(self.literal_value(v) for v in s["enum"])
         for k in ("anyOf", "oneOf"):
             if k in s:
                 rest = {kk: v for kk, v in s.items() if kk != k}
@@ -251,7 +317,12 @@ class _Converter:
                         continue
                     seen_branches.add(canon)
                     merged = self.merge_all([rest, sub], ptr) if any(kk not in ANNOTATIONS for kk in rest) else sub
-                    branches.append(self.schema(merged, f"{ptr}/{k}/{i}", base))
+                    try:
+                        branches.append(self.schema(merged, f"{ptr}/{k}/{i}", base))
+                    except NoValue:
+                        continue  # a branch no value satisfies adds nothing (and cannot overlap in oneOf)
+                if not branches:
+                    raise NoValue(k, ptr + "/" + k, "no branch can be satisfied")
                 if k == "oneOf" and len(branches) > 1:
                     self.check_disjoint(s[k], ptr)
                 return " | ".join(dict.fromkeys(branches))
@@ -259,11 +330,90 @@ class _Converter:
         types = [types] if isinstance(types, str) else list(types)
         if "integer" in types and "number" in types:
             types.remove("integer")
+        excluded = s.get(NOT_VALUES, [])
+        if any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in excluded):
+            self.unsupported("not", ptr + "/not", "excluding numbers is not expressible yet", "more")
+        if None in excluded and "null" in types:
+            types.remove("null")
         alts = [self.typed(t, s, ptr, base) for t in types]
+        if "boolean" in types:
+            alts[types.index("boolean")] = " | ".join(f'"{b}"' for b in ("true", "false") if
+                                                       not any(v is (b == "true") for v in excluded)) or None
         alts = [a for a in alts if a]
         if not alts:
-            raise UnsupportedFeature("type", ptr, "no value satisfies the constraints")
+            raise NoValue("type", ptr, "no value satisfies the constraints")
         return " | ".join(alts)
+
+    def negation(self, s: dict, ptr: str) -> dict:
+        """`not` over a simple schema: a type, scalar enum/const values, or string constraints
+        (recorded for `string`); other forms are unsupported."""
+        if "not" not in s:
+            return s
+        n, n_ptr = s["not"], ptr + "/not"
+        out = {k: v for k, v in s.items() if k != "not"}
+        if isinstance(n, dict) and "$ref" in n:
+            n = self.merge_all([n], n_ptr)
+        if n is False:
+            return out
+        if n is True or (isinstance(n, dict) and all(k in ANNOTATIONS for k in n)):
+            raise NoValue("not", n_ptr, "`not` of a schema that accepts everything")
+        if not isinstance(n, dict):
+            raise SchemaError("not must be a schema", n_ptr)
+        keys = {k for k in n if k not in ANNOTATIONS}
+        types = out.get("type", list(TYPES))
+        types = [types] if isinstance(types, str) else list(types)
+        n_types = n.get("type", [])
+        n_types = [n_types] if isinstance(n_types, str) else list(n_types)
+        if keys == {"type"}:
+            if "integer" in n_types and "number" in types and "number" not in n_types:
+                self.unsupported("not", n_ptr, "numbers that are not integers are not expressible yet", "more")
+                return out
+            gone = set(n_types) | ({"integer"} if "number" in n_types else set())
+            out["type"] = [t for t in types if t not in gone]
+        elif keys in ({"enum"}, {"const"}):
+            values = n["enum"] if "enum" in n else [n["const"]]
+            out[NOT_VALUES] = list(out.get(NOT_VALUES, [])) + list(values)
+            if any(isinstance(v, (dict, list)) for v in values):
+                self.unsupported("not", n_ptr, "excluding objects or arrays is not expressible yet", "more")
+        elif keys <= {"type", "pattern", "minLength", "maxLength", "format"} and n_types in ([], ["string"]):
+            group = self.string_patterns(n, n_ptr)
+            if not n_types:  # non-strings satisfy string constraints, so `not` rules them out
+                out["type"] = [t for t in types if t == "string"]
+            if not group:
+                out["type"] = [t for t in out.get("type", types) if t != "string"]
+            else:
+                out[NOT_STRINGS] = list(out.get(NOT_STRINGS, [])) + [group]
+        else:
+            self.unsupported("not", n_ptr, f"`not` over {sorted(keys)} is not expressible yet", "more")
+        return out
+
+    def finite_values(self, s: Any, ptr: str, depth: int = 0) -> list | None:
+        """The candidate values when `s` (or a member of its allOf) is a const/enum, else None."""
+        if not isinstance(s, dict) or depth > 32:
+            return None
+        if "const" in s:
+            return [s["const"]]
+        if "enum" in s:
+            if not isinstance(s["enum"], list) or not s["enum"]:
+                raise SchemaError("enum must be a non-empty array", ptr + "/enum")
+            return list(s["enum"])
+        members = list(s.get("allOf", [])) if isinstance(s.get("allOf"), list) else []
+        if "$ref" in s:
+            members.append(self.resolve(s["$ref"], self.node_base.get(id(s), ""), ptr)[0])
+        for m in members:
+            values = self.finite_values(m, ptr, depth + 1)
+            if values is not None:
+                return values
+        return None
+
+    def validator(self, s: dict, ptr: str):
+        """A jsonschema validator (formats asserted) for subschema `s`, resolving refs in the root."""
+        import jsonschema
+
+        if self._root_validator is None:
+            cls = jsonschema.validators.validator_for(self.root, default=jsonschema.Draft202012Validator)
+            self._root_validator = cls(self.root, format_checker=cls.FORMAT_CHECKER)
+        return self._root_validator.evolve(schema=s)
 
     def check_disjoint(self, branches: list, ptr: str) -> None:
         """oneOf is exact only when no value matches two branches; prove it from their types/consts."""
@@ -313,9 +463,12 @@ class _Converter:
                 p = self.merge_all([target, {k: v for k, v in p.items() if k != "$ref"}], ptr)
             if "allOf" in p:
                 p = self.merge_all([{k: v for k, v in p.items() if k != "allOf"}] + list(p["allOf"]), ptr)
+            p = self.negation(self.presence(p), ptr)
             for k, v in p.items():
                 if k in ANNOTATIONS or k not in out:
                     out.setdefault(k, v)
+                elif k in (PRESENCE, NOT_VALUES, NOT_STRINGS):
+                    out[k] = out[k] + v
                 elif k == "type":
                     a = {out[k]} if isinstance(out[k], str) else set(out[k])
                     b = {v} if isinstance(v, str) else set(v)
@@ -347,9 +500,9 @@ class _Converter:
             self.rules["json_value"] = "json_object | json_array | JSON_STRING | JSON_NUMBER | \"true\" | \"false\" | \"null\""
             self.rules["json_object"] = (f"{self.open_close('{')} [json_member ({self.sep(', ')} json_member)*] "
                                          f"{self.open_close('}')}")
-            self.rules["json_member"] = f"JSON_STRING {self.sep(': ')} json_value"
-            self.rules["json_array"] = (f"{self.open_close('[')} [json_value ({self.sep(', ')} json_value)*] "
-                                        f"{self.open_close(']')}")
+            self.rules["json_member"] = f"JSON_STRING {self.sep(': ')} json_value{self.ws}"
+            self.rules["json_array"] = (f"{self.open_close('[')} [json_value{self.ws} ({self.sep(', ')} "
+                                        f"json_value{self.ws})*] {self.open_close(']')}")
             self.terminals["JSON_STRING"] = f"/{JSON_STRING}/"
             self.terminals["JSON_NUMBER"] = f"/{JSON_NUMBER}/"
         return "json_value"
@@ -360,12 +513,12 @@ class _Converter:
             if not v:
                 return f"{self.open_close('{')} {self.open_close('}')}"
             items = [f"{_lark_literal(json.dumps(k, ensure_ascii=False))} {self.sep(': ')} {self.literal_value(x)}"
-                     for k, x in v.items()]
+                     f"{self.ws}" for k, x in v.items()]
             return f"{self.open_close('{')} {(' ' + self.sep(', ') + ' ').join(items)} {self.open_close('}')}"
         if isinstance(v, list):
             if not v:
                 return f"{self.open_close('[')} {self.open_close(']')}"
-            items = [self.literal_value(x) for x in v]
+            items = [self.literal_value(x) + self.ws for x in v]
             return f"{self.open_close('[')} {(' ' + self.sep(', ') + ' ').join(items)} {self.open_close(']')}"
         return f"({_lark_literal(json.dumps(v, ensure_ascii=False))})"
 
@@ -391,37 +544,75 @@ class _Converter:
             xlo, lo = (lo if xlo else None), (None if xlo else lo)
         if isinstance(xhi, bool):
             xhi, hi = (hi if xhi else None), (None if xhi else hi)
-        if "multipleOf" in s:
-            if s["multipleOf"] == 1:  # exactly the integers
-                t = "integer"
-            else:
-                self.unsupported("multipleOf", ptr + "/multipleOf", "multipleOf other than 1", "more")
+        from . import numbers
+
+        multiple = s.get("multipleOf")
+        if multiple is not None and (isinstance(multiple, bool) or not isinstance(multiple, (int, float))
+                                     or multiple <= 0):
+            raise SchemaError("multipleOf must be a positive number", ptr + "/multipleOf")
+        if multiple == 1:  # exactly the integers
+            t, multiple = "integer", None
         bounded = any(b is not None for b in (lo, hi, xlo, xhi))
-        if not bounded:
+        if not bounded and multiple is None:
             name = "JSON_INTEGER" if t == "integer" else "JSON_NUMBER"
             self.terminals.setdefault(name, f"/{JSON_INTEGER if t == 'integer' else JSON_NUMBER}/")
             return name
-        from . import numbers
-
-        fn = numbers.integer_regex if t == "integer" else numbers.decimal_regex
-        rx = fn(minimum=lo, maximum=hi, exclusive_minimum=xlo, exclusive_maximum=xhi)
-        if rx is None:
-            return None
-        return self.terminal(t, rx)
+        rx = None
+        if bounded:
+            fn = numbers.integer_regex if t == "integer" else numbers.decimal_regex
+            rx = fn(minimum=lo, maximum=hi, exclusive_minimum=xlo, exclusive_maximum=xhi)
+            if rx is None:
+                return None
+        if multiple is None:
+            return self.terminal(t, rx)
+        # multiples are written without exponent (as json.dumps writes numbers below 1e16)
+        dfa = numbers.multiple_of_dfa(multiple, t == "integer")
+        if dfa is None:
+            self.unsupported("multipleOf", ptr + "/multipleOf", f"{multiple} has too many digits", "more")
+            return self.terminal(t, rx) if rx else self.number(t, {k: v for k, v in s.items() if k != "multipleOf"}, ptr)
+        if rx is not None:
+            try:
+                dfa = intersect(dfa, regex_dfa(rx))
+            except RegexError:
+                return None
+        return self.terminal(t, dfa=dfa)
 
     def string(self, s: dict, ptr: str) -> str:
+        patterns = self.string_patterns(s, ptr)
+        exclude = list(s.get(NOT_STRINGS, []))
+        literals = [v for v in s.get(NOT_VALUES, []) if isinstance(v, str)]
+        if literals:
+            exclude.append(["|".join(re.escape(v) for v in literals)])
+        hostname = s.get("format") == "hostname"
+        if hostname:  # the label structure with the 253-character limit, as a DFA
+            from .formats import HOSTNAME, hostname_string_dfa
+
+            patterns = [p for p in patterns if p != HOSTNAME]
+        if not patterns and not exclude and not hostname:
+            self.terminals.setdefault("JSON_STRING", f"/{JSON_STRING}/")
+            return "JSON_STRING"
+        try:
+            if hostname:
+                dfa = hostname_string_dfa()
+                if patterns or exclude:
+                    dfa = intersect(dfa, json_string_dfa(patterns, exclude=tuple(exclude)), max_states=100_000)
+                return self.terminal("str", dfa=dfa)
+            return self.terminal("str", dfa=json_string_dfa(patterns, exclude=tuple(exclude)))
+        except RegexError as e:  # e.g. a pattern that can never match, or contradicts the length
+            raise NoValue("type", ptr, f"no string satisfies the constraints ({e})") from None
+
+    def string_patterns(self, s: dict, ptr: str) -> list[str]:
+        """Full-match regexes (over decoded characters) that a string valid under `s` matches."""
         patterns = []
         if "minLength" in s or "maxLength" in s:
             lo = int(s.get("minLength", 0))
             hi = None if s.get("maxLength") is None else int(s["maxLength"])
-            if max(lo, hi or 0) > MAX_LENGTH_BOUND:
-                # a length-counting DFA needs ~14 states per character of the bound
-                self.unsupported("maxLength" if (hi or 0) > MAX_LENGTH_BOUND else "minLength", ptr,
-                                 f"length bounds above {MAX_LENGTH_BOUND} are not compiled yet",
-                                 "more" if (hi or 0) > MAX_LENGTH_BOUND else "less")
-                if (hi or 0) > MAX_LENGTH_BOUND:
-                    hi = None
-                lo = min(lo, MAX_LENGTH_BOUND)
+            if (hi or 0) > MAX_LENGTH_BOUND:  # a length-counting DFA needs ~14 states per character
+                self.unsupported("maxLength", ptr + "/maxLength", f"bounds above {MAX_LENGTH_BOUND}", "more")
+                hi = None
+            if lo > MAX_LENGTH_BOUND:
+                self.unsupported("minLength", ptr + "/minLength", f"bounds above {MAX_LENGTH_BOUND}", "less")
+                lo = MAX_LENGTH_BOUND
             patterns.append(f"{ANY_CHAR}{{{lo},{'' if hi is None else hi}}}")
         if "pattern" in s:
             from .regex import ecma_pattern_to_regex
@@ -435,18 +626,13 @@ class _Converter:
         if "format" in s:
             from . import formats
 
-            rx = formats.format_regex(s["format"])
-            if rx is None:
-                self.unsupported("format", ptr + "/format", f"format {s['format']!r} is not supported", "more")
-            else:
+            rx = formats.format_regex(s["format"])  # hostname: without its length limit (see `string`)
+            if rx is not None:
                 patterns.append(rx)
-        if not patterns:
-            self.terminals.setdefault("JSON_STRING", f"/{JSON_STRING}/")
-            return "JSON_STRING"
-        try:
-            return self.terminal("str", dfa=json_string_dfa(patterns))
-        except RegexError as e:  # e.g. a pattern that can never match, or contradicts the length
-            raise UnsupportedFeature("type", ptr, f"no string satisfies the constraints ({e})") from None
+            elif s["format"] in formats.STANDARD_FORMATS:
+                self.unsupported("format", ptr + "/format", f"format {s['format']!r} is not supported", "more")
+            # other names are not formats the spec defines: validators ignore them, and so do we
+        return patterns
 
     def array(self, s: dict, ptr: str, base: str) -> str:
         prefix = s.get("prefixItems")
@@ -458,23 +644,28 @@ class _Converter:
             self.unsupported("uniqueItems", ptr + "/uniqueItems", "not context-free", "more")
         lo = int(s.get("minItems", 0))
         hi = None if s.get("maxItems") is None else int(s["maxItems"])
-        k = len(prefix)
-        elems = [self.schema(p, f"{ptr}/prefixItems/{i}", base) for i, p in enumerate(prefix)]
-        rest = None if items is False else self.schema(items, f"{ptr}/items", base)
+        elems, rest = [], None
+        try:  # an item no value satisfies caps the length before it
+            for i, p in enumerate(prefix):
+                elems.append(self.schema(p, f"{ptr}/prefixItems/{i}", base))
+            rest = None if items is False else self.schema(items, f"{ptr}/items", base)
+        except NoValue:
+            pass
+        k = len(elems)
         top = k if rest is None else hi  # the longest allowed array (None: unbounded)
         if top is not None and hi is not None:
             top = min(top, hi)
         if top is not None and lo > top:
-            raise UnsupportedFeature("minItems", ptr + "/minItems", "no array length satisfies the bounds")
+            raise NoValue("minItems", ptr + "/minItems", "no array length satisfies the bounds")
         if top is not None and top - max(lo, k) > 64:
             raise UnsupportedFeature("maxItems", ptr + "/maxItems", "more than 64 optional repeated items")
         sep = self.sep(", ")
-        item = lambda j: elems[j] if j < k else rest  # noqa: E731
+        item = lambda j: (elems[j] if j < k else rest) + self.ws  # noqa: E731
 
         # after(j): what follows item j-1; optional from position lo on
         after = ""
         if top is None:
-            after = f"({sep} {rest})*"
+            after = f"({sep} {rest}{self.ws})*"
             last = max(lo, k)
         else:
             last = top
@@ -491,42 +682,251 @@ class _Converter:
     def object(self, s: dict, ptr: str, base: str) -> str:
         """Declared properties in declared order (required ones mandatory), then any number of
         additional properties when allowed. Each separator is followed by a key that tells which
-        member comes next, so the grammar stays LALR(1)."""
+        member comes next, so the grammar stays LALR(1). Rules are indexed by a state of what was
+        written so far: the member count (min/maxProperties) and which "watched" properties are
+        present (for dependentRequired and anyOf/oneOf/not over `required`, see `presence`)."""
         props: dict = s.get("properties", {}) or {}
-        required = list(s.get("required", []))
+        required = list(dict.fromkeys(s.get("required", [])))
         addl = s.get("additionalProperties", True)
-        for k in ("patternProperties", "propertyNames", "dependentRequired", "dependencies", "minProperties",
-                  "maxProperties"):
-            if k in s and s[k] not in ({}, None):
-                self.unsupported(k, f"{ptr}/{k}", "not expressible yet", "more")
-        missing = [r for r in required if r not in props]
-        if missing and addl is False:
-            raise UnsupportedFeature("required", ptr + "/required", f"required {missing} can never be present")
-        req = set(required)
-        members = []
-        for n in [n for n in props if props[n] is not False] + missing:
-            sub = props[n] if n in props else addl
-            value = self.schema(sub, f"{ptr}/properties/{_ptr_escape(n)}", base)
-            members.append((f"{_lark_literal(json.dumps(n, ensure_ascii=False))} {self.sep(': ')} {value}", n in req))
+        patterns = self.key_patterns(s.get("patternProperties") or {}, ptr)
+        names = self.key_filter(s.get("propertyNames", True), ptr + "/propertyNames")
+        required, preds = self.dependencies(s, required, ptr)
+        preds = preds + list(s.get(PRESENCE, []))
+        watched = list(dict.fromkeys(n for p in preds for n in _pred_names(p)))
+        undeclared = [n for n in required + watched if n not in props]
+        members: list[tuple[str, bool, str]] = []  # (member text, required, name)
+        for n in list(props) + list(dict.fromkeys(undeclared)):
+            subs = [props[n]] if n in props else []
+            subs += [sub for _, fsm, sub in patterns if fsm.accepts(n)]
+            subs = subs or [addl]
+            n_ptr = f"{ptr}/properties/{_ptr_escape(n)}"
+            value = None
+            if all(x is not False for x in subs) and (names is None or names.accepts(n)):
+                try:
+                    value = self.schema(subs[0] if len(subs) == 1 else self.merge_all(subs, n_ptr), n_ptr, base)
+                except NoValue:
+                    pass
+            if value is None:
+                if n in required:
+                    raise NoValue("required", ptr + "/required", f"required {n!r} can never be present")
+                continue
+            members.append((f"{_lark_literal(json.dumps(n, ensure_ascii=False))} {self.sep(': ')} {value}{self.ws}",
+                            n in required, n))
+        present_names = {n for _, _, n in members}
+        bit_of = {n: k for k, n in enumerate(n for _, r, n in members if n in watched and not r)}
+        if len(bit_of) > 10:
+            raise UnsupportedFeature("dependentRequired", ptr, "constraints over more than 10 optional properties")
+        last_watched = max([i for i, (_, _, n) in enumerate(members) if n in bit_of], default=-1)
+
+        def holds(bits: int) -> bool:
+            if bits < 0:
+                return True
+            return all(_pred_eval(p, lambda n: n in required and n in present_names or (
+                n in bit_of and bool(bits >> bit_of[n] & 1))) for p in preds)
+
+        extra = self.extra_members(set(props) | set(undeclared), patterns, names, addl, ptr, base)
+        lo = int(s.get("minProperties", 0))
+        hi = None if s.get("maxProperties") is None else int(s["maxProperties"])
+        n_req = sum(r for _, r, _ in members)
+        if lo <= n_req:
+            lo = 0  # always met
+        if hi is not None and extra is None and hi >= len(members):
+            hi = None  # never exceeded
+        if hi is not None and (hi < n_req or hi < lo):
+            raise NoValue("maxProperties", ptr + "/maxProperties", "no member count satisfies the bounds")
+        cap = hi if hi is not None else lo  # counts above `cap` behave alike (saturated)
+        if (len(members) + 1) * (cap + 1) * (1 << len(bit_of)) > 8192:
+            raise UnsupportedFeature("maxProperties" if hi is not None else "minProperties", ptr,
+                                     "member-count bounds too large to unroll")
         sep = self.sep(", ")
-        extra = None
-        if addl is not False:
-            value = self.schema(addl, ptr + "/additionalProperties", base)
-            extra = self.new_rule("extra", f"{self.other_key(set(props) | set(missing))} {self.sep(': ')} {value}")
-        # pick(i): a non-empty run of members starting at some member j >= i (or extras);
-        # more(i): what may follow once something was written, members from i on
-        more = f"({sep} {extra})*" if extra else ""
-        pick = f"{extra} {more}".strip() if extra else None
-        required_from = False
-        for i in range(len(members) - 1, -1, -1):
-            text, is_req = members[i]
-            more_name = self.new_rule("more", more) if more else ""
-            here = f"{text} {more_name}".strip()
-            pick = here if (is_req or pick is None) else self.new_rule("pick", f"{here} | {pick}")
-            required_from = required_from or is_req
-            more = f"{sep} {pick}" if required_from else f"[{sep} {pick}]"
-        content = "" if pick is None else (pick if required_from else f"[{pick}]")
+        memo: dict[tuple, str | None] = {}
+
+        def settle(i: int, bits: int) -> int | None:
+            """Once no watched member can follow, the bits only matter through whether they hold."""
+            if i > last_watched and bits >= 0:
+                return -1 if holds(bits) else None
+            return bits
+
+        def more(i: int, c: int, bits: int) -> str | None:
+            """What may follow after c members, the next one being member i or later (or extras)."""
+            bits = settle(i, bits)
+            if bits is None:
+                return None
+            if i == len(members) and hi is None and c >= cap:  # only extras left, no more counting
+                return "" if extra is None else self.new_rule("more", f"({sep} {extra})*")
+            key = ("more", i, c, bits)
+            if key not in memo:
+                memo[key] = None
+                can_end = c >= lo and not any(r for _, r, _ in members[i:]) and holds(bits)
+                p = pick(i, c, bits)
+                if p is None:
+                    memo[key] = "" if can_end else None
+                else:
+                    memo[key] = self.new_rule("more", f"[{sep} {p}]" if can_end else f"{sep} {p}")
+            return memo[key]
+
+        def pick(i: int, c: int, bits: int) -> str | None:
+            """A non-empty run of members after c written: member i or later, then extras."""
+            key = ("pick", i, c, bits)
+            if key not in memo:
+                memo[key] = None
+                c1 = c + 1 if hi is not None else min(c + 1, cap)
+                alts = []
+                if hi is None or c + 1 <= hi:
+                    if i < len(members):
+                        name = members[i][2]
+                        b1 = bits | (1 << bit_of[name]) if name in bit_of and bits >= 0 else bits
+                        m = more(i + 1, c1, b1)
+                        if m is not None:
+                            alts.append(f"{members[i][0]} {m}".strip())
+                    elif extra is not None:
+                        m = more(i, c1, bits)
+                        if m is not None:
+                            alts.append(f"{extra} {m}".strip())
+                if i < len(members) and not members[i][1]:
+                    p = pick(i + 1, c, bits)
+                    if p is not None:
+                        alts.append(p)
+                if alts:
+                    memo[key] = alts[0] if len(alts) == 1 else self.new_rule("pick", " | ".join(alts))
+            return memo[key]
+
+        first = pick(0, 0, settle(0, 0) if settle(0, 0) is not None else 0)
+        empty_ok = lo == 0 and n_req == 0 and holds(0)
+        if first is None and not empty_ok:
+            raise NoValue("type", ptr, "no object satisfies the constraints")
+        content = "" if first is None else (f"[{first}]" if empty_ok else first)
         return self.new_rule("object", f"{self.open_close('{')} {content} {self.open_close('}')}".replace("  ", " "))
+
+    def dependencies(self, s: dict, required: list[str], ptr: str) -> tuple[list[str], list[tuple]]:
+        """dependentRequired (and draft-07 `dependencies` with name lists): triggers that are required
+        make their names required; the others become presence predicates ("dep", trigger, names)."""
+        deps = dict(s.get("dependentRequired") or {})
+        for k, v in (s.get("dependencies") or {}).items():
+            if isinstance(v, list):
+                deps[k] = v
+            elif v is not True and v != {}:
+                self.unsupported("dependencies", f"{ptr}/dependencies/{_ptr_escape(k)}",
+                                 "schema dependencies are not expressible yet", "more")
+        required = list(required)
+        changed = True
+        while changed:
+            changed = False
+            for trigger, needed in deps.items():
+                if trigger in required and any(x not in required for x in needed):
+                    required += [x for x in needed if x not in required]
+                    changed = True
+        preds = [("dep", t, tuple(n)) for t, n in deps.items() if t not in required and any(
+            x not in required for x in n)]
+        return required, preds
+
+    def presence(self, s: dict) -> dict:
+        """Move anyOf / oneOf whose branches only list `required`, and `not: {required}`, into
+        presence predicates that `object` compiles exactly. Non-objects satisfy any `required`, so
+        oneOf of two or more such branches and `not` also restrict the type to object."""
+        def only_required(x: Any) -> bool:
+            return isinstance(x, dict) and "required" in x and all(k == "required" or k in ANNOTATIONS for k in x)
+
+        preds = list(s.get(PRESENCE, []))
+        out = {k: v for k, v in s.items() if k != PRESENCE}
+        for k in ("anyOf", "oneOf"):
+            if isinstance(s.get(k), list) and s[k] and all(only_required(b) for b in s[k]):
+                preds.append((k, tuple(tuple(b["required"]) for b in s[k])))
+                del out[k]
+        if only_required(s.get("not")):
+            preds.append(("not", tuple(s["not"]["required"])))
+            del out["not"]
+        if not preds:
+            return s
+        if any(p[0] == "not" or (p[0] == "oneOf" and len(p[1]) > 1) for p in preds):
+            t = out.get("type", "object")
+            if "object" not in ([t] if isinstance(t, str) else t):
+                raise NoValue("type", "", "no value satisfies the constraints")
+            out["type"] = "object"
+        out[PRESENCE] = preds
+        return out
+
+    def key_patterns(self, pattern_props: dict, ptr: str) -> list[tuple[str, Any, Any]]:
+        """patternProperties as (pattern, character FSM of the keys it matches, value schema)."""
+        from .regex import ecma_pattern_to_regex
+
+        out = []
+        for pat, sub in pattern_props.items():
+            p_ptr = f"{ptr}/patternProperties/{_ptr_escape(pat)}"
+            try:
+                out.append((pat, char_fsm(ecma_pattern_to_regex(pat, "patternProperties", p_ptr)), sub))
+            except RegexError as e:
+                raise SchemaError(f"invalid pattern: {e}", p_ptr) from None
+        return out
+
+    def key_filter(self, names: Any, ptr: str):
+        """propertyNames as a character FSM of the allowed keys (None: any key)."""
+        if names is True or names == {}:
+            return None
+        if names is False:
+            return char_fsm("[^\\s\\S]")  # no key at all
+        if not isinstance(names, dict):
+            raise SchemaError("propertyNames must be a schema", ptr)
+        if "$ref" in names:
+            target, _, _ = self.resolve(names["$ref"], self.node_base.get(id(names), ""), ptr)
+            names = self.merge_all([target, {k: v for k, v in names.items() if k != "$ref"}], ptr)
+        known = {"type", "pattern", "minLength", "maxLength", "format", "enum", "const"}
+        for k in names:
+            if k not in known and k not in ANNOTATIONS and k in KEYWORDS:
+                self.unsupported(k, f"{ptr}/{k}", "only string constraints are compiled in propertyNames", "more")
+        if names.get("format") == "hostname":
+            self.unsupported("format", ptr + "/format", "hostname keys are not expressible yet", "more")
+        t = names.get("type", "string")
+        if "string" not in ([t] if isinstance(t, str) else t):
+            return char_fsm("[^\\s\\S]")
+        fsm = None
+        for p in self.string_patterns(names, ptr) or [ANY_CHAR + "*"]:
+            f = char_fsm(p)
+            fsm = f if fsm is None else fsm & f
+        for k in ("enum", "const"):
+            if k in names:
+                values = names["enum"] if k == "enum" else [names["const"]]
+                strs = [v for v in values if isinstance(v, str)]
+                lit = char_fsm("|".join(re.escape(v) for v in strs) or "[^\\s\\S]")
+                fsm = fsm & lit
+        return fsm
+
+    def extra_members(self, declared: set[str], patterns: list, names, addl: Any, ptr: str, base: str) -> str | None:
+        """The rule for one undeclared member: keys split into regions by which patternProperties
+        they match (values must satisfy all of those, or additionalProperties when none)."""
+        if not patterns and names is None:
+            if addl is False:
+                return None
+            value = self.schema(addl, ptr + "/additionalProperties", base)
+            return self.new_rule("extra", f"{self.other_key(declared)} {self.sep(': ')} {value}{self.ws}")
+        rest = char_fsm(ANY_CHAR + "*")
+        if declared:
+            rest = rest.difference(char_fsm("|".join(re.escape(k) for k in sorted(declared))))
+        if names is not None:
+            rest = rest & names
+        regions = [(rest, ())] if not rest.empty() else []
+        for idx, (_, fsm, _) in enumerate(patterns):
+            split = []
+            for region, matched in regions:
+                inside, outside = region & fsm, region.difference(fsm)
+                split += [(r, m) for r, m in ((inside, matched + (idx,)), (outside, matched)) if not r.empty()]
+            regions = split
+            if len(regions) > 64:
+                raise UnsupportedFeature("patternProperties", ptr + "/patternProperties",
+                                         "more than 64 distinct key regions")
+        alts = []
+        for region, matched in regions:
+            subs = [patterns[i][2] for i in matched] or [addl]
+            if any(x is False for x in subs):
+                continue
+            r_ptr = (f"{ptr}/patternProperties/{_ptr_escape(patterns[matched[0]][0])}" if matched
+                     else ptr + "/additionalProperties")
+            if len(matched) > 1:
+                r_ptr += "/" + "+".join(str(i) for i in matched)
+            value = self.schema(subs[0] if len(subs) == 1 else self.merge_all(subs, r_ptr), r_ptr, base)
+            key = self.terminal("key", dfa=fsm_json_string_dfa(region))
+            alts.append(f"{key} {self.sep(': ')} {value}{self.ws}")
+        return self.new_rule("extra", " | ".join(alts)) if alts else None
 
     def other_key(self, declared: set[str]) -> str:
         """A JSON string key that is none of the declared property names (a DFA difference)."""

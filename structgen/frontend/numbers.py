@@ -22,21 +22,23 @@ Cost note: the regexes stay small, but a bound with hundreds of digits still mea
 hundreds of digits long, and interegular's construction of such DFAs takes seconds
 (~8 s for |v| <= 1.8e308); bounds up to ~1e40 compile in well under a second.
 
-Not here: `multipleOf`. Integers that are multiples of k form a regular language (a DFA
-over digits mod k), but its regex form is exponential in general; the caller should build
-that DFA directly if it needs it.
+`multiple_of_dfa` builds `multipleOf` directly as a byte DFA (its regex form is exponential):
+for m = a / 10^p it reads the literal's digits tracking the scaled value mod a.
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Union
 
 Number = Union[int, float, Decimal, str]
 
-__all__ = ["integer_regex", "decimal_regex"]
+__all__ = ["integer_regex", "decimal_regex", "multiple_of_dfa"]
+MAX_MULTIPLE_STATES = 20_000
 
 
 # --- bounds -----------------------------------------------------------------------------
@@ -545,3 +547,66 @@ def decimal_regex(minimum: Number | None = None, maximum: Number | None = None,
         neg = _magnitude(None if iv.hi is None else iv.hi.copy_negate(), iv.hi_excl,
                          None if iv.lo is None else iv.lo.copy_negate(), iv.lo_excl)
     return _signed(pos, neg)
+
+
+# --- multipleOf --------------------------------------------------------------------------
+
+
+def multiple_of_dfa(multiple: Number, integer: bool):
+    """Byte DFA of the JSON number literals without exponent (integers only if `integer`) whose
+    value is a multiple of `multiple`; None when the DFA would be too large (a has too many digits).
+
+    With m = a / 10^p (a, p integers), x is a multiple of m iff x * 10^p is an integer divisible by
+    a: states track the digits read so far mod a and how many fraction digits were read; fraction
+    digits beyond the p-th must be zeros."""
+    from ..automata.fsm import ByteDFA, _minimise, _trim
+
+    m = _to_decimal(multiple)
+    if not m.is_finite() or m <= 0:
+        raise ValueError(f"multipleOf must be a positive number, got {multiple!r}")
+    sign, digits, exp = m.normalize().as_tuple()
+    a = int("".join(map(str, digits))) * (10 ** exp if exp > 0 else 1)
+    p = -exp if exp < 0 else 0
+    if a * (p + 2) > MAX_MULTIPLE_STATES:
+        return None
+    # states: 0 start, 1 after '-', 2 int part "0", then int(r), dot(r), frac(r, f) for f = 1..p
+    base_int, base_dot = 3, 3 + a
+    base_frac = 3 + 2 * a
+    n = base_frac + a * p
+    trans = np.full((n, 256), -1, dtype=np.int32)
+    accept = np.zeros(n, dtype=bool)
+    d0 = ord("0")
+
+    def frac(r: int, f: int) -> int:
+        return base_frac + (f - 1) * a + r
+
+    trans[0, ord("-")] = 1
+    for s in (0, 1):
+        trans[s, d0] = 2
+        for d in range(1, 10):
+            trans[s, d0 + d] = base_int + d % a
+    accept[2] = True
+    for r in range(a):
+        accept[base_int + r] = (r * 10 ** p) % a == 0
+        for d in range(10):
+            trans[base_int + r, d0 + d] = base_int + (r * 10 + d) % a
+    if not integer:
+        # p == 0 (an integral multiple): after the point only zeros, kept in one zero-loop per remainder
+        zeros = np.full((a if not p else 0, 256), -1, dtype=np.int32)
+        trans[2, ord(".")] = base_dot
+        for r in range(a):
+            trans[base_int + r, ord(".")] = base_dot + r
+            if not p:
+                trans[base_dot + r, d0] = zeros[r, d0] = n + r
+                continue
+            for d in range(10):
+                trans[base_dot + r, d0 + d] = frac((r * 10 + d) % a, 1)
+            for f in range(1, p + 1):
+                accept[frac(r, f)] = (r * 10 ** (p - f)) % a == 0
+                for d in range(10 if f < p else 0):
+                    trans[frac(r, f), d0 + d] = frac((r * 10 + d) % a, f + 1)
+            trans[frac(r, p), d0] = frac(r, p)
+        trans = np.concatenate([trans, zeros])
+        accept = np.concatenate([accept, np.arange(len(zeros)) == 0])
+    trans, accept = _minimise(trans, accept)
+    return _trim(trans, accept) if accept.any() else ByteDFA(trans, accept)

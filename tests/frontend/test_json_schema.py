@@ -48,7 +48,45 @@ CASES = [
      [{"a": 1, "b": "x"}, {"a": 1}, {"b": "x"}]),
     ({"type": "object", "properties": {"a": {"type": "string", "nullable": True}}}, [{"a": None}, {"a": "s"}, {"a": 1}]),
     (True, [1, "x", None, {"a": [1, {"b": False}]}]),
+    ({"type": "object", "properties": {"id": {"type": "integer"}},
+      "patternProperties": {"^x-": {"type": "string"}, "n$": {"type": "string", "maxLength": 2}},
+      "additionalProperties": {"type": "boolean"}},
+     [{"id": 1, "x-a": "s", "b": True}, {"x-n": "ab"}, {"x-n": "abc"}, {"an": "s"}, {"an": 1}, {"q": True},
+      {"q": "s"}, {"x-a": 1}, {"id": 1, "in": "s"}]),
+    ({"type": "object", "properties": {"id": {"type": "integer"}}, "patternProperties": {"d": {"minimum": 0}},
+      "additionalProperties": False}, [{"id": 1}, {"id": -1}, {"d": -1}, {"dd": 2}, {"x": 1}]),
+    ({"type": "object", "propertyNames": {"pattern": "^[a-c]+$", "maxLength": 2}, "properties": {"abc": {}, "a": {}}},
+     [{}, {"a": 1}, {"ab": 1}, {"abc": 1}, {"d": 1}, {"a": 1, "cc": 2}]),
+    ({"type": "object", "properties": {"a": {}, "b": {}, "c": {}}, "minProperties": 2, "maxProperties": 3,
+      "required": ["a"]}, [{"a": 1}, {"a": 1, "b": 2}, {"a": 1, "c": 1, "z": 1}, {"a": 1, "b": 1, "c": 1, "z": 1}, {}]),
+    ({"type": "object", "maxProperties": 1}, [{}, {"a": 1}, {"a": 1, "b": 2}]),
+    ({"type": "object", "minProperties": 2, "additionalProperties": {"type": "integer"}},
+     [{}, {"a": 1}, {"a": 1, "b": 2}, {"a": 1, "b": 2, "c": 3}]),
+    ({"type": "object", "properties": {"a": {}, "b": {}}, "required": ["a"], "dependentRequired": {"a": ["b"]}},
+     [{"a": 1}, {"a": 1, "b": 2}, {"b": 1}]),
+    ({"type": "string", "format": "not-a-standard-format"}, ["x", ""]),
+    ({"properties": {"a": {}, "b": {}}, "not": {"required": ["a", "b"]}}, [{"a": 1}, {"a": 1, "b": 1}, {}, 1]),
+    ({"properties": {"b": {}, "a": {}}, "dependentRequired": {"a": ["b"]}, "anyOf": [{"required": ["q"]}, {"required": ["b"]}]},
+     [{"a": 1}, {"b": 1}, {"b": 1, "a": 1}, {}, 1, {"q": 2}, {"a": 1, "q": 2}, {"b": 1, "q": 2}]),
+    ({"type": "object", "minProperties": 1, "properties": {"a": {}, "b": {}}, "oneOf": [{"required": ["a"]}, {"required": ["b"]}],
+      "additionalProperties": {"type": "integer"}}, [{"a": 1}, {"a": 1, "z": 2}, {"z": 1}, {"a": 1, "b": 2}, 3]),
+    ({"type": "object", "properties": {"x": {"type": "object", "enum": ["A"]}, "y": {}}}, [{"y": 1}, {"x": "A"}, {}]),
+    ({"type": "array", "prefixItems": [{"type": "integer"}, {"not": {}}]}, [[1], [1, 2], []]),
+    ({"allOf": [{"enum": [{"a": 0}, {"a": 1}]}, {"not": {"enum": [{"a": 1}]}}]}, [{"a": 0}, {"a": 1}]),
+    ({"not": {"enum": ["a", None, True]}}, ["a", "b", None, True, False, []]),
+    ({"not": {"pattern": "^x"}}, ["a", "xa", "", 1]),
+    ({"not": {"type": "string", "maxLength": 2}}, ["a", "xa", "abc", 1]),
+    ({"allOf": [{"not": {"type": "null"}}, {"not": {"const": "q"}}]}, ["a", "q", None, 1]),
+    ({"type": "integer", "multipleOf": 7, "minimum": 10, "maximum": 30}, [7, 14, 21, 28, 35, 15]),
+    ({"type": "number", "multipleOf": 0.01}, [0.5, 0.125, 3, 1.0, 0.25]),
 ]
+
+
+def test_multiple_of_is_decimal_exact(compiler: GrammarCompiler) -> None:
+    """0.07 is a multiple of 0.01 (the spec's mathematical division); jsonschema's float division
+    (0.07 / 0.01 = 7.000000000000001) says otherwise, so this case is checked on its own."""
+    cg = compiler.compile_json_schema({"type": "number", "multipleOf": 0.01})
+    assert _accepts(cg, 0.07) and _accepts(cg, 1.1) and not _accepts(cg, 0.071)
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +215,20 @@ def test_maskbench_sample_never_accepts_invalid_and_samples_validate(compiler: G
     print(counts)
     assert counts["invalid_accepted"] == 0
     assert counts["compiled"] >= 75 and counts["samples"] >= 60
+
+
+def test_flexible_whitespace_accepts_every_json_layout_within_the_run_bound(compiler: GrammarCompiler) -> None:
+    """whitespace="flexible": json.dumps with any indent/separators fits; nothing before or after the
+    value; runs longer than max_whitespace are rejected (a model cannot loop on newlines)."""
+    schema = {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer"}},
+                                               "b": {"enum": [{"x": [1, 2]}, None]}, "c": {}},
+              "required": ["a"], "additionalProperties": {"type": "string"}}
+    cg = compiler.compile_json_schema(schema, whitespace="flexible", max_whitespace=8)
+    inst = {"a": [1, 2], "b": {"x": [1, 2]}, "c": {"q": [1, {"r": None}]}, "z": "s"}
+    for text in (json.dumps(inst), json.dumps(inst, indent=1), json.dumps(inst, separators=(",", ":")),
+                 json.dumps(inst, indent="\t").replace(":", " :"), '{"a" :[ 1 ,2 ] }'):
+        m = GrammarMatcher(cg)
+        assert m.accept_string(text) and m.is_accepting(), text
+    for text in (" " + json.dumps(inst), json.dumps(inst) + "\n", '{"a": [1,' + " " * 9 + "2]}", '{"a": [1, "x"]}'):
+        m = GrammarMatcher(cg)
+        assert not (m.accept_string(text) and m.is_accepting()), text

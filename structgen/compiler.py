@@ -14,7 +14,7 @@ from .automata.fsm import ByteDFA, literal_dfa, literal_dfa_ignorecase, regex_df
 from .automata.lexer import LexerTables, Terminal
 from .automata.parser import StackPool, acceptable_terms, build_lark, tables_from_lark
 from .automata.step import NEED_DFA, OK, POOL_FULL
-from .errors import GrammarError, RegexError, StructgenError
+from .errors import GrammarError, LimitExceeded, RegexError, StructgenError
 from .maskstore.store import MaskStore
 from .tokenizer import TokenizerInfo
 
@@ -155,11 +155,17 @@ class GrammarCompiler:
         from .frontend.json_schema import load_schema, schema_to_grammar
 
         schema = load_schema(schema)
-        key = ("json_schema", json.dumps(schema, sort_keys=True), whitespace, strict, max_whitespace)
+        try:
+            key = ("json_schema", json.dumps(schema, sort_keys=True), whitespace, strict, max_whitespace)
+        except RecursionError:
+            raise LimitExceeded("the schema is nested too deeply to compile") from None
         cg = self._cache.get(key)
         if cg is None:
             sg = schema_to_grammar(schema, whitespace=whitespace, strict=strict, max_whitespace=max_whitespace)
-            cg = self.compile_grammar(sg.lark, terminal_dfas=sg.terminal_dfas)
+            try:
+                cg = self.compile_grammar(sg.lark, terminal_dfas=sg.terminal_dfas)
+            except RecursionError:
+                raise LimitExceeded("the schema's grammar is nested too deeply to compile") from None
             if cg.parser.conflicts:  # Lark resolved them by shifting: some valid instances would be cut off
                 raise GrammarError("the schema's grammar is ambiguous (e.g. overlapping anyOf branches), which "
                                    f"would silently reject valid instances: {cg.parser.conflicts[0]}")

@@ -61,6 +61,23 @@ def literal_dfa(data: bytes) -> ByteDFA:
 _EXTRA_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 
 
+def literals_dfa(words: list[bytes]) -> ByteDFA:
+    """Minimal DFA of a finite set of byte strings (a trie, then acyclic minimisation)."""
+    rows = [np.full(256, -1, dtype=np.int32)]
+    accept = [False]
+    for w in words:
+        s = 0
+        for b in w:
+            if rows[s][b] < 0:
+                rows[s][b] = len(rows)
+                rows.append(np.full(256, -1, dtype=np.int32))
+                accept.append(False)
+            s = int(rows[s][b])
+        accept[s] = True
+    trans, acc = _minimise(np.stack(rows), np.array(accept, dtype=bool))
+    return _trim(trans, acc)
+
+
 def _case_variants(c: str) -> set[str]:
     """Characters that `re.fullmatch("(?i:" + c + ")", x)` matches, as Python's re defines it."""
     import re
@@ -439,10 +456,12 @@ def _acyclic_classes(small: np.ndarray, accept: np.ndarray) -> np.ndarray | None
     cycle. Bounded-length languages (length limits, hostnames) are acyclic and would need one
     Moore round per character of their longest word."""
     n = small.shape[0]
+    succ = [set(small[s][small[s] >= 0].tolist()) for s in range(n)]
     indeg = np.zeros(n, dtype=np.int64)
-    np.add.at(indeg, small[small >= 0], 1)
+    for targets in succ:
+        for t in targets:
+            indeg[t] += 1
     order = list(np.flatnonzero(indeg == 0))
-    succ = [np.unique(small[s][small[s] >= 0]) for s in range(n)]
     i = 0
     while i < len(order):
         for t in succ[order[i]]:

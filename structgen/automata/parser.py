@@ -72,6 +72,9 @@ def build_lark(grammar: str, start: str):
 
     handler = _ConflictLog()
     old_level = lark_logger.level
+    others = [(h, h.level) for h in lark_logger.handlers]
+    for h, _ in others:  # Lark's own stderr handler would print every debug line (e.g. "Unused rule")
+        h.setLevel(max(h.level, logging.WARNING))
     lark_logger.addHandler(handler)
     lark_logger.setLevel(logging.DEBUG)
     try:
@@ -88,6 +91,8 @@ def build_lark(grammar: str, start: str):
     finally:
         lark_logger.removeHandler(handler)
         lark_logger.setLevel(old_level)
+        for h, level in others:
+            h.setLevel(level)
     return parser, handler.messages
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
-from ..automata.fsm import ANY_CHAR, ByteDFA, char_fsm, fsm_json_string_dfa, intersect, json_string_dfa, regex_dfa
-from ..errors import RegexError, SchemaError, UnsupportedFeature
+from ..automata.fsm import (ANY_CHAR, ByteDFA, char_fsm, fsm_json_string_dfa, intersect, json_string_dfa, literals_dfa,
+                            regex_dfa)
+from ..errors import LimitExceeded, RegexError, SchemaError, StructgenError, UnsupportedFeature
 
 # keywords that only annotate: they never change which instances are valid
 ANNOTATIONS = {
@@ -33,7 +34,8 @@ JSON_STRING = r'"([^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'  # as in 
 JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 JSON_INTEGER = r"-?(0|[1-9][0-9]*)"
 TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
-MAX_LENGTH_BOUND = 256
+MAX_RULES = 20_000  # Lark's LALR construction time grows with the rule count
+MAX_LENGTH_BOUND = 1024  # a length-counting string DFA has ~14 states per character
 # keywords that constrain instances (2020-12 and draft-07 validation/applicator vocabularies)
 KEYWORDS = {
     "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
@@ -94,7 +96,10 @@ def schema_to_grammar(schema: Any, *, whitespace: str = "compact", strict: bool 
         raise ValueError(f"whitespace {whitespace!r} is not supported; supported: {WHITESPACE_STYLES}")
     if max_whitespace < 1:
         raise ValueError("max_whitespace must be at least 1")
-    return _Converter(load_schema(schema), strict, max_whitespace if whitespace == "flexible" else None).run()
+    try:
+        return _Converter(load_schema(schema), strict, max_whitespace if whitespace == "flexible" else None).run()
+    except RecursionError:
+        raise LimitExceeded("the schema is nested too deeply to compile") from None
 
 
 PRESENCE = "__presence__"  # internal keys: predicates over which properties an object has,
@@ -122,6 +127,73 @@ def _pred_eval(p: tuple, present) -> bool:
         return not all(present(n) for n in p[1])
     hits = sum(all(present(n) for n in branch) for branch in p[1])
     return hits >= 1 if p[0] == "anyOf" else hits == 1
+
+
+def _internal_ok(s: dict, v: Any) -> bool:
+    """Whether value v meets the constraints merging moved into internal keys (jsonschema ignores them)."""
+    if any(v == x and type(v) is type(x) for x in s.get(NOT_VALUES, [])):
+        return False
+    if isinstance(v, str) and any(all(re.fullmatch(p, v) for p in group) for group in s.get(NOT_STRINGS, [])):
+        return False
+    if isinstance(v, dict):
+        return all(_pred_eval(p, lambda n: n in v) for p in s.get(PRESENCE, []))
+    return not (s.get(PRESENCE) and any(p[0] == "not" or (p[0] == "oneOf" and len(p[1]) > 1)
+                                         for p in s[PRESENCE]))
+
+
+TYPE_KEYWORDS = {
+    "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
+    "string": {"minLength", "maxLength", "pattern", "format", NOT_STRINGS},
+    "array": {"items", "prefixItems", "additionalItems", "contains", "minItems", "maxItems", "uniqueItems",
+              "minContains", "maxContains", "unevaluatedItems"},
+    "object": {"properties", "required", "additionalProperties", "patternProperties", "propertyNames",
+               "minProperties", "maxProperties", "dependentRequired", "dependencies", "dependentSchemas",
+               "unevaluatedProperties", PRESENCE},
+    "null": set(), "boolean": set(),
+}
+ANY_TYPE_KEYWORDS = {"enum", "const", "not", "allOf", "anyOf", "oneOf", "$ref", "if", "$dynamicRef", "$recursiveRef",
+                     NOT_VALUES}
+
+
+def _accepts_all_of(s: Any, t: str) -> bool:
+    """Whether schema s surely accepts every value of type t ("number" includes the integers)."""
+    if s is True or s == {}:
+        return True
+    if not isinstance(s, dict):
+        return False
+    types = s.get("type", list(TYPES))
+    types = [types] if isinstance(types, str) else types
+    return t in types and not any(k in s for k in TYPE_KEYWORDS[t] | ANY_TYPE_KEYWORDS)
+
+
+def _string_only(s: dict) -> bool:
+    """Whether s constrains strings with nothing but string_patterns' keywords (and may allow other types)."""
+    return all(k in ANNOTATIONS or k == "type" or k in TYPE_KEYWORDS["string"] or
+               any(k in TYPE_KEYWORDS[t] for t in ("number", "array", "object")) for k in s)
+
+
+def _type_set(s: dict) -> set[str]:
+    """The JSON types a schema allows ("integer" folded into "number")."""
+    t = s.get("type", list(TYPES))
+    t = {t} if isinstance(t, str) else set(t)
+    return {"number" if x == "integer" else x for x in t}
+
+
+def _ranges_disjoint(a: dict, b: dict) -> bool:
+    """Whether two schemas' numeric bounds leave no common number (draft-06+ style bounds)."""
+    def bounds(s: dict):
+        lo = [(s[k], k == "exclusiveMinimum") for k in ("minimum", "exclusiveMinimum")
+              if isinstance(s.get(k), (int, float)) and not isinstance(s.get(k), bool)]
+        hi = [(s[k], k == "exclusiveMaximum") for k in ("maximum", "exclusiveMaximum")
+              if isinstance(s.get(k), (int, float)) and not isinstance(s.get(k), bool)]
+        return max(lo, default=None), min(hi, default=None, key=lambda x: (x[0], not x[1]))
+    (alo, _), (blo, _) = bounds(a), bounds(b)
+    _, ahi = bounds(a)
+    _, bhi = bounds(b)
+    for lo, hi in ((alo, bhi), (blo, ahi)):
+        if lo is not None and hi is not None and (lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1]))):
+            return True
+    return False
 
 
 def _ptr_escape(key: str) -> str:
@@ -175,6 +247,8 @@ class _Converter:
         return _lark_literal(text) + (self.ws if text in "{[" else "")
 
     def new_rule(self, hint: str, body: str) -> str:
+        if len(self.rules) >= MAX_RULES:
+            raise LimitExceeded(f"the schema needs more than {MAX_RULES} grammar rules")
         self.n += 1
         name = f"r{self.n}_{re.sub('[^a-z0-9]', '', hint.lower())[:20]}"
         self.rules[name] = body
@@ -288,14 +362,20 @@ class _Converter:
         # keywords outside the vocabulary are annotations by the spec: ignored, like "title"
         values = self.finite_values(s, ptr)
         if values is not None:  # a finite language: keep the values the whole schema accepts
-            validator = self.validator(s, ptr)
+            rest = {k: v for k, v in s.items() if k not in ("enum", "const")} if ("enum" in s or "const" in s) else s
+            check = self.validator(rest, ptr).is_valid if any(k in KEYWORDS for k in rest) else (lambda v: True)
             try:
-                kept = {json.dumps(v, sort_keys=True): v for v in values if validator.is_valid(v)}
+                kept = {json.dumps(v, sort_keys=True): v for v in values if check(v) and _internal_ok(s, v)}
             except Exception as e:  # e.g. a ref or pattern jsonschema cannot handle
                 raise UnsupportedFeature("enum", ptr, f"cannot evaluate the schema on its values: {e}") from None
             if not kept:
                 raise NoValue("enum" if "enum" in s else "const", ptr, "no value satisfies the schema")
-            return " | ".join(self.literal_value(v) for v in kept.values())
+            strings = [v for v in kept.values() if isinstance(v, str)]
+            alts = [self.literal_value(v) for v in kept.values() if not isinstance(v, str) or len(strings) <= 8]
+            if len(strings) > 8:  # one terminal (a trie DFA) instead of a terminal per value
+                words = [json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass") for v in strings]
+                alts.append(self.terminal("enum", dfa=literals_dfa(words)))
+            return " | ".join(alts)
         if "allOf" in s:
             parts = [{k: v for k, v in s.items() if k != "allOf"}] + list(s["allOf"])
             return self.schema(self.merge_all(parts, ptr), ptr + "/allOf", base)
@@ -309,9 +389,13 @@ class _Converter:
                 rest = {kk: v for kk, v in s.items() if kk != k}
                 if k == "anyOf" and any(b is True or b == {} for b in s[k]):
                     return self.schema(rest or True, ptr + "/anyOf", base)  # one branch accepts everything
-                branches = []
+                branches, schemas = [], []
                 seen_branches: set[str] = set()
-                for i, sub in enumerate(s[k]):
+                subs = self.exclusive([self.merge_all([rest, b], ptr) for b in s[k]], ptr) if k == "oneOf" else s[k]
+                rest = {} if k == "oneOf" else rest
+                for i, sub in enumerate(subs):
+                    if sub is None:
+                        continue
                     canon = json.dumps(sub, sort_keys=True)
                     if k == "anyOf" and canon in seen_branches:  # identical branches would collide in LR
                         continue
@@ -319,12 +403,11 @@ class _Converter:
                     merged = self.merge_all([rest, sub], ptr) if any(kk not in ANNOTATIONS for kk in rest) else sub
                     try:
                         branches.append(self.schema(merged, f"{ptr}/{k}/{i}", base))
+                        schemas.append(merged)
                     except NoValue:
                         continue  # a branch no value satisfies adds nothing (and cannot overlap in oneOf)
                 if not branches:
                     raise NoValue(k, ptr + "/" + k, "no branch can be satisfied")
-                if k == "oneOf" and len(branches) > 1:
-                    self.check_disjoint(s[k], ptr)
                 return " | ".join(dict.fromkeys(branches))
         types = s.get("type", list(TYPES))
         types = [types] if isinstance(types, str) else list(types)
@@ -335,7 +418,12 @@ class _Converter:
             self.unsupported("not", ptr + "/not", "excluding numbers is not expressible yet", "more")
         if None in excluded and "null" in types:
             types.remove("null")
-        alts = [self.typed(t, s, ptr, base) for t in types]
+        alts = []
+        for t in types:
+            try:
+                alts.append(self.typed(t, s, ptr, base))
+            except NoValue:  # no value of this type: the others may remain
+                alts.append(None)
         if "boolean" in types:
             alts[types.index("boolean")] = " | ".join(f'"{b}"' for b in ("true", "false") if
                                                        not any(v is (b == "true") for v in excluded)) or None
@@ -415,27 +503,101 @@ class _Converter:
             self._root_validator = cls(self.root, format_checker=cls.FORMAT_CHECKER)
         return self._root_validator.evolve(schema=s)
 
-    def check_disjoint(self, branches: list, ptr: str) -> None:
-        """oneOf is exact only when no value matches two branches; prove it from their types/consts."""
-        def kinds(b: Any) -> set[str] | None:
-            if not isinstance(b, dict):
+    def exclusive(self, branches: list, ptr: str) -> list:
+        """oneOf branches rewritten to be pairwise disjoint, so that oneOf is their anyOf: a type
+        two branches accept entirely is valid under neither (dropped from all); overlapping string
+        languages are cut out of both. Overlaps it cannot remove are unsupported. None: dropped."""
+        out = [dict(b) if isinstance(b, dict) else b for b in branches]
+        for t in ("null", "boolean", "number", "string", "array", "object"):
+            if sum(_accepts_all_of(b, t) for b in out) >= 2:
+                for b in out:
+                    if isinstance(b, dict):
+                        b["type"] = [x for x in b.get("type", list(TYPES)) if x != t and not (
+                            t == "number" and x == "integer")] if not isinstance(b.get("type"), str) else (
+                            [] if b["type"] == t or (t == "number" and b["type"] == "integer") else [b["type"]])
+        out = [None if isinstance(b, dict) and b.get("type") == [] else b for b in out]
+        for i in range(len(out)):
+            for j in range(i):
+                a, b = out[i], out[j]
+                if a is None or b is None or self.disjoint(a, b, ptr):
+                    continue
+                if _type_set(a) & _type_set(b) == {"string"} and _string_only(a) and _string_only(b):
+                    pa, pb = self.string_patterns(a, ptr), self.string_patterns(b, ptr)
+                    a[NOT_STRINGS] = list(a.get(NOT_STRINGS, [])) + [pb]
+                    b[NOT_STRINGS] = list(b.get(NOT_STRINGS, [])) + [pa]
+                    continue
+                both = self.common_strings(a, b, ptr)
+                if both is not None:  # a string enum against a string language: cut the shared values
+                    a[NOT_VALUES] = list(a.get(NOT_VALUES, [])) + both
+                    b[NOT_VALUES] = list(b.get(NOT_VALUES, [])) + both
+                    continue
+                self.unsupported("oneOf", ptr + "/oneOf", f"branches {j} and {i} are not provably disjoint "
+                                 "(compiled as anyOf)", "more")
+                return out
+        return out
+
+    def common_strings(self, a: Any, b: Any, ptr: str) -> list[str] | None:
+        """When one schema is a finite set of strings and the other constrains strings only through
+        string_patterns: the values both accept (by our string DFA); else None."""
+        for x, y in ((a, b), (b, a)):
+            values = self.finite_values(x, ptr) if isinstance(x, dict) else None
+            if values is None or not isinstance(y, dict) or not _string_only(y) or "string" not in _type_set(y):
+                continue
+            if not all(isinstance(v, str) for v in values):
                 return None
-            if "const" in b:
-                return {"const:" + json.dumps(b["const"], sort_keys=True)}
-            if "enum" in b and isinstance(b["enum"], list):
-                return {"const:" + json.dumps(v, sort_keys=True) for v in b["enum"]}
-            t = b.get("type")
-            if t is None:
+            try:
+                dfa = json_string_dfa(self.string_patterns(y, ptr) or [ANY_CHAR + "*"])
+                vx = self.validator(x, ptr)
+                return [v for v in values if vx.is_valid(v) and _internal_ok(x, v) and _internal_ok(y, v)
+                        and dfa.matches(json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass"))]
+            except Exception:
                 return None
-            t = {t} if isinstance(t, str) else set(t)
-            return {"number" if x == "integer" else x for x in t}
-        seen: set[str] = set()
-        for b in branches:
-            k = kinds(b)
-            if k is None or k & seen:
-                self.unsupported("oneOf", ptr + "/oneOf", "branches not provably disjoint (compiled as anyOf)", "more")
-                return
-            seen |= k
+        return None
+
+    def disjoint(self, a: Any, b: Any, ptr: str, depth: int = 0) -> bool:
+        """True only if no value satisfies both schemas (types, finite values checked with the
+        other schema's validator, number ranges, string languages, object discriminators)."""
+        try:
+            a, b = (self.merge_all([x], ptr) if isinstance(x, dict) else x for x in (a, b))
+        except StructgenError:
+            return False
+        if not isinstance(a, dict) or not isinstance(b, dict) or depth > 8:
+            return a is False or b is False
+        ta, tb = _type_set(a), _type_set(b)
+        common = ta & tb
+        if not common:
+            return True
+        if self.common_strings(a, b, ptr) == []:
+            return True
+        for x, y in ((a, b), (b, a)):
+            values = self.finite_values(x, ptr)
+            if values is not None:
+                try:
+                    vy, vx = self.validator(y, ptr), self.validator(x, ptr)
+                    return not any(vx.is_valid(v) and vy.is_valid(v) for v in values)
+                except Exception:
+                    return False
+        if common <= {"number"}:
+            return _ranges_disjoint(a, b)
+        if common == {"string"}:
+            try:
+                pa, pb = self.string_patterns(a, ptr), self.string_patterns(b, ptr)
+                intersect(json_string_dfa(pa or [ANY_CHAR + "*"]), json_string_dfa(pb or [ANY_CHAR + "*"]))
+                return False
+            except RegexError:
+                return True  # the intersection matches nothing
+            except StructgenError:
+                return False
+        if common == {"object"}:
+            pa, pb = a.get("properties") or {}, b.get("properties") or {}
+            ra, rb = set(a.get("required", [])), set(b.get("required", []))
+            for name in ra & rb:  # a discriminator: a required property whose values cannot agree
+                if name in pa and name in pb and self.disjoint(pa[name], pb[name], ptr, depth + 1):
+                    return True
+            for x, px, ry in ((a, pa, rb), (b, pb, ra)):  # a closed object cannot have the other's required
+                if x.get("additionalProperties", True) is False and not x.get("patternProperties") and ry - set(px):
+                    return True
+        return False
 
     def merge_all(self, parts: list, ptr: str) -> dict:
         """allOf as one schema: keywords combined where the combination is exact.

@@ -9,6 +9,7 @@ word of the language continues this way".
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass
 
 import interegular
@@ -124,7 +125,12 @@ def json_string_dfa(value_patterns: list[str], max_states: int = DEFAULT_MAX_STA
                     exclude: tuple[list[str], ...] = ()) -> ByteDFA:
     """DFA of the JSON string literals (quotes included, json.dumps-style escapes) whose decoded
     value fully matches every regex in `value_patterns` (their intersection) and, for each group
-    in `exclude`, fails at least one of its regexes."""
+    in `exclude`, fails at least one of its regexes. Cached: schemas repeat the same constraints."""
+    return _json_string_dfa(tuple(value_patterns), max_states, tuple(tuple(g) for g in exclude))
+
+
+@lru_cache(maxsize=1024)
+def _json_string_dfa(value_patterns: tuple[str, ...], max_states: int, exclude: tuple[tuple[str, ...], ...]) -> ByteDFA:
     desc = " & ".join(value_patterns) or "any string"
     fsm = None
     with _bounded_crawl(max_states, desc):
@@ -138,6 +144,26 @@ def json_string_dfa(value_patterns: list[str], max_states: int = DEFAULT_MAX_STA
                 bad = f if bad is None else bad & f
             fsm = fsm.difference(bad)
     return fsm_json_string_dfa(fsm, max_states, desc)
+
+
+@lru_cache(maxsize=256)
+def json_string_body_dfa(value_pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
+    """Like json_string_dfa([value_pattern]) without the quotes: the escaped contents of a string,
+    so that a long string can be split into several lexemes."""
+    quoted = json_string_dfa([value_pattern], max_states)
+    trans, accept = quoted.trans.copy(), np.zeros(quoted.num_states, dtype=bool)
+    quote = ord('"')
+    first = int(trans[0, quote])
+    is_end = quoted.accept & ~(quoted.trans >= 0).any(axis=1)  # after the closing quote
+    closing = (trans[:, quote] >= 0) & is_end[np.maximum(trans[:, quote], 0)]
+    accept[closing] = True
+    trans[closing, quote] = -1  # the closing quote becomes its own lexeme
+    perm = np.arange(len(accept))
+    perm[[0, first]] = perm[[first, 0]]  # the state after the opening quote becomes state 0
+    inv = np.argsort(perm)
+    trans = np.where(trans >= 0, inv[np.maximum(trans, 0)], -1)[perm].astype(np.int32)
+    trans, accept = _minimise(trans, accept[perm])
+    return _trim(trans, accept)
 
 
 def fsm_json_string_dfa(fsm, max_states: int = DEFAULT_MAX_STATES, desc: str = "string") -> ByteDFA:
@@ -440,9 +466,10 @@ def _minimise(trans: np.ndarray, accept: np.ndarray) -> tuple[np.ndarray, np.nda
     num = len(np.unique(cls))
     while True:
         nxt = np.where(small >= 0, cls[np.maximum(small, 0)], -1)
-        sig = np.concatenate([cls[:, None], nxt], axis=1)
-        _, new_cls = np.unique(sig, axis=0, return_inverse=True)
-        new_cls = new_cls.reshape(-1)
+        new_cls = cls
+        for col in nxt.T:  # refine by one column at a time: exact, and only 1-D sorts
+            _, new_cls = np.unique(new_cls * (n + 1) + (col + 1), return_inverse=True)
+            new_cls = new_cls.reshape(-1).astype(np.int64)
         new_num = int(new_cls.max()) + 1 if n else 0
         cls = new_cls
         if new_num == num:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
-from ..automata.fsm import (ANY_CHAR, ByteDFA, char_fsm, fsm_json_string_dfa, intersect, json_string_dfa, literals_dfa,
-                            regex_dfa)
+from ..automata.fsm import (ANY_CHAR, ByteDFA, char_fsm, fsm_json_string_dfa, intersect, json_string_body_dfa,
+                            json_string_dfa, literals_dfa, regex_dfa)
 from ..errors import LimitExceeded, RegexError, SchemaError, StructgenError, UnsupportedFeature
 
 # keywords that only annotate: they never change which instances are valid
@@ -36,6 +36,7 @@ JSON_INTEGER = r"-?(0|[1-9][0-9]*)"
 TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
 MAX_RULES = 20_000  # Lark's LALR construction time grows with the rule count
 MAX_LENGTH_BOUND = 1024  # a length-counting string DFA has ~14 states per character
+LONG_STRING = 256  # strings with only length bounds above this are split into block lexemes
 # keywords that constrain instances (2020-12 and draft-07 validation/applicator vocabularies)
 KEYWORDS = {
     "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
@@ -740,6 +741,11 @@ class _Converter:
         return self.terminal(t, dfa=dfa)
 
     def string(self, s: dict, ptr: str) -> str:
+        only_length = not any(k in s for k in ("pattern", "format", NOT_STRINGS, NOT_VALUES))
+        hi = s.get("maxLength")
+        if only_length and (("maxLength" in s and hi is not None and int(hi) > LONG_STRING) or
+                            int(s.get("minLength", 0)) > LONG_STRING):
+            return self.long_string(int(s.get("minLength", 0)), None if hi is None else int(hi), ptr)
         patterns = self.string_patterns(s, ptr)
         exclude = list(s.get(NOT_STRINGS, []))
         literals = [v for v in s.get(NOT_VALUES, []) if isinstance(v, str)]
@@ -762,6 +768,47 @@ class _Converter:
             return self.terminal("str", dfa=json_string_dfa(patterns, exclude=tuple(exclude)))
         except RegexError as e:  # e.g. a pattern that can never match, or contradicts the length
             raise NoValue("type", ptr, f"no string satisfies the constraints ({e})") from None
+
+    def long_string(self, lo: int, hi: int | None, ptr: str) -> str:
+        """A string of lo..hi characters as a run of fixed-size blocks plus a shorter rest, each a
+        lexeme of its own: a block is lexed as soon as it is full, so a string of length L is
+        always L // B blocks and the rest, and the grammar counts blocks (a DFA counting to hi
+        would need ~14 states per character)."""
+        top = hi if hi is not None else lo
+        block = 64 if top <= 64 * 256 else 256
+        if top > block * 256:
+            self.unsupported("maxLength" if hi is not None else "minLength", ptr,
+                             f"length bounds above {block * 256}", "more" if hi is not None else "less")
+            return self.string({k: v for k, v in {"minLength": min(lo, 1024)}.items()}, ptr)
+        quote = _lark_literal('"')
+        key = ("long", lo, hi)
+        if key in self.memo:
+            return self.memo[key]
+
+        def body(pattern: str, hint: str) -> str:
+            tkey = ("body", pattern)
+            if tkey not in self.memo:
+                self.memo[tkey] = self.terminal(hint, dfa=json_string_body_dfa(pattern))
+            return self.memo[tkey]
+
+        full = body(f"{ANY_CHAR}{{{block}}}", "block")
+        last = top // block if hi is not None else -(-lo // block)
+        nxt = ""
+        for a in range(last, -1, -1):
+            alts = []
+            if a < last:
+                alts.append(f"{full} {nxt}")
+            if hi is None and a == last:  # enough blocks for minLength: any rest
+                alts.append(f"{body(ANY_CHAR + '+', 'rest')} {quote}")
+            else:
+                r_lo, r_hi = max(1, lo - block * a), min(block - 1, (hi if hi is not None else 10 ** 9) - block * a)
+                if r_lo <= r_hi:
+                    alts.append(f"{body(f'{ANY_CHAR}{{{r_lo},{r_hi}}}', 'rest')} {quote}")
+            if lo <= block * a and (hi is None or block * a <= hi):
+                alts.append(quote)
+            nxt = self.new_rule("chars", " | ".join(alts))
+        self.memo[key] = self.new_rule("longstr", f"{quote} {nxt}")
+        return self.memo[key]
 
     def string_patterns(self, s: dict, ptr: str) -> list[str]:
         """Full-match regexes (over decoded characters) that a string valid under `s` matches."""

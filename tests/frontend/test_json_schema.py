@@ -97,6 +97,9 @@ CASES = [
      [{"a": 1}, {"a": 2}, {"a": 3}, 5, "s"]),
     ({"oneOf": [{"type": "string"}, {"minLength": 2}]}, ["a", "ab", 1, None]),
     ({"oneOf": [{"type": "boolean"}, {"type": ["boolean", "null"]}]}, [True, None, 1]),
+    ({"type": "string", "minLength": 290, "maxLength": 300}, ["a" * 289, "a" * 290, "é\n" * 150, "a" * 301, "\"" * 300]),
+    ({"type": "string", "maxLength": 5000}, ["", "ab" * 2500, "x" * 5001, "😀" * 4999 + "\\"]),
+    ({"type": "string", "minLength": 2000}, ["a" * 1999, "a" * 2000, "a\t" * 3000]),
 ]
 
 

@@ -603,31 +603,35 @@ class _Converter:
     def merge_all(self, parts: list, ptr: str) -> dict:
         """allOf as one schema: keywords combined where the combination is exact.
 
-        additionalProperties / items only see the properties / prefixItems of their own schema,
-        so merging parts where one restricts "the others" and another declares members is inexact.
-        """
-        out: dict = {}
-        dicts = [p for p in parts if isinstance(p, dict)]
-        for closed, members in (("additionalProperties", ("properties", "patternProperties")),
-                                ("items", ("prefixItems",)), ("additionalItems", ("items",))):
+        additionalProperties only sees the properties of its own schema, so closed objects are
+        merged member by member (exact without patternProperties); `items` likewise only sees
+        its own prefixItems, so that combination stays unsupported. Two anyOf become one anyOf of
+        the pairwise merged branches."""
+        dicts = []
+        for p in parts:
+            if p is True:
+                continue
+            if p is False:
+                raise NoValue("allOf", ptr, "contains a false schema")
+            if "$ref" in p:
+                target, _, _ = self.resolve(p["$ref"], self.node_base.get(id(p), ""), ptr)
+                p = self.merge_all([target, {k: v for k, v in p.items() if k != "$ref"}], ptr)
+            if "allOf" in p:
+                p = self.merge_all([{k: v for k, v in p.items() if k != "allOf"}] + list(p["allOf"]), ptr)
+            dicts.append(self.negation(self.presence(p), ptr))
+        objects = self.merge_objects(dicts, ptr)
+        for closed, members in (("items", ("prefixItems",)), ("additionalItems", ("items",))):
             for i, a in enumerate(dicts):
                 if a.get(closed, True) is True:
                     continue
                 if any(any(b.get(m) for m in members) for j, b in enumerate(dicts) if j != i):
                     self.unsupported("allOf", ptr, f"{closed} in one branch and members in another", "more")
                     break
-        for p in parts:
-            if p is True:
-                continue
-            if p is False:
-                raise UnsupportedFeature("allOf", ptr, "contains a false schema")
-            if "$ref" in p:
-                target, _, _ = self.resolve(p["$ref"], self.node_base.get(id(p), ""), ptr)
-                p = self.merge_all([target, {k: v for k, v in p.items() if k != "$ref"}], ptr)
-            if "allOf" in p:
-                p = self.merge_all([{k: v for k, v in p.items() if k != "allOf"}] + list(p["allOf"]), ptr)
-            p = self.negation(self.presence(p), ptr)
+        out: dict = {}
+        for p in dicts:
             for k, v in p.items():
+                if objects is not None and k in ("properties", "additionalProperties"):
+                    continue
                 if k in ANNOTATIONS or k not in out:
                     out.setdefault(k, v)
                 elif k in (PRESENCE, NOT_VALUES, NOT_STRINGS):
@@ -649,12 +653,42 @@ class _Converter:
                     out[k] = max(out[k], v) if not isinstance(v, bool) else out[k]
                 elif k in ("maximum", "maxLength", "maxItems", "maxProperties", "exclusiveMaximum"):
                     out[k] = min(out[k], v) if not isinstance(v, bool) else out[k]
-                elif out[k] != v:
+                elif out[k] != v and k in KEYWORDS:
                     if k in ("additionalProperties", "items") and (out[k] is True or v is True):
                         out[k] = v if out[k] is True else out[k]
+                    elif k == "anyOf" and len(out[k]) * len(v) <= 64:
+                        out[k] = [{"allOf": [x, y]} for x in out[k] for y in v]
                     else:
                         self.unsupported("allOf", ptr, f"cannot merge two different {k!r}", "more")
+        if objects is not None:
+            out.update(objects)
         return out
+
+    def merge_objects(self, dicts: list[dict], ptr: str) -> dict | None:
+        """properties + additionalProperties of an allOf when some part closes its object and
+        another declares members: each name gets all parts' schemas for it (their own property
+        or their additionalProperties); None when no such merge is needed."""
+        closing = [d for d in dicts if d.get("additionalProperties", True) is not True]
+        declaring = [d for d in dicts if d.get("properties")]
+        if not closing or not any(d is not c for c in closing for d in declaring + closing):
+            return None
+        if len(closing) == 1 and all(d is closing[0] for d in declaring):
+            return None
+        if any(d.get("patternProperties") for d in dicts):
+            self.unsupported("allOf", ptr, "additionalProperties in one branch and patternProperties in another",
+                             "more")
+            return None
+        names = list(dict.fromkeys(n for d in dicts for n in (d.get("properties") or {})))
+        props = {}
+        for n in names:
+            subs = [(d.get("properties") or {}).get(n, d.get("additionalProperties", True)) for d in dicts]
+            subs = [x for x in subs if x is not True]
+            props[n] = False if any(x is False for x in subs) else (
+                subs[0] if len(subs) == 1 else {"allOf": subs} if subs else True)
+        addl = [d.get("additionalProperties", True) for d in dicts]
+        addl = [x for x in addl if x is not True]
+        rest = False if any(x is False for x in addl) else (addl[0] if len(addl) == 1 else {"allOf": addl})
+        return {"properties": props, "additionalProperties": rest}
 
     # --- values ---------------------------------------------------------------------------
 

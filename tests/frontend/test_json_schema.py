@@ -100,6 +100,14 @@ CASES = [
     ({"type": "string", "minLength": 290, "maxLength": 300}, ["a" * 289, "a" * 290, "é\n" * 150, "a" * 301, "\"" * 300]),
     ({"type": "string", "maxLength": 5000}, ["", "ab" * 2500, "x" * 5001, "😀" * 4999 + "\\"]),
     ({"type": "string", "minLength": 2000}, ["a" * 1999, "a" * 2000, "a\t" * 3000]),
+    ({"allOf": [{"properties": {"a": {"type": "integer"}}, "additionalProperties": False}, {"properties": {"b": {}}}]},
+     [{"a": 1}, {"b": 1}, {}, {"a": "x"}]),
+    ({"allOf": [{"properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}},
+                {"properties": {"b": {"minLength": 2}}, "required": ["b"]}]},
+     [{"b": "xx"}, {"b": "x"}, {"a": 1, "b": "xy"}, {"a": 1}, {"b": "xx", "c": "s"}, {"b": "xx", "c": 1}]),
+    ({"allOf": [{"anyOf": [{"type": "integer"}, {"type": "string"}]}, {"anyOf": [{"minimum": 3}, {"maxLength": 2}]}]},
+     [1, 5, "ab", "abc", None]),
+    ({"allOf": [{"x-foo": 1, "type": "integer"}, {"x-foo": 2, "minimum": 0}]}, [1, -1]),
 ]
 
 

@@ -116,6 +116,8 @@ class NoValue(UnsupportedFeature):
 def _pred_names(p: tuple) -> list[str]:
     if p[0] == "dep":
         return [p[1], *p[2]]
+    if p[0] == "if":
+        return [*p[1], *p[2], *p[3]]
     if p[0] == "not":
         return list(p[1])
     return [n for branch in p[1] for n in branch]
@@ -124,6 +126,8 @@ def _pred_names(p: tuple) -> list[str]:
 def _pred_eval(p: tuple, present) -> bool:
     if p[0] == "dep":
         return not present(p[1]) or all(present(n) for n in p[2])
+    if p[0] == "if":
+        return all(present(n) for n in (p[2] if all(present(n) for n in p[1]) else p[3]))
     if p[0] == "not":
         return not all(present(n) for n in p[1])
     hits = sum(all(present(n) for n in branch) for branch in p[1])
@@ -383,7 +387,7 @@ class _Converter:
         s = self.negation(self.presence(s), ptr)
         for k in ("not", "if", "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "contains",
                   "$dynamicRef", "$recursiveRef"):
-            if k in s:
+            if k in s and not (k == "if" and "then" not in s and "else" not in s):  # a lone `if` has no effect
                 self.unsupported(k, f"{ptr}/{k}", "not expressible yet", "more")
         for k in ("anyOf", "oneOf"):
             if k in s:
@@ -1079,6 +1083,22 @@ class _Converter:
         if only_required(s.get("not")):
             preds.append(("not", tuple(s["not"]["required"])))
             del out["not"]
+        if only_required(s.get("if")) and all(k not in s or s[k] is True or only_required(s[k]) for k in ("then", "else")):
+            branch = {k: tuple(s[k]["required"]) if isinstance(s.get(k), dict) else () for k in ("then", "else")}
+            preds.append(("if", tuple(s["if"]["required"]), branch["then"], branch["else"]))
+            for k in ("if", "then", "else"):
+                out.pop(k, None)
+        for k, dep in list((s.get("dependentSchemas") or {}).items()) + [
+                (k, v) for k, v in (s.get("dependencies") or {}).items() if isinstance(v, dict)]:
+            if only_required(dep):  # a schema dependency that only requires names
+                preds.append(("dep", k, tuple(dep["required"])))
+        for key in ("dependentSchemas", "dependencies"):
+            if isinstance(s.get(key), dict) and any(only_required(v) for v in s[key].values()):
+                rest = {k: v for k, v in s[key].items() if not only_required(v)}
+                if rest:
+                    out[key] = rest
+                else:
+                    del out[key]
         if not preds:
             return s
         if any(p[0] == "not" or (p[0] == "oneOf" and len(p[1]) > 1) for p in preds):

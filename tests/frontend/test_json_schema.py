@@ -105,6 +105,11 @@ CASES = [
     ({"allOf": [{"anyOf": [{"type": "integer"}, {"type": "string"}]}, {"anyOf": [{"minimum": 3}, {"maxLength": 2}]}]},
      [1, 5, "ab", "abc", None]),
     ({"allOf": [{"x-foo": 1, "type": "integer"}, {"x-foo": 2, "minimum": 0}]}, [1, -1]),
+    ({"properties": {"a": {}, "b": {}, "c": {}}, "if": {"required": ["a"]}, "then": {"required": ["b"]},
+      "else": {"required": ["c"]}}, [{"a": 1}, {"a": 1, "b": 1}, {"c": 1}, {}, {"b": 2}, 5]),
+    ({"$schema": "http://json-schema.org/draft-07/schema#", "properties": {"a": {}, "b": {}},
+      "dependencies": {"a": {"required": ["b"]}, "b": ["a"]}}, [{"a": 1}, {"a": 1, "b": 1}, {"b": 1}, {}]),
+    ({"if": {"type": "string"}}, ["x", 1]),
 ]
 
 

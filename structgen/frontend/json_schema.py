@@ -34,7 +34,8 @@ JSON_STRING = r'"([^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'  # as in 
 JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 JSON_INTEGER = r"-?(0|[1-9][0-9]*)"
 TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
-MAX_RULES = 20_000  # Lark's LALR construction time grows with the rule count
+MAX_RULES = 20_000
+MAX_UNORDERED = 10  # property_order="any" needs a rule per subset of the properties  # Lark's LALR construction time grows with the rule count
 MAX_LENGTH_BOUND = 1024  # a length-counting string DFA has ~14 states per character
 LONG_STRING = 256  # strings with only length bounds above this are split into block lexemes
 # keywords that constrain instances (2020-12 and draft-07 validation/applicator vocabularies)
@@ -89,16 +90,20 @@ def load_schema(schema: Any) -> Any:
 
 
 def schema_to_grammar(schema: Any, *, whitespace: str = "compact", strict: bool = True,
-                      max_whitespace: int = DEFAULT_MAX_WHITESPACE) -> SchemaGrammar:
+                      max_whitespace: int = DEFAULT_MAX_WHITESPACE, property_order: str = "declared") -> SchemaGrammar:
     """Compile a JSON Schema to a grammar. `compact` writes json.dumps' one-line style (separators
     ", " and ": "); `flexible` allows a run of 1..max_whitespace JSON whitespace characters between
-    any two lexemes (none before the value or after it), so `json.dumps(x, indent=2)` fits too."""
+    any two lexemes (none before the value or after it), so `json.dumps(x, indent=2)` fits too.
+    `property_order`: "declared" (schema order, then additional properties) or "any"."""
+    if property_order not in ("declared", "any"):
+        raise ValueError(f"property_order must be 'declared' or 'any', not {property_order!r}")
     if whitespace not in WHITESPACE_STYLES:
         raise ValueError(f"whitespace {whitespace!r} is not supported; supported: {WHITESPACE_STYLES}")
     if max_whitespace < 1:
         raise ValueError("max_whitespace must be at least 1")
     try:
-        return _Converter(load_schema(schema), strict, max_whitespace if whitespace == "flexible" else None).run()
+        return _Converter(load_schema(schema), strict, max_whitespace if whitespace == "flexible" else None,
+                          property_order == "any").run()
     except RecursionError:
         raise LimitExceeded("the schema is nested too deeply to compile") from None
 
@@ -210,7 +215,8 @@ def _lark_literal(text: str) -> str:
 
 
 class _Converter:
-    def __init__(self, root: Any, strict: bool, max_whitespace: int | None = None) -> None:
+    def __init__(self, root: Any, strict: bool, max_whitespace: int | None = None, any_order: bool = False) -> None:
+        self.any_order = any_order
         self.root = root
         self.strict = strict
         self.max_whitespace = max_whitespace
@@ -1038,12 +1044,72 @@ class _Converter:
                     memo[key] = alts[0] if len(alts) == 1 else self.new_rule("pick", " | ".join(alts))
             return memo[key]
 
-        first = pick(0, 0, settle(0, 0) if settle(0, 0) is not None else 0)
+        if self.any_order:
+            first = self.unordered(members, extra, lo, hi, preds, ptr)
+        else:
+            first = pick(0, 0, settle(0, 0) if settle(0, 0) is not None else 0)
         empty_ok = lo == 0 and n_req == 0 and holds(0)
         if first is None and not empty_ok:
             raise NoValue("type", ptr, "no object satisfies the constraints")
         content = "" if first is None else (f"[{first}]" if empty_ok else first)
         return self.new_rule("object", f"{self.open_close('{')} {content} {self.open_close('}')}".replace("  ", " "))
+
+    def unordered(self, members: list, extra: str | None, lo: int, hi: int | None, preds: list, ptr: str) -> str | None:
+        """Object members in any order (property_order="any"): rules are indexed by the set of
+        members written so far (2^n of them, so n is limited) and the member count."""
+        n = len(members)
+        if n > MAX_UNORDERED:
+            raise UnsupportedFeature("properties", ptr, f"any property order over more than {MAX_UNORDERED} properties")
+        names = [m[2] for m in members]
+        need = sum(1 << i for i, m in enumerate(members) if m[1])
+        cap = hi if hi is not None else lo
+        sep = self.sep(", ")
+
+        def step(c: int) -> int:
+            return c + 1 if hi is not None else min(c + 1, cap)
+
+        def can_end(mask: int, c: int) -> bool:
+            return c >= lo and mask & need == need and all(
+                _pred_eval(p, lambda x: x in names and bool(mask >> names.index(x) & 1)) for p in preds)
+
+        seen: dict[tuple[int, int], bool] = {}
+
+        def ok(mask: int, c: int) -> bool:
+            if (mask, c) not in seen:
+                seen[(mask, c)] = False
+                seen[(mask, c)] = can_end(mask, c) or bool(pick_alts(mask, c))
+            return seen[(mask, c)]
+
+        def pick_alts(mask: int, c: int) -> list[tuple[int | None, int]]:
+            if hi is not None and c + 1 > hi:
+                return []
+            alts: list[tuple[int | None, int]] = [(j, mask | 1 << j) for j in range(n) if not mask >> j & 1
+                                                  and ok(mask | 1 << j, step(c))]
+            if extra is not None and (step(c) != c and ok(mask, step(c)) or step(c) == c and can_end(mask, c)):
+                alts.append((None, mask))
+            return alts
+
+        memo: dict[tuple, str] = {}
+
+        def rule(kind: str, mask: int, c: int, body) -> str:
+            if (kind, mask, c) not in memo:
+                memo[(kind, mask, c)] = name = self.new_rule(kind, "")
+                self.rules[name] = body()
+            return memo[(kind, mask, c)]
+
+        def more(mask: int, c: int) -> str:
+            if not pick_alts(mask, c):
+                return ""
+            return rule("more", mask, c, lambda: f"[{sep} {pick(mask, c)}]" if can_end(mask, c)
+                        else f"{sep} {pick(mask, c)}")
+
+        def pick(mask: int, c: int) -> str:
+            def body() -> str:
+                return " | ".join(f"{members[j][0] if j is not None else extra} {more(m2, step(c))}".strip()
+                                  for j, m2 in pick_alts(mask, c))
+            return rule("pick", mask, c, body)
+
+        return pick(0, 0) if pick_alts(0, 0) else None
 
     def dependencies(self, s: dict, required: list[str], ptr: str) -> tuple[list[str], list[tuple]]:
         """dependentRequired (and draft-07 `dependencies` with name lists): triggers that are required

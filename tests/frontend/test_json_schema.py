@@ -201,3 +201,19 @@ def test_flexible_whitespace_accepts_every_json_layout_within_the_run_bound(comp
     for text in (" " + json.dumps(inst), json.dumps(inst) + "\n", '{"a": [1,' + " " * 9 + "2]}", '{"a": [1, "x"]}'):
         m = GrammarMatcher(cg)
         assert not (m.accept_string(text) and m.is_accepting()), text
+
+
+def test_any_property_order_agrees_with_jsonschema_on_every_permutation(compiler: GrammarCompiler) -> None:
+    """property_order="any": members (declared and additional) in any order, with counts and dependencies."""
+    import itertools
+
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {}},
+              "required": ["a"], "maxProperties": 3, "additionalProperties": {"type": "boolean"},
+              "dependentRequired": {"c": ["b"]}}
+    cg = compiler.compile_json_schema(schema, property_order="any")
+    v = _validator(schema)
+    items = [("a", 1), ("b", "x"), ("c", None), ("z", True), ("y", False), ("a", "s")]
+    for r in range(5):
+        for combo in itertools.permutations(items, r):
+            if len({k for k, _ in combo}) == len(combo):
+                assert _accepts(cg, dict(combo)) == v.is_valid(dict(combo)), combo

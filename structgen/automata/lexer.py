@@ -111,9 +111,16 @@ class LexerTables:
         self.state_dfa = grow(self.state_dfa, -1)
 
     def _build(self, terms: list[int]) -> int:
+        if len(terms) == 1:
+            return self._copy(terms[0])
         dfa_id = len(self.dfa_sets)
         self.dfa_sets.append(tuple(terms))
         comps = [self.terminals[t].dfa for t in terms]
+        # byte classes: bytes no component DFA tells apart (usually a few dozen, not 256)
+        stacked = np.concatenate([c.trans for c in comps]) if comps else np.full((1, 256), -1, dtype=np.int32)
+        _, rep, byte_cls = np.unique(stacked.T, axis=0, return_index=True, return_inverse=True)
+        byte_cls = byte_cls.reshape(-1)
+        small = [np.ascontiguousarray(c.trans[:, rep]) for c in comps]
         ids: dict[object, int] = {}
         queue: list[tuple[object, tuple[tuple[int, int], ...]]] = []
 
@@ -146,16 +153,31 @@ class LexerTables:
             sid = ids[key]
             if not members:  # the empty set: nothing can be lexed
                 continue
-            rows = np.stack([comps[c].trans[s] for c, s in members])  # (k, 256)
-            uniq, inv = np.unique(rows.T, axis=0, return_inverse=True)
-            targets = np.full(len(uniq), -1, dtype=np.int32)
-            for u in range(len(uniq)):
-                nxt = tuple((members[j][0], int(uniq[u, j])) for j in range(len(members)) if uniq[u, j] >= 0)
+            rows = np.stack([small[c][s] for c, s in members]).T.tolist()  # (classes, members)
+            targets = np.full(len(rows), -1, dtype=np.int32)
+            for u, col in enumerate(rows):
+                nxt = tuple((members[j][0], t) for j, t in enumerate(col) if t >= 0)
                 if nxt:
                     targets[u] = state_id(nxt, nxt)
-            row = targets[inv.reshape(-1)]
+            row = targets[byte_cls]
             self.trans[sid] = row
             self.is_final[sid] = self.accept_term[sid] >= 0 and not (row >= 0).any()
+        return dfa_id
+
+    def _copy(self, term: int) -> int:
+        """The DFA of a one-terminal set is that terminal's DFA: copied in one vectorized step."""
+        dfa_id = len(self.dfa_sets)
+        self.dfa_sets.append((term,))
+        d = self.terminals[term].dfa
+        base, n = self.num_states, d.num_states
+        self._grow(base + n)
+        self.num_states += n
+        self.trans[base:base + n] = np.where(d.trans >= 0, d.trans + base, -1)
+        self.accept_term[base:base + n] = np.where(d.accept, term, -1)
+        self.state_dfa[base:base + n] = dfa_id
+        self.is_start[base] = True
+        self.is_final[base:base + n] = d.accept & ~(d.trans >= 0).any(axis=1)
+        self.dfa_start = np.append(self.dfa_start, np.int32(base))
         return dfa_id
 
 

@@ -224,6 +224,7 @@ class _Converter:
         self.rules: dict[str, str] = {}
         self.terminals: dict[str, str] = {}
         self.dfas: dict[str, ByteDFA] = {}
+        self.terminal_names: dict[tuple, str] = {}
         self.relaxations: list[Relaxation] = []
         self.memo: dict[str, str] = {}  # pointer -> rule name
         self.ids: dict[str, Any] = {}  # absolute $id / anchor URI -> schema node
@@ -266,6 +267,15 @@ class _Converter:
         return name
 
     def terminal(self, hint: str, pattern: str | None = None, dfa: ByteDFA | None = None) -> str:
+        """A terminal for a regex or a ready DFA; the same language (same cached DFA or regex) gets
+        the same terminal, so the lexer builds one DFA per distinct set of terminals, not per use."""
+        key = ("dfa", id(dfa)) if dfa is not None else ("re", pattern)
+        if key in self.terminal_names:
+            return self.terminal_names[key]
+        self.terminal_names[key] = name = self._new_terminal(hint, pattern, dfa)
+        return name
+
+    def _new_terminal(self, hint: str, pattern: str | None, dfa: ByteDFA | None) -> str:
         self.n += 1
         name = f"T{self.n}_{re.sub('[^A-Z0-9]', '', hint.upper())[:20]}"
         if dfa is not None:

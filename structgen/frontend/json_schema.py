@@ -737,6 +737,10 @@ class _Converter:
                 return f"{self.open_close('[')} {self.open_close(']')}"
             items = [self.literal_value(x) + self.ws for x in v]
             return f"{self.open_close('[')} {(' ' + self.sep(', ') + ' ').join(items)} {self.open_close(']')}"
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e15:
+            from .numbers import decimal_regex  # every literal of the same value: 1, 1.0, 1.00 (not 1e0)
+
+            return self.terminal("num", decimal_regex(minimum=v, maximum=v))
         return f"({_lark_literal(json.dumps(v, ensure_ascii=False))})"
 
     def typed(self, t: str, s: dict, ptr: str, base: str) -> str | None:
@@ -1236,7 +1240,10 @@ class _Converter:
         if not patterns and names is None:
             if addl is False:
                 return None
-            value = self.schema(addl, ptr + "/additionalProperties", base)
+            try:
+                value = self.schema(addl, ptr + "/additionalProperties", base)
+            except NoValue:
+                return None
             return self.new_rule("extra", f"{self.other_key(declared)} {self.sep(': ')} {value}{self.ws}")
         rest = char_fsm(ANY_CHAR + "*")
         if declared:
@@ -1262,7 +1269,10 @@ class _Converter:
                      else ptr + "/additionalProperties")
             if len(matched) > 1:
                 r_ptr += "/" + "+".join(str(i) for i in matched)
-            value = self.schema(subs[0] if len(subs) == 1 else self.merge_all(subs, r_ptr), r_ptr, base)
+            try:
+                value = self.schema(subs[0] if len(subs) == 1 else self.merge_all(subs, r_ptr), r_ptr, base)
+            except NoValue:  # keys of this region can never be present
+                continue
             key = self.terminal("key", dfa=fsm_json_string_dfa(region))
             alts.append(f"{key} {self.sep(': ')} {value}{self.ws}")
         return self.new_rule("extra", " | ".join(alts)) if alts else None

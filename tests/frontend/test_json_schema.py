@@ -110,6 +110,10 @@ CASES = [
     ({"$schema": "http://json-schema.org/draft-07/schema#", "properties": {"a": {}, "b": {}},
       "dependencies": {"a": {"required": ["b"]}, "b": ["a"]}}, [{"a": 1}, {"a": 1, "b": 1}, {"b": 1}, {}]),
     ({"if": {"type": "string"}}, ["x", 1]),
+    ({"enum": [0, 1.5, -2, "a"]}, [0, 0.0, -0.0, 1.5, -2, -2.0, False, 1, "a"]),
+    ({"const": [1, {"a": 0}]}, [[1, {"a": 0}], [1.0, {"a": 0.0}], [True, {"a": 0}]]),
+    ({"patternProperties": {"[0-9]{2,}": {"type": "boolean"}, "X_": {"type": "string"}}},
+     [{"answer 1": "42"}, {"a_x_3": 3}, {"12": True}, {"X_": "s"}, {"X_12": "s"}, {"12": 1}]),
 ]
 
 

@@ -35,6 +35,7 @@ JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 JSON_INTEGER = r"-?(0|[1-9][0-9]*)"
 TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
 MAX_RULES = 20_000
+MAX_ARRAY_UNROLL = 1024
 MAX_UNORDERED = 10  # property_order="any" needs a rule per subset of the properties  # Lark's LALR construction time grows with the rule count
 MAX_LENGTH_BOUND = 1024  # a length-counting string DFA has ~14 states per character
 LONG_STRING = 256  # strings with only length bounds above this are split into block lexemes
@@ -924,8 +925,9 @@ class _Converter:
             top = min(top, hi)
         if top is not None and lo > top:
             raise NoValue("minItems", ptr + "/minItems", "no array length satisfies the bounds")
-        if top is not None and top - max(lo, k) > 64:
-            raise UnsupportedFeature("maxItems", ptr + "/maxItems", "more than 64 optional repeated items")
+        if max(top or 0, lo) > MAX_ARRAY_UNROLL:  # one rule per position up to the bound
+            raise UnsupportedFeature("maxItems" if (top or 0) >= lo else "minItems", ptr,
+                                     f"array length bounds above {MAX_ARRAY_UNROLL}")
         sep = self.sep(", ")
         item = lambda j: (elems[j] if j < k else rest) + self.ws  # noqa: E731
 

@@ -908,10 +908,10 @@ class _Converter:
         if isinstance(items, list):  # draft-07 tuple form
             prefix, items = items, s.get("additionalItems", True)
         prefix = list(prefix or [])
-        if s.get("uniqueItems") is True:
-            self.unsupported("uniqueItems", ptr + "/uniqueItems", "not context-free", "more")
         lo = int(s.get("minItems", 0))
         hi = None if s.get("maxItems") is None else int(s["maxItems"])
+        if s.get("uniqueItems") is True and not self.unique_by_construction(prefix, items, hi, ptr):
+            self.unsupported("uniqueItems", ptr + "/uniqueItems", "not context-free", "more")
         elems, rest = [], None
         try:  # an item no value satisfies caps the length before it
             for i, p in enumerate(prefix):
@@ -947,6 +947,16 @@ class _Converter:
             first = f"{item(0)} {after}".strip()
             content = f"[{first}]" if lo == 0 else first
         return self.new_rule("array", f"{self.open_close('[')} {content} {self.open_close(']')}".replace("  ", " "))
+
+    def unique_by_construction(self, prefix: list, items: Any, hi: int | None, ptr: str) -> bool:
+        """uniqueItems holds vacuously: at most one item, or a closed tuple of pairwise disjoint items."""
+        if hi is not None and hi <= 1:
+            return True
+        length = len(prefix) if items is False else hi
+        if length is None or length > len(prefix) and items is not False:
+            return False
+        slots = prefix[:length]
+        return all(self.disjoint(slots[i], slots[j], ptr) for i in range(len(slots)) for j in range(i))
 
     def object(self, s: dict, ptr: str, base: str) -> str:
         """Declared properties in declared order (required ones mandatory), then any number of

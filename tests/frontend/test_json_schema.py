@@ -114,6 +114,9 @@ CASES = [
     ({"const": [1, {"a": 0}]}, [[1, {"a": 0}], [1.0, {"a": 0.0}], [True, {"a": 0}]]),
     ({"patternProperties": {"[0-9]{2,}": {"type": "boolean"}, "X_": {"type": "string"}}},
      [{"answer 1": "42"}, {"a_x_3": 3}, {"12": True}, {"X_": "s"}, {"X_12": "s"}, {"12": 1}]),
+    ({"type": "array", "uniqueItems": True, "maxItems": 1}, [[], [1], [1, 1]]),
+    ({"type": "array", "uniqueItems": True, "prefixItems": [{"type": "string"}, {"type": "integer"}], "items": False},
+     [["a", 1], ["a"], [1, 1]]),
 ]
 
 

@@ -224,3 +224,25 @@ def test_any_property_order_agrees_with_jsonschema_on_every_permutation(compiler
         for combo in itertools.permutations(items, r):
             if len({k for k, _ in combo}) == len(combo):
                 assert _accepts(cg, dict(combo)) == v.is_valid(dict(combo)), combo
+
+
+def test_pydantic_model_class_is_a_schema(compiler: GrammarCompiler) -> None:
+    """A pydantic model class compiles through its model_json_schema(); its dumped instances fit."""
+    from typing import Literal, Optional
+
+    from pydantic import BaseModel, Field
+
+    class Pet(BaseModel):
+        kind: Literal["cat", "dog"]
+        name: str = Field(min_length=1, max_length=20)
+
+    class Owner(BaseModel):
+        id: int = Field(ge=1)
+        pets: list[Pet]
+        note: Optional[str] = None
+
+    cg = compiler.compile_json_schema(Owner)
+    good = Owner(id=3, pets=[Pet(kind="cat", name="Tom")], note=None)
+    assert _accepts(cg, json.loads(good.model_dump_json()))
+    assert not _accepts(cg, {"id": 0, "pets": []})
+    assert not _accepts(cg, {"id": 1, "pets": [{"kind": "cow", "name": "x"}]})

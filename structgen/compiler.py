@@ -144,10 +144,11 @@ class GrammarCompiler:
         return cg
 
     def compile_json_schema(self, schema: Any, *, whitespace: str = "compact", strict: bool = True,
-                            max_whitespace: int = 16, property_order: str = "declared") -> CompiledGrammar:
+                            max_whitespace: int = 16, property_order: str = "declared",
+                            separators: tuple[str, str] = (", ", ": ")) -> CompiledGrammar:
         """Compile a JSON Schema (dict, JSON text, file path or pydantic model class).
 
-        `whitespace`: "compact" (json.dumps' one-line style) or "flexible" (runs of at most
+        `whitespace`: "compact" (one line with the (item, key) `separators`) or "flexible" (runs of at most
         `max_whitespace` whitespace characters between lexemes); `property_order`: "declared" or
         "any" (objects of at most 10 properties). Unsupported keywords raise
         UnsupportedFeature (keyword + JSON pointer) unless `strict=False`; then
@@ -157,13 +158,14 @@ class GrammarCompiler:
 
         schema = load_schema(schema)
         try:
-            key = ("json_schema", json.dumps(schema, sort_keys=True), whitespace, strict, max_whitespace, property_order)
+            key = ("json_schema", json.dumps(schema, sort_keys=True), whitespace, strict, max_whitespace, property_order,
+                   tuple(separators))
         except RecursionError:
             raise LimitExceeded("the schema is nested too deeply to compile") from None
         cg = self._cache.get(key)
         if cg is None:
             sg = schema_to_grammar(schema, whitespace=whitespace, strict=strict, max_whitespace=max_whitespace,
-                                   property_order=property_order)
+                                   property_order=property_order, separators=tuple(separators))
             try:
                 cg = self.compile_grammar(sg.lark, terminal_dfas=sg.terminal_dfas)
             except RecursionError:

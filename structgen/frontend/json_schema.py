@@ -91,9 +91,10 @@ def load_schema(schema: Any) -> Any:
 
 
 def schema_to_grammar(schema: Any, *, whitespace: str = "compact", strict: bool = True,
-                      max_whitespace: int = DEFAULT_MAX_WHITESPACE, property_order: str = "declared") -> SchemaGrammar:
-    """Compile a JSON Schema to a grammar. `compact` writes json.dumps' one-line style (separators
-    ", " and ": "); `flexible` allows a run of 1..max_whitespace JSON whitespace characters between
+                      max_whitespace: int = DEFAULT_MAX_WHITESPACE, property_order: str = "declared",
+                      separators: tuple[str, str] = (", ", ": ")) -> SchemaGrammar:
+    """Compile a JSON Schema to a grammar. `compact` writes one line with the given (item, key)
+    `separators` (default json.dumps' ", " and ": "); `flexible` allows a run of 1..max_whitespace JSON whitespace characters between
     any two lexemes (none before the value or after it), so `json.dumps(x, indent=2)` fits too.
     `property_order`: "declared" (schema order, then additional properties) or "any"."""
     if property_order not in ("declared", "any"):
@@ -102,9 +103,13 @@ def schema_to_grammar(schema: Any, *, whitespace: str = "compact", strict: bool 
         raise ValueError(f"whitespace {whitespace!r} is not supported; supported: {WHITESPACE_STYLES}")
     if max_whitespace < 1:
         raise ValueError("max_whitespace must be at least 1")
+    if len(separators) != 2 or any(x.strip(" \t\n\r") != mark for x, mark in zip(separators, ",:")):
+        raise ValueError(f"separators must be (item, key) like (', ', ': '), got {separators!r}")
     try:
-        return _Converter(load_schema(schema), strict, max_whitespace if whitespace == "flexible" else None,
-                          property_order == "any").run()
+        conv = _Converter(load_schema(schema), strict, max_whitespace if whitespace == "flexible" else None,
+                          property_order == "any")
+        conv.separators = {", ": separators[0], ": ": separators[1]}
+        return conv.run()
     except RecursionError:
         raise LimitExceeded("the schema is nested too deeply to compile") from None
 
@@ -218,6 +223,7 @@ def _lark_literal(text: str) -> str:
 class _Converter:
     def __init__(self, root: Any, strict: bool, max_whitespace: int | None = None, any_order: bool = False) -> None:
         self.any_order = any_order
+        self.separators = {", ": ", ", ": ": ": "}
         self.root = root
         self.strict = strict
         self.max_whitespace = max_whitespace
@@ -251,7 +257,7 @@ class _Converter:
         """A separator (", " or ": "): exact in compact style; in flexible style optional
         whitespace may precede ":" and follow ":" or "," (the whitespace after a value is `self.ws`)."""
         if not self.ws:
-            return _lark_literal(text)
+            return _lark_literal(self.separators.get(text, text))
         mark = _lark_literal(text.strip())
         return f"{WS_TERMINAL}? {mark}{self.ws}" if mark == '":"' else f"{mark}{self.ws}"
 

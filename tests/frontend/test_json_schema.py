@@ -246,3 +246,13 @@ def test_pydantic_model_class_is_a_schema(compiler: GrammarCompiler) -> None:
     assert _accepts(cg, json.loads(good.model_dump_json()))
     assert not _accepts(cg, {"id": 0, "pets": []})
     assert not _accepts(cg, {"id": 1, "pets": [{"kind": "cow", "name": "x"}]})
+
+
+def test_compact_separators_are_configurable(compiler: GrammarCompiler) -> None:
+    cg = compiler.compile_json_schema({"type": "object", "properties": {"a": {"type": "array", "items": {}}}},
+                                      separators=(",", ":"))
+    m = GrammarMatcher(cg)
+    assert m.accept_string(json.dumps({"a": [1, {"b": 2}]}, separators=(",", ":"))) and m.is_accepting()
+    assert not GrammarMatcher(cg).accept_string('{"a": [1]}')
+    with pytest.raises(ValueError):
+        compiler.compile_json_schema({"type": "object"}, separators=(";", ":"))

@@ -116,52 +116,34 @@ class LexerTables:
         dfa_id = len(self.dfa_sets)
         self.dfa_sets.append(tuple(terms))
         comps = [self.terminals[t].dfa for t in terms]
+        if not comps:  # the empty set: one state that lexes nothing
+            comps = [ByteDFA(np.full((1, 256), -1, dtype=np.int32), np.zeros(1, dtype=bool))]
         # byte classes: bytes no component DFA tells apart (usually a few dozen, not 256)
-        stacked = np.concatenate([c.trans for c in comps]) if comps else np.full((1, 256), -1, dtype=np.int32)
-        _, rep, byte_cls = np.unique(stacked.T, axis=0, return_index=True, return_inverse=True)
-        byte_cls = byte_cls.reshape(-1)
-        small = [np.ascontiguousarray(c.trans[:, rep]) for c in comps]
-        ids: dict[object, int] = {}
-        queue: list[tuple[object, tuple[tuple[int, int], ...]]] = []
-
-        def state_id(key, members) -> int:
-            got = ids.get(key)
-            if got is None:
-                got = self.num_states
-                self._grow(got + 1)
-                self.num_states += 1
-                ids[key] = got
-                queue.append((key, members))
-                self.state_dfa[got] = dfa_id
-                best = -1
-                for c, s in members:
-                    if comps[c].accept[s]:
-                        t = terms[c]
-                        if best < 0 or self.rank[t] < self.rank[best]:
-                            best = t
-                self.accept_term[got] = best
-            return got
-
-        start_members = tuple((c, 0) for c in range(len(comps)))
-        start = state_id("start", start_members)
-        self.is_start[start] = True
-        self.dfa_start = np.append(self.dfa_start, np.int32(start))
-        i = 0
-        while i < len(queue):
-            key, members = queue[i]
-            i += 1
-            sid = ids[key]
-            if not members:  # the empty set: nothing can be lexed
-                continue
-            rows = np.stack([small[c][s] for c, s in members]).T.tolist()  # (classes, members)
-            targets = np.full(len(rows), -1, dtype=np.int32)
-            for u, col in enumerate(rows):
-                nxt = tuple((members[j][0], t) for j, t in enumerate(col) if t >= 0)
-                if nxt:
-                    targets[u] = state_id(nxt, nxt)
-            row = targets[byte_cls]
-            self.trans[sid] = row
-            self.is_final[sid] = self.accept_term[sid] >= 0 and not (row >= 0).any()
+        rep, byte_cls = _byte_classes(np.concatenate([c.trans for c in comps]))
+        offsets = np.cumsum([0] + [c.num_states for c in comps[:-1]]).astype(np.int32)
+        table = np.concatenate([np.where(c.trans[:, rep] >= 0, c.trans[:, rep] + off, -1)
+                                for c, off in zip(comps, offsets)]).astype(np.int32)
+        vecs, trans = product_bfs(table, offsets, self.max_states - self.num_states)
+        if vecs.shape[0] == 0:
+            raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
+        n = vecs.shape[0]
+        base = self.num_states
+        self._grow(base + n)
+        self.num_states += n
+        # the winning terminal of each state: the best-ranked component in an accepting state
+        accept_any = np.concatenate([c.accept for c in comps])
+        best = np.full(n, -1, dtype=np.int32)
+        for c in sorted(range(len(terms)), key=lambda c: -self.rank[terms[c]]):  # best rank written last
+            col = vecs[:, c]
+            hit = (col >= 0) & accept_any[np.maximum(col, 0)]
+            best[hit] = terms[c]
+        rows = np.where(trans >= 0, trans + base, -1)[:, byte_cls].astype(np.int32)
+        self.trans[base:base + n] = rows
+        self.accept_term[base:base + n] = best
+        self.state_dfa[base:base + n] = dfa_id
+        self.is_start[base] = True
+        self.is_final[base:base + n] = (best >= 0) & ~(rows >= 0).any(axis=1)
+        self.dfa_start = np.append(self.dfa_start, np.int32(base))
         return dfa_id
 
     def _copy(self, term: int) -> int:
@@ -179,6 +161,100 @@ class LexerTables:
         self.is_final[base:base + n] = d.accept & ~(d.trans >= 0).any(axis=1)
         self.dfa_start = np.append(self.dfa_start, np.int32(base))
         return dfa_id
+
+
+def _byte_classes(trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a representative byte per class, the class of each byte) for bytes whose columns are equal:
+    columns are grouped by a random projection, then checked exactly (exact sort if that fails)."""
+    weights = np.random.default_rng(0).integers(1, 2**31, size=trans.shape[0], dtype=np.int64)
+    _, rep, cls = np.unique(weights @ (trans.astype(np.int64) + 1), return_index=True, return_inverse=True)
+    cls = cls.reshape(-1)
+    if not (trans[:, rep[cls]] == trans).all():
+        _, rep, cls = np.unique(trans.T, axis=0, return_index=True, return_inverse=True)
+        cls = cls.reshape(-1)
+    return rep, cls
+
+
+# --- numba: the product construction ------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _vec_hash(v):
+    h = np.uint64(1469598103934665603)
+    for x in v:
+        h ^= np.uint64(x + 1)
+        h *= np.uint64(1099511628211)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def product_bfs(table, offsets, max_states):
+    """Breadth-first product of component DFAs over byte classes. table[r, u]: the successor row
+    (global over all components) of row r on class u, or -1. A product state is the vector of
+    its components' rows (-1: that component is dead). Returns (vectors, transitions over classes);
+    both empty with (-1,)-shaped vectors if more than max_states states are needed."""
+    ncomp = offsets.shape[0]
+    k = table.shape[1]
+    cap = 64
+    vecs = np.empty((cap, ncomp), dtype=np.int32)
+    trans = np.empty((cap, k), dtype=np.int32)
+    hcap = 256
+    hvals = np.full(hcap, -1, dtype=np.int32)
+    vecs[0] = offsets
+    n = 1
+    hvals[np.int64(_vec_hash(vecs[0]) & np.uint64(hcap - 1))] = 0
+    nv = np.empty(ncomp, dtype=np.int32)
+    s = 0
+    while s < n:
+        for u in range(k):
+            alive = False
+            for c in range(ncomp):
+                r = vecs[s, c]
+                nv[c] = table[r, u] if r >= 0 else -1
+                if nv[c] >= 0:
+                    alive = True
+            if not alive:
+                trans[s, u] = -1
+                continue
+            i = np.int64(_vec_hash(nv) & np.uint64(hcap - 1))
+            found = -1
+            while hvals[i] >= 0:
+                j = hvals[i]
+                same = True
+                for c in range(ncomp):
+                    if vecs[j, c] != nv[c]:
+                        same = False
+                        break
+                if same:
+                    found = j
+                    break
+                i = (i + 1) & (hcap - 1)
+            if found < 0:
+                if n >= max_states:
+                    return np.empty((0, ncomp), dtype=np.int32), np.empty((0, k), dtype=np.int32)
+                if n >= cap:
+                    cap *= 2
+                    v2 = np.empty((cap, ncomp), dtype=np.int32)
+                    v2[:n] = vecs[:n]
+                    vecs = v2
+                    t2 = np.empty((cap, k), dtype=np.int32)
+                    t2[:n] = trans[:n]
+                    trans = t2
+                vecs[n] = nv
+                found = n
+                hvals[i] = n
+                n += 1
+                if 2 * n > hcap:  # rehash
+                    hcap *= 4
+                    hvals = np.full(hcap, -1, dtype=np.int32)
+                    for j in range(n):
+                        i2 = np.int64(_vec_hash(vecs[j]) & np.uint64(hcap - 1))
+                        while hvals[i2] >= 0:
+                            i2 = (i2 + 1) & (hcap - 1)
+                        hvals[i2] = j
+            trans[s, u] = found
+        s += 1
+    return vecs[:n].copy(), trans[:n].copy()
 
 
 # --- numba helpers for the set → DFA hash table ------------------------------------------

@@ -1,19 +1,24 @@
-"""Run the official JSON-Schema-Test-Suite through the strict JSON Schema compiler.
+"""Run the official JSON-Schema-Test-Suite through a JSON Schema engine (structgen strict, or llguidance).
 
-For every schema group of every keyword file the schema is compiled once (strict mode). A
-`StructgenError` is a compile error by design: every test of the group counts as `compile_error`.
-Every instance is serialized the one way our grammars produce (`json.dumps(data,
-ensure_ascii=False)`), tokenized with the given tokenizer and walked token by token, then the stop
-token; the instance is accepted iff every step is accepted.
+For every schema group of every keyword file the schema is compiled once. A designed refusal (structgen:
+a `StructgenError` in strict mode; llguidance: a grammar error from `validate_grammar`) is a compile
+error: every test of the group counts as `compile_error`. Every instance is serialized the one way our
+grammars produce (`json.dumps(data, ensure_ascii=False)`), tokenized with the Llama-3 tokenizer and
+walked token by token, then the stop token; the instance is accepted iff every step is accepted. Both
+engines see the same schemas (draft7 groups get `"$schema": draft-07` injected), text and token ids.
 
 Counts per file: compile_error, valid_accepted, valid_rejected, invalid_accepted, invalid_rejected.
-Anything else that goes wrong (a non-StructgenError exception from compile or matching) is a crash:
-it is counted under `crash` and recorded in `run.crashes`. Compiles that exceed the per-group time
-limit count as compile_error and are recorded in `run.timeouts`. Invalid instances that are
-accepted are recorded (file, schema description, test description) in `run.invalid_accepted`.
+Anything else that goes wrong (any other exception from compile or matching) is a crash: it is counted
+under `crash` and recorded in `run.crashes`. Compiles that exceed the per-group time limit count as
+compile_error and are recorded in `run.timeouts`. Invalid instances that are accepted are recorded
+(file, schema description, test description) in `run.invalid_accepted`.
 
-    python tests/frontend/suite_runner.py            # table per file + totals for both drafts
-    python tests/frontend/suite_runner.py --write    # also (re)write ratchets/json_schema_test_suite.json
+The engine adapters (`StructgenEngine`, `LLGuidanceEngine`) and `check_schema` are shared with
+maskbench_runner.py and bench/json_schema_coverage.py.
+
+    python tests/frontend/suite_runner.py                  # structgen: table per file + totals, both drafts
+    python tests/frontend/suite_runner.py --engine both    # structgen vs llguidance totals side by side
+    python tests/frontend/suite_runner.py --write          # also (re)write ratchets/json_schema_test_suite.json
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # `python tests/frontend/suite_runner.py` from the repo root
@@ -38,18 +45,203 @@ RATCHET = HERE / "ratchets" / "json_schema_test_suite.json"
 LLAMA3 = TOKENIZERS / "llama3" / "tokenizer.json"
 DRAFTS = ("draft2020-12", "draft7")
 DRAFT7_URI = "http://json-schema.org/draft-07/schema#"
+LLAMA3_EOS = (128001, 128009)  # <|end_of_text|>, <|eot_id|>; llguidance walks with the last
 KEYS = ("compile_error", "valid_accepted", "valid_rejected", "invalid_accepted", "invalid_rejected")
 
 
-class _Timeout(Exception):
-    pass
+ENGINE_NAMES = ("structgen", "llguidance")
+
+
+class _Timeout(BaseException):
+    """Raised by the SIGALRM handler; a BaseException so no adapter's `except Exception` swallows it."""
+
+
+class CompileError(Exception):
+    """A schema the engine refuses by design (the counts' `compile_error`), with the engine's reason."""
+
+
+class SchemaEngine:
+    """Adapter: compile a JSON Schema, then walk one serialized instance token by token + stop token.
+
+    Subclasses implement `compile` (raising `CompileError` for a designed refusal; any other exception
+    is a crash) and `walk`. Tokenization is shared: Llama-3 via HF `tokenizers`, no special tokens.
+    """
+
+    name = ""
+
+    def __init__(self, tokenizer_json: Path = LLAMA3) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
+
+    def compile(self, schema: Any) -> Any:
+        raise NotImplementedError
+
+    def walk(self, compiled: Any, ids: list[int]) -> bool:
+        raise NotImplementedError
+
+    def accepts(self, compiled: Any, text: str) -> bool:
+        """Accepted iff every token of `text` and then the stop token are accepted."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: no UTF-8 output can spell this instance
+            return False
+        return self.walk(compiled, self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+class StructgenEngine(SchemaEngine):
+    """structgen, `compile_json_schema(schema, strict=True)`; stop token `stop_token_ids[0]`."""
+
+    name = "structgen"
+
+    def __init__(self, tokenizer_json: Path = LLAMA3) -> None:
+        super().__init__(tokenizer_json)
+        from structgen import GrammarCompiler, TokenizerInfo
+
+        self.info = TokenizerInfo.from_tokenizer_json(tokenizer_json)
+        self.compiler = GrammarCompiler(self.info)
+        self.stop_id = int(self.info.stop_token_ids[0])
+
+    def compile(self, schema: Any) -> Any:
+        from structgen import StructgenError
+
+        try:
+            return self.compiler.compile_json_schema(schema, strict=True)
+        except StructgenError as e:
+            raise CompileError(f"{type(e).__name__}: {e}") from e
+
+    def walk(self, compiled: Any, ids: list[int]) -> bool:
+        from structgen import GrammarMatcher
+
+        m = GrammarMatcher(compiled)
+        return all(m.accept_token(t) for t in ids) and bool(m.accept_token(self.stop_id))
+
+
+class LLGuidanceEngine(SchemaEngine):
+    """llguidance with its default JSON options; a non-empty `validate_grammar` is a compile error."""
+
+    name = "llguidance"
+
+    def __init__(self, tokenizer_json: Path = LLAMA3, eos_ids: tuple[int, ...] = LLAMA3_EOS) -> None:
+        super().__init__(tokenizer_json)
+        import llguidance
+
+        self._ll = llguidance
+        self.lltok = llguidance.LLTokenizer(str(tokenizer_json), eos_token=list(eos_ids))
+        self.stop_id = int(eos_ids[-1])
+
+    def compile(self, schema: Any) -> Any:
+        LLMatcher = self._ll.LLMatcher
+        try:
+            grammar = LLMatcher.grammar_from_json_schema(schema)
+        except Exception as e:  # malformed schema: llguidance refuses it
+            raise CompileError(f"{type(e).__name__}: {e}") from e
+        err = LLMatcher.validate_grammar(grammar, self.lltok)
+        if err:
+            raise CompileError(err)
+        return grammar
+
+    def walk(self, compiled: Any, ids: list[int]) -> bool:
+        m = self._ll.LLMatcher(self.lltok, compiled, log_level=0)
+        return all(m.consume_token(t) for t in ids + [self.stop_id]) and not m.is_error()
+
+
+def make_engine(name: str, tokenizer_json: Path = LLAMA3) -> SchemaEngine:
+    """The adapter called `name` (one of ENGINE_NAMES)."""
+    engines = {e.name: e for e in (StructgenEngine, LLGuidanceEngine)}
+    if name not in engines:
+        raise ValueError(f"unknown engine {name!r}; expected one of {ENGINE_NAMES}")
+    return engines[name](tokenizer_json)
+
+
+def engine_names(choice: str) -> tuple[str, ...]:
+    """`--engine` value (an engine name or 'both') -> engine names."""
+    return ENGINE_NAMES if choice == "both" else (choice,)
+
+
+def compile_with_limit(compile_fn: Callable[[Any], Any], schema: Any, time_limit_s: float) -> Any:
+    """Compile under a SIGALRM-based wall-clock limit (main thread only; elsewhere unguarded)."""
+    if not time_limit_s or threading.current_thread() is not threading.main_thread():
+        return compile_fn(schema)
+
+    def on_alarm(signum, frame):
+        raise _Timeout()
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(time_limit_s))
+    try:
+        return compile_fn(schema)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@dataclass
+class SchemaCheck:
+    """What one engine did with one schema and its tests."""
+
+    compile_error: str | None = None  # designed refusal (the engine's reason), or "timeout"
+    crash: str | None = None  # compile raised something else: a bug
+    accepted: list[bool | None] = field(default_factory=list)  # per test; None: matching crashed
+    match_crashes: list[str] = field(default_factory=list)  # "test description: message"
+    compile_s: float = 0.0
+    match_s: float = 0.0
+
+    @property
+    def compiled(self) -> bool:
+        return self.compile_error is None and self.crash is None
+
+    def tally(self, tests: list[dict], counts: dict[str, int] | None = None) -> dict[str, int]:
+        """Add this schema's tests to `counts` (KEYS, plus `crash` when there is one)."""
+        counts = dict.fromkeys(KEYS, 0) if counts is None else counts
+        if not self.compiled:
+            key = "compile_error" if self.crash is None else "crash"
+            counts[key] = counts.get(key, 0) + len(tests)
+            return counts
+        for test, ok in zip(tests, self.accepted):
+            if ok is None:
+                key = "crash"
+            elif test["valid"]:
+                key = "valid_accepted" if ok else "valid_rejected"
+            else:
+                key = "invalid_accepted" if ok else "invalid_rejected"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+def check_schema(engine: SchemaEngine, schema: Any, tests: list[dict], time_limit_s: float = 0.0) -> SchemaCheck:
+    """Compile `schema` (under `time_limit_s` if non-zero) and walk every test's serialized `data`."""
+    check = SchemaCheck()
+    t0 = time.perf_counter()
+    try:
+        compiled = compile_with_limit(engine.compile, schema, time_limit_s)
+    except _Timeout:
+        check.compile_error = "timeout"
+    except CompileError as e:
+        check.compile_error = str(e) or "compile error"
+    except Exception as e:  # a bug: not a designed compile error
+        check.crash = f"{type(e).__name__}: {e}"
+    check.compile_s = time.perf_counter() - t0
+    if not check.compiled:
+        return check
+    t0 = time.perf_counter()
+    for test in tests:
+        text = json.dumps(test["data"], ensure_ascii=False)
+        try:
+            check.accepted.append(engine.accepts(compiled, text))
+        except Exception as e:
+            check.accepted.append(None)
+            check.match_crashes.append(f"{test.get('description', '')!r}: {type(e).__name__}: {e}")
+    check.match_s = time.perf_counter() - t0
+    return check
 
 
 class SuiteRun(dict):
     """`dict[file, counts]` plus the details the counts summarize."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: str = "structgen") -> None:
         super().__init__()
+        self.engine = engine
         self.crashes: list[tuple[str, str, str]] = []          # (file, group, message)
         self.timeouts: list[tuple[str, str]] = []              # (file, group)
         self.invalid_accepted: list[tuple[str, str, str]] = []  # (file, group, test)
@@ -71,43 +263,9 @@ def _prepare_schema(draft: str, schema):
     return schema
 
 
-def _compile_with_limit(compile_fn, schema, time_limit_s: float):
-    """Compile under a SIGALRM-based wall-clock limit (main thread only; elsewhere unguarded)."""
-    if not time_limit_s or threading.current_thread() is not threading.main_thread():
-        return compile_fn(schema)
-
-    def on_alarm(signum, frame):
-        raise _Timeout()
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, float(time_limit_s))
-    try:
-        return compile_fn(schema)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def walk_tokens(cg, tokenizer, stop_id: int, text: str) -> bool:
-    """Accepted iff every token of `text` and then the stop token are accepted."""
-    from structgen import GrammarMatcher
-
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: no UTF-8 output can spell this instance
-        return False
-    m = GrammarMatcher(cg)
-    for tid in tokenizer.encode(text, add_special_tokens=False).ids:
-        if not m.accept_token(tid):
-            return False
-    return bool(m.accept_token(stop_id))
-
-
-def run_suite(draft: str, compiler, tokenizer, stop_id: int, files=None, time_limit_s: float = 10) -> SuiteRun:
+def run_suite(draft: str, engine: SchemaEngine, files=None, time_limit_s: float = 10) -> SuiteRun:
     """Counts per keyword file of `draft` (see the module docstring); `files` restricts to those keys."""
-    from structgen import StructgenError
-
-    run = SuiteRun()
+    run = SuiteRun(engine.name)
     t0 = time.perf_counter()
     wanted = suite_files(draft) if files is None else [f for f in files if f.startswith(draft + "/")]
     for key in wanted:
@@ -116,36 +274,21 @@ def run_suite(draft: str, compiler, tokenizer, stop_id: int, files=None, time_li
         for group in groups:
             gdesc = group["description"]
             tests = group["tests"]
-            schema = _prepare_schema(draft, group["schema"])
-            try:
-                cg = _compile_with_limit(lambda s: compiler.compile_json_schema(s, strict=True), schema, time_limit_s)
-            except _Timeout:
-                counts["compile_error"] += len(tests)
-                run.timeouts.append((key, gdesc))
-                run.compile_errors.append((key, gdesc, "timeout"))
+            check = check_schema(engine, _prepare_schema(draft, group["schema"]), tests, time_limit_s)
+            check.tally(tests, counts)
+            if check.compile_error is not None:
+                run.compile_errors.append((key, gdesc, check.compile_error))
+                if check.compile_error == "timeout":
+                    run.timeouts.append((key, gdesc))
                 continue
-            except StructgenError as e:
-                counts["compile_error"] += len(tests)
-                run.compile_errors.append((key, gdesc, f"{type(e).__name__}: {e}"))
+            if check.crash is not None:
+                run.crashes.append((key, gdesc, f"compile: {check.crash}"))
                 continue
-            except Exception as e:  # a bug: not a designed compile error
-                counts["crash"] = counts.get("crash", 0) + len(tests)
-                run.crashes.append((key, gdesc, f"compile: {type(e).__name__}: {e}"))
-                continue
-            for test in tests:
-                text = json.dumps(test["data"], ensure_ascii=False)
-                try:
-                    ok = walk_tokens(cg, tokenizer, stop_id, text)
-                except Exception as e:
-                    counts["crash"] = counts.get("crash", 0) + 1
-                    run.crashes.append((key, gdesc, f"match {test['description']!r}: {type(e).__name__}: {e}"))
-                    continue
-                if test["valid"]:
-                    counts["valid_accepted" if ok else "valid_rejected"] += 1
-                else:
-                    counts["invalid_accepted" if ok else "invalid_rejected"] += 1
-                    if ok:
-                        run.invalid_accepted.append((key, gdesc, test["description"]))
+            run.crashes.extend((key, gdesc, f"match {msg}") for msg in check.match_crashes)
+            run.invalid_accepted.extend(
+                (key, gdesc, test["description"])
+                for test, ok in zip(tests, check.accepted) if ok and not test["valid"]
+            )
         run[key] = counts
     run.seconds = time.perf_counter() - t0
     return run
@@ -183,51 +326,88 @@ def _table(counts: dict) -> str:
     return "\n".join(lines)
 
 
+def side_by_side(rows: tuple[str, ...] | list[str], columns: dict[str, dict[str, Any]], label: str = "") -> str:
+    """A text table: one row per key in `rows`, one column per `columns` entry (e.g. per engine)."""
+    w = max([len(r) for r in rows] + [len(label)])
+    cw = max([len(c) for c in columns] + [8])
+    lines = [f"{label:<{w}} " + " ".join(f"{c:>{cw}}" for c in columns)]
+    for r in rows:
+        lines.append(f"{r:<{w}} " + " ".join(f"{col.get(r, 0):>{cw}}" for col in columns.values()))
+    return "\n".join(lines)
+
+
+TOTAL_ROWS = KEYS + ("crash", "correct")
+
+
+def run_totals(run: dict) -> dict[str, int]:
+    """`summary` plus `crash` and `correct` = valid_accepted + invalid_rejected."""
+    tot = summary(run)
+    tot.setdefault("crash", 0)
+    tot["correct"] = tot["valid_accepted"] + tot["invalid_rejected"]
+    return tot
+
+
+def _print_details(run: SuiteRun) -> None:
+    for f, g, t in run.invalid_accepted:
+        print(f"INVALID ACCEPTED  {f} | {g} | {t}")
+    for f, g, msg in run.crashes:
+        print(f"CRASH  {f} | {g} | {msg}")
+    for f, g in run.timeouts:
+        print(f"TIMEOUT  {f} | {g}")
+
+
+def _write_ratchet(all_counts: dict[str, dict[str, int]]) -> None:
+    RATCHET.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "_comment": "Per-file counts of tests/frontend/suite_runner.py (strict mode, Llama-3 tokenizer). "
+                    "The ratchet: `correct` (valid_accepted + invalid_rejected) must not drop and "
+                    "`invalid_accepted` must not rise. Regenerate with "
+                    "`python tests/frontend/suite_runner.py --write`.",
+        "files": {k: ratchet_entry(all_counts[k]) for k in sorted(all_counts)},
+    }
+    rows = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in payload["files"].items())
+    text = f'{{\n "_comment": {json.dumps(payload["_comment"], ensure_ascii=False)},\n "files": {{\n{rows}\n }}\n}}\n'
+    assert json.loads(text) == payload
+    RATCHET.write_text(text, encoding="utf-8")
+    print(f"wrote {RATCHET}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--write", action="store_true", help="write the ratchet file")
+    ap.add_argument("--engine", choices=ENGINE_NAMES + ("both",), default="structgen",
+                    help="engine to run (default structgen); 'both' prints totals side by side per draft")
+    ap.add_argument("--write", action="store_true", help="write the ratchet file (structgen's counts)")
     ap.add_argument("--draft", choices=DRAFTS, action="append", help="only this draft (repeatable)")
     ap.add_argument("--time-limit", type=float, default=10.0, help="per-group compile limit in seconds")
     args = ap.parse_args(argv)
+    names = engine_names(args.engine)
+    if args.write and "structgen" not in names:
+        ap.error("--write records structgen's counts: use --engine structgen or both")
 
-    from tokenizers import Tokenizer
-
-    from structgen import GrammarCompiler, TokenizerInfo
-
-    info = TokenizerInfo.from_tokenizer_json(LLAMA3)
-    compiler = GrammarCompiler(info)
-    tokenizer = Tokenizer.from_file(str(LLAMA3))
-    stop_id = int(info.stop_token_ids[0])
-
-    all_counts: dict[str, dict[str, int]] = {}
+    engines = {n: make_engine(n) for n in names}
+    runs: dict[str, dict[str, SuiteRun]] = {n: {} for n in names}  # engine -> draft -> run
     failures = 0
     for draft in args.draft or DRAFTS:
-        run = run_suite(draft, compiler, tokenizer, stop_id, time_limit_s=args.time_limit)
-        print(f"== {draft} ({run.seconds:.1f}s)")
-        print(_table(run))
-        for f, g, t in run.invalid_accepted:
-            print(f"INVALID ACCEPTED  {f} | {g} | {t}")
-        for f, g, msg in run.crashes:
-            print(f"CRASH  {f} | {g} | {msg}")
-        for f, g in run.timeouts:
-            print(f"TIMEOUT  {f} | {g}")
-        failures += len(run.crashes)
-        all_counts.update(run)
+        for n, engine in engines.items():
+            run = runs[n][draft] = run_suite(draft, engine, time_limit_s=args.time_limit)
+            if len(names) == 1:
+                print(f"== {draft} {n} ({run.seconds:.1f}s)")
+                print(_table(run))
+            if n == "structgen" or len(names) == 1:
+                _print_details(run)
+            if n == "structgen":
+                failures += len(run.crashes)
+        if len(names) > 1:
+            secs = ", ".join(f"{n} {runs[n][draft].seconds:.1f}s" for n in names)
+            print(f"== {draft} totals ({secs})")
+            print(side_by_side(TOTAL_ROWS, {n: run_totals(runs[n][draft]) for n in names}))
         print()
+    if len(names) > 1 and len(args.draft or DRAFTS) > 1:
+        merged = {n: {k: v for r in runs[n].values() for k, v in r.items()} for n in names}
+        print("== all drafts totals")
+        print(side_by_side(TOTAL_ROWS, {n: run_totals(merged[n]) for n in names}))
     if args.write:
-        RATCHET.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "_comment": "Per-file counts of tests/frontend/suite_runner.py (strict mode, Llama-3 tokenizer). "
-                        "The ratchet: `correct` (valid_accepted + invalid_rejected) must not drop and "
-                        "`invalid_accepted` must not rise. Regenerate with "
-                        "`python tests/frontend/suite_runner.py --write`.",
-            "files": {k: ratchet_entry(all_counts[k]) for k in sorted(all_counts)},
-        }
-        rows = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in payload["files"].items())
-        text = f'{{\n "_comment": {json.dumps(payload["_comment"], ensure_ascii=False)},\n "files": {{\n{rows}\n }}\n}}\n'
-        assert json.loads(text) == payload
-        RATCHET.write_text(text, encoding="utf-8")
-        print(f"wrote {RATCHET}")
+        _write_ratchet({k: v for r in runs["structgen"].values() for k, v in r.items()})
     return 1 if failures else 0
 
 

@@ -359,7 +359,9 @@ class _Converter:
         if "$ref" in s and self.legacy_ref:  # draft-07 and earlier: siblings of $ref are ignored
             s = {"$ref": s["$ref"]}
         base = self._base(s, base)
-        key = f"{base}|{ptr}" if "$ref" not in s else None
+        # identical subschemas (same text, same base URI) share one rule: two rules deriving the same
+        # text would collide in the LR tables where both are possible (anyOf branches)
+        key = f"{base}|{json.dumps(s, sort_keys=True, default=str)}" if "$ref" not in s else None
         if key and key in self.memo:
             return self.memo[key]
         if "$ref" in s:

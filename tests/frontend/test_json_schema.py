@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from datasets import TOKENIZERS
-from structgen import GrammarCompiler, GrammarMatcher, SchemaError, TokenizerInfo, UnsupportedFeature
+from structgen import GrammarCompiler, GrammarMatcher, LimitExceeded, SchemaError, TokenizerInfo, UnsupportedFeature
 
 LLAMA3 = TOKENIZERS / "llama3" / "tokenizer.json"
 
@@ -170,6 +170,13 @@ def test_unknown_keywords_are_annotations(compiler: GrammarCompiler) -> None:
     assert _accepts(cg, "s")
 
 
+def _nested(depth: int) -> dict:
+    schema: dict = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema
+
+
 @pytest.mark.parametrize(
     "schema, error",
     [
@@ -179,6 +186,8 @@ def test_unknown_keywords_are_annotations(compiler: GrammarCompiler) -> None:
         ("{not json", SchemaError),
         (False, UnsupportedFeature),
         ({"type": "integer", "minimum": 5, "maximum": 1}, UnsupportedFeature),
+        (_nested(5000), LimitExceeded),
+        ({"type": "array", "items": {"type": "integer"}, "maxItems": 100_000}, UnsupportedFeature),
     ],
 )
 def test_bad_schemas_fail_clearly(compiler: GrammarCompiler, schema, error) -> None:

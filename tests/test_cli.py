@@ -40,4 +40,54 @@ def test_bad_input_is_a_clear_error(args: list[str], message: str) -> None:
 def test_missing_source_is_a_usage_error() -> None:
     res = run("generate", "hi")
     assert res.returncode == 2
-    assert "one of the arguments --grammar --regex is required" in res.stderr
+    assert "one of the arguments --grammar --regex --schema --pydantic is required" in res.stderr
+
+
+def test_validate_instance_agrees_with_jsonschema(tmp_path) -> None:
+    res = run("validate", "--schema", "examples/person.json", "examples/ada.json")
+    assert res.returncode == 0 and "structgen: valid; jsonschema: valid" in res.stdout, res.stderr
+    bad = tmp_path / "old.json"
+    bad.write_text('{"age": 360, "name": "Ada"}')
+    res = run("validate", "--schema", "examples/person.json", str(bad))
+    assert res.returncode == 1 and "structgen: invalid; jsonschema: invalid" in res.stdout
+    assert "maximum" in res.stdout
+
+
+def test_validate_check_lists_relaxations() -> None:
+    res = run("validate", "--schema", "examples/person.json", "--check")
+    assert res.returncode == 0 and "compiles exactly" in res.stdout
+    res = run("validate", "--schema", '{"type": "array", "uniqueItems": true}', "--check")
+    assert res.returncode == 1 and "relaxed uniqueItems at #/uniqueItems" in res.stdout
+
+
+def test_validate_text_names_the_offset() -> None:
+    assert run("validate", "--regex", "[0-9]{3}-[0-9]{4}", "555-1234").returncode == 0
+    res = run("validate", "--regex", "[0-9]{3}-[0-9]{4}", "555-12a4")
+    assert res.returncode == 1 and "at byte 6" in res.stdout
+    assert run("validate", "--grammar", "json", "examples/ada.json").returncode == 0
+
+
+def test_compile_reports_size_and_emits_lark() -> None:
+    res = run("compile", "--schema", "examples/person.json", "--emit-lark")
+    assert res.returncode == 0, res.stderr
+    assert "start:" in res.stdout and "compiled in" in res.stdout and "parser states" in res.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["validate", "--schema", "no/such/schema.json", "examples/ada.json"], "cannot read schema file"),
+        (["validate", "--schema", "examples/person.json", "no/such/instance.json"], "cannot read instance file"),
+        (["validate", "--schema", "examples/person.json", "README.md"], "not valid JSON"),
+        (["validate", "--schema", '{"type": "wat"}', "examples/ada.json"], "unknown type"),
+        (["validate", "--schema", "examples/person.json"], "validate needs an input"),
+        (["compile", "--schema", '{"type": "array", "uniqueItems": true}'], "unsupported keyword 'uniqueItems'"),
+        (["generate", "--pydantic", "no_such_module:Model", "hi"], "cannot load the class"),
+        (["generate", "--schema", '{"not": {}}', "hi"], "unsupported keyword"),
+    ],
+)
+def test_schema_commands_fail_clearly(args: list[str], message: str) -> None:
+    res = run(*args)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr

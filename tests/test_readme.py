@@ -43,7 +43,12 @@ def _commands() -> list[str]:
 
 
 def _check(args: list[str], text: str) -> None:
-    if "--grammar" in args:
+    if "--schema" in args:
+        import jsonschema
+
+        schema = json.loads((REPO / args[args.index("--schema") + 1]).read_text(encoding="utf-8"))
+        jsonschema.validate(json.loads(text), schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    elif "--grammar" in args:
         name = args[args.index("--grammar") + 1]
         if name == "json":
             json.loads(text)

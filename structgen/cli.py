@@ -32,6 +32,13 @@ HINTS = {
 }
 
 
+def schema_hint(schema) -> str:
+    """What the prompt tells the model about a schema (as JSONSchemaBench does); the mask enforces it."""
+    import json
+
+    return f"Reply with one JSON value that follows this JSON Schema: {json.dumps(schema)}"
+
+
 def _grammar_text(arg: str) -> str:
     from .compiler import builtin_grammar
 
@@ -102,11 +109,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     compiler = GrammarCompiler(info)
     t0 = time.perf_counter()
     if schema is not None:
-        import json
-
         cg = _compile_schema(compiler, schema, args)
-        # as JSONSchemaBench does: the model is told the schema, the mask enforces it
-        hint = f"Reply with one JSON object that follows this JSON Schema: {json.dumps(schema)}"
+        hint = schema_hint(schema)
     elif args.regex is not None:
         cg = compiler.compile_regex(args.regex)
         hint = f"Answer with text matching the regular expression {args.regex}."

@@ -170,28 +170,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--verbose", action="store_true", help="print timings to stderr")
     g.set_defaults(func=cmd_generate)
 
-    v = sub.add_parser("validate", help="does an instance or text fit a schema, grammar or regex",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    vsrc = v.add_mutually_exclusive_group(required=True)
-    vsrc.add_argument("--schema", help="a JSON Schema: a file or JSON text")
-    vsrc.add_argument("--grammar", help="a .lark file or a shipped grammar name")
-    vsrc.add_argument("--regex", help="a regular expression")
+    v = _source_command(sub, "validate", "does an instance or text fit a schema, grammar or regex")
     v.add_argument("--check", action="store_true",
                    help="with --schema: list which keywords compile exactly, are relaxed, or are unsupported")
     v.add_argument("input", nargs="?", help="the instance file (--schema), text file (--grammar) or text (--regex)")
-    _schema_options(v)
     v.set_defaults(func=cmd_validate)
 
-    c = sub.add_parser("compile", help="compile a schema, grammar or regex and report its size and time",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    csrc = c.add_mutually_exclusive_group(required=True)
-    csrc.add_argument("--schema", help="a JSON Schema: a file or JSON text")
-    csrc.add_argument("--grammar", help="a .lark file or a shipped grammar name")
-    csrc.add_argument("--regex", help="a regular expression")
+    c = _source_command(sub, "compile", "compile a schema, grammar or regex and report its size and time")
     c.add_argument("--tokenizer", help="a tokenizer.json path (default: the embedded model's tokenizer)")
     c.add_argument("--emit-lark", action="store_true", help="print the generated Lark grammar")
-    _schema_options(c)
     c.set_defaults(func=cmd_compile)
+    return p
+
+
+def _source_command(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand that takes one of --schema / --grammar / --regex, plus the schema options."""
+    p = sub.add_parser(name, help=help_text, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--schema", help="a JSON Schema: a file or JSON text")
+    src.add_argument("--grammar", help="a .lark file or a shipped grammar name")
+    src.add_argument("--regex", help="a regular expression")
+    _schema_options(p)
     return p
 
 

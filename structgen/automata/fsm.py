@@ -260,25 +260,32 @@ def _bounded_crawl(max_states: int, pattern: str):
 
 def _codepoint_ranges(chars: list[int]) -> list[tuple[int, int]]:
     """Sorted, merged inclusive ranges of the given code points."""
-    out: list[tuple[int, int]] = []
-    for c in sorted(chars):
-        if out and c == out[-1][1] + 1:
-            out[-1] = (out[-1][0], c)
+    return list(merge_ranges((c, c) for c in chars))
+
+
+def merge_ranges(ranges) -> tuple[tuple[int, int], ...]:
+    """Inclusive code point ranges sorted, with overlapping and adjacent ones merged (empty dropped)."""
+    out: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if lo > hi:
+            continue
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
         else:
-            out.append((c, c))
-    return out
+            out.append([lo, hi])
+    return tuple((lo, hi) for lo, hi in out)
 
 
-def _complement(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out = []
-    nxt = 0
+def complement_ranges(ranges) -> tuple[tuple[int, int], ...]:
+    """The code points 0..U+10FFFF that merged, sorted `ranges` leave out."""
+    out, nxt = [], 0
     for lo, hi in ranges:
         if lo > nxt:
             out.append((nxt, lo - 1))
         nxt = hi + 1
     if nxt <= MAX_UNICODE:
         out.append((nxt, MAX_UNICODE))
-    return out
+    return tuple(out)
 
 
 def _encode(cp: int) -> bytes:
@@ -382,7 +389,7 @@ def _utf8_nfa(fsm, json_escape: bool = False) -> list[list[tuple[int, int, int]]
     for sym in set(mapping.values()):
         rs = _codepoint_ranges(sym_chars.get(sym, []))
         if anything_else in mapping and mapping[anything_else] == sym:
-            rs = sorted(rs + _complement(_codepoint_ranges(explicit)))
+            rs = sorted(rs + list(complement_ranges(_codepoint_ranges(explicit))))
         sym_ranges[sym] = rs
     seq_cache: dict[int, list[list[tuple[int, int]]]] = {}
 

@@ -113,8 +113,6 @@ class LexerTables:
     def _build(self, terms: list[int]) -> int:
         if len(terms) == 1:
             return self._copy(terms[0])
-        dfa_id = len(self.dfa_sets)
-        self.dfa_sets.append(tuple(terms))
         comps = [self.terminals[t].dfa for t in terms]
         if not comps:  # the empty set: one state that lexes nothing
             comps = [ByteDFA(np.full((1, 256), -1, dtype=np.int32), np.zeros(1, dtype=bool))]
@@ -126,39 +124,32 @@ class LexerTables:
         vecs, trans = product_bfs(table, offsets, self.max_states - self.num_states)
         if vecs.shape[0] == 0:
             raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
-        n = vecs.shape[0]
-        base = self.num_states
-        self._grow(base + n)
-        self.num_states += n
         # the winning terminal of each state: the best-ranked component in an accepting state
         accept_any = np.concatenate([c.accept for c in comps])
-        best = np.full(n, -1, dtype=np.int32)
+        best = np.full(vecs.shape[0], -1, dtype=np.int32)
         for c in sorted(range(len(terms)), key=lambda c: -self.rank[terms[c]]):  # best rank written last
             col = vecs[:, c]
-            hit = (col >= 0) & accept_any[np.maximum(col, 0)]
-            best[hit] = terms[c]
-        rows = np.where(trans >= 0, trans + base, -1)[:, byte_cls].astype(np.int32)
-        self.trans[base:base + n] = rows
-        self.accept_term[base:base + n] = best
-        self.state_dfa[base:base + n] = dfa_id
-        self.is_start[base] = True
-        self.is_final[base:base + n] = (best >= 0) & ~(rows >= 0).any(axis=1)
-        self.dfa_start = np.append(self.dfa_start, np.int32(base))
-        return dfa_id
+            best[(col >= 0) & accept_any[np.maximum(col, 0)]] = terms[c]
+        return self._install(tuple(terms), trans[:, byte_cls], best)
 
     def _copy(self, term: int) -> int:
-        """The DFA of a one-terminal set is that terminal's DFA: copied in one vectorized step."""
-        dfa_id = len(self.dfa_sets)
-        self.dfa_sets.append((term,))
+        """The DFA of a one-terminal set is that terminal's DFA, installed as it is."""
         d = self.terminals[term].dfa
-        base, n = self.num_states, d.num_states
+        return self._install((term,), d.trans, np.where(d.accept, term, -1).astype(np.int32))
+
+    def _install(self, terms: tuple[int, ...], trans: np.ndarray, accept_term: np.ndarray) -> int:
+        """Append a DFA (local state ids, state 0 initial) to the global tables; returns its id."""
+        dfa_id = len(self.dfa_sets)
+        self.dfa_sets.append(terms)
+        base, n = self.num_states, trans.shape[0]
         self._grow(base + n)
         self.num_states += n
-        self.trans[base:base + n] = np.where(d.trans >= 0, d.trans + base, -1)
-        self.accept_term[base:base + n] = np.where(d.accept, term, -1)
+        rows = np.where(trans >= 0, trans + base, -1).astype(np.int32)
+        self.trans[base:base + n] = rows
+        self.accept_term[base:base + n] = accept_term
         self.state_dfa[base:base + n] = dfa_id
         self.is_start[base] = True
-        self.is_final[base:base + n] = d.accept & ~(d.trans >= 0).any(axis=1)
+        self.is_final[base:base + n] = (accept_term >= 0) & ~(rows >= 0).any(axis=1)
         self.dfa_start = np.append(self.dfa_start, np.int32(base))
         return dfa_id
 

@@ -64,11 +64,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ..automata.fsm import complement_ranges, merge_ranges
+
 __all__ = ["FORMATS", "format_regex"]
 
 # --- character classes ------------------------------------------------------------------
 
-_MAX = 0x10FFFF
 
 
 def _class_char(cp: int) -> str:
@@ -84,20 +85,8 @@ def _class_char(cp: int) -> str:
 def _char_class(ranges: list[tuple[int, int]]) -> str:
     """A class for the union of inclusive code point ranges, negated when that is smaller
     (interegular expands ranges into sets of characters)."""
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    comp: list[tuple[int, int]] = []
-    nxt = 0
-    for lo, hi in merged:
-        if lo > nxt:
-            comp.append((nxt, lo - 1))
-        nxt = hi + 1
-    if nxt <= _MAX:
-        comp.append((nxt, _MAX))
+    merged = merge_ranges(ranges)
+    comp = complement_ranges(merged)
     size = sum(h - lo + 1 for lo, h in merged)
     csize = sum(h - lo + 1 for lo, h in comp)
     negate = csize < size

@@ -1081,7 +1081,7 @@ class _Converter:
         if self.any_order:
             first = self.unordered(members, extra, lo, hi, preds, ptr)
         else:
-            first = pick(0, 0, settle(0, 0) if settle(0, 0) is not None else 0)
+            first = pick(0, 0, 0)  # `more` settles the bits once no watched member can follow
         empty_ok = lo == 0 and n_req == 0 and holds(0)
         if first is None and not empty_ok:
             raise NoValue("type", ptr, "no object satisfies the constraints")

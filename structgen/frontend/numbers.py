@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from .regex import closing_bracket, split_alternatives
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Union
@@ -147,25 +149,7 @@ def _top_alternatives(r: str) -> list[str]:
     """The alternatives of r if it is one group `(?:a|b|...)`, else [r]."""
     if not (r.startswith("(?:") and _balanced_group(r)):
         return [r]
-    body, start, out = r[3:-1], 0, []
-    for i, c, depth in _unescaped(body):
-        if c == "|" and depth == 0:
-            out.append(body[start:i])
-            start = i + 1
-    return out + [body[start:]]
-
-
-def _unescaped(r: str):
-    """(index, char, parenthesis depth after it) for each character outside a backslash escape."""
-    depth, i = 0, 0
-    while i < len(r):
-        c = r[i]
-        if c == "\\":
-            i += 2
-            continue
-        depth += (c == "(") - (c == ")")
-        yield i, c, depth
-        i += 1
+    return split_alternatives(r[3:-1])
 
 
 def _digit_class(lo: int, hi: int) -> str:
@@ -483,8 +467,8 @@ def _opt(r: str) -> str:
 
 
 def _balanced_group(r: str) -> bool:
-    """Whether r is a single parenthesised group spanning the whole string."""
-    return all(depth > 0 or i == len(r) - 1 for i, c, depth in _unescaped(r) if c == ")")
+    """Whether r is one parenthesized group (its opening parenthesis closes at the end)."""
+    return closing_bracket(r, 0) == len(r) - 1
 
 
 def _digit_cases(dl: int, dh: int, tl: bool, th: bool):

@@ -47,11 +47,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ..automata.fsm import MAX_UNICODE
+from ..automata.fsm import complement_ranges as _complement
+from ..automata.fsm import merge_ranges as _norm
 from ..errors import RegexError, UnsupportedFeature
 
 __all__ = ["ecma_pattern_to_regex"]
 
-MAX_CP = 0x10FFFF
+MAX_CP = MAX_UNICODE
 Ranges = tuple[tuple[int, int], ...]  # sorted, disjoint, non-adjacent inclusive ranges
 
 ANY_CHAR = r"[\s\S]"
@@ -61,29 +64,6 @@ _SYNTAX_CHARS = set("^$\\.*+?()[]{}|/")
 
 
 # --- character sets ---------------------------------------------------------------------
-
-
-def _norm(ranges) -> Ranges:
-    out: list[list[int]] = []
-    for lo, hi in sorted(ranges):
-        if lo > hi:
-            continue
-        if out and lo <= out[-1][1] + 1:
-            out[-1][1] = max(out[-1][1], hi)
-        else:
-            out.append([lo, hi])
-    return tuple((lo, hi) for lo, hi in out)
-
-
-def _complement(r: Ranges) -> Ranges:
-    out, nxt = [], 0
-    for lo, hi in r:
-        if lo > nxt:
-            out.append((nxt, lo - 1))
-        nxt = hi + 1
-    if nxt <= MAX_CP:
-        out.append((nxt, MAX_CP))
-    return tuple(out)
 
 
 def _union(*sets: Ranges) -> Ranges:
@@ -234,24 +214,14 @@ class _Parser:
 
     def _scan_groups(self) -> tuple[int, bool]:
         """Number of capturing groups and whether any is named (decides what \\1 / \\k mean)."""
-        n, named, i, in_class = 0, False, 0, False
-        p = self.p
-        while i < len(p):
-            c = p[i]
-            if c == "\\":
-                i += 2
-                continue
-            if in_class:
-                in_class = c != "]"
-            elif c == "[":
-                in_class = True
-            elif c == "(":
+        n, named, p = 0, False, self.p
+        for i, c, _, in_class in _scan(p):
+            if c == "(" and not in_class:
                 if not p.startswith("?", i + 1):
                     n += 1
                 elif p.startswith("?<", i + 1) and not p.startswith(("?<=", "?<!"), i + 1):
                     n += 1
                     named = True
-            i += 1
         return n, named
 
     def peek(self, k: int = 0) -> str:
@@ -611,60 +581,49 @@ def _piece(t: str) -> Piece:
         return (t, "alt")
     if len(t) == 1 or (t.startswith("\\") and (len(t) == 2 or (t[1] == "x" and len(t) == 4))):
         return (t, "atom")
-    if t[:1] in ("[", "(") and _closing(t, 0) == len(t) - 1:
+    if t[:1] in ("[", "(") and closing_bracket(t, 0) == len(t) - 1:
         return (t, "atom")
     return (t, "seq")
 
 
-def _closing(t: str, i: int) -> int:
-    """Index of the bracket closing the class or group opened at t[i]."""
-    depth, in_class, j = 0, False, i
-    while j < len(t):
-        c = t[j]
-        if c == "\\":
-            j += 2
-            continue
-        if in_class:
-            if c == "]":
-                in_class = False
-                if depth == 0:
-                    return j
-        elif c == "[":
-            in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-        j += 1
-    return -1
-
-
-def _split_alt(p: Piece) -> list[str]:
-    if p[1] != "alt":
-        return [p[0]]
-    out, depth, start, i, t = [], 0, 0, 0, p[0]
-    in_class = False
+def _scan(t: str):
+    """(index, char, group depth after it, inside a class after it) for each unescaped character."""
+    depth, in_class, i = 0, False, 0
     while i < len(t):
         c = t[i]
         if c == "\\":
             i += 2
             continue
         if in_class:
-            if c == "]":
-                in_class = False
+            in_class = c != "]"
         elif c == "[":
             in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
+        else:
+            depth += (c == "(") - (c == ")")
+        yield i, c, depth, in_class
+        i += 1
+
+
+def closing_bracket(t: str, i: int) -> int:
+    """Index of the bracket closing the class or group opened at t[i] (-1 if none)."""
+    for j, c, depth, in_class in _scan(t[i:]):
+        if (c == "]" and t[i] == "[" and not in_class) or (c == ")" and t[i] == "(" and depth == 0):
+            return i + j
+    return -1
+
+
+def split_alternatives(t: str) -> list[str]:
+    """The top-level alternatives of a regex text (outside groups and classes)."""
+    out, start = [], 0
+    for i, c, depth, in_class in _scan(t):
+        if c == "|" and depth == 0 and not in_class:
             out.append(t[start:i])
             start = i + 1
-        i += 1
     return out + [t[start:]]
+
+
+def _split_alt(p: Piece) -> list[str]:
+    return split_alternatives(p[0]) if p[1] == "alt" else [p[0]]
 
 
 def _repeat(p: Piece | None, lo: int, hi: int | None) -> Piece | None:

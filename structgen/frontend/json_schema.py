@@ -586,7 +586,15 @@ class _Converter:
 
     def disjoint(self, a: Any, b: Any, ptr: str, depth: int = 0) -> bool:
         """True only if no value satisfies both schemas (types, finite values checked with the
-        other schema's validator, number ranges, string languages, object discriminators)."""
+        other schema's validator, number ranges, string languages, object discriminators). A probe:
+        relaxations its merges would record in lenient mode are not kept."""
+        kept = len(self.relaxations)
+        try:
+            return self._disjoint(a, b, ptr, depth)
+        finally:
+            del self.relaxations[kept:]
+
+    def _disjoint(self, a: Any, b: Any, ptr: str, depth: int) -> bool:
         try:
             a, b = (self.merge_all([x], ptr) if isinstance(x, dict) else x for x in (a, b))
         except StructgenError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,12 @@ import numpy as np
 
 from .automata.fsm import ByteDFA, literal_dfa, literal_dfa_ignorecase, regex_dfa, without_empty
 from .automata.lexer import LexerTables, Terminal
-from .automata.parser import StackPool, acceptable_terms, build_lark, tables_from_lark
+from .automata.parser import ParserTables, StackPool, acceptable_terms, build_lark, tables_from_lark
 from .automata.step import NEED_DFA, OK, POOL_FULL
+from .compile_cache import CacheWarning, CompileCache
 from .errors import GrammarError, LimitExceeded, RegexError, StructgenError
 from .maskstore.store import MaskStore
-from .tokenizer import TokenizerInfo
+from .tokenizer import TokenizerInfo, TokenTrie
 
 GRAMMARS_DIR = Path(__file__).resolve().parent / "grammars"
 
@@ -28,16 +30,16 @@ class CompiledGrammar:
     guarded by a lock, so matchers of the same grammar share the work.
     """
 
-    def __init__(self, grammar: str, start: str, tokenizer_info: TokenizerInfo, *,
-                 allow_trailing_ignore: bool = False, terminal_dfas: dict[str, ByteDFA] | None = None) -> None:
+    def __init__(self, grammar: str, start: str, tokenizer_info: TokenizerInfo, terminals: list[Terminal],
+                 parser: ParserTables, *, allow_trailing_ignore: bool = False,
+                 lexer_snapshot: dict[str, np.ndarray] | None = None) -> None:
         self.grammar = grammar
         self.start = start
         self.allow_trailing_ignore = allow_trailing_ignore
         self.relaxations: list = []  # set by frontends that relax unsupported input (lenient mode)
         self.tokenizer_info = tokenizer_info
-        lark_parser, conflicts = build_lark(grammar, start)
-        self.terminals = _terminals(lark_parser, terminal_dfas or {})
-        self.parser = tables_from_lark(lark_parser, [t.name for t in self.terminals], start, conflicts)
+        self.terminals = terminals
+        self.parser = parser
         self.lexer = LexerTables(self.terminals, trailing_ignore=allow_trailing_ignore)
         self.lock = threading.RLock()
         self._pool = StackPool()
@@ -45,8 +47,67 @@ class CompiledGrammar:
         self.P = (p.action, p.goto, p.rule_len, p.rule_lhs, np.int32(p.end_state), p.row_ptr, p.row_terms)
         self.words = np.zeros(self.lexer.set_words, dtype=np.uint64)
         self.initial_stack: tuple[int, ...] = (p.start_state,)
-        self.initial_lexer_state = self._start_state_for(self.initial_stack)
+        if lexer_snapshot is None:
+            self.initial_lexer_state = self._start_state_for(self.initial_stack)
+        else:  # from the disk cache: the product DFAs (the initial one included) are ready
+            self.lexer.restore(lexer_snapshot)
+            self.initial_lexer_state = int(lexer_snapshot["initial_lexer_state"])
         self.mask_store = MaskStore(self)
+
+    @classmethod
+    def build(cls, grammar: str, start: str, tokenizer_info: TokenizerInfo, *, allow_trailing_ignore: bool = False,
+              terminal_dfas: dict[str, ByteDFA] | None = None) -> "CompiledGrammar":
+        """Compile Lark text: terminal byte DFAs and LALR(1) tables (the slow part the disk cache skips)."""
+        lark_parser, conflicts = build_lark(grammar, start)
+        terminals = _terminals(lark_parser, terminal_dfas or {})
+        parser = tables_from_lark(lark_parser, [t.name for t in terminals], start, conflicts)
+        return cls(grammar, start, tokenizer_info, terminals, parser, allow_trailing_ignore=allow_trailing_ignore)
+
+    # --- the disk form (compile_cache.py): JSON metadata + plain arrays ------------------
+
+    _PARSER_ARRAYS = ("action", "goto", "rule_len", "rule_lhs", "row_ptr", "row_terms")
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Everything but the tokenizer as (JSON-able metadata, numpy arrays); inverse of from_arrays."""
+        p = self.parser
+        meta = {
+            "grammar": self.grammar, "start": self.start, "allow_trailing_ignore": self.allow_trailing_ignore,
+            "terminals": [[t.name, t.priority, t.is_literal, t.ignore] for t in self.terminals],
+            "nonterminals": p.nonterminal_names, "start_state": p.start_state, "end_state": p.end_state,
+            "conflicts": p.conflicts,
+            "relaxations": [[r.keyword, r.pointer, r.direction, r.detail] for r in self.relaxations],
+        }
+        arrays = {name: getattr(p, name) for name in self._PARSER_ARRAYS}
+        arrays["dfa_sizes"] = np.array([t.dfa.num_states for t in self.terminals], dtype=np.int64)
+        arrays["dfa_trans"] = np.concatenate([t.dfa.trans for t in self.terminals] or [np.zeros((0, 256), np.int32)])
+        arrays["dfa_accept"] = np.concatenate([t.dfa.accept for t in self.terminals] or [np.zeros(0, bool)])
+        with self.lock:
+            arrays.update(self.lexer.snapshot())
+        arrays["initial_lexer_state"] = np.array(self.initial_lexer_state, dtype=np.int64)
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray],
+                    tokenizer_info: TokenizerInfo) -> "CompiledGrammar":
+        """Rebuild a CompiledGrammar from to_arrays() output without running Lark or the frontends."""
+        bounds = np.concatenate([[0], np.cumsum(arrays["dfa_sizes"])])
+        terminals = [
+            Terminal(name, ByteDFA(arrays["dfa_trans"][bounds[i]:bounds[i + 1]].astype(np.int32),
+                                   arrays["dfa_accept"][bounds[i]:bounds[i + 1]].astype(np.bool_)),
+                     int(priority), bool(is_literal), bool(ignore))
+            for i, (name, priority, is_literal, ignore) in enumerate(meta["terminals"])
+        ]
+        parser = ParserTables(terminal_names=[t.name for t in terminals], nonterminal_names=list(meta["nonterminals"]),
+                              start_state=int(meta["start_state"]), end_state=int(meta["end_state"]),
+                              conflicts=list(meta["conflicts"]),
+                              **{name: arrays[name].astype(np.int32) for name in cls._PARSER_ARRAYS})
+        cg = cls(meta["grammar"], meta["start"], tokenizer_info, terminals, parser,
+                 allow_trailing_ignore=bool(meta["allow_trailing_ignore"]), lexer_snapshot=arrays)
+        if meta["relaxations"]:
+            from .frontend.json_schema import Relaxation
+
+            cg.relaxations = [Relaxation(*r) for r in meta["relaxations"]]
+        return cg
 
     # --- tables for the numba kernels ---------------------------------------------------
 
@@ -115,11 +176,57 @@ def _terminals(lark_parser, overrides: dict[str, ByteDFA]) -> list[Terminal]:
 
 
 class GrammarCompiler:
-    """Compiles grammars for one tokenizer; identical inputs return the same CompiledGrammar."""
+    """Compiles grammars for one tokenizer; identical inputs return the same CompiledGrammar.
 
-    def __init__(self, tokenizer_info: TokenizerInfo) -> None:
+    With `cache_dir` (e.g. `compile_cache.default_cache_dir()`), compiled tables also persist on
+    disk across processes, keyed by the input, the tokenizer and the engine version.
+    """
+
+    def __init__(self, tokenizer_info: TokenizerInfo, cache_dir: str | Path | None = None) -> None:
         self.tokenizer_info = tokenizer_info
         self._cache: dict[tuple, CompiledGrammar] = {}
+        self.disk_cache = CompileCache(cache_dir) if cache_dir is not None else None
+        self.last_from_disk = False  # whether the latest compile call was answered by the disk cache
+        if self.disk_cache is not None:
+            self._load_trie()
+
+    _TRIE_ARRAYS = ("node_byte", "node_depth", "node_skip", "node_tok_start", "node_tok_end", "tok_ids")
+
+    def _load_trie(self) -> None:
+        """Give the tokenizer its token trie from the disk cache (building it takes ~0.3 s of Python)."""
+        info = self.tokenizer_info
+        if "trie" in info.__dict__:  # already built (a cached_property)
+            return
+        name = self.disk_cache.key("token_trie", info.fingerprint())
+        entry = self.disk_cache.load(name)
+        if entry is not None and set(entry[1]) == set(self._TRIE_ARRAYS):
+            info.__dict__["trie"] = TokenTrie(*(entry[1][k].astype(np.int32) for k in self._TRIE_ARRAYS))
+        else:
+            self.disk_cache.store(name, {}, {k: getattr(info.trie, k) for k in self._TRIE_ARRAYS})
+
+    def _cached(self, key: tuple[str, ...], build) -> CompiledGrammar:
+        """The memoized CompiledGrammar for `key`: from memory, else from disk, else `build()` (then stored)."""
+        self.last_from_disk = False
+        cg = self._cache.get(key)
+        if cg is not None:
+            return cg
+        disk = self.disk_cache
+        if disk is not None:
+            name = disk.key(self.tokenizer_info.fingerprint(), *key)
+            entry = disk.load(name)
+            if entry is not None:
+                try:
+                    cg = CompiledGrammar.from_arrays(*entry, self.tokenizer_info)
+                    self.last_from_disk = True
+                except (KeyError, ValueError, TypeError, IndexError) as e:  # a well-formed but foreign entry
+                    warnings.warn(f"compile cache entry {disk.path(name)} does not fit ({e}); rebuilding it",
+                                  CacheWarning, stacklevel=3)
+        if cg is None:
+            cg = build()
+            if disk is not None:
+                disk.store(name, *cg.to_arrays())
+        self._cache[key] = cg
+        return cg
 
     def compile_grammar(self, grammar: str, start: str = "start", *, allow_trailing_ignore: bool = False,
                         terminal_dfas: dict[str, ByteDFA] | None = None) -> CompiledGrammar:
@@ -129,19 +236,15 @@ class GrammarCompiler:
         more input could still follow; `allow_trailing_ignore=True` gives Lark's exact semantics
         (ignored text after a complete output too), at the risk of a model never stopping.
         `terminal_dfas` replaces the patterns of the named terminals by ready byte DFAs (for
-        frontends); such compiles are not cached.
+        frontends); such compiles are cached by the frontends' own keys.
         """
         if not isinstance(grammar, str) or not grammar.strip():
             raise GrammarError("grammar text is empty")
-        if terminal_dfas:  # frontends cache at their own level
-            return CompiledGrammar(grammar, start, self.tokenizer_info, allow_trailing_ignore=allow_trailing_ignore,
-                                   terminal_dfas=terminal_dfas)
-        key = (grammar, start, allow_trailing_ignore)
-        cg = self._cache.get(key)
-        if cg is None:
-            cg = CompiledGrammar(grammar, start, self.tokenizer_info, allow_trailing_ignore=allow_trailing_ignore)
-            self._cache[key] = cg
-        return cg
+        build = lambda: CompiledGrammar.build(grammar, start, self.tokenizer_info,  # noqa: E731
+                                              allow_trailing_ignore=allow_trailing_ignore, terminal_dfas=terminal_dfas)
+        if terminal_dfas:
+            return build()
+        return self._cached(("grammar", grammar, start, str(allow_trailing_ignore)), build)
 
     def compile_json_schema(self, schema: Any, *, whitespace: str = "compact", strict: bool = True,
                             max_whitespace: int = 16, property_order: str = "declared",
@@ -158,12 +261,13 @@ class GrammarCompiler:
 
         schema = load_schema(schema)
         try:
-            key = ("json_schema", json.dumps(schema, sort_keys=True), whitespace, strict, max_whitespace, property_order,
-                   tuple(separators))
+            canonical = json.dumps(schema, sort_keys=True)
         except RecursionError:
             raise LimitExceeded("the schema is nested too deeply to compile") from None
-        cg = self._cache.get(key)
-        if cg is None:
+        key = ("json_schema", canonical, whitespace, str(strict), str(max_whitespace), property_order,
+               json.dumps(list(separators)))
+
+        def build() -> CompiledGrammar:
             sg = schema_to_grammar(schema, whitespace=whitespace, strict=strict, max_whitespace=max_whitespace,
                                    property_order=property_order, separators=tuple(separators))
             try:
@@ -174,8 +278,9 @@ class GrammarCompiler:
                 raise GrammarError("the schema's grammar is ambiguous (e.g. overlapping anyOf branches), which "
                                    f"would silently reject valid instances: {cg.parser.conflicts[0]}")
             cg.relaxations = list(sg.relaxations)
-            self._cache[key] = cg
-        return cg
+            return cg
+
+        return self._cached(key, build)
 
     def compile_builtin(self, name: str) -> CompiledGrammar:
         """Compile one of the grammars shipped in `grammars/` (json, arithmetic, sql, minilang)."""
@@ -191,12 +296,8 @@ class GrammarCompiler:
             pattern = pattern.replace("\n", "\\n").replace("\r", "\\r")
         escaped = pattern.replace("\\/", "/").replace("/", "\\/")
         if re.fullmatch(pattern, ""):  # the empty output is allowed: an optional non-empty terminal
-            key = ("regex", pattern)
-            if key not in self._cache:
-                dfa = without_empty(regex_dfa(pattern))
-                self._cache[key] = self.compile_grammar(f"start: [REGEX]\nREGEX: /{escaped}/\n",
-                                                        terminal_dfas={"REGEX": dfa})
-            return self._cache[key]
+            return self._cached(("regex", pattern), lambda: self.compile_grammar(
+                f"start: [REGEX]\nREGEX: /{escaped}/\n", terminal_dfas={"REGEX": without_empty(regex_dfa(pattern))}))
         return self.compile_grammar(f"start: REGEX\nREGEX: /{escaped}/\n")
 
 

@@ -64,6 +64,36 @@ class LexerTables:
         self.ht_vals = np.full(64, -1, dtype=np.int32)
         self._dead = np.full(256, -1, dtype=np.int32)
 
+    # --- persistence (the compile cache) ---------------------------------------------------
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The product DFAs built so far as plain arrays (restore() puts them back)."""
+        n = self.num_states
+        sizes = np.array([len(s) for s in self.dfa_sets], dtype=np.int64)
+        flat = np.array([t for s in self.dfa_sets for t in s], dtype=np.int32)
+        return {"lex_trans": self.trans[:n], "lex_accept_term": self.accept_term[:n], "lex_is_start": self.is_start[:n],
+                "lex_is_final": self.is_final[:n], "lex_state_dfa": self.state_dfa[:n], "lex_dfa_start": self.dfa_start,
+                "lex_set_sizes": sizes, "lex_set_terms": flat, "lex_ht_keys": self.ht_keys, "lex_ht_vals": self.ht_vals}
+
+    def restore(self, a: dict[str, np.ndarray]) -> None:
+        """Install the product DFAs of a snapshot() of the same terminals."""
+        n = int(a["lex_trans"].shape[0])
+        self._grow(n)
+        self.num_states = n
+        self.trans[:n] = a["lex_trans"]
+        self.accept_term[:n] = a["lex_accept_term"]
+        self.is_start[:n] = a["lex_is_start"]
+        self.is_final[:n] = a["lex_is_final"]
+        self.state_dfa[:n] = a["lex_state_dfa"]
+        self.dfa_start = a["lex_dfa_start"].astype(np.int32)
+        bounds = np.concatenate([[0], np.cumsum(a["lex_set_sizes"])]).astype(np.int64)
+        terms = a["lex_set_terms"].tolist()
+        self.dfa_sets = [tuple(terms[bounds[i]:bounds[i + 1]]) for i in range(len(bounds) - 1)]
+        if a["lex_ht_keys"].shape[1] != self.set_words or len(self.dfa_start) != len(self.dfa_sets):
+            raise ValueError("lexer snapshot does not fit these terminals")
+        self.ht_keys = a["lex_ht_keys"].astype(np.uint64)
+        self.ht_vals = a["lex_ht_vals"].astype(np.int32)
+
     # --- the set → DFA map -------------------------------------------------------------
 
     def dfa_for(self, words: np.ndarray) -> int:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -71,89 +72,172 @@ def _compile_schema(compiler, schema, args: argparse.Namespace, **kw):
     return compiler.compile_json_schema(schema, whitespace=args.whitespace, strict=not args.lenient, **kw)
 
 
+class _Progress:
+    """`with _Progress("loading the model"):` says what a slow step is doing, on a terminal only."""
+
+    def __init__(self, what: str, quiet: bool = False) -> None:
+        self.what = what
+        self.show = not quiet and sys.stderr.isatty()
+
+    def __enter__(self) -> "_Progress":
+        self.t0 = time.perf_counter()
+        if self.show:
+            print(f"structgen: {self.what} ...", end="", file=sys.stderr, flush=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        if self.show:
+            print(f" {'failed' if exc[0] else 'done'} ({self.seconds:.1f} s)", file=sys.stderr, flush=True)
+
+
+class _TimedMatcher:
+    """A GrammarMatcher that adds up the time spent filling masks (for --verbose / --json)."""
+
+    def __init__(self, matcher, clock: list[float]) -> None:
+        self._m = matcher
+        self._clock = clock  # [seconds, masks after the first, first mask seconds], shared by all rows
+
+    def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
+        t0 = time.perf_counter()
+        self._m.fill_next_token_bitmask(bitmask, index)
+        dt = time.perf_counter() - t0
+        if self._clock[2] < 0:  # the first mask (loads the numba kernels): reported on its own
+            self._clock[2] = dt
+        else:
+            self._clock[0] += dt
+            self._clock[1] += 1
+
+    def __getattr__(self, name: str):
+        return getattr(self._m, name)
+
+
+def _compiler(args: argparse.Namespace, info):
+    """A GrammarCompiler with the disk cache of --cache-dir (default ~/.cache/structgen/compiled) unless --no-cache."""
+    from . import GrammarCompiler
+    from .compile_cache import default_cache_dir
+
+    if getattr(args, "no_cache", False):
+        return GrammarCompiler(info)
+    return GrammarCompiler(info, cache_dir=getattr(args, "cache_dir", None) or default_cache_dir())
+
+
+def _compile_source(compiler, args: argparse.Namespace, schema):
+    """Compile --schema/--pydantic, --regex or --grammar; returns (compiled grammar, prompt hint)."""
+    if schema is not None:
+        return _compile_schema(compiler, schema, args), schema_hint(schema)
+    if args.regex is not None:
+        return compiler.compile_regex(args.regex), f"Answer with text matching the regular expression {args.regex}."
+    return (compiler.compile_grammar(_grammar_text(args.grammar)),
+            HINTS.get(args.grammar, "Reply with only the output, nothing else."))
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    import torch
-    from transformers import LogitsProcessorList, TextStreamer
+    """Load the tokenizer, compile (cached), load the model, then stream the constrained output."""
+    import json
 
-    from . import GrammarCompiler, TokenizerInfo
-    from .integrations.transformers import LogitsProcessor
-    from .models import chat_prompt, load_default_model, load_default_tokenizer, load_model
+    from . import GrammarMatcher, TokenizerInfo
+    from .models import chat_prompt, load_default_tokenizer, load_model
 
-    torch.manual_seed(args.seed)
-    # bad input fails before the (slow) model load
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF dequantizer's tqdm bar (read when tqdm is imported)
+    if args.backend == "llama-cpp" and args.model:
+        raise StructgenError("--backend llama-cpp runs the embedded model only (drop --model)")
     schema = _schema(args) if (args.schema or args.pydantic) else None
-    if schema is not None:
-        from .frontend.json_schema import schema_to_grammar
-
-        schema_to_grammar(schema, whitespace=args.whitespace, strict=not args.lenient)
-    grammar = None if args.regex is not None or schema is not None else _grammar_text(args.grammar)
-    if grammar is not None:
-        from .automata.parser import build_lark
-
-        build_lark(grammar, "start")
-    elif args.regex is not None:
-        import re
-
-        try:
-            re.compile(args.regex)
-        except re.error as e:
-            raise StructgenError(f"--regex: invalid regular expression: {e}") from None
-    t0 = time.perf_counter()
-    if args.model:
-        hf_tok, model = load_model(args.model)
-    else:
-        hf_tok = load_default_tokenizer()
-        model = load_default_model()
-    t_load = time.perf_counter() - t0
-    info = TokenizerInfo.from_huggingface(hf_tok)
-    compiler = GrammarCompiler(info)
-    t0 = time.perf_counter()
-    if schema is not None:
-        cg = _compile_schema(compiler, schema, args)
-        hint = schema_hint(schema)
-    elif args.regex is not None:
-        cg = compiler.compile_regex(args.regex)
-        hint = f"Answer with text matching the regular expression {args.regex}."
-    else:
-        cg = compiler.compile_grammar(grammar)
-        hint = HINTS.get(args.grammar, "Reply with only the output, nothing else.")
-    t_compile = time.perf_counter() - t0
+    quiet = args.json
+    model = None
+    with _Progress("loading the model" if args.model else "loading the tokenizer", quiet):
+        if args.model:
+            hf_tok, model = load_model(args.model)
+        else:
+            hf_tok = load_default_tokenizer()
+        info = TokenizerInfo.from_huggingface(hf_tok)
+    compiler = _compiler(args, info)
+    with _Progress("compiling", quiet) as compiling:  # bad input fails here, before the slow model load
+        cg, hint = _compile_source(compiler, args, schema)
     prompt = chat_prompt(hf_tok, f"{args.prompt} {hint}")
-    inputs = hf_tok(prompt, return_tensors="pt", add_special_tokens=False)
-    proc = LogitsProcessor(cg)
-    streamer = TextStreamer(hf_tok, skip_prompt=True, skip_special_tokens=True)
-    t0 = time.perf_counter()
-    out = model.generate(
-        **inputs,
-        max_new_tokens=args.max_tokens,
-        do_sample=args.temperature > 0,
-        temperature=args.temperature if args.temperature > 0 else None,
-        top_p=None,
-        top_k=None,
-        repetition_penalty=args.repetition_penalty,
-        logits_processor=LogitsProcessorList([proc]),
-        streamer=streamer,
-        pad_token_id=info.stop_token_ids[0],
-        eos_token_id=info.stop_token_ids,
-    )
+    clock = [0.0, 0, -1.0]
+    on_text = None if args.json else (lambda text: print(text, end="", flush=True))
+    if args.backend == "llama-cpp":
+        from .integrations.llama_cpp import generate_llama_cpp
+        from .models import load_default_llama
+
+        with _Progress("loading the model (llama.cpp)", quiet) as loading:
+            llm = load_default_llama(seed=args.seed)
+        t0 = time.perf_counter()
+        text, n_new, terminated = generate_llama_cpp(
+            llm, cg, prompt, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
+            repetition_penalty=args.repetition_penalty, on_text=on_text,
+            matcher_factory=lambda c: _TimedMatcher(GrammarMatcher(c), clock))
+    else:
+        from transformers.utils import logging as hf_logging
+
+        from .integrations.transformers import generate_transformers
+        from .models import load_default_model
+
+        hf_logging.disable_progress_bar()  # ours (on a terminal) says the same in one line
+        with _Progress("loading the model", quiet) as loading:
+            model = model if model is not None else load_default_model()
+        t0 = time.perf_counter()
+        text, n_new, terminated = generate_transformers(
+            model, hf_tok, cg, prompt, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
+            repetition_penalty=args.repetition_penalty, on_text=on_text,
+            matcher_factory=lambda c: _TimedMatcher(GrammarMatcher(c), clock))
     t_gen = time.perf_counter() - t0
-    n_new = int(out.shape[1] - inputs["input_ids"].shape[1])
+    stats = {
+        "compile_ms": round(compiling.seconds * 1e3, 1), "compile_cached": compiler.last_from_disk,
+        "load_s": round(loading.seconds, 2), "tokens": n_new, "seconds": round(t_gen, 2),
+        "tokens_per_s": round(n_new / max(t_gen, 1e-9), 1),
+        "first_mask_ms": round(max(clock[2], 0.0) * 1e3, 1),
+        "mask_us_per_token": round(clock[0] / max(clock[1], 1) * 1e6, 1),
+    }
+    if args.json:
+        result = {"output": text, "terminated": terminated}
+        if schema is not None:
+            result["valid"] = _schema_valid(schema, text)
+        print(json.dumps({**result, **stats}, ensure_ascii=False))
+    else:
+        print()
+        if not terminated:
+            print(f"structgen: stopped at --max-tokens {args.max_tokens} before the output was complete",
+                  file=sys.stderr)
     if args.verbose:
-        print(
-            f"[structgen] load {t_load:.1f}s, compile {t_compile * 1e3:.0f} ms, {n_new} tokens in {t_gen:.1f}s "
-            f"({n_new / max(t_gen, 1e-9):.1f} tokens/s)",
-            file=sys.stderr,
-        )
+        print(f"[structgen] load {stats['load_s']:.1f} s, compile {stats['compile_ms']:.0f} ms"
+              f"{' (from the disk cache)' if stats['compile_cached'] else ''}, {n_new} tokens in {t_gen:.1f} s "
+              f"({stats['tokens_per_s']:.1f} tokens/s), first mask {stats['first_mask_ms']:.0f} ms, "
+              f"then {stats['mask_us_per_token']:.0f} us/token",
+              file=sys.stderr)
     return 0
 
 
+def _schema_valid(schema, text: str) -> bool:
+    """Whether `text` parses as JSON and conforms to `schema` (jsonschema, formats checked)."""
+    import json
+
+    import jsonschema
+
+    try:
+        instance = json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER).is_valid(instance)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: given after the subcommand, an option must not reset what was given before it
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks for errors")
+    common.add_argument("--cache-dir", default=argparse.SUPPRESS,
+                        help="compile cache folder (default $STRUCTGEN_CACHE_DIR/compiled or ~/.cache/structgen/compiled)")
+    common.add_argument("--no-cache", action="store_true", default=argparse.SUPPRESS,
+                        help="neither read nor write the compile cache")
     p = argparse.ArgumentParser(prog="structgen", description="Exact grammar-constrained generation.",
-                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                parents=[common])
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="generate text constrained by a grammar or regex", epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument("--grammar", help="a .lark file, or a shipped grammar name: json, arithmetic, sql, minilang")
     src.add_argument("--regex", help="a regular expression the whole output must match")
@@ -162,30 +246,35 @@ def build_parser() -> argparse.ArgumentParser:
     _schema_options(g)
     g.add_argument("prompt", nargs="?", default="Produce an example.", help="what to ask the model")
     g.add_argument("--model", help="a transformers causal LM name or path (default: embedded SmolLM2-135M-Instruct)")
+    g.add_argument("--backend", choices=("transformers", "llama-cpp"), default="transformers",
+                   help="llama-cpp: the embedded model through llama-cpp-python (pip install 'structgen[llama-cpp]')")
     g.add_argument("--max-tokens", type=int, default=256)
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--repetition-penalty", type=float, default=1.15,
                    help="discourages loops in small models (1.0 = off); the mask is unaffected")
+    g.add_argument("--json", action="store_true",
+                   help="print one JSON object (output, terminated, valid, timings) instead of streaming")
     g.add_argument("--verbose", action="store_true", help="print timings to stderr")
     g.set_defaults(func=cmd_generate)
 
-    v = _source_command(sub, "validate", "does an instance or text fit a schema, grammar or regex")
+    v = _source_command(sub, common, "validate", "does an instance or text fit a schema, grammar or regex")
     v.add_argument("--check", action="store_true",
                    help="with --schema: list which keywords compile exactly, are relaxed, or are unsupported")
     v.add_argument("input", nargs="?", help="the instance file (--schema), text file (--grammar) or text (--regex)")
     v.set_defaults(func=cmd_validate)
 
-    c = _source_command(sub, "compile", "compile a schema, grammar or regex and report its size and time")
+    c = _source_command(sub, common, "compile", "compile a schema, grammar or regex and report its size and time")
     c.add_argument("--tokenizer", help="a tokenizer.json path (default: the embedded model's tokenizer)")
     c.add_argument("--emit-lark", action="store_true", help="print the generated Lark grammar")
     c.set_defaults(func=cmd_compile)
     return p
 
 
-def _source_command(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+def _source_command(sub, common, name: str, help_text: str) -> argparse.ArgumentParser:
     """A subcommand that takes one of --schema / --grammar / --regex, plus the schema options."""
-    p = sub.add_parser(name, help=help_text, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(name, help=help_text, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       parents=[common])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--schema", help="a JSON Schema: a file or JSON text")
     src.add_argument("--grammar", help="a .lark file or a shipped grammar name")
@@ -213,7 +302,11 @@ def _tokenizer_info(path: str | None):
 
     if path:
         return TokenizerInfo.from_tokenizer_json(path)
-    from .models import load_default_tokenizer
+    from .models import cached_default_tokenizer_json, load_default_tokenizer
+
+    cached = cached_default_tokenizer_json()
+    if cached is not None:  # the same tokens, special and stop ids (tests/test_models.py checks the fingerprints)
+        return TokenizerInfo.from_tokenizer_json(cached[0], stop_token_ids=[cached[1]])
 
     return TokenizerInfo.from_huggingface(load_default_tokenizer())
 
@@ -222,13 +315,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0 when the input fits, 1 when it does not (or engine and jsonschema disagree), 2 on bad input."""
     import json
 
-    from . import GrammarCompiler, GrammarMatcher
+    from . import GrammarMatcher
 
     if args.schema and args.check:
         return _check_schema(_schema(args))
     if args.input is None:
         raise StructgenError("validate needs an input (an instance file, a text file, or with --regex the text)")
-    compiler = GrammarCompiler(_tokenizer_info(None))
+    compiler = _compiler(args, _tokenizer_info(None))
     if args.schema:
         import jsonschema
 
@@ -265,15 +358,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
         cg = compiler.compile_regex(args.regex)
         data = args.input.encode("utf-8")
     m = GrammarMatcher(cg)
+    lx = cg.lexer
+    start = 0  # where the current lexeme began
     for i in range(len(data)):  # byte by byte, to name the offset where the text leaves the language
+        before = m._ls
         if not m.accept_string(data[i:i + 1]):
-            print(f"no match: the text leaves the language at byte {i} ({data[max(0, i - 20):i + 1]!r} <-)")
+            expected = m.expected_terminals(data[start:i])
+            print(f"no match: the text leaves the language at byte {i} ({data[max(0, i - 20):i + 1]!r} <-); "
+                  f"expected {_one_of(expected, m.is_accepting())}")
             return 1
+        if lx.is_start[before] or (lx.accept_term[before] >= 0 and lx.trans[before, data[i]] < 0):
+            start = i  # greedy lexing: this byte began a new lexeme
+        if lx.is_start[m._ls]:
+            start = i + 1
     if not m.is_accepting():
-        print(f"no match: the text ends too early (after {len(data)} bytes)")
+        print(f"no match: the text ends too early (after {len(data)} bytes); "
+              f"expected {_one_of(m.expected_terminals(data[start:]), False)}")
         return 1
     print("match")
     return 0
+
+
+def _one_of(terminals: list[str], can_end: bool) -> str:
+    names = terminals + (["the end of the text"] if can_end else [])
+    if not names:
+        return "nothing (a dead end)"
+    return names[0] if len(names) == 1 else "one of " + ", ".join(names)
 
 
 def _check_schema(schema) -> int:
@@ -294,44 +404,48 @@ def _check_schema(schema) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    """Compile and report grammar size, terminals, states and time."""
-    from . import GrammarCompiler
-    from .frontend.json_schema import schema_to_grammar
-
-    compiler = GrammarCompiler(_tokenizer_info(args.tokenizer))
+    """Compile and report grammar size, terminals, states, memory and time (from the disk cache when there)."""
+    info = _tokenizer_info(args.tokenizer)
+    compiler = _compiler(args, info)
+    schema = _schema(args) if args.schema else None
     t0 = time.perf_counter()
-    lark_text = None
-    if args.schema:
-        schema = _schema(args)
-        sg = schema_to_grammar(schema, whitespace=args.whitespace, strict=not args.lenient)
-        lark_text = sg.lark
-        cg = _compile_schema(compiler, schema, args)
-    elif args.grammar:
-        lark_text = _grammar_text(args.grammar)
-        cg = compiler.compile_grammar(lark_text)
-    else:
-        cg = compiler.compile_regex(args.regex)
+    cg, _ = _compile_source(compiler, args, schema)
     ms = (time.perf_counter() - t0) * 1e3
-    if args.emit_lark and lark_text is not None:
-        print(lark_text)
-    rules = sum(1 for line in (lark_text or "").splitlines() if line[:1].islower())
+    if args.emit_lark:
+        print(cg.grammar)
+    rules = sum(1 for line in cg.grammar.splitlines() if line[:1].islower())
     dfa_states = sum(t.dfa.num_states for t in cg.terminals)
-    print(f"compiled in {ms:.0f} ms: {rules} rules, {len(cg.terminals)} terminals ({dfa_states} DFA states), "
-          f"{cg.parser.action.shape[0]} parser states")
+    nbytes = (sum(t.dfa.trans.nbytes + t.dfa.accept.nbytes for t in cg.terminals)
+              + sum(a.nbytes for a in vars(cg.parser).values() if hasattr(a, "nbytes")))
+    source = "loaded from the disk cache" if compiler.last_from_disk else "compiled"
+    print(f"{source} in {ms:.1f} ms: {rules} rules, {len(cg.terminals)} terminals ({dfa_states} DFA states), "
+          f"{cg.parser.action.shape[0]} parser states, {cg.lexer.num_states} lexer states built, "
+          f"{nbytes / 1024:.0f} KiB of tables; mask store: {info.trie.num_nodes} trie nodes for "
+          f"{info.vocab_size} tokens, entries built lazily")
     for r in cg.relaxations:
         print(f"relaxed {r.keyword} at {r.pointer}: accepts {r.direction}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    if not debug:  # warnings as one line each (a rebuilt cache entry, ...)
+        warnings.showwarning = lambda message, *rest: print(f"structgen: warning: {message}", file=sys.stderr)
     try:
         return args.func(args)
     except StructgenError as e:
-        if args.debug:
+        if debug:
             raise
         print(f"structgen: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("structgen: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

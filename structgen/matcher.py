@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .automata.parser import StackPool
-from .automata.step import OK, advance_bytes, can_end
+from .automata.step import OK, advance_bytes, can_end, end_lexeme
 from .compiler import CompiledGrammar
 from .errors import StructgenError
 
@@ -110,6 +110,32 @@ class GrammarMatcher:
             raise StructgenError(f"cannot roll back {num_tokens} tokens; only {len(self._history)} recorded")
         for _ in range(num_tokens):
             self._ls, self._stack, self._terminated = self._history.pop()
+
+    def expected_terminals(self, lexeme: bytes = b"") -> list[str]:
+        """Names of the terminals that could continue the output here (for error messages).
+
+        `lexeme` is the text of the unfinished current lexeme (the caller tracks it); its live
+        terminals are listed, and when it is empty or complete, those that may start next.
+        """
+        cg = self.compiled_grammar
+        lx = cg.lexer
+        names: list[str] = []
+        for t in lx.dfa_sets[lx.state_dfa[self._ls]]:  # ignored text (whitespace) is not listed
+            s, dfa = 0, cg.terminals[t].dfa
+            for b in lexeme:
+                s = dfa.trans[s, b] if s >= 0 else -1
+            if s >= 0 and (dfa.trans[s] >= 0).any():
+                names.append(cg.terminals[t].name)
+        term = int(lx.accept_term[self._ls])
+        if lexeme and term >= 0:  # a complete lexeme: the terminals that may start after it
+            top, pool_n = self._pool.load(self._stack)
+            status, ls2, _, _ = cg.run(self._pool, end_lexeme, np.int32(term), np.int32(self._ls), np.int32(top),
+                                       np.int32(pool_n))
+            self._pool.invalidate()
+            if status == OK:
+                names.extend(cg.terminals[t].name for t in lx.dfa_sets[lx.state_dfa[ls2]])
+        ignored = {t.name for t in cg.terminals if t.ignore}
+        return sorted(set(names) - ignored)
 
     # --- masks ---------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -10,9 +11,19 @@ import pytest
 from datasets import REPO
 
 
+CACHE = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_root(tmp_path_factory) -> None:
+    """One fresh STRUCTGEN_CACHE_DIR for these tests (the tokenizer is cached there once)."""
+    CACHE["root"] = tmp_path_factory.mktemp("structgen-cache")
+
+
 def run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "STRUCTGEN_CACHE_DIR": str(CACHE["root"])}
     return subprocess.run([sys.executable, "-m", "structgen", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=300, env=env)
 
 
 def test_help_shows_examples() -> None:
@@ -25,7 +36,7 @@ def test_help_shows_examples() -> None:
     "args, message",
     [
         (["generate", "--grammar", "no-such-grammar", "hi"], "no such file and no shipped grammar"),
-        (["generate", "--regex", "[unclosed", "hi"], "invalid regular expression"),
+        (["generate", "--regex", "[unclosed", "hi"], "invalid regex '[unclosed': unterminated character set"),
         (["generate", "--grammar", "tests/data/bad_syntax.lark", "hi"], "invalid Lark grammar"),
         (["generate", "--grammar", "tests/data/not_lalr.lark", "hi"], "not LALR(1)"),
         (["validate", "--schema", "no/such/schema.json", "examples/ada.json"], "cannot read schema file"),
@@ -36,10 +47,17 @@ def test_help_shows_examples() -> None:
         (["compile", "--schema", '{"type": "array", "uniqueItems": true}'], "unsupported keyword 'uniqueItems'"),
         (["generate", "--pydantic", "no_such_module:Model", "hi"], "cannot load the class"),
         (["generate", "--schema", '{"not": {}}', "hi"], "unsupported keyword"),
+        (["compile", "--schema", '{"type": "object"'], "schema is not valid JSON: Expecting ',' delimiter: line 1"),
+        (["compile", "--grammar", "tests/data/bad_syntax.lark"], "at line 1 column 13"),
+        (["generate", "--backend", "llama-cpp", "--model", "x", "--regex", "a"], "embedded model only"),
+        (["compile", "--regex", "a", "--cache-dir", "README.md"], "cannot write the compile cache"),
     ],
 )
 def test_bad_input_is_a_clear_error(args: list[str], message: str) -> None:
     res = run(*args)
+    if "--cache-dir" in args:  # an unusable cache is a warning, not a failure
+        assert res.returncode == 0 and message in res.stderr, res.stderr
+        return
     assert res.returncode == 2, res.stderr
     assert message in res.stderr
     assert "Traceback" not in res.stderr
@@ -79,3 +97,32 @@ def test_compile_reports_size_and_emits_lark() -> None:
     res = run("compile", "--schema", "examples/person.json", "--emit-lark")
     assert res.returncode == 0, res.stderr
     assert "start:" in res.stdout and "compiled in" in res.stdout and "parser states" in res.stdout
+
+
+def test_debug_shows_the_traceback() -> None:
+    res = run("validate", "--schema", "no/such/schema.json", "x", "--debug")
+    assert res.returncode != 0 and "Traceback" in res.stderr and "cannot read schema file" in res.stderr
+
+
+def test_text_errors_name_the_expected_terminals(tmp_path) -> None:
+    doc = tmp_path / "doc.json"
+    doc.write_text('{"a": [1, 2')
+    res = run("validate", "--grammar", "json", str(doc))
+    assert res.returncode == 1 and "ends too early (after 11 bytes); expected one of COMMA, NUMBER, RSQB" in res.stdout
+    doc.write_text('{"a": [1, 2,, 3]}')
+    res = run("validate", "--grammar", "json", str(doc))
+    assert res.returncode == 1 and "at byte 12" in res.stdout and "expected one of FALSE, LBRACE" in res.stdout
+
+
+def test_second_compile_comes_from_the_disk_cache(tmp_path) -> None:
+    args = ("compile", "--schema", "examples/person.json", "--cache-dir", str(tmp_path))
+    first, second = run(*args), run(*args)
+    assert first.returncode == 0 and first.stdout.startswith("compiled in"), first.stderr
+    assert second.returncode == 0 and second.stdout.startswith("loaded from the disk cache in"), second.stderr
+    assert first.stdout.split(":", 1)[1] == second.stdout.split(":", 1)[1]  # same sizes reported
+    for entry in tmp_path.glob("*.npz"):  # corrupt every entry: each is rebuilt, with a warning
+        entry.write_bytes(entry.read_bytes()[:100])
+    third = run(*args)
+    assert third.returncode == 0 and third.stdout.startswith("compiled in"), third.stderr
+    assert "structgen: warning: compile cache entry" in third.stderr and "is corrupt" in third.stderr
+    assert run(*args).stdout.startswith("loaded from the disk cache in")

@@ -108,6 +108,16 @@ def test_tokenizer_matches_shared_tokenizer_json(tokenizer):
         assert tokenizer.encode(text, add_special_tokens=False) == ref.encode(text, add_special_tokens=False).ids
 
 
+def test_cached_tokenizer_json_is_the_same_vocabulary(tok_cache_root, tokenizer, tmp_path):
+    """The transformers-free fast path (structgen compile / validate) sees the same tokens as generate."""
+    from structgen import TokenizerInfo
+
+    path, eos = models.cached_default_tokenizer_json(tok_cache_root)
+    fast = TokenizerInfo.from_tokenizer_json(path, stop_token_ids=[eos])
+    assert fast.fingerprint() == TokenizerInfo.from_huggingface(tokenizer).fingerprint()
+    assert models.cached_default_tokenizer_json(tmp_path) is None  # no cache there
+
+
 def test_cache_is_reused(tok_cache_root, gguf_calls):
     folder = tok_cache_root / "smollm2-tokenizer"
     assert (folder / "tokenizer.json").is_file() and (folder / "structgen-cache.json").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -70,3 +71,28 @@ def test_generate_commands_run(command: str) -> None:
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     _check(args, res.stdout.strip())
+
+
+def _other_commands() -> list[str]:
+    """The README's `structgen validate` / `structgen compile` lines, without their comments."""
+    out = []
+    for block in _blocks("bash"):
+        for line in block.splitlines():
+            if line.startswith(("structgen validate", "structgen compile")):
+                out.append(line.split("  #")[0].strip())
+    return out
+
+
+EXPECTED = {"validate --schema": "structgen: valid; jsonschema: valid", "--check": "compiles exactly",
+            "validate --regex": "match", "compile": "parser states"}
+
+
+@pytest.mark.parametrize("command", _other_commands())
+def test_validate_and_compile_commands_run(command: str, tmp_path) -> None:
+    args = shlex.split(command)[1:]
+    env = {**os.environ, "STRUCTGEN_CACHE_DIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-m", "structgen", *args], cwd=REPO, capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    want = [v for k, v in EXPECTED.items() if k in command]
+    assert want and want[-1] in res.stdout, res.stdout

@@ -48,7 +48,7 @@ from structgen.kernels.apply import (
     bool_mask_to_bitmask,
 )
 
-__all__ = ["LogitsProcessor"]
+__all__ = ["LogitsProcessor", "generate_transformers"]
 
 MatcherFactory = Callable[[Any], Any]
 
@@ -193,3 +193,42 @@ class LogitsProcessor(transformers.LogitsProcessor):
         self._fill()
         apply_token_bitmask_inplace(scores, self._bitmask)
         return scores
+
+
+def generate_transformers(model: Any, hf_tokenizer: Any, compiled_grammar: Any, prompt: str, *, max_tokens: int = 256,
+                          temperature: float = 0.0, seed: int = 0, repetition_penalty: float = 1.0,
+                          on_text: Callable[[str], None] | None = None,
+                          matcher_factory: MatcherFactory | None = None) -> tuple[str, int, bool]:
+    """One constrained ``model.generate`` from prompt text (greedy when ``temperature`` is 0).
+
+    Streams decoded text to ``on_text`` as it arrives; returns (output text, generated tokens
+    excluding the stop token, whether it ended with a stop token at a complete word).
+    """
+    info = compiled_grammar.tokenizer_info
+    streamer = None
+    if on_text is not None:
+        class Streamer(transformers.TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                on_text(text)
+
+        streamer = Streamer(hf_tokenizer, skip_prompt=True, skip_special_tokens=True)
+    torch.manual_seed(seed)
+    inputs = hf_tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+    proc = LogitsProcessor(compiled_grammar, matcher_factory=matcher_factory)
+    with torch.no_grad():
+        out = model.generate(
+            **inputs,
+            max_new_tokens=max_tokens,
+            do_sample=temperature > 0,
+            temperature=temperature if temperature > 0 else None,
+            top_p=None,
+            top_k=None,
+            repetition_penalty=repetition_penalty,
+            logits_processor=transformers.LogitsProcessorList([proc]),
+            streamer=streamer,
+            pad_token_id=info.stop_token_ids[0],
+            eos_token_id=list(info.stop_token_ids),
+        )
+    terminated = proc.finalize(out)[0]
+    new = [int(t) for t in out[0, inputs["input_ids"].shape[1]:] if not info.is_special(int(t))]
+    return info.decode_bytes(new).decode("utf-8", errors="replace"), len(new), terminated

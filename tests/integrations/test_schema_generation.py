@@ -52,30 +52,22 @@ def _schemas(compiler, n: int) -> list[tuple[str, dict, object]]:
 @pytest.mark.slow
 @pytest.mark.skipif(not JSB.is_dir(), reason="JSONSchemaBench data not found")
 def test_generated_json_is_valid_under_the_schema() -> None:
+    """What `structgen generate --schema S "Produce an example."` does (the CLI's prompt, greedy, the
+    same generate_transformers call), per schema."""
     import jsonschema
-    from transformers import LogitsProcessorList
 
     from structgen import GrammarCompiler, TokenizerInfo
     from structgen.cli import schema_hint
-    from structgen.integrations.transformers import LogitsProcessor
+    from structgen.integrations.transformers import generate_transformers
     from structgen.models import chat_prompt, load_default_model, load_default_tokenizer
 
     tok, model = load_default_tokenizer(), load_default_model()
-    info = TokenizerInfo.from_huggingface(tok)
-    stops = list(info.stop_token_ids)
-    compiler = GrammarCompiler(info)
+    compiler = GrammarCompiler(TokenizerInfo.from_huggingface(tok))
     results = []
     for sid, schema, cg in _schemas(compiler, N):
         prompt = chat_prompt(tok, f"Produce an example. {schema_hint(schema)}")
-        inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
-        proc = LogitsProcessor(cg)
-        with torch.no_grad():
-            out = model.generate(**inputs, logits_processor=LogitsProcessorList([proc]), do_sample=False,
-                                 repetition_penalty=1.15, max_new_tokens=MAX_NEW_TOKENS, eos_token_id=stops,
-                                 pad_token_id=stops[0])
-        row = out[0, inputs["input_ids"].shape[1]:].tolist()
-        text = tok.decode(row[: next((k for k, t in enumerate(row) if t in stops), len(row))])
-        done = bool(proc.finalize(out)[0])
+        text, _, done = generate_transformers(model, tok, cg, prompt, max_tokens=MAX_NEW_TOKENS,
+                                              repetition_penalty=1.15)
         if done:
             cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
             errors = list(cls(schema, format_checker=cls.FORMAT_CHECKER).iter_errors(json.loads(text)))

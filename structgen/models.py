@@ -233,7 +233,7 @@ def load_default_model(device: Any = "cpu", dtype: Any = None) -> Any:
     return model.to(device).eval()
 
 
-def load_default_llama(n_threads: int | None = None, seed: int = 0) -> Any:
+def load_default_llama(n_threads: int | None = None, seed: int = 0, n_ctx: int = 2048) -> Any:
     """SmolLM2-135M-Instruct as a ``llama_cpp.Llama`` (the optional llama-cpp backend).
 
     llama.cpp computes on the quantized GGUF directly: it loads in well under a second and
@@ -249,7 +249,7 @@ def load_default_llama(n_threads: int | None = None, seed: int = 0) -> Any:
     gguf = default_gguf_path()
     try:
         llm = llama_cpp.Llama(
-            model_path=str(gguf), n_ctx=2048, verbose=False, logits_all=False,
+            model_path=str(gguf), n_ctx=n_ctx, verbose=False, logits_all=False,
             n_threads=n_threads, n_threads_batch=n_threads, seed=seed,
         )
     except Exception as exc:

@@ -87,6 +87,8 @@ def load_schema(schema: Any) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as e:
             raise SchemaError(f"schema is not valid JSON: {e}") from None
+        except RecursionError:
+            raise LimitExceeded("the schema is nested too deeply to read") from None
     raise SchemaError(f"unsupported schema input of type {type(schema).__name__}")
 
 

@@ -10,14 +10,16 @@ exactly as suite_runner.py does (`json.dumps(data, ensure_ascii=False)`, Llama-3
 token). Outcome: `compile_error`, `pass` (every valid instance accepted, every invalid one rejected; a
 schema without tests passes when it compiles) or `fail`.
 
-Each schema runs as one task in a pool of worker processes (`run_isolated`): the time limit (default
-10 s) covers compile *and* matching and is measured as the task's CPU time in its single-threaded
-worker, so other load on the machine does not turn slow schemas into timeouts (a wall-clock backstop
-of 3x the limit still applies); a task over it has its worker killed and counts as a compile error with
-reason `timeout`. A worker that dies (segfault, out of memory under the per-worker
-address-space limit) or any exception other than a designed compile error is a crash (a bug): compile
-crashes count as `compile_error`, matching crashes as `fail`. Workers build their engine once, warm it up
-before their first task, and are replaced after `--max-tasks-per-child` tasks.
+Each schema runs as one task in a pool of worker processes (`run_isolated` from
+`structgen.evaluation.isolation`): the time limit (default 10 s) covers compile *and* matching and is
+measured as the task's CPU time in its single-threaded worker, so other load on the machine does not
+turn slow schemas into timeouts (a wall-clock backstop of 3x the limit still applies); a task over it
+has its worker killed and counts as a compile error with reason `timeout`. A task that runs out of
+memory under the per-worker address-space limit (a MemoryError, or a worker dying with its memory
+near the cap) is a compile error with reason `oom`. A worker that dies otherwise (segfault, exit) or
+any exception other than a designed compile error is a crash (a bug): compile crashes count as
+`compile_error`, matching crashes as `fail`. Workers build their engine once, warm it up before their
+first task, and are replaced after a failed task and after `--max-tasks-per-child` tasks.
 
     python tests/frontend/maskbench_runner.py --engine both      # side-by-side totals (+ ratchet diff)
     python tests/frontend/maskbench_runner.py --write            # (re)write ratchets/maskbench.json
@@ -34,20 +36,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import random
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
 
 HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # `python tests/frontend/maskbench_runner.py` from the repo root
     sys.path.insert(0, str(HERE.parent))
 
 from datasets import MASKBENCH  # noqa: E402
+from structgen.evaluation.isolation import WALL_FACTOR, TaskOutcome, run_isolated  # noqa: E402,F401  (re-exported)
 from frontend.suite_runner import (  # noqa: E402
     ENGINE_NAMES,
     SchemaCheck,
@@ -66,10 +66,8 @@ WORKERS = 2
 MAX_TASKS_PER_CHILD = 200
 MEMORY_LIMIT_MB = 8192  # per worker, RLIMIT_AS
 NEAR_LIMIT = 0.5  # a schema using over this share of the limit is `near_limit` in the ratchet
-WALL_FACTOR = 3  # wall-clock backstop: a task is killed after WALL_FACTOR * time limit regardless
-POLL_S = 0.1
 TOTAL_KEYS = ("attempted", "compile_error", "pass", "fail", "valid_rejected", "invalid_accepted",
-              "timeouts", "crashes", "untested")
+              "timeouts", "ooms", "crashes", "untested")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -99,172 +97,6 @@ def sample(n: int = DEFAULT_N, seed: int = SEED) -> list[dict]:
     return rows[:n]
 
 
-# -------------------------------------------------------------------------------- isolated task pool
-
-@dataclass
-class TaskOutcome:
-    """How one task ended: `ok` (value = the function's result), `timeout`, `died` or `error` (value =
-    a message); `seconds`: the CPU time it used."""
-
-    status: str
-    value: Any = None
-    seconds: float = 0.0
-
-
-def _limit_worker(memory_limit_mb: int | None) -> None:
-    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "RAYON_NUM_THREADS"):
-        os.environ[var] = "1"  # the pool is the parallelism; set before numba / llguidance load
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    if memory_limit_mb:
-        import resource
-
-        limit = memory_limit_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-def _pool_worker(conn, init: Callable[[Any], None], init_arg: Any, func: Callable[[Any], Any],
-                 memory_limit_mb: int | None) -> None:
-    _limit_worker(memory_limit_mb)
-    init(init_arg)
-    conn.send(("ready", None, None))
-    while True:
-        msg = conn.recv()
-        if msg is None:
-            return
-        index, item = msg
-        try:
-            conn.send((index, "ok", func(item)))
-        except BaseException as e:  # reported to the parent as a crash of this task
-            conn.send((index, "error", f"{type(e).__name__}: {e}"))
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of process `pid` (Linux /proc); 0.0 when unreadable (the wall backstop still holds)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class _Slot:
-    def __init__(self, ctx, init, init_arg, func, memory_limit_mb) -> None:
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_pool_worker, args=(child, init, init_arg, func, memory_limit_mb),
-                                daemon=True)
-        self.proc.start()
-        child.close()
-        self.ready = False
-        self.task: int | None = None
-        self.started = self.cpu0 = 0.0
-        self.spawned = time.monotonic()
-        self.done = 0
-
-    def dispatch(self, index: int, item: Any) -> None:
-        self.task = index
-        self.started, self.cpu0 = time.monotonic(), _cpu_seconds(self.proc.pid)
-        self.conn.send((index, item))
-
-    def cpu(self) -> float:
-        """CPU seconds the current task has used so far."""
-        return max(0.0, _cpu_seconds(self.proc.pid) - self.cpu0)
-
-    def stop(self, kill: bool = False) -> None:
-        if not kill and self.proc.is_alive():
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
-            self.proc.join(5)
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join()
-        self.conn.close()
-
-
-def run_isolated(func: Callable[[Any], Any], items: Iterable[Any], *, init: Callable[[Any], None],
-                 init_arg: Any = None, workers: int = WORKERS, time_limit_s: float = TIME_LIMIT_S,
-                 max_tasks_per_child: int = MAX_TASKS_PER_CHILD, memory_limit_mb: int | None = MEMORY_LIMIT_MB,
-                 startup_timeout_s: float = 300.0,
-                 progress: Callable[[int, int], None] | None = None) -> list[TaskOutcome]:
-    """`func(item)` for every item in `workers` spawned processes, one task at a time per process.
-
-    `func`, `init` and the items must be picklable (top-level functions). Each process runs
-    `init(init_arg)` before taking work (not timed). A task whose process has used more than
-    `time_limit_s` of CPU time on it (workers are single-threaded, so this is its uncontended wall time,
-    robust to other load on the machine), or has run `WALL_FACTOR` times that long in wall-clock time,
-    has its process killed: outcome `timeout`. A process that dies mid-task gives `died`; an exception
-    from `func` gives `error`. Processes are replaced after `max_tasks_per_child` tasks. Results keep
-    item order; `TaskOutcome.seconds` is the task's CPU time.
-    """
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-
-    ctx = mp.get_context("spawn")
-    queue = deque(enumerate(items))
-    total = len(queue)
-    results: list[TaskOutcome | None] = [None] * total
-    if not total:
-        return []
-    finished = 0
-
-    def spawn() -> _Slot:
-        return _Slot(ctx, init, init_arg, func, memory_limit_mb)
-
-    slots = [spawn() for _ in range(max(1, min(workers, total)))]
-
-    def finish(i: int, status: str, value: Any, replace: bool) -> None:
-        nonlocal finished
-        slot = slots[i]
-        results[slot.task] = TaskOutcome(status, value, round(slot.cpu(), 3))
-        slot.task = None
-        slot.done += 1
-        finished += 1
-        if progress:
-            progress(finished, total)
-        if replace or (slot.done >= max_tasks_per_child and queue):
-            slot.stop(kill=replace)
-            slots[i] = spawn()
-
-    try:
-        while finished < total:
-            for slot in slots:
-                if slot.ready and slot.task is None and queue:
-                    slot.dispatch(*queue.popleft())
-            busy = any(s.task is not None for s in slots)
-            for conn in wait([s.conn for s in slots], POLL_S if busy else startup_timeout_s):
-                i = next(j for j, s in enumerate(slots) if s.conn is conn)
-                slot = slots[i]
-                try:
-                    index, status, value = conn.recv()
-                except (EOFError, OSError):  # the process died
-                    slot.proc.join()
-                    if not slot.ready:
-                        raise RuntimeError(f"pool worker failed to start (exit code {slot.proc.exitcode})")
-                    if slot.task is not None:
-                        finish(i, "died", f"worker died (exit code {slot.proc.exitcode})", replace=True)
-                    else:
-                        slot.stop(kill=True)
-                        slots[i] = spawn()
-                    continue
-                if index == "ready":
-                    slot.ready = True
-                else:
-                    finish(i, status, value, replace=False)
-            now = time.monotonic()
-            for i, slot in enumerate(slots):
-                if slot.task is not None and (slot.cpu() > time_limit_s
-                                              or now - slot.started > WALL_FACTOR * time_limit_s):
-                    slot.proc.kill()
-                    finish(i, "timeout", f"over {time_limit_s:g} s", replace=True)
-                elif not slot.ready and now - slot.spawned > startup_timeout_s:
-                    raise RuntimeError(f"pool worker not ready after {startup_timeout_s:g} s")
-    finally:
-        for slot in slots:
-            slot.stop(kill=slot.task is not None or not slot.ready)
-    return results  # type: ignore[return-value]
-
-
 # ------------------------------------------------------------------------------ per-schema engine task
 
 _ENGINE: SchemaEngine | None = None
@@ -280,11 +112,14 @@ def init_engine(name: str) -> None:
 
 def schema_result(key: str, tests: list[dict], check: SchemaCheck) -> dict:
     """Compact per-schema record of a `SchemaCheck` (what workers send back and the reports read)."""
-    res = {"key": key, "outcome": "compile_error", "reason": None, "timeout": False, "crash": None,
+    res = {"key": key, "outcome": "compile_error", "reason": None, "timeout": False, "oom": False, "crash": None,
            "n_valid": sum(1 for t in tests if t["valid"]), "n_invalid": sum(1 for t in tests if not t["valid"]),
            "valid_rejected": [], "invalid_accepted": [],
            "compile_s": round(check.compile_s, 4), "match_s": round(check.match_s, 4)}
     if not check.compiled:
+        if check.crash and check.crash.startswith("MemoryError"):  # the worker's memory cap, not a bug
+            res.update(oom=True, reason="oom")
+            return res
         res["timeout"] = check.compile_error == "timeout"
         res["crash"] = check.crash and f"compile: {check.crash}"
         res["reason"] = check.compile_error or f"crash: {check.crash}"
@@ -305,10 +140,14 @@ def check_row(row: dict) -> dict:
 
 
 def _failed_task(row: dict, outcome: TaskOutcome) -> dict:
+    """The record of a schema whose isolated task did not return: a compile error with reason `timeout`,
+    `oom` or `skipped` (the first two flagged like a timeout), or `crash: <detail>` (a bug)."""
     tests = row.get("tests", [])
-    res = schema_result(row_key(row), tests, SchemaCheck(compile_error="timeout", compile_s=outcome.seconds))
-    if outcome.status != "timeout":  # died / error: a crash
-        res.update(timeout=False, crash=f"task: {outcome.value}", reason=f"crash: {outcome.value}")
+    res = schema_result(row_key(row), tests, SchemaCheck(compile_error=outcome.status, compile_s=outcome.seconds))
+    res["timeout"] = outcome.status == "timeout"
+    res["oom"] = outcome.status == "oom"
+    if outcome.status == "crash":
+        res.update(crash=f"task: {outcome.detail}", reason=f"crash: {outcome.detail}")
     return res
 
 
@@ -317,13 +156,17 @@ def run_engine(name: str, rows: list[dict], *, workers: int = WORKERS, time_limi
                progress: bool = False) -> dict[str, dict]:
     """`schema_result` per row key, each schema an isolated task with `time_limit_s` for compile + matching."""
 
-    def show(done: int, total: int) -> None:
-        if done % 50 == 0 or done == total:
-            print(f"  {name}: {done}/{total}", file=sys.stderr, flush=True)
+    done = 0
+
+    def show(index: int, outcome: TaskOutcome) -> None:
+        nonlocal done
+        done += 1
+        if done % 50 == 0 or done == len(rows):
+            print(f"  {name}: {done}/{len(rows)}", file=sys.stderr, flush=True)
 
     outcomes = run_isolated(check_row, rows, init=init_engine, init_arg=name, workers=workers,
                             time_limit_s=time_limit_s, max_tasks_per_child=max_tasks_per_child,
-                            memory_limit_mb=memory_limit_mb, progress=show if progress else None)
+                            memory_limit_mb=memory_limit_mb, on_result=show if progress else None)
     results = {}
     for row, out in zip(rows, outcomes):
         res = out.value if out.status == "ok" else _failed_task(row, out)
@@ -333,8 +176,8 @@ def run_engine(name: str, rows: list[dict], *, workers: int = WORKERS, time_limi
 
 
 def totals(results: dict[str, dict]) -> dict[str, int]:
-    """Schema counts (attempted / compile_error / pass / fail / timeouts / crashes / untested = no tests)
-    and instance counts (valid_rejected / invalid_accepted)."""
+    """Schema counts (attempted / compile_error / pass / fail / timeouts / ooms / crashes / untested = no
+    tests) and instance counts (valid_rejected / invalid_accepted)."""
     t = dict.fromkeys(TOTAL_KEYS, 0)
     for r in results.values():
         t["attempted"] += 1
@@ -342,6 +185,7 @@ def totals(results: dict[str, dict]) -> dict[str, int]:
         t["valid_rejected"] += len(r["valid_rejected"])
         t["invalid_accepted"] += len(r["invalid_accepted"])
         t["timeouts"] += bool(r["timeout"])
+        t["ooms"] += bool(r.get("oom"))
         t["crashes"] += bool(r["crash"])
         t["untested"] += r["n_valid"] + r["n_invalid"] == 0
     return t
@@ -474,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"CRASH  {key} | {r['crash'][:500]}")
             if r["timeout"]:
                 print(f"TIMEOUT  {key}")
+            if r["oom"]:
+                print(f"OOM  {key}")
         slow = sorted(sg.values(), key=lambda r: -r["cpu_s"])[:10]
         print(f"structgen CPU: {sum(r['cpu_s'] for r in sg.values()):.1f} s in all; slowest: "
               + ", ".join(f"{r['key']} {r['cpu_s']:.1f}" for r in slow))

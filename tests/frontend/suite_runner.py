@@ -1,11 +1,12 @@
-"""Run the official JSON-Schema-Test-Suite through a JSON Schema engine (structgen strict, or llguidance).
+"""Run the official JSON-Schema-Test-Suite through a JSON Schema engine (structgen strict, or a peer).
 
 For every schema group of every keyword file the schema is compiled once. A designed refusal (structgen:
-a `StructgenError` in strict mode; llguidance: a grammar error from `validate_grammar`) is a compile
-error: every test of the group counts as `compile_error`. Every instance is serialized the one way our
-grammars produce (`json.dumps(data, ensure_ascii=False)`), tokenized with the Llama-3 tokenizer and
-walked token by token, then the stop token; the instance is accepted iff every step is accepted. Both
-engines see the same schemas (draft7 groups get `"$schema": draft-07` injected), text and token ids.
+a `StructgenError` in strict mode; llguidance: a grammar error from `validate_grammar`; see
+`structgen.evaluation.engines`) is a compile error: every test of the group counts as `compile_error`.
+Every instance is serialized the one way our grammars produce (`json.dumps(data, ensure_ascii=False)`),
+tokenized with the Llama-3 tokenizer and walked token by token, then the stop token; the instance is
+accepted iff every step is accepted. All engines see the same schemas (draft7 groups get `"$schema":
+draft-07` injected), text and token ids.
 
 Counts per file: compile_error, valid_accepted, valid_rejected, invalid_accepted, invalid_rejected.
 Anything else that goes wrong (any other exception from compile or matching) is a crash: it is counted
@@ -13,11 +14,12 @@ under `crash` and recorded in `run.crashes`. Compiles that exceed the per-group 
 compile_error and are recorded in `run.timeouts`. Invalid instances that are accepted are recorded
 (file, schema description, test description) in `run.invalid_accepted`.
 
-The engine adapters (`StructgenEngine`, `LLGuidanceEngine`) and `check_schema` are shared with
-maskbench_runner.py and bench/json_schema_coverage.py.
+The engine adapters and `check_schema` live in `structgen.evaluation.engines`; this module re-exports
+them (with Llama-3 defaults for `make_engine`) for maskbench_runner.py and bench/json_schema_coverage.py.
 
     python tests/frontend/suite_runner.py                  # structgen: table per file + totals, both drafts
     python tests/frontend/suite_runner.py --engine both    # structgen vs llguidance totals side by side
+    python tests/frontend/suite_runner.py --engine all     # every engine (peers need the `peers` extra)
     python tests/frontend/suite_runner.py --write          # also (re)write ratchets/json_schema_test_suite.json
 """
 
@@ -26,13 +28,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import signal
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # `python tests/frontend/suite_runner.py` from the repo root
@@ -40,200 +39,33 @@ if str(HERE.parent) not in sys.path:  # `python tests/frontend/suite_runner.py` 
 
 from datasets import DATA, TOKENIZERS  # noqa: E402
 
+from structgen.evaluation.engines import (  # noqa: E402,F401  (re-exported for the other runners)
+    ENGINE_NAMES,
+    KEYS,
+    CompileError,
+    EngineUnavailable,
+    LLGuidanceEngine,
+    SchemaCheck,
+    SchemaEngine,
+    StructgenEngine,
+    _Timeout,
+    check_schema,
+    compile_with_limit,
+    engine_names,
+)
+from structgen.evaluation.engines import make_engine as _make_engine  # noqa: E402
+
 SUITE = DATA / "json-schema-test-suite" / "tests"
 RATCHET = HERE / "ratchets" / "json_schema_test_suite.json"
 LLAMA3 = TOKENIZERS / "llama3" / "tokenizer.json"
 DRAFTS = ("draft2020-12", "draft7")
 DRAFT7_URI = "http://json-schema.org/draft-07/schema#"
-LLAMA3_EOS = (128001, 128009)  # <|end_of_text|>, <|eot_id|>; llguidance walks with the last
-KEYS = ("compile_error", "valid_accepted", "valid_rejected", "invalid_accepted", "invalid_rejected")
+LLAMA3_EOS = (128001, 128009)  # <|end_of_text|>, <|eot_id|>; walks end with the first
 
 
-ENGINE_NAMES = ("structgen", "llguidance")
-
-
-class _Timeout(BaseException):
-    """Raised by the SIGALRM handler; a BaseException so no adapter's `except Exception` swallows it."""
-
-
-class CompileError(Exception):
-    """A schema the engine refuses by design (the counts' `compile_error`), with the engine's reason."""
-
-
-class SchemaEngine:
-    """Adapter: compile a JSON Schema, then walk one serialized instance token by token + stop token.
-
-    Subclasses implement `compile` (raising `CompileError` for a designed refusal; any other exception
-    is a crash) and `walk`. Tokenization is shared: Llama-3 via HF `tokenizers`, no special tokens.
-    """
-
-    name = ""
-
-    def __init__(self, tokenizer_json: Path = LLAMA3) -> None:
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
-
-    def compile(self, schema: Any) -> Any:
-        raise NotImplementedError
-
-    def walk(self, compiled: Any, ids: list[int]) -> bool:
-        raise NotImplementedError
-
-    def accepts(self, compiled: Any, text: str) -> bool:
-        """Accepted iff every token of `text` and then the stop token are accepted."""
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates: no UTF-8 output can spell this instance
-            return False
-        return self.walk(compiled, self.tokenizer.encode(text, add_special_tokens=False).ids)
-
-
-class StructgenEngine(SchemaEngine):
-    """structgen, `compile_json_schema(schema, strict=True)`; stop token `stop_token_ids[0]`."""
-
-    name = "structgen"
-
-    def __init__(self, tokenizer_json: Path = LLAMA3) -> None:
-        super().__init__(tokenizer_json)
-        from structgen import GrammarCompiler, TokenizerInfo
-
-        self.info = TokenizerInfo.from_tokenizer_json(tokenizer_json)
-        self.compiler = GrammarCompiler(self.info)
-        self.stop_id = int(self.info.stop_token_ids[0])
-
-    def compile(self, schema: Any) -> Any:
-        from structgen import StructgenError
-
-        try:
-            return self.compiler.compile_json_schema(schema, strict=True)
-        except StructgenError as e:
-            raise CompileError(f"{type(e).__name__}: {e}") from e
-
-    def walk(self, compiled: Any, ids: list[int]) -> bool:
-        from structgen import GrammarMatcher
-
-        m = GrammarMatcher(compiled)
-        return all(m.accept_token(t) for t in ids) and bool(m.accept_token(self.stop_id))
-
-
-class LLGuidanceEngine(SchemaEngine):
-    """llguidance with its default JSON options; a non-empty `validate_grammar` is a compile error."""
-
-    name = "llguidance"
-
-    def __init__(self, tokenizer_json: Path = LLAMA3, eos_ids: tuple[int, ...] = LLAMA3_EOS) -> None:
-        super().__init__(tokenizer_json)
-        import llguidance
-
-        self._ll = llguidance
-        self.lltok = llguidance.LLTokenizer(str(tokenizer_json), eos_token=list(eos_ids))
-        self.stop_id = int(eos_ids[-1])
-
-    def compile(self, schema: Any) -> Any:
-        LLMatcher = self._ll.LLMatcher
-        try:
-            grammar = LLMatcher.grammar_from_json_schema(schema)
-        except Exception as e:  # malformed schema: llguidance refuses it
-            raise CompileError(f"{type(e).__name__}: {e}") from e
-        err = LLMatcher.validate_grammar(grammar, self.lltok)
-        if err:
-            raise CompileError(err)
-        return grammar
-
-    def walk(self, compiled: Any, ids: list[int]) -> bool:
-        m = self._ll.LLMatcher(self.lltok, compiled, log_level=0)
-        return all(m.consume_token(t) for t in ids + [self.stop_id]) and not m.is_error()
-
-
-def make_engine(name: str, tokenizer_json: Path = LLAMA3) -> SchemaEngine:
-    """The adapter called `name` (one of ENGINE_NAMES)."""
-    engines = {e.name: e for e in (StructgenEngine, LLGuidanceEngine)}
-    if name not in engines:
-        raise ValueError(f"unknown engine {name!r}; expected one of {ENGINE_NAMES}")
-    return engines[name](tokenizer_json)
-
-
-def engine_names(choice: str) -> tuple[str, ...]:
-    """`--engine` value (an engine name or 'both') -> engine names."""
-    return ENGINE_NAMES if choice == "both" else (choice,)
-
-
-def compile_with_limit(compile_fn: Callable[[Any], Any], schema: Any, time_limit_s: float) -> Any:
-    """Compile under a SIGALRM-based wall-clock limit (main thread only; elsewhere unguarded)."""
-    if not time_limit_s or threading.current_thread() is not threading.main_thread():
-        return compile_fn(schema)
-
-    def on_alarm(signum, frame):
-        raise _Timeout()
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, float(time_limit_s))
-    try:
-        return compile_fn(schema)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-@dataclass
-class SchemaCheck:
-    """What one engine did with one schema and its tests."""
-
-    compile_error: str | None = None  # designed refusal (the engine's reason), or "timeout"
-    crash: str | None = None  # compile raised something else: a bug
-    accepted: list[bool | None] = field(default_factory=list)  # per test; None: matching crashed
-    match_crashes: list[str] = field(default_factory=list)  # "test description: message"
-    compile_s: float = 0.0
-    match_s: float = 0.0
-
-    @property
-    def compiled(self) -> bool:
-        return self.compile_error is None and self.crash is None
-
-    def tally(self, tests: list[dict], counts: dict[str, int] | None = None) -> dict[str, int]:
-        """Add this schema's tests to `counts` (KEYS, plus `crash` when there is one)."""
-        counts = dict.fromkeys(KEYS, 0) if counts is None else counts
-        if not self.compiled:
-            key = "compile_error" if self.crash is None else "crash"
-            counts[key] = counts.get(key, 0) + len(tests)
-            return counts
-        for test, ok in zip(tests, self.accepted):
-            if ok is None:
-                key = "crash"
-            elif test["valid"]:
-                key = "valid_accepted" if ok else "valid_rejected"
-            else:
-                key = "invalid_accepted" if ok else "invalid_rejected"
-            counts[key] = counts.get(key, 0) + 1
-        return counts
-
-
-def check_schema(engine: SchemaEngine, schema: Any, tests: list[dict], time_limit_s: float = 0.0) -> SchemaCheck:
-    """Compile `schema` (under `time_limit_s` if non-zero) and walk every test's serialized `data`."""
-    check = SchemaCheck()
-    t0 = time.perf_counter()
-    try:
-        compiled = compile_with_limit(engine.compile, schema, time_limit_s)
-    except _Timeout:
-        check.compile_error = "timeout"
-    except CompileError as e:
-        check.compile_error = str(e) or "compile error"
-    except Exception as e:  # a bug: not a designed compile error
-        check.crash = f"{type(e).__name__}: {e}"
-    check.compile_s = time.perf_counter() - t0
-    if not check.compiled:
-        return check
-    t0 = time.perf_counter()
-    for test in tests:
-        text = json.dumps(test["data"], ensure_ascii=False)
-        try:
-            check.accepted.append(engine.accepts(compiled, text))
-        except Exception as e:
-            check.accepted.append(None)
-            check.match_crashes.append(f"{test.get('description', '')!r}: {type(e).__name__}: {e}")
-    check.match_s = time.perf_counter() - t0
-    return check
+def make_engine(name: str, tokenizer_json: Path = LLAMA3, stop_ids: tuple[int, ...] = LLAMA3_EOS) -> SchemaEngine:
+    """`structgen.evaluation.engines.make_engine` with the tests' Llama-3 defaults."""
+    return _make_engine(name, tokenizer_json, stop_ids)
 
 
 class SuiteRun(dict):
@@ -374,8 +206,9 @@ def _write_ratchet(all_counts: dict[str, dict[str, int]]) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--engine", choices=ENGINE_NAMES + ("both",), default="structgen",
-                    help="engine to run (default structgen); 'both' prints totals side by side per draft")
+    ap.add_argument("--engine", choices=ENGINE_NAMES + ("both", "all"), default="structgen",
+                    help="engine to run (default structgen); 'both' (structgen and llguidance) or 'all' "
+                         "prints totals side by side per draft")
     ap.add_argument("--write", action="store_true", help="write the ratchet file (structgen's counts)")
     ap.add_argument("--draft", choices=DRAFTS, action="append", help="only this draft (repeatable)")
     ap.add_argument("--time-limit", type=float, default=10.0, help="per-group compile limit in seconds")

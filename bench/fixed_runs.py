@@ -1,0 +1,53 @@
+#!/usr/bin/env python
+"""The fixed `structgen bench` configurations whose results are committed under bench/results/.
+
+    python bench/fixed_runs.py maskbench     # 1,000 MaskBench schemas, Llama-3 tokenizer, one worker (thread)
+                                             # per engine: structgen, llguidance, xgrammar
+    python bench/fixed_runs.py test-suite    # JSON Schema Test Suite (2020-12 + draft-07), same engines
+    python bench/fixed_runs.py coverage      # JSONSchemaBench, 50 schemas per dataset, SmolLM2 through
+                                             # llama-cpp, structgen and llguidance, 2 workers
+    python bench/fixed_runs.py all
+
+Each runs the `structgen bench` command printed before it starts, so a result can be reproduced by hand.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+LLAMA3 = DATA / "tokenizers" / "llama3"
+ENGINES = "structgen,llguidance,xgrammar"
+
+CONFIGS = {
+    "maskbench": ["maskbench", "--data", str(DATA / "maskbench"), "--engines", ENGINES, "--tokenizer", str(LLAMA3),
+                  "--limit", "1000", "--workers", "1", "--time-limit", "10"],
+    "test-suite": ["test-suite", "--data", str(DATA / "json-schema-test-suite"), "--engines", ENGINES,
+                   "--tokenizer", str(LLAMA3), "--workers", "1", "--time-limit", "10"],
+    "coverage": ["coverage", "--data", str(DATA / "jsonschemabench"), "--engines", "structgen,llguidance",
+                 "--limit", "50", "--per-dataset", "--backend", "llama-cpp", "--max-tokens", "384", "--workers", "2",
+                 "--time-limit", "120", "--total-timeout", "1800"],
+}
+
+
+def main() -> int:
+    which = sys.argv[1:] or ["all"]
+    names = list(CONFIGS) if which == ["all"] else which
+    for name in names:
+        if name not in CONFIGS:
+            print(f"unknown configuration {name!r}; choose from {', '.join(CONFIGS)} or all", file=sys.stderr)
+            return 2
+        cmd = [sys.executable, "-m", "structgen", "bench", *CONFIGS[name], "--out", str(REPO / "bench" / "results")]
+        print("$ structgen bench " + " ".join(shlex.quote(c) for c in CONFIGS[name]), flush=True)
+        rc = subprocess.run(cmd, cwd=REPO).returncode
+        if rc:
+            return rc
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""`structgen bench` modes: run every engine over a dataset in isolated workers, then report side by side."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StructgenError
+from . import report
+from .datasets import load_rows, sample, json_schema_suite_rows
+from .engines import ENGINE_NAMES, EngineUnavailable, make_engine
+from .maskbench import run_maskbench, totals
+
+TABLE_KEYS = ["schemas", "pass", "fail", "compile_error", "valid_rejected", "invalid_accepted", "timeout", "oom",
+              "crash", "mask_disagreements", "mask p50 us", "mask p99 us", "ttfm p50 ms", "compile p50 ms"]
+
+
+@dataclass
+class BenchSettings:
+    """What to run: the data, the engines, the tokenizer and the isolation limits."""
+
+    data: str
+    engines: list[str]
+    tokenizer_json: str
+    stop_ids: list[int]
+    limit: int | None = None
+    seed: int = 0
+    per_dataset: bool = False
+    workers: int = 1
+    time_limit_s: float = 10.0
+    total_timeout_s: float | None = None
+    memory_limit_mb: int = 8192
+    out: str = "bench/results"
+    stem: str = "maskbench"
+    quiet: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in vars(self).items() if k not in ("extra", "quiet")}
+        return {**d, **self.extra}
+
+
+def parse_engines(text: str) -> list[str]:
+    """`--engines a,b` → names, each one of ENGINE_NAMES."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in ENGINE_NAMES]
+    if bad or not names:
+        raise StructgenError(f"--engines: unknown engine(s) {', '.join(bad) or '(none)'}; choose from "
+                             f"{', '.join(ENGINE_NAMES)}")
+    return names
+
+
+def _progress(total: int, label: str, quiet: bool):
+    """An on_result callback drawing a tqdm bar with ETA on a terminal, and nothing otherwise."""
+    if quiet or not sys.stderr.isatty():
+        return None, (lambda: None)
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None, (lambda: None)
+    bar = tqdm(total=total, desc=label, unit="schema", file=sys.stderr)
+    return (lambda i, outcome: bar.update(1)), bar.close
+
+
+def _engine_summary(name: str, records: list[dict], version: str | None) -> dict:
+    masks = [t for r in records for t in r["mask_us"]]
+    summary = {"version": version, "totals": totals(records),
+               "mask_us": report.latency_stats(masks),
+               "ttfm_ms": report.latency_stats([r["ttfm_ms"] for r in records if r["ttfm_ms"] is not None]),
+               "compile_ms": report.latency_stats([r["compile_ms"] for r in records if r["compile_ms"] is not None])}
+    by: dict[str, list[dict]] = {}
+    for r in records:
+        by.setdefault(r["dataset"], []).append(r)
+    summary["by_dataset"] = {d: {k: v for k, v in totals(rs).items() if k in ("schemas", "pass", "fail",
+                                                                             "compile_error", "invalid_accepted")}
+                             for d, rs in sorted(by.items())}
+    for r in records:  # per-row statistics instead of every time
+        stats = report.latency_stats(r["mask_us"])
+        stats.pop("cdf", None)
+        r["mask_us"] = stats
+    return summary
+
+
+def table_columns(engines: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """Per engine: totals plus the headline latency figures, for markdown_table."""
+    cols = {}
+    for name, e in engines.items():
+        if "unavailable" in e:
+            cols[name] = {"schemas": "unavailable"}
+            continue
+        cols[name] = {**e["totals"], "mask p50 us": e["mask_us"].get("p50"), "mask p99 us": e["mask_us"].get("p99"),
+                      "ttfm p50 ms": e["ttfm_ms"].get("p50"), "compile p50 ms": e["compile_ms"].get("p50")}
+    return cols
+
+
+def run_replay(mode: str, rows: list[dict], s: BenchSettings) -> dict:
+    """Replay `rows` with every engine of `s` (one isolated pool per engine); write and return the results."""
+    engines: dict[str, dict] = {}
+    all_rows: dict[str, list[dict]] = {}
+    for name in s.engines:
+        try:
+            version = make_engine(name, s.tokenizer_json, s.stop_ids).version()
+        except EngineUnavailable as e:
+            engines[name] = {"version": None, "unavailable": str(e), "totals": {}}
+            all_rows[name] = []
+            print(f"structgen bench: {name} skipped: {e}", file=sys.stderr)
+            continue
+        on_result, close = _progress(len(rows), name, s.quiet)
+        t0 = time.perf_counter()
+        try:
+            records = run_maskbench(name, rows, s.tokenizer_json, s.stop_ids, workers=s.workers,
+                                    time_limit_s=s.time_limit_s, total_timeout_s=s.total_timeout_s,
+                                    memory_limit_mb=s.memory_limit_mb, on_result=on_result)
+        finally:
+            close()
+        engines[name] = _engine_summary(name, records, version)
+        engines[name]["seconds"] = round(time.perf_counter() - t0, 1)
+        all_rows[name] = records
+    doc = report.build_results(mode, s.as_dict(), engines, all_rows)
+    out = Path(s.out)
+    report.write_results(doc, out, s.stem)
+    table = report.markdown_table(table_columns(engines), TABLE_KEYS, f"{mode} ({len(rows)} schemas)")
+    (out / f"{s.stem}.md").write_text(table + "\n", encoding="utf-8")
+    report.plot_cdf({n: e["mask_us"].get("cdf", []) for n, e in engines.items() if "mask_us" in e},
+                    out / f"{s.stem}_mask_cdf.png", "per-token mask time (us, log)",
+                    f"{mode}: mask latency CDF ({s.tokenizer_json.split('/')[-2] if '/' in s.tokenizer_json else ''})")
+    print(table)
+    return doc
+
+
+def run_maskbench_mode(s: BenchSettings) -> dict:
+    rows = sample(load_rows(s.data), s.limit, s.seed, s.per_dataset)
+    return run_replay("maskbench", rows, s)
+
+
+def run_test_suite_mode(s: BenchSettings, drafts: tuple[str, ...] = ("draft2020-12", "draft7")) -> dict:
+    rows = [r for d in drafts for r in json_schema_suite_rows(s.data, d)]
+    return run_replay("test-suite", sample(rows, s.limit, s.seed), s)

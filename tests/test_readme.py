@@ -78,18 +78,21 @@ def _other_commands() -> list[str]:
     out = []
     for block in _blocks("bash"):
         for line in block.splitlines():
-            if line.startswith(("structgen validate", "structgen compile")):
+            if line.startswith(("structgen validate", "structgen compile", "structgen bench")):
                 out.append(line.split("  #")[0].strip())
     return out
 
 
 EXPECTED = {"validate --schema": "structgen: valid; jsonschema: valid", "--check": "compiles exactly",
-            "validate --regex": "match", "compile": "parser states"}
+            "validate --regex": "match", "compile": "parser states", "bench maskbench": "| invalid_accepted |"}
 
 
 @pytest.mark.parametrize("command", _other_commands())
 def test_validate_and_compile_commands_run(command: str, tmp_path) -> None:
     args = shlex.split(command)[1:]
+    if args[0] == "bench":  # a bounded sample, and results away from bench/results
+        args[args.index("--limit") + 1] = "10"
+        args += ["--out", str(tmp_path / "results"), "--quiet"]
     env = {**os.environ, "STRUCTGEN_CACHE_DIR": str(tmp_path)}
     res = subprocess.run([sys.executable, "-m", "structgen", *args], cwd=REPO, capture_output=True, text=True,
                          timeout=300, env=env)

@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO), str(REPO / "bench")]
+sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 from datasets import DATA  # noqa: E402  (tests/datasets.py)
-from mask_latency import machine_info  # noqa: E402  (bench/mask_latency.py)
+from structgen.evaluation.report import machine_info  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 DATASETS = ("Github_easy", "Glaiveai2K")

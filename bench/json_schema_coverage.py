@@ -45,7 +45,7 @@ from frontend.maskbench_runner import (  # noqa: E402
     run_engine,
 )
 from frontend.suite_runner import ENGINE_NAMES, engine_names  # noqa: E402
-from mask_latency import machine_info  # noqa: E402  (bench/mask_latency.py)
+from structgen.evaluation.report import machine_info  # noqa: E402
 
 JSONSCHEMABENCH = DATA / "jsonschemabench"
 RESULTS = REPO / "bench" / "results"

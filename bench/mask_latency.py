@@ -35,11 +35,8 @@ import argparse  # noqa: E402
 import datetime as _dt  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +46,7 @@ import numpy as np  # noqa: E402
 
 from datasets import TOKENIZERS, maskbench_documents  # noqa: E402  (tests/datasets.py)
 from grammar_samples import VALID, llguidance_lark  # noqa: E402  (tests/grammar_samples.py)
+from structgen.evaluation.report import machine_info  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 GRAMMARS = REPO / "grammars"
@@ -61,51 +59,6 @@ PREEMPTED_NS = 200_000  # a step whose wall time exceeds its thread CPU time by 
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git_state() -> dict:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
-
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
-    except Exception:  # noqa: BLE001 - not a git checkout
-        return {"commit": None, "dirty": None}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def machine_info() -> dict:
-    info = {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "versions": {d: _version(d) for d in ("numpy", "numba", "llguidance", "tokenizers", "lark", "structgen",
-                                              "matplotlib")},
-        "git": _git_state(),
-    }
-    if hasattr(os, "sched_getaffinity"):
-        info["cpus_usable"] = len(os.sched_getaffinity(0))
-    if hasattr(os, "getloadavg"):
-        info["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
-    return info
 
 
 def stats_us(ns: np.ndarray) -> dict:

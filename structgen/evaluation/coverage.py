@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import StructgenError
 from . import report
-from .engines import CompileError, EngineUnavailable, make_engine
+from .engines import CompileError, make_engine
 from .isolation import run_isolated
 
 SYSTEM = ("You need to generate a JSON object that matches the schema below. Reply with the JSON object only, "
@@ -202,10 +202,8 @@ def coverage_totals(records: list[dict]) -> dict[str, float]:
 
 def run_coverage_mode(s: Any) -> dict:
     """`structgen bench coverage`: every engine of `s` over the (sampled) JSONSchemaBench rows."""
-    import sys
-
     from .datasets import load_rows, sample
-    from .runner import _progress
+    from .runner import _progress, engine_version
 
     backend, max_tokens = s.extra.get("backend", "transformers"), int(s.extra.get("max_tokens", 512))
     penalty = float(s.extra.get("repetition_penalty", 1.0))
@@ -217,11 +215,8 @@ def run_coverage_mode(s: Any) -> dict:
     engines: dict[str, dict] = {}
     all_rows: dict[str, list[dict]] = {}
     for name in s.engines:
-        try:
-            version = make_engine(name, s.tokenizer_json, s.stop_ids).version()
-        except EngineUnavailable as e:
-            engines[name], all_rows[name] = {"version": None, "unavailable": str(e), "totals": {}}, []
-            print(f"structgen bench: {name} skipped: {e}", file=sys.stderr)
+        version = engine_version(name, s, engines, all_rows)
+        if version is None:
             continue
         on_result, close = _progress(len(rows), name, s.quiet)
         try:

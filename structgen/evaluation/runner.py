@@ -65,6 +65,16 @@ def _progress(total: int, label: str, quiet: bool):
     return (lambda i, outcome: bar.update(1)), bar.close
 
 
+def engine_version(name: str, s: BenchSettings, engines: dict, all_rows: dict) -> str | None:
+    """The engine's version, or None after recording it as unavailable (its package is not installed)."""
+    try:
+        return make_engine(name, s.tokenizer_json, s.stop_ids).version()
+    except EngineUnavailable as e:
+        engines[name], all_rows[name] = {"version": None, "unavailable": str(e), "totals": {}}, []
+        print(f"structgen bench: {name} skipped: {e}", file=sys.stderr)
+        return None
+
+
 def _engine_summary(name: str, records: list[dict], version: str | None) -> dict:
     masks = [t for r in records for t in r["mask_us"]]
     summary = {"version": version, "totals": totals(records),
@@ -101,12 +111,8 @@ def run_replay(mode: str, rows: list[dict], s: BenchSettings) -> dict:
     engines: dict[str, dict] = {}
     all_rows: dict[str, list[dict]] = {}
     for name in s.engines:
-        try:
-            version = make_engine(name, s.tokenizer_json, s.stop_ids).version()
-        except EngineUnavailable as e:
-            engines[name] = {"version": None, "unavailable": str(e), "totals": {}}
-            all_rows[name] = []
-            print(f"structgen bench: {name} skipped: {e}", file=sys.stderr)
+        version = engine_version(name, s, engines, all_rows)
+        if version is None:
             continue
         on_result, close = _progress(len(rows), name, s.quiet)
         t0 = time.perf_counter()

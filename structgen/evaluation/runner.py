@@ -54,13 +54,22 @@ def parse_engines(text: str) -> list[str]:
 
 
 def _progress(total: int, label: str, quiet: bool):
-    """An on_result callback drawing a tqdm bar with ETA on a terminal, and nothing otherwise."""
-    if quiet or not sys.stderr.isatty():
+    """An on_result callback: a tqdm bar with ETA on a terminal, a line every 50 schemas in a log, nothing quiet."""
+    if quiet:
         return None, (lambda: None)
     try:
         from tqdm import tqdm
     except ImportError:
-        return None, (lambda: None)
+        tqdm = None
+    if tqdm is None or not sys.stderr.isatty():  # a log: a line every 50 schemas
+        done = [0]
+
+        def line(i: int, outcome: Any) -> None:
+            done[0] += 1
+            if done[0] % 50 == 0 or done[0] == total:
+                print(f"structgen bench: {label} {done[0]}/{total}", file=sys.stderr, flush=True)
+
+        return line, (lambda: None)
     bar = tqdm(total=total, desc=label, unit="schema", file=sys.stderr)
     return (lambda i, outcome: bar.update(1)), bar.close
 

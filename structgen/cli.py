@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   structgen generate --grammar sql "Write an SQL query for the names of customers from Paris."
   structgen generate --regex "[0-9]{3}-[0-9]{4}" "Make up a phone number"
   structgen generate --grammar my.lark --max-tokens 64 "..."
+  structgen generate --asap 20 --regex "(yes|no|maybe)" "Will it rain tomorrow?"
   structgen validate --schema examples/person.json person.json
   structgen validate --schema examples/person.json --check
   structgen compile --schema examples/person.json --emit-lark
@@ -142,6 +143,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF dequantizer's tqdm bar (read when tqdm is imported)
     if args.backend == "llama-cpp" and args.model:
         raise StructgenError("--backend llama-cpp runs the embedded model only (drop --model)")
+    if args.asap is not None and args.asap < 1:
+        raise StructgenError(f"--asap needs a number of samples >= 1, got {args.asap}")
     schema = _schema(args) if (args.schema or args.pydantic) else None
     quiet = args.json
     model = None
@@ -155,6 +158,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     with _Progress("compiling", quiet) as compiling:  # bad input fails here, before the slow model load
         cg, hint = _compile_source(compiler, args, schema)
     prompt = chat_prompt(hf_tok, f"{args.prompt} {hint}")
+    if args.asap is not None:
+        return _generate_asap(args, cg, hf_tok, prompt, model, schema)
     clock = [0.0, 0, -1.0]
     on_text = None if args.json else (lambda text: print(text, end="", flush=True))
     if args.backend == "llama-cpp":
@@ -209,6 +214,47 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_asap(args: argparse.Namespace, cg, hf_tok, prompt: str, model, schema) -> int:
+    """--asap N: N grammar-aligned samples (structgen.decoding.asap), printed as count and text."""
+    import json
+
+    from .decoding.asap import cli_samples
+
+    quiet = args.json
+    with _Progress("loading the model", quiet):
+        if args.backend == "llama-cpp":
+            from .models import load_default_llama
+
+            model = load_default_llama(seed=args.seed, n_ctx=4096)
+        elif model is None:
+            from transformers.utils import logging as hf_logging
+
+            from .models import load_default_model
+
+            hf_logging.disable_progress_bar()
+            model = load_default_model()
+    stats: dict = {}
+    t0 = time.perf_counter()
+    with _Progress(f"drawing {args.asap} ASAp samples", quiet):
+        counts = cli_samples(cg, hf_tok, prompt, args.asap, max_new_tokens=args.max_tokens,
+                             temperature=args.temperature, seed=args.seed, backend=args.backend, model=model,
+                             stats=stats)
+    seconds = time.perf_counter() - t0
+    if args.json:
+        rows = [{"output": text, "count": n, **({"valid": _schema_valid(schema, text)} if schema is not None else {})}
+                for text, n in counts]
+        print(json.dumps({"samples": rows, "seconds": round(seconds, 2), "model_calls": stats["model_calls"],
+                          "calls_saved": stats["calls_saved"], "rejected": stats["rejected"]}, ensure_ascii=False))
+    else:
+        for text, n in counts:
+            print(f"{n}\t{text}")
+    if args.verbose:
+        print(f"[structgen] {stats['samples']} ASAp samples in {seconds:.1f} s, {stats['model_calls']} model calls "
+              f"({stats['calls_saved']} served by the trie), {stats['rejected']} attempts hit --max-tokens, "
+              f"trie {stats['nodes']} nodes / {stats['trie_bytes'] / 1024:.0f} KiB", file=sys.stderr)
+    return 0
+
+
 def _schema_valid(schema, text: str) -> bool:
     """Whether `text` parses as JSON and conforms to `schema` (jsonschema, formats checked)."""
     import json
@@ -256,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true",
                    help="print one JSON object (output, terminated, valid, timings) instead of streaming")
     g.add_argument("--verbose", action="store_true", help="print timings to stderr")
+    g.add_argument("--asap", type=int, metavar="N",
+                   help="draw N grammar-aligned (ASAp) samples at --temperature (0 means 1) and print each "
+                        "distinct output with its count")
     g.set_defaults(func=cmd_generate)
 
     v = _source_command(sub, common, "validate", "does an instance or text fit a schema, grammar or regex")

@@ -51,6 +51,7 @@ def test_help_shows_examples() -> None:
         (["compile", "--grammar", "tests/data/bad_syntax.lark"], "at line 1 column 13"),
         (["generate", "--backend", "llama-cpp", "--model", "x", "--regex", "a"], "embedded model only"),
         (["compile", "--regex", "a", "--cache-dir", "README.md"], "cannot write the compile cache"),
+        (["generate", "--asap", "0", "--regex", "a"], "--asap needs a number of samples >= 1"),
     ],
 )
 def test_bad_input_is_a_clear_error(args: list[str], message: str) -> None:

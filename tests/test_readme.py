@@ -70,7 +70,13 @@ def test_generate_commands_run(command: str) -> None:
     res = subprocess.run([sys.executable, "-m", "structgen", "generate", *args], cwd=REPO, capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
-    _check(args, res.stdout.strip())
+    if "--asap" in args:  # one "count<TAB>text" line per distinct sample
+        rows = [line.split("\t", 1) for line in res.stdout.strip().splitlines()]
+        assert sum(int(n) for n, _ in rows) == int(args[args.index("--asap") + 1])
+        for _, text in rows:
+            _check(args, text)
+    else:
+        _check(args, res.stdout.strip())
 
 
 def _other_commands() -> list[str]:

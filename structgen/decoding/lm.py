@@ -15,6 +15,7 @@ under a seed, and a saved trie that continues identically).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -73,6 +74,9 @@ class TransformersModel:
         self._cache: Any = None
         self._prompt_logits: np.ndarray | None = None
         self.calls = 0
+        # transformers 5.2x renamed forward's past_key_values to cache (the old name warns)
+        params = inspect.signature(model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
     def _set_prompt(self, prompt: tuple[int, ...]) -> None:
         import torch
@@ -82,9 +86,9 @@ class TransformersModel:
             raise StructgenError("TransformersModel needs a non-empty prompt")
         cache = DynamicCache()
         with torch.no_grad():
-            out = self.model(input_ids=torch.tensor([prompt], device=self.model.device), past_key_values=cache,
-                             use_cache=True)
-        self._cache = out.past_key_values
+            out = self.model(input_ids=torch.tensor([prompt], device=self.model.device), use_cache=True,
+                             **{self._cache_kwarg: cache})
+        self._cache = cache  # filled in place
         self._prompt_logits = out.logits[0, -1].float().cpu().numpy().copy()
         self._prompt = prompt
 
@@ -100,10 +104,9 @@ class TransformersModel:
             return self._prompt_logits.copy()
         n = len(prompt)
         ids = torch.tensor([[int(t) for t in prefix_ids]], device=self.model.device)
-        try:
+        try:  # positions continue from the cache's length (n), in transformers 4 and 5 alike
             with torch.no_grad():
-                out = self.model(input_ids=ids, past_key_values=self._cache, use_cache=True,
-                                 cache_position=torch.arange(n, n + ids.shape[1], device=self.model.device))
+                out = self.model(input_ids=ids, use_cache=True, **{self._cache_kwarg: self._cache})
             return out.logits[0, -1].float().cpu().numpy().copy()
         finally:
             extra = self._cache.get_seq_length() - n

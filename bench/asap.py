@@ -94,7 +94,8 @@ def proposal_kl(sampler: ASApSampler, support: list[tuple[int, ...]], log_q: dic
     lp = sampler.proposal_logprobs([(w, stop) for w in support])
     mass = float(np.exp(lp).sum())
     lp = lp - math.log(mass)
-    return kl_divergence(dict(zip(support, lp.tolist())), log_q), mass
+    # a KL of 0 computes as -1e-9 or so in float64 rounding: report it as 0
+    return max(0.0, kl_divergence(dict(zip(support, lp.tolist())), log_q)), mass
 
 
 def run_grammar(name: str, spec: dict, lm, hf_tok, info, args) -> dict:

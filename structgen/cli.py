@@ -326,8 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                             ("coverage", "generate with a model under each engine (JSONSchemaBench coverage)")):
         m = modes.add_parser(mode, help=help_text, epilog=BENCH_EXAMPLES, parents=[common],
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-        m.add_argument("--data", required=True,
-                       help="a folder or file of *.jsonl.gz / *.jsonl / *.json schemas (the test suite's root for test-suite)")
+        m.add_argument("--data",
+                       help="a folder or file of *.jsonl.gz / *.jsonl / *.json schemas (the test suite's root for "
+                            f"test-suite); default: $STRUCTGEN_BENCH_DATA/{BENCH_DATA[mode]} or "
+                            f"../shared/data/{BENCH_DATA[mode]} if there")
         m.add_argument("--engines", default="structgen,llguidance",
                        help="comma-separated: structgen, llguidance, xgrammar, outlines-core (default: structgen,llguidance)")
         m.add_argument("--tokenizer", help="a tokenizer.json (or its folder); default: the embedded model's")
@@ -377,10 +379,29 @@ def _bench_tokenizer(arg: str | None) -> tuple[str, list[int]]:
     return str(cached[0]), [cached[1]]
 
 
+# the folder of each mode's data inside a data root laid out like ../shared/data
+BENCH_DATA = {"maskbench": "maskbench", "test-suite": "json-schema-test-suite", "coverage": "jsonschemabench"}
+
+
+def _bench_data(args: argparse.Namespace) -> str:
+    """--data, else the mode's folder under $STRUCTGEN_BENCH_DATA or ../shared/data (from here or the checkout)."""
+    if args.data:
+        return args.data
+    roots = [os.environ.get("STRUCTGEN_BENCH_DATA"), "../shared/data",
+             str(Path(__file__).resolve().parents[2] / "shared" / "data")]
+    for root in filter(None, roots):
+        candidate = Path(root) / BENCH_DATA[args.mode]
+        if candidate.exists():
+            return str(candidate)
+    raise StructgenError(f"no --data given and no {BENCH_DATA[args.mode]} folder under $STRUCTGEN_BENCH_DATA or "
+                         "../shared/data: pass --data DIR")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run one benchmark mode for the chosen engines; writes <out>/<name>.json, .md and plots."""
     from .evaluation import runner
 
+    args.data = _bench_data(args)
     tokenizer_json, stop_ids = _bench_tokenizer(args.tokenizer)
     settings = runner.BenchSettings(
         data=args.data, engines=runner.parse_engines(args.engines), tokenizer_json=tokenizer_json,

@@ -127,3 +127,11 @@ def test_second_compile_comes_from_the_disk_cache(tmp_path) -> None:
     assert third.returncode == 0 and third.stdout.startswith("compiled in"), third.stderr
     assert "structgen: warning: compile cache entry" in third.stderr and "is corrupt" in third.stderr
     assert run(*args).stdout.startswith("loaded from the disk cache in")
+
+
+def test_bench_finds_the_shared_data_without_data_option(tmp_path) -> None:
+    if not (REPO.parent / "shared" / "data" / "maskbench").exists():
+        pytest.skip("no ../shared/data/maskbench beside the checkout")
+    res = run("bench", "maskbench", "--engines", "structgen", "--limit", "1", "--quiet", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "| pass |" in res.stdout and (tmp_path / "maskbench.json").exists()

@@ -1,0 +1,802 @@
+"""Infilling constraints: can a template of fixed byte pieces and gaps still become a word?
+
+Diffusion LMs and fill-in-the-middle models write out of order, so prefix masks do not apply;
+the question is whether L(G) ∩ R is empty, where R is the regular language of all fillings of
+a template (Mündler, Dekoninck, Vechev 2025). This module answers it exactly for the language
+the GrammarMatcher defines (greedy contextual lexer + LR parser, `automata/step.py`).
+
+The model. The matcher is a pushdown system: the finite control is the lexer state `ls` (its
+product DFA is the one for the set S of terminals the parser can shift next), the stack holds
+parser states. With canonical LR(1) tables (`automata/pushdown.py`) S is a function of the top
+state alone, so pushing a state fixes the next lexeme's DFA without looking deeper. R is an NFA
+over bytes (fixed pieces are byte chains, a ByteGap a bounded chain or a loop over its alphabet,
+a TokenGap of k positions k copies of the vocabulary's byte trie).
+
+The algorithm is a GLR parse of the NFA's language over a graph-structured stack (GSS) whose
+nodes are keyed by (LR state, what determines the future once it is pushed):
+
+* a node pushed by a shift is keyed by (LR state, NFA state, lexer state) right after the push;
+  between two shifts the stack is untouched, so everything the lexer can do from there (bytes
+  inside a lexeme, whole %ignore lexemes, where the next lexeme ends and with which terminal
+  and next byte) is a "closure" memoized per (NFA state, lexer state);
+* a node pushed by a goto while reducing on terminal t, triggered by byte b into NFA state r,
+  is keyed by (LR state, t, b, r).
+
+Since LR moves never look below the states they pop, every path in this finite graph is a
+reachable stack, and every reachable stack is a path: the answer is exact (no false "yes",
+no false "no"). Reductions pop along GSS paths and wait at nodes for edges added later.
+Every derived fact keeps the first byte string (a rope of NFA steps) that justified it, so a
+"yes" comes with a witness filling that the GrammarMatcher accepts.
+
+Grammar-level work (LR(1) tables, lexer start state per LR state, lexer rows, trie children)
+lives in a `CompletabilityOracle` and is reused across calls; the GSS is per call.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+from ..automata.pushdown import LR1Tables, canonical_lr1
+from ..errors import LimitExceeded, StructgenError
+
+DEFAULT_MAX_FACTS = 2_000_000
+DEFAULT_MAX_WITNESS_BYTES = 1_000_000
+
+
+# --------------------------------------------------------------------------- templates
+
+
+@dataclass(frozen=True)
+class ByteGap:
+    """A gap of `min_len..max_len` arbitrary bytes (`max_len=None`: unbounded), optionally
+    restricted to the bytes in `alphabet`."""
+
+    min_len: int = 0
+    max_len: int | None = None
+    alphabet: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_len < 0 or (self.max_len is not None and self.max_len < self.min_len):
+            raise StructgenError(f"bad ByteGap bounds {self.min_len}..{self.max_len}")
+
+
+@dataclass(frozen=True)
+class TokenGap:
+    """A gap of exactly `k` positions, each one vocabulary token (not special, not empty)."""
+
+    k: int
+
+    def __post_init__(self) -> None:
+        if self.k < 0:
+            raise StructgenError(f"bad TokenGap length {self.k}")
+
+
+Part = Union[bytes, ByteGap, TokenGap]
+Filling = Union[bytes, list]  # bytes for a ByteGap, a list of token ids for a TokenGap
+
+
+@dataclass(frozen=True)
+class Template:
+    """Fixed byte pieces and gaps, in order. `str` pieces are UTF-8 encoded."""
+
+    parts: tuple = field(default=())
+
+    def __init__(self, parts) -> None:
+        norm = []
+        for p in parts:
+            if isinstance(p, str):
+                p = p.encode("utf-8")
+            if isinstance(p, (bytes, bytearray)):
+                p = bytes(p)
+            elif not isinstance(p, (ByteGap, TokenGap)):
+                raise StructgenError(f"template part must be bytes, str, ByteGap or TokenGap, not {type(p).__name__}")
+            norm.append(p)
+        object.__setattr__(self, "parts", tuple(norm))
+
+    @property
+    def gaps(self) -> list:
+        """The gaps, in order (the order of example_completion's fillings)."""
+        return [p for p in self.parts if not isinstance(p, bytes)]
+
+    def fill(self, fillings: list, token_bytes: list[bytes] | None = None) -> bytes:
+        """The template's text with `fillings` (one per gap) substituted; token ids need `token_bytes`."""
+        gaps = self.gaps
+        if len(fillings) != len(gaps):
+            raise StructgenError(f"{len(fillings)} fillings for {len(gaps)} gaps")
+        out = bytearray()
+        it = iter(fillings)
+        for p in self.parts:
+            if isinstance(p, bytes):
+                out += p
+                continue
+            f = next(it)
+            if isinstance(p, TokenGap):
+                if token_bytes is None:
+                    raise StructgenError("filling a TokenGap needs token_bytes")
+                if len(f) != p.k:
+                    raise StructgenError(f"TokenGap({p.k}) filled with {len(f)} tokens")
+                for t in f:
+                    out += token_bytes[t]
+            else:
+                if len(f) < p.min_len or (p.max_len is not None and len(f) > p.max_len):
+                    raise StructgenError(f"filling of length {len(f)} does not fit {p}")
+                if p.alphabet is not None and any(b not in p.alphabet for b in f):
+                    raise StructgenError(f"filling {f!r} leaves the alphabet of {p}")
+                out += f
+        return bytes(out)
+
+
+# --------------------------------------------------------------------------- the NFA of R
+
+
+_FIXED, _BGAP, _TGAP = 0, 1, 2
+
+
+class _TemplateNFA:
+    """The byte NFA of a template's fillings. Segment i owns state ids [base_i, base_{i+1});
+    its entry is base_i and its exit base_{i+1} (the next segment's entry); `final` is the
+    exit of the last segment. Only ByteGap exits use epsilon moves."""
+
+    def __init__(self, template: Template, oracle: "CompletabilityOracle") -> None:
+        self.oracle = oracle
+        self.segs: list[tuple] = []  # (kind, part, gap index or -1)
+        self.bases: list[int] = []
+        base = 0
+        gi = 0
+        n_nodes = 0
+        for p in template.parts:
+            if isinstance(p, bytes):
+                if not p:
+                    continue
+                size, gap = len(p), -1
+            elif isinstance(p, ByteGap):
+                size, gap = (p.max_len if p.max_len is not None else p.min_len) + 1, gi
+                gi += 1
+            else:
+                n_nodes = oracle._trie_nodes()
+                size, gap = p.k * n_nodes, gi
+                gi += 1
+            self.segs.append((_FIXED if isinstance(p, bytes) else _BGAP if isinstance(p, ByteGap) else _TGAP, p, gap))
+            self.bases.append(base)
+            base += size
+        self.final = base
+        self.num_gaps = gi
+        self._edges: dict[int, list[tuple[int, int]]] = {}
+
+    def seg_of(self, r: int) -> int:
+        """Index of the segment that owns state r (-1 for the final state)."""
+        if r >= self.final:
+            return -1
+        return bisect.bisect_right(self.bases, r) - 1
+
+    def eps(self, r: int) -> int:
+        """The epsilon successor of r (a ByteGap state with enough bytes -> the gap's exit), or -1."""
+        i = self.seg_of(r)
+        if i < 0 or self.segs[i][0] != _BGAP:
+            return -1
+        p = self.segs[i][1]
+        j = r - self.bases[i]
+        if j >= p.min_len:
+            return self.bases[i + 1] if i + 1 < len(self.bases) else self.final
+        return -1
+
+    def edges(self, r: int) -> list[tuple[int, int]]:
+        """(byte, successor) pairs leaving state r."""
+        got = self._edges.get(r)
+        if got is not None:
+            return got
+        i = self.seg_of(r)
+        out: list[tuple[int, int]] = []
+        if i >= 0:
+            kind, p, _ = self.segs[i]
+            base = self.bases[i]
+            j = r - base
+            if kind == _FIXED:
+                out = [(p[j], r + 1)]
+            elif kind == _BGAP:
+                if p.max_len is None and j == p.min_len:
+                    nxt = r
+                elif p.max_len is not None and j >= p.max_len:
+                    nxt = -1
+                else:
+                    nxt = r + 1
+                if nxt >= 0:
+                    alpha = range(256) if p.alphabet is None else sorted(set(p.alphabet))
+                    out = [(b, nxt) for b in alpha]
+            else:
+                n_nodes = self.oracle._trie_nodes()
+                pos, node = divmod(j, n_nodes)
+                after = base + (pos + 1) * n_nodes  # (pos + 1, root), or the exit when pos + 1 == k
+                for b, child, inner, is_end in self.oracle._children(node):
+                    if inner:
+                        out.append((b, base + pos * n_nodes + child))
+                    if is_end:
+                        out.append((b, after))
+        self._edges[r] = out
+        return out
+
+
+# --------------------------------------------------------------------------- token tries
+
+
+class _TrieWalker:
+    """The lexer run over a subtree of the token trie, level by level in numpy.
+
+    `walk(node, ls)` starts at trie node `node` in lexer state `ls` and follows every path
+    below it while the lexer needs no parser decision: bytes inside a lexeme, and the ends of
+    %ignore lexemes. It reports where tokens end (by lexer state) and where a non-ignored
+    lexeme ends (the parser must be asked). Results depend on (node, ls) only, not on the
+    template position or the stack, so they are memoized across calls.
+    """
+
+    def __init__(self, trie, max_memo: int = 20_000) -> None:
+        self.trie = trie
+        n = trie.num_nodes
+        depth = trie.node_depth.astype(np.int64)
+        order = np.argsort(depth, kind="stable")
+        counts = np.bincount(depth, minlength=1)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        self.by_depth = [order[bounds[d]:bounds[d + 1]] for d in range(len(counts))]  # each ascending
+        parent = np.full(n, -1, dtype=np.int64)
+        for d in range(1, len(counts)):
+            kids, above = self.by_depth[d], self.by_depth[d - 1]
+            parent[kids] = above[np.searchsorted(above, kids, side="right") - 1]
+        self.parent = parent
+        self.byte = trie.node_byte.astype(np.int64)
+        self.depth = depth
+        self.skip = trie.node_skip.astype(np.int64)
+        self.is_end = trie.node_tok_end[:n] > trie.node_tok_start[:n]
+        self.inner = self.skip > np.arange(n) + 1
+        self.max_memo = max_memo
+        self.memo: dict[tuple[int, int], tuple[list, list]] = {}
+
+    def path(self, node: int, c: int) -> list[int]:
+        """Trie nodes from `node` (excluded) down to its descendant `c` (included)."""
+        out = []
+        while c != node:
+            out.append(c)
+            c = int(self.parent[c])
+        out.reverse()
+        return out
+
+    def walk(self, node: int, ls: int, lx, is_ignore: np.ndarray) -> tuple[list, list]:
+        """(ends, feeds): ends = [(lexer state, a trie node where a token ends in it)], one per state;
+        feeds = [(terminal, node n, lexer state at n)]: a lexeme accepting the terminal ends at
+        n because some child's byte cannot extend it."""
+        key = (node, ls)
+        got = self.memo.get(key)
+        if got is not None:
+            return got
+        lo, hi = node, int(self.skip[node])
+        st = np.full(hi - lo, -1, dtype=np.int64)
+        st[0] = ls
+        trans, accept_term = lx.trans, lx.accept_term
+        reset_of = lx.dfa_start[lx.state_dfa]
+        ends: dict[int, int] = {}
+        feeds: list[tuple[int, int, int]] = []
+        fed: set[tuple[int, int]] = set()
+        d = int(self.depth[node]) + 1
+        while d < len(self.by_depth):
+            level = self.by_depth[d]
+            a, b = np.searchsorted(level, [lo + 1, hi])
+            if a >= b:
+                break
+            idx = level[a:b]
+            ps = st[self.parent[idx] - lo]
+            live = ps >= 0
+            if not live.any():
+                break
+            idx, ps = idx[live], ps[live]
+            byt = self.byte[idx]
+            ns = trans[ps, byt].astype(np.int64)
+            stop = ns < 0
+            if stop.any():
+                term = accept_term[ps[stop]]
+                ign = (term >= 0) & is_ignore[np.maximum(term, 0)]
+                rs = np.full(term.shape[0], -1, dtype=np.int64)
+                if ign.any():
+                    rs[ign] = trans[reset_of[ps[stop][ign]], byt[stop][ign]]
+                ns[stop] = rs
+                fe = (term >= 0) & ~ign
+                if fe.any():
+                    for t, n, s in zip(term[fe].tolist(), self.parent[idx[stop][fe]].tolist(), ps[stop][fe].tolist()):
+                        if (n, s) not in fed:
+                            fed.add((n, s))
+                            feeds.append((t, n, s))
+            st[idx - lo] = ns
+            ok = (ns >= 0) & self.is_end[idx]
+            if ok.any():
+                for s, c in zip(ns[ok].tolist(), idx[ok].tolist()):
+                    if s not in ends:
+                        ends[s] = c
+            d += 1
+        got = (list(ends.items()), feeds)
+        if len(self.memo) >= self.max_memo:
+            self.memo.clear()
+        self.memo[key] = got
+        return got
+
+
+# --------------------------------------------------------------------------- the oracle
+
+
+def _cat(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (a, b)
+
+
+class _Found(Exception):
+    def __init__(self, rope) -> None:
+        self.rope = rope
+
+
+class CompletabilityOracle:
+    """Exact completability of templates for one CompiledGrammar; keeps grammar-level caches.
+
+    `max_facts` bounds the work of one call (GSS nodes + edges + reduction walkers + closure
+    states); past it a call raises LimitExceeded instead of running on.
+    """
+
+    def __init__(self, compiled_grammar, *, max_facts: int = DEFAULT_MAX_FACTS,
+                 max_witness_bytes: int = DEFAULT_MAX_WITNESS_BYTES) -> None:
+        self.cg = compiled_grammar
+        self.lr: LR1Tables = canonical_lr1(compiled_grammar)
+        self.max_facts = max_facts
+        self.max_witness_bytes = max_witness_bytes
+        lx = compiled_grammar.lexer
+        self._is_ignore = [bool(x) for x in lx.is_ignore]
+        self._start_ls: dict[int, int] = {}
+        self._rows: dict[int, tuple[list[int], int, bool, int]] = {}
+        self._kids: dict[int, list[tuple[int, int, bool, bool]]] = {}
+        self.stats: dict[str, int] = {}
+
+    # --- grammar-level memos ------------------------------------------------------------
+
+    def start_lexer_state(self, lr_state: int) -> int:
+        """The lexer start state of the product DFA for S(lr_state) (built on demand, shared with matchers)."""
+        got = self._start_ls.get(lr_state)
+        if got is None:
+            lx = self.cg.lexer
+            words = np.zeros(lx.set_words, dtype=np.uint64)
+            for t in self.lr.shiftable[lr_state]:
+                words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+            with self.cg.lock:
+                d = lx.dfa_for(words)
+                got = int(lx.dfa_start[d])
+            self._start_ls[lr_state] = got
+        return got
+
+    def _row(self, ls: int) -> tuple[list[int], int, bool, int]:
+        """(transitions on each byte, accepted terminal, is a start state, start of its DFA) for lexer state ls."""
+        got = self._rows.get(ls)
+        if got is None:
+            lx = self.cg.lexer
+            got = (lx.trans[ls].tolist(), int(lx.accept_term[ls]), bool(lx.is_start[ls]),
+                   int(lx.dfa_start[lx.state_dfa[ls]]))
+            self._rows[ls] = got
+        return got
+
+    def _trie(self):
+        return self.cg.tokenizer_info.trie
+
+    def _trie_nodes(self) -> int:
+        return self._trie().num_nodes
+
+    def _children(self, node: int) -> list[tuple[int, int, bool, bool]]:
+        """(byte, child, child has children, a token ends at child) for each child of a trie node."""
+        got = self._kids.get(node)
+        if got is None:
+            tr = self._trie()
+            skip, nb = tr.node_skip, tr.node_byte
+            ts, te = tr.node_tok_start, tr.node_tok_end
+            got = []
+            c, end = node + 1, int(skip[node])
+            while c < end:
+                sc = int(skip[c])
+                got.append((int(nb[c]), c, sc > c + 1, bool(te[c] > ts[c])))
+                c = sc
+            self._kids[node] = got
+        return got
+
+    def _walker(self) -> _TrieWalker:
+        w = self.__dict__.get("_trie_walker")
+        if w is None:
+            w = self._trie_walker = _TrieWalker(self._trie())
+        return w
+
+    def _token_at(self, node: int, b: int) -> int:
+        for byte, child, _, is_end in self._children(node):
+            if byte == b and is_end:
+                tr = self._trie()
+                return int(tr.tok_ids[tr.node_tok_start[child]])
+        raise AssertionError("no token ends here")
+
+    # --- public API ----------------------------------------------------------------------
+
+    def is_completable(self, template: Template) -> bool:
+        """Whether some filling of the template's gaps gives a word of the grammar."""
+        return self._solve(template) is not None
+
+    def example_completion(self, template: Template) -> list | None:
+        """A witness: one filling per gap (bytes for a ByteGap, a list of token ids for a
+        TokenGap) such that the filled template is a word of the grammar; None if none exists."""
+        rope = self._solve(template)
+        if rope is None:
+            return None
+        return self._fillings(template, rope)
+
+    # --- the search ----------------------------------------------------------------------
+
+    def _solve(self, template: Template):
+        """The rope of NFA steps of some accepted filling, or None."""
+        if not isinstance(template, Template):
+            template = Template(template)
+        nfa = _TemplateNFA(template, self)
+        search = _Search(self, nfa)
+        try:
+            search.run()
+        except _Found as f:
+            self.stats = search.stats()
+            return f.rope if f.rope is not None else ()
+        self.stats = search.stats()
+        return None
+
+    def _fillings(self, template: Template, rope) -> list:
+        nfa = _TemplateNFA(template, self)
+        out: list = []
+        for kind, p, gap in nfa.segs:
+            if gap >= 0:
+                out.append([] if kind == _TGAP else bytearray())
+        n_nodes = self._trie_nodes() if any(k == _TGAP for k, _, _ in nfa.segs) else 0
+        for r, b, r2 in self._flatten(rope):
+            i = nfa.seg_of(r)
+            kind, p, gap = nfa.segs[i]
+            if kind == _BGAP:
+                out[gap].append(b)
+            elif kind == _TGAP:
+                base = nfa.bases[i]
+                pos, node = divmod(r - base, n_nodes)
+                if r2 == base + (pos + 1) * n_nodes:  # the token ends with this byte
+                    out[gap].append(self._token_at(node, b))
+        return [bytes(f) if isinstance(f, bytearray) else f for f in out]
+
+
+    def _flatten(self, rope) -> list[tuple[int, int, int]]:
+        """The NFA steps (state, byte, state) of a rope, in order. Ropes are None (empty),
+        (state, byte, state) steps, (left, right) pairs, or ("T", pos_base, node, c, r2): the
+        trie path from `node` down to `c` inside one token position, its last byte going to r2."""
+        limit = self.max_witness_bytes
+        out: list[tuple[int, int, int]] = []
+        stack = [rope]
+        while stack:
+            x = stack.pop()
+            if x is None or x == ():
+                continue
+            if len(x) == 3:
+                out.append(x)
+            elif len(x) == 5:
+                _, pb, node, c, r2 = x
+                w = self._walker()
+                path = w.path(node, c)
+                prev = node
+                for i, n in enumerate(path):
+                    out.append((pb + prev, int(w.byte[n]), r2 if i == len(path) - 1 else pb + n))
+                    prev = n
+            else:
+                stack.append(x[1])
+                stack.append(x[0])
+            if len(out) > limit:
+                raise LimitExceeded(f"the witness is longer than {limit} bytes")
+        return out
+
+
+class _Search:
+    """One oracle call: the GSS over the template NFA (see the module docstring)."""
+
+    def __init__(self, oracle: CompletabilityOracle, nfa: _TemplateNFA) -> None:
+        self.o = oracle
+        self.nfa = nfa
+        self.lr = oracle.lr
+        self.end = self.lr.end
+        self.budget = oracle.max_facts
+        # GSS nodes
+        self.node_id: dict[tuple, int] = {}
+        self.node_p: list[int] = []
+        self.node_c0: list[tuple[int, int] | None] = []  # shift nodes: (NFA state, lexer state) after the push
+        self.first_edge: list[tuple[int, object] | None] = []
+        self.edges: list[dict[int, object]] = []
+        self.waiting: list[list[tuple]] = []
+        self.walk_seen: set[tuple] = set()
+        self.act_seen: set[tuple] = set()
+        self.closures: dict[tuple[int, int], list[tuple]] = {}
+        self.work: list = []  # a heap: work further along the template first (finds "yes" early)
+        self.tick = 0
+        self.n_closure = 0
+
+    def stats(self) -> dict[str, int]:
+        return {"nodes": len(self.node_p), "edges": sum(len(e) for e in self.edges),
+                "walkers": len(self.walk_seen), "closure_states": self.n_closure}
+
+    def _push(self, r: int, item: tuple) -> None:
+        """Queue work at NFA state r; larger r (later in the template) first, FIFO among equals."""
+        self.tick += 1
+        heapq.heappush(self.work, (-r, self.tick, item))
+
+    def _spend(self, n: int = 1) -> None:
+        self.budget -= n
+        if self.budget < 0:
+            raise LimitExceeded(f"infilling oracle needs more than {self.o.max_facts} facts")
+
+    def _node(self, key: tuple, p: int, c0) -> tuple[int, bool]:
+        got = self.node_id.get(key)
+        if got is not None:
+            return got, False
+        self._spend()
+        i = len(self.node_p)
+        self.node_id[key] = i
+        self.node_p.append(p)
+        self.node_c0.append(c0)
+        self.first_edge.append(None)
+        self.edges.append({})
+        self.waiting.append([])
+        return i, True
+
+    def _path(self, v: int):
+        """Rope of the bytes that build the stack of node v along first edges (root first)."""
+        ropes = []
+        while True:
+            fe = self.first_edge[v]
+            if fe is None:
+                break
+            v, rope = fe
+            ropes.append(rope)
+        out = None
+        for r in reversed(ropes):
+            out = _cat(out, r)
+        return out
+
+    def run(self) -> None:
+        lr = self.lr
+        p0 = lr.start_state
+        root, _ = self._node(("root",), p0, (0, self.o.start_lexer_state(p0)))
+        self._push(0, ("node", root))
+        work = self.work
+        while work:
+            item = heapq.heappop(work)[2]
+            kind = item[0]
+            if kind == "node":
+                self._expand(item[1])
+            elif kind == "act":
+                self._act(item[1], item[2], item[3])
+            else:
+                self._walk(item[1], item[2], item[3], item[4], item[5])
+
+    # --- between shifts: the lexer alone ------------------------------------------------
+
+    def _closure(self, c0: tuple) -> list[tuple]:
+        """Events reachable from a push control without touching the stack, each with its rope.
+
+        A push control is (NFA state, lexer state), or ("P", r, ls_old, ls_start) right after a
+        shift: the NFA is at r, the next byte must be one that ends the old lexeme (no move from
+        ls_old) and starts the new one (a move from ls_start). Events:
+        ("feed", t, r, ls): a lexeme in state ls ends as terminal t with the NFA at r (before the
+        byte that ends it, or at the end); ("fin",): the input may end here with nothing pending
+        for the parser (the stack must accept $END).
+        """
+        got = self.closures.get(c0)
+        if got is not None:
+            return got
+        o, nfa = self.o, self.nfa
+        ignore = o._is_ignore
+        final = nfa.final
+        seen: dict[tuple[int, int], object] = {}
+        queue: deque = deque()
+        events: list[tuple] = []
+        ev_seen: set[tuple] = set()
+        if c0[0] == "P":
+            self._after_shift(c0, seen, queue, events)
+        else:
+            seen[c0] = None
+            queue.append(c0)
+        while queue:
+            c = queue.popleft()
+            rope = seen[c]
+            r, ls = c
+            self._spend()
+            self.n_closure += 1
+            seg = nfa.seg_of(r)
+            if seg >= 0 and nfa.segs[seg][0] == _TGAP:
+                self._closure_tokens(seg, r, ls, rope, seen, queue, events, ev_seen)
+                continue
+            row, term, is_start, reset = o._row(ls)
+            re = nfa.eps(r)
+            if re >= 0 and (re, ls) not in seen:
+                seen[(re, ls)] = rope
+                queue.append((re, ls))
+            feeds = term >= 0 and not ignore[term]
+            ends_here = False
+            if r == final:
+                if is_start or (term >= 0 and ignore[term]):
+                    if "fin" not in ev_seen:
+                        ev_seen.add("fin")
+                        events.append(("fin", rope))
+                ends_here = feeds
+            for b, r2 in nfa.edges(r):
+                ns = row[b]
+                if ns >= 0:
+                    nc = (r2, ns)
+                    if nc not in seen:
+                        seen[nc] = _cat(rope, (r, b, r2))
+                        queue.append(nc)
+                    continue
+                if term < 0:
+                    continue
+                if ignore[term]:
+                    ns = o._row(reset)[0][b]
+                    if ns >= 0:
+                        nc = (r2, ns)
+                        if nc not in seen:
+                            seen[nc] = _cat(rope, (r, b, r2))
+                            queue.append(nc)
+                    continue
+                ends_here = True
+            if ends_here:
+                ev = ("feed", term, r, ls)
+                if ev not in ev_seen:
+                    ev_seen.add(ev)
+                    events.append(ev + (rope,))
+        self.closures[c0] = events
+        return events
+
+    def _after_shift(self, c0: tuple, seen: dict, queue: deque, events: list) -> None:
+        """Seed a closure from a post-shift control: the first byte of the new lexeme."""
+        _, r, ls_old, st = c0
+        o, nfa = self.o, self.nfa
+        old, new = o._row(ls_old)[0], o._row(st)[0]
+        if r == nfa.final:
+            events.append(("fin", None))  # nothing pending: the new lexeme is empty
+        seg = nfa.seg_of(r)
+        if seg >= 0 and nfa.segs[seg][0] == _TGAP:
+            n_nodes = o._trie_nodes()
+            base = nfa.bases[seg]
+            pos, node = divmod(r - base, n_nodes)
+            pb = base + pos * n_nodes
+            succ = []
+            for b, child, inner, is_end in o._children(node):
+                if inner:
+                    succ.append((b, pb + child))
+                if is_end:
+                    succ.append((b, pb + n_nodes))
+        else:
+            succ = nfa.edges(r)
+        for b, r2 in succ:
+            if old[b] < 0:
+                ns = new[b]
+                if ns >= 0 and (r2, ns) not in seen:
+                    seen[(r2, ns)] = (r, b, r2)
+                    queue.append((r2, ns))
+
+    def _closure_tokens(self, seg: int, r: int, ls: int, rope, seen, queue, events, ev_seen) -> None:
+        """The closure step for a state inside a TokenGap: one memoized trie walk."""
+        nfa = self.nfa
+        n_nodes = self.o._trie_nodes()
+        base = nfa.bases[seg]
+        pos, node = divmod(r - base, n_nodes)
+        pb = base + pos * n_nodes
+        after = pb + n_nodes  # (pos + 1, root), or the gap's exit
+        lx = self.o.cg.lexer
+        ends, feeds = self.o._walker().walk(node, ls, lx, lx.is_ignore)
+        self._spend(1 + len(ends) + len(feeds))
+        for ls_end, c in ends:
+            nc = (after, ls_end)
+            if nc not in seen:
+                seen[nc] = _cat(rope, ("T", pb, node, c, after))
+                queue.append(nc)
+        for t, n, ls_n in feeds:
+            ev = ("feed", t, pb + n, ls_n)
+            if ev not in ev_seen:
+                ev_seen.add(ev)
+                events.append(ev + (_cat(rope, ("T", pb, node, n, pb + n)) if n != node else rope,))
+
+    def _expand(self, v: int) -> None:
+        """A new shift node: run every lexer event of its push control against the stack."""
+        end = self.end
+        for ev in self._closure(self.node_c0[v]):
+            if ev[0] == "fin":
+                if end in self.lr.action[self.node_p[v]]:
+                    raise _Found(_cat(self._path(v), ev[1]))
+            else:
+                _, t, r, ls, rope = ev
+                self._push(r, ("act", v, (t, r, ls), rope))
+
+    # --- feeding a terminal: reductions over the GSS, then the shift ----------------------
+
+    def _act(self, top: int, feed: tuple[int, int, int], rope) -> None:
+        """Run the parser on terminal feed[0] from node `top` (`rope`: bytes since top's push).
+        `feed` = (terminal, NFA state, lexer state where the lexeme ended)."""
+        key = (top, feed)
+        if key in self.act_seen:
+            return
+        self.act_seen.add(key)
+        self._spend()
+        lr = self.lr
+        t, r, ls_old = feed
+        a = lr.action[self.node_p[top]].get(t)
+        if a is None:
+            return
+        if a >= 0:
+            v, new = self._node(("s", a, r, ls_old), a, ("P", r, ls_old, self.o.start_lexer_state(a)))
+            self._add_edge(v, top, rope)
+            if new:
+                self._push(r, ("node", v))
+            return
+        rule = -a - 1
+        self._walk(top, lr.rule_len[rule], lr.rule_lhs[rule], feed, rope)
+
+    def _walk(self, x: int, m: int, lhs: int, feed: tuple, rope) -> None:
+        """Pop m more states starting with node x (rope: bytes since x's push), then goto on lhs."""
+        if m == 0:
+            g = self.lr.goto[self.node_p[x]][lhs]
+            gnode, new = self._node(("g", g, feed), g, None)
+            self._add_edge(gnode, x, rope)
+            if new:
+                self._push(feed[1], ("act", gnode, feed, None))
+            return
+        key = (x, m, lhs, feed)
+        if key in self.walk_seen:
+            return
+        self.walk_seen.add(key)
+        self._spend()
+        self.waiting[x].append((m, lhs, feed, rope))
+        for y, e in list(self.edges[x].items()):
+            self._push(feed[1], ("walk", y, m - 1, lhs, feed, _cat(e, rope)))
+
+    def _add_edge(self, x: int, y: int, rope) -> None:
+        """Edge x -> y (x was pushed directly on y; rope: bytes from y's push to x's)."""
+        ex = self.edges[x]
+        if y in ex:
+            return
+        self._spend()
+        ex[y] = rope
+        if self.first_edge[x] is None:
+            self.first_edge[x] = (y, rope)
+        for m, lhs, feed, ra in list(self.waiting[x]):
+            self._push(feed[1], ("walk", y, m - 1, lhs, feed, _cat(rope, ra)))
+
+
+# --------------------------------------------------------------------------- functions
+
+
+_ORACLES: "weakref.WeakKeyDictionary[object, CompletabilityOracle]" = weakref.WeakKeyDictionary()
+
+
+def _oracle_for(compiled_grammar) -> CompletabilityOracle:
+    """The shared oracle of a CompiledGrammar (its caches live as long as the grammar)."""
+    o = _ORACLES.get(compiled_grammar)
+    if o is None:
+        o = CompletabilityOracle(compiled_grammar)
+        _ORACLES[compiled_grammar] = o
+    return o
+
+
+def is_completable(compiled_grammar, template: Template) -> bool:
+    """Whether the template's gaps can be filled to a word of the grammar (exact)."""
+    return _oracle_for(compiled_grammar).is_completable(template)
+
+
+def example_completion(compiled_grammar, template: Template) -> list | None:
+    """One filling per gap (bytes, or token ids for a TokenGap) making a word, or None."""
+    return _oracle_for(compiled_grammar).example_completion(template)
+
+
+__all__ = ["ByteGap", "TokenGap", "Template", "CompletabilityOracle", "is_completable", "example_completion"]

@@ -136,7 +136,7 @@ class Template:
 # --------------------------------------------------------------------------- the NFA of R
 
 
-_FIXED, _BGAP, _TGAP = 0, 1, 2
+_FIXED, _BGAP, _TGAP, _FORK, _END = 0, 1, 2, 3, 4
 
 
 class _TemplateNFA:
@@ -187,6 +187,14 @@ class _TemplateNFA:
             return self.bases[i + 1] if i + 1 < len(self.bases) else self.final
         return -1
 
+    def is_final(self, r: int) -> bool:
+        """Whether the template may end at state r."""
+        return r == self.final
+
+    def edges_from(self, r: int, ls: int) -> list[tuple[int, int]]:
+        """(byte, successor) pairs leaving r when the lexer is in state ls (only a fork depends on ls)."""
+        return self.edges(r)
+
     def edges(self, r: int) -> list[tuple[int, int]]:
         """(byte, successor) pairs leaving state r."""
         got = self._edges.get(r)
@@ -210,6 +218,8 @@ class _TemplateNFA:
                 if nxt >= 0:
                     alpha = range(256) if p.alphabet is None else sorted(set(p.alphabet))
                     out = [(b, nxt) for b in alpha]
+            elif kind == _END:
+                out = []
             else:
                 n_nodes = self.oracle._trie_nodes()
                 pos, node = divmod(j, n_nodes)
@@ -435,6 +445,52 @@ class CompletabilityOracle:
             return None
         return self._fillings(template, rope)
 
+    def _token_classes(self, ls: int) -> list[tuple[int, np.ndarray]]:
+        """[(representative token, members)] of the token classes from lexer state ls (memoized)."""
+        c = self.__dict__.get("_classifier")
+        if c is None:
+            c = self._classifier = _TokenClassifier(self)
+        return c.grouped(ls)
+
+    def _vocab_size(self) -> int:
+        return int(self.cg.tokenizer_info.vocab_size)
+
+    # --- per-position masks (the algorithm is described above _MaskNFA) ----------------
+
+    def position_mask(self, template: Template, gap_index: int, position: int) -> np.ndarray:
+        """The packed int32 token mask (shape (ceil(vocab_size / 32),), the GrammarMatcher layout) of
+        position `position` (0-based) of gap `gap_index` (an index into `template.gaps`, which must
+        be a TokenGap): bit t is set iff fixing that position to token t leaves the template
+        completable. Special and empty tokens are never set (a TokenGap cannot hold them). Exact."""
+        return _pack_bits(self.position_allowed(template, gap_index, position), self._vocab_size())
+
+    def position_masks(self, template: Template, positions) -> np.ndarray:
+        """Masks for several (gap_index, position) pairs of one template, stacked (n, words);
+        token classes (per lexer state) and grammar-level memos are shared between them."""
+        if not isinstance(template, Template):
+            template = Template(template)
+        out = np.zeros((len(positions), (self._vocab_size() + 31) // 32), dtype=np.int32)
+        for j, (g, i) in enumerate(positions):
+            out[j] = self.position_mask(template, g, i)
+        return out
+
+    def position_allowed(self, template: Template, gap_index: int, position: int) -> np.ndarray:
+        """The same mask unpacked: bool[vocab_size]."""
+        if not isinstance(template, Template):
+            template = Template(template)
+        nfa = _MaskNFA(template, gap_index, position, self)
+        search = _MaskSearch(self, nfa, self._vocab_size())
+        search.run()
+        self.stats = search.stats()
+        self.stats["classes"] = len(nfa.block_members)
+        return search.allowed
+
+    def token_positions(self, template: Template) -> list[tuple[int, int]]:
+        """Every (gap_index, position) a mask can be asked for, in template order."""
+        if not isinstance(template, Template):
+            template = Template(template)
+        return [(g, i) for g, p in enumerate(template.gaps) if isinstance(p, TokenGap) for i in range(p.k)]
+
     # --- the search ----------------------------------------------------------------------
 
     def _solve(self, template: Template):
@@ -527,6 +583,14 @@ class _Search:
         return {"nodes": len(self.node_p), "edges": sum(len(e) for e in self.edges),
                 "walkers": len(self.walk_seen), "closure_states": self.n_closure}
 
+    def _fin(self, v: int, rope, r: int) -> None:
+        """The input may end at NFA state r on the stack of node v: a word was found."""
+        raise _Found(_cat(self._path(v), rope))
+
+    def _skip(self, r: int) -> bool:
+        """Whether queued work at NFA state r is no longer needed (never, for a plain call)."""
+        return False
+
     def _push(self, r: int, item: tuple) -> None:
         """Queue work at NFA state r; larger r (later in the template) first, FIFO among equals."""
         self.tick += 1
@@ -571,8 +635,11 @@ class _Search:
         root, _ = self._node(("root",), p0, (0, self.o.start_lexer_state(p0)))
         self._push(0, ("node", root))
         work = self.work
+        skip = self._skip
         while work:
-            item = heapq.heappop(work)[2]
+            neg_r, _, item = heapq.heappop(work)
+            if skip(-neg_r):
+                continue
             kind = item[0]
             if kind == "node":
                 self._expand(item[1])
@@ -598,7 +665,6 @@ class _Search:
             return got
         o, nfa = self.o, self.nfa
         ignore = o._is_ignore
-        final = nfa.final
         seen: dict[tuple[int, int], object] = {}
         queue: deque = deque()
         events: list[tuple] = []
@@ -625,13 +691,13 @@ class _Search:
                 queue.append((re, ls))
             feeds = term >= 0 and not ignore[term]
             ends_here = False
-            if r == final:
+            if nfa.is_final(r):
                 if is_start or (term >= 0 and ignore[term]):
-                    if "fin" not in ev_seen:
-                        ev_seen.add("fin")
-                        events.append(("fin", rope))
+                    if ("fin", r) not in ev_seen:
+                        ev_seen.add(("fin", r))
+                        events.append(("fin", rope, r))
                 ends_here = feeds
-            for b, r2 in nfa.edges(r):
+            for b, r2 in nfa.edges_from(r, ls):
                 ns = row[b]
                 if ns >= 0:
                     nc = (r2, ns)
@@ -663,8 +729,8 @@ class _Search:
         _, r, ls_old, st = c0
         o, nfa = self.o, self.nfa
         old, new = o._row(ls_old)[0], o._row(st)[0]
-        if r == nfa.final:
-            events.append(("fin", None))  # nothing pending: the new lexeme is empty
+        if nfa.is_final(r):
+            events.append(("fin", None, r))  # nothing pending: the new lexeme is empty
         seg = nfa.seg_of(r)
         if seg >= 0 and nfa.segs[seg][0] == _TGAP:
             n_nodes = o._trie_nodes()
@@ -678,7 +744,7 @@ class _Search:
                 if is_end:
                     succ.append((b, pb + n_nodes))
         else:
-            succ = nfa.edges(r)
+            succ = nfa.edges_from(r, ls_old)
         for b, r2 in succ:
             if old[b] < 0:
                 ns = new[b]
@@ -714,7 +780,7 @@ class _Search:
         for ev in self._closure(self.node_c0[v]):
             if ev[0] == "fin":
                 if end in self.lr.action[self.node_p[v]]:
-                    raise _Found(_cat(self._path(v), ev[1]))
+                    self._fin(v, ev[1], ev[2])
             else:
                 _, t, r, ls, rope = ev
                 self._push(r, ("act", v, (t, r, ls), rope))
@@ -774,6 +840,336 @@ class _Search:
             self._push(feed[1], ("walk", y, m - 1, lhs, feed, _cat(rope, ra)))
 
 
+# --------------------------------------------------------------------------- per-position masks
+#
+# The mask of one masked position i: every vocabulary token that keeps the template completable
+# when position i holds it. Tokens are grouped into classes that are provably interchangeable,
+# then ONE search decides every class at once:
+#
+# * Classes. Run a token's bytes through the lexer from the lexer state ls the input is in at
+#   the start of position i. Either no non-ignored lexeme ends inside the token ("in", ls'): the
+#   stack is untouched and only ls' matters; or a lexeme ends in state s (so terminal
+#   accept_term[s] is fed to the parser) and the rest of the token starts a new lexeme in the
+#   start state of whatever LR state the shift reaches: ("feed", s, (class of the rest from
+#   each start state that a shift of that terminal can reach)). Two tokens with equal keys
+#   turn every (stack, ls) configuration into the same set of configurations, so they are
+#   completable together or not at all. Keys are interned to ints; a whole-vocabulary pass per
+#   lexer state runs level by level over the token trie in numpy and is memoized.
+# * One search. The template's NFA forks at the start of position i: for the lexer state ls
+#   found there, one edge per class of ls leads into a private copy of the rest of the
+#   template ("block") that begins with the class's representative token. The GSS below the
+#   fork is shared by all blocks; a block whose copy reaches an accepting end marks its class's
+#   tokens allowed, and work in blocks whose tokens are all allowed already is dropped.
+#   Different lexer states at the fork get different blocks, so the union is exact.
+
+
+_DEAD = 0
+
+
+class _MaskNFA(_TemplateNFA):
+    """The template NFA with position `position` of gap `gap_index` replaced by a fork into
+    one block per (lexer state at the fork, token class); blocks are laid out lazily."""
+
+    def __init__(self, template: Template, gap_index: int, position: int, oracle: "CompletabilityOracle") -> None:
+        gaps = template.gaps
+        if not 0 <= gap_index < len(gaps) or not isinstance(gaps[gap_index], TokenGap):
+            raise StructgenError(f"gap {gap_index} of the template is not a TokenGap")
+        k = gaps[gap_index].k
+        if not 0 <= position < k:
+            raise StructgenError(f"position {position} is outside TokenGap({k})")
+        before, after, gi = [], [], 0
+        for p in template.parts:
+            if isinstance(p, bytes):
+                (before if gi <= gap_index else after).append(p)
+                continue
+            if gi == gap_index:
+                before.append(TokenGap(position))
+                after.append(TokenGap(k - position - 1))
+            else:
+                (before if gi < gap_index else after).append(p)
+            gi += 1
+        # everything before the fork, numbered as a plain template
+        super().__init__(Template(before), oracle)
+        self.fork = self.final
+        self.segs.append((_FORK, None, -1))
+        self.bases.append(self.fork)
+        self.after = [p for p in after if not (isinstance(p, bytes) and not p) and not (isinstance(p, TokenGap) and p.k == 0)]
+        self.final = self.fork + 1  # the next free state id
+        self.block_base: list[int] = []  # first state of each block (ascending)
+        self.block_end: dict[int, int] = {}  # END state -> block index
+        self.block_members: list[np.ndarray] = []
+        self._fork_edges: dict[int, list[tuple[int, int]]] = {}
+
+    def is_final(self, r: int) -> bool:
+        return r in self.block_end
+
+    def block_of(self, r: int) -> int:
+        """The block that owns state r, or -1 (before the fork)."""
+        if r <= self.fork:
+            return -1
+        return bisect.bisect_right(self.block_base, r) - 1
+
+    def _add_seg(self, kind: int, part, size: int) -> None:
+        self.segs.append((kind, part, -1))
+        self.bases.append(self.final)
+        self.final += size
+
+    def _new_block(self, rep: bytes, members: np.ndarray) -> int:
+        """Lay out [rep, the rest of the template, END]; return the block's first state."""
+        base = self.final
+        self.block_base.append(base)
+        self._add_seg(_FIXED, rep, len(rep))
+        n_nodes = None
+        for p in self.after:
+            if isinstance(p, bytes):
+                self._add_seg(_FIXED, p, len(p))
+            elif isinstance(p, ByteGap):
+                self._add_seg(_BGAP, p, (p.max_len if p.max_len is not None else p.min_len) + 1)
+            else:
+                if n_nodes is None:
+                    n_nodes = self.oracle._trie_nodes()
+                self._add_seg(_TGAP, p, p.k * n_nodes)
+        self.block_end[self.final] = len(self.block_members)
+        self.block_members.append(members)
+        self._add_seg(_END, None, 1)
+        return base
+
+    def edges_from(self, r: int, ls: int) -> list[tuple[int, int]]:
+        if r != self.fork:
+            return self.edges(r)
+        got = self._fork_edges.get(ls)
+        if got is None:
+            got = []
+            tb = self.oracle.cg.tokenizer_info.token_bytes
+            for rep, members in self.oracle._token_classes(ls):
+                data = tb[rep]
+                base = self._new_block(data, members)
+                got.append((data[0], base + 1))
+            self._fork_edges[ls] = got
+        return got
+
+    def edges(self, r: int) -> list[tuple[int, int]]:
+        if r == self.fork:
+            raise AssertionError("the fork's edges depend on the lexer state")
+        return super().edges(r)
+
+
+class _MaskSearch(_Search):
+    """One GSS search deciding every token class at a fork (see above)."""
+
+    def __init__(self, oracle: "CompletabilityOracle", nfa: _MaskNFA, vocab: int) -> None:
+        super().__init__(oracle, nfa)
+        self.allowed = np.zeros(vocab, dtype=np.bool_)
+        self.done: list[bool] = []
+
+    def _fin(self, v: int, rope, r: int) -> None:
+        nfa = self.nfa
+        b = nfa.block_end[r]
+        while len(self.done) < len(nfa.block_members):
+            self.done.append(False)
+        if self.done[b]:
+            return
+        self.allowed[nfa.block_members[b]] = True
+        for j, m in enumerate(nfa.block_members):
+            if not self.done[j] and self.allowed[m].all():
+                self.done[j] = True
+
+    def _skip(self, r: int) -> bool:
+        b = self.nfa.block_of(r)
+        return 0 <= b < len(self.done) and self.done[b]
+
+
+def _pack_bits(allowed: np.ndarray, vocab: int) -> np.ndarray:
+    """bool[vocab] -> int32[ceil(vocab / 32)], bit t of word t // 32 (little-endian words)."""
+    words = (vocab + 31) // 32
+    bits = np.zeros(words * 32, dtype=np.bool_)
+    bits[:len(allowed)] = allowed
+    return np.packbits(bits, bitorder="little").view("<u4").astype(np.uint32).view(np.int32)
+
+
+class _TokenClassifier:
+    """Token classes per lexer state (the keys described above), memoized per CompletabilityOracle."""
+
+    def __init__(self, oracle: "CompletabilityOracle", max_memo: int = 256) -> None:
+        self.o = oracle
+        tok = oracle.cg.tokenizer_info
+        self.vocab = int(tok.vocab_size)
+        self.trie = tok.trie
+        self.walker = oracle._walker()
+        tr = self.trie
+        n = tr.num_nodes
+        # the token ids ending at each trie node, and each token's end node
+        self.tok_node = np.full(self.vocab, -1, dtype=np.int64)
+        starts = tr.node_tok_start[:n].astype(np.int64)
+        ends = tr.node_tok_end[:n].astype(np.int64)
+        cnt = ends - starts
+        node_of_slot = np.repeat(np.arange(n, dtype=np.int64), cnt)
+        ids = tr.tok_ids.astype(np.int64)
+        slot_ids = np.concatenate([ids[a:b] for a, b in zip(starts[cnt > 0], ends[cnt > 0])]) if cnt.any() else ids[:0]
+        self.tok_node[slot_ids] = node_of_slot
+        self.in_trie = self.tok_node >= 0
+        self.keys: dict[tuple, int] = {("dead",): _DEAD}
+        self.memo: dict[int, np.ndarray] = {}
+        self.sig_memo: dict[tuple[int, bytes], int] = {}
+        self.starts_after: dict[int, tuple[int, ...]] = {}
+        self.classes_memo: dict[int, list] = {}
+        self.max_memo = max_memo
+
+    def intern(self, key: tuple) -> int:
+        got = self.keys.get(key)
+        if got is None:
+            got = self.keys[key] = len(self.keys)
+        return got
+
+    def starts(self, term: int) -> tuple[int, ...]:
+        """Lexer start states of every LR state a shift of `term` can reach (a superset of the reachable ones)."""
+        got = self.starts_after.get(term)
+        if got is None:
+            o = self.o
+            got = tuple(sorted({o.start_lexer_state(a[term]) for a in o.lr.action if a.get(term, -1) >= 0}))
+            self.starts_after[term] = got
+        return got
+
+    def sig(self, ls: int, data: bytes) -> int:
+        """The class id of byte string `data` run from lexer state ls (scalar version)."""
+        key = (ls, data)
+        got = self.sig_memo.get(key)
+        if got is not None:
+            return got
+        o = self.o
+        ignore = o._is_ignore
+        s = ls
+        res = None
+        for j, b in enumerate(data):
+            row, term, is_start, reset = o._row(s)
+            ns = row[b]
+            if ns >= 0:
+                s = ns
+                continue
+            if term < 0:
+                res = _DEAD
+                break
+            if ignore[term]:
+                ns = o._row(reset)[0][b]
+                if ns < 0:
+                    res = _DEAD
+                    break
+                s = ns
+                continue
+            if is_start:  # an empty lexeme cannot end (no zero-width terminals); be safe
+                res = _DEAD
+                break
+            subs = tuple(self.sig(st, data[j:]) for st in self.starts(term))
+            res = _DEAD if all(x == _DEAD for x in subs) else self.intern(("feed", s, subs))
+            break
+        if res is None:
+            res = self.intern(("in", s))
+        if len(self.sig_memo) > 500_000:
+            self.sig_memo.clear()
+        self.sig_memo[key] = res
+        return res
+
+    def classes(self, ls: int) -> np.ndarray:
+        """int64[vocab]: the class id of every token run from lexer state ls (_DEAD: never completable)."""
+        got = self.memo.get(ls)
+        if got is not None:
+            return got
+        o = self.o
+        lx = o.cg.lexer
+        term0 = int(lx.accept_term[ls])
+        root_feed = term0 >= 0 and not o._is_ignore[term0] and not bool(lx.is_start[ls])
+        root_starts = self.starts(term0) if root_feed else ()
+        sub_arrays = [self.classes(st) for st in root_starts]  # start states: no root feed, no recursion
+        trans, accept_term = lx.trans, lx.accept_term  # after any DFA was built
+        reset_of = lx.dfa_start[lx.state_dfa]
+        is_ignore = lx.is_ignore
+        w = self.walker
+        n = self.trie.num_nodes
+        st = np.full(n, -1, dtype=np.int64)
+        fnode = np.full(n, -1, dtype=np.int64)  # where the first non-ignored lexeme ended
+        fstate = np.full(n, -1, dtype=np.int64)
+        st[0] = ls
+        for d in range(1, len(w.by_depth)):
+            idx = w.by_depth[d]
+            par = w.parent[idx]
+            ps = st[par]
+            pf = fnode[par]
+            inherit = pf >= 0
+            fnode[idx[inherit]] = pf[inherit]
+            fstate[idx[inherit]] = fstate[par[inherit]]
+            live = ps >= 0
+            if not live.any():
+                continue
+            idx, par, ps = idx[live], par[live], ps[live]
+            byt = w.byte[idx]
+            ns = trans[ps, byt].astype(np.int64)
+            stop = ns < 0
+            if stop.any():
+                term = accept_term[ps[stop]].astype(np.int64)
+                ign = (term >= 0) & is_ignore[np.maximum(term, 0)]
+                rs = np.full(term.shape[0], -1, dtype=np.int64)
+                if ign.any():
+                    rs[ign] = trans[reset_of[ps[stop][ign]], byt[stop][ign]]
+                ns[stop] = rs
+                fe = (term >= 0) & ~ign
+                if fe.any():
+                    sel = idx[stop][fe]
+                    fnode[sel] = par[stop][fe]
+                    fstate[sel] = ps[stop][fe]
+            st[idx] = ns
+        out = np.zeros(self.vocab, dtype=np.int64)
+        toks = np.nonzero(self.in_trie)[0]
+        nodes = self.tok_node[toks]
+        s_end = st[nodes]
+        f_end = fnode[nodes]
+        inside = s_end >= 0
+        if inside.any():
+            u, inv = np.unique(s_end[inside], return_inverse=True)
+            ids = np.array([self.intern(("in", int(x))) for x in u], dtype=np.int64)
+            out[toks[inside]] = ids[inv]
+        fed = f_end >= 0
+        if fed.any():
+            ft, fn, fs = toks[fed], f_end[fed], fstate[nodes[fed]]
+            at_root = fn == 0
+            if at_root.any():  # the whole token is the rest: use the start states' own classes
+                rt = ft[at_root]
+                mat = np.stack([a[rt] for a in sub_arrays], axis=1)
+                u, inv = np.unique(mat, axis=0, return_inverse=True)
+                inv = inv.reshape(-1)
+                s0 = int(ls)
+                ids = np.array([_DEAD if not row.any() else self.intern(("feed", s0, tuple(int(x) for x in row)))
+                                for row in u], dtype=np.int64)
+                out[rt] = ids[inv]
+            tb = o.cg.tokenizer_info.token_bytes
+            depth = w.depth
+            for t, f, s in zip(ft[~at_root].tolist(), fn[~at_root].tolist(), fs[~at_root].tolist()):
+                term = int(accept_term[s])
+                rest = tb[t][int(depth[f]):]
+                subs = tuple(self.sig(x, rest) for x in self.starts(term))
+                out[t] = _DEAD if all(x == _DEAD for x in subs) else self.intern(("feed", s, subs))
+        if len(self.memo) >= self.max_memo:
+            self.memo.clear()
+            self.classes_memo.clear()
+        self.memo[ls] = out
+        return out
+
+    def grouped(self, ls: int) -> list[tuple[int, np.ndarray]]:
+        """[(representative token, member token ids)] for the live classes of lexer state ls."""
+        got = self.classes_memo.get(ls)
+        if got is None:
+            cls = self.classes(ls)
+            live = np.nonzero(cls != _DEAD)[0]
+            order = np.argsort(cls[live], kind="stable")
+            sorted_ids = live[order]
+            keys = cls[sorted_ids]
+            cuts = np.nonzero(np.diff(keys))[0] + 1
+            got = [(int(g[0]), g) for g in np.split(sorted_ids, cuts)] if len(sorted_ids) else []
+            self.classes_memo[ls] = got
+        return got
+
+
+
+
 # --------------------------------------------------------------------------- functions
 
 
@@ -799,4 +1195,10 @@ def example_completion(compiled_grammar, template: Template) -> list | None:
     return _oracle_for(compiled_grammar).example_completion(template)
 
 
-__all__ = ["ByteGap", "TokenGap", "Template", "CompletabilityOracle", "is_completable", "example_completion"]
+def position_mask(compiled_grammar, template: Template, gap_index: int, position: int) -> np.ndarray:
+    """The packed int32 mask of the tokens allowed at one masked position (see CompletabilityOracle.position_mask)."""
+    return _oracle_for(compiled_grammar).position_mask(template, gap_index, position)
+
+
+__all__ = ["ByteGap", "TokenGap", "Template", "CompletabilityOracle", "is_completable", "example_completion",
+           "position_mask"]

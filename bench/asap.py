@@ -148,7 +148,7 @@ def run_grammar(name: str, spec: dict, lm, hf_tok, info, args) -> dict:
     logp = np.array([e.sequences[w] for w in support])
     out["exact_expected_loglik_Q"] = float(np.sum(np.exp(q) * logp))
     for method in ("asap", "gcd"):
-        kls, exact, lls, calls, rejected = [], [], [], [], []
+        kls, exact, lls, calls = [], [], [], []
         t0 = time.perf_counter()
         for seed in range(args.seeds):
             samples, ex, per = draw(method == "asap", seed, support, log_q)

@@ -50,6 +50,25 @@ DEFAULT_MAX_FACTS = 2_000_000
 DEFAULT_MAX_WITNESS_BYTES = 1_000_000
 
 
+
+def _lexer_step(trans: np.ndarray, accept_term: np.ndarray, is_ignore: np.ndarray, reset_of: np.ndarray,
+                ps: np.ndarray, byt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One byte per trie edge through the lexer, vectorized: (next states, stopped, their terminals, fed).
+
+    A byte that cannot extend the lexeme ends it: an %ignore lexeme restarts the lexer on the byte
+    (next state -1 if it cannot start one); any other accepting terminal is fed to the parser
+    (``fed``, aligned with ``stopped``'s true entries; the caller continues after the parser).
+    """
+    ns = trans[ps, byt].astype(np.int64)
+    stop = ns < 0
+    term = accept_term[ps[stop]].astype(np.int64)
+    ign = (term >= 0) & is_ignore[np.maximum(term, 0)]
+    rs = np.full(term.shape[0], -1, dtype=np.int64)
+    if ign.any():
+        rs[ign] = trans[reset_of[ps[stop][ign]], byt[stop][ign]]
+    ns[stop] = rs
+    return ns, stop, term, (term >= 0) & ~ign
+
 # --------------------------------------------------------------------------- templates
 
 
@@ -305,16 +324,8 @@ class _TrieWalker:
                 break
             idx, ps = idx[live], ps[live]
             byt = self.byte[idx]
-            ns = trans[ps, byt].astype(np.int64)
-            stop = ns < 0
+            ns, stop, term, fe = _lexer_step(trans, accept_term, is_ignore, reset_of, ps, byt)
             if stop.any():
-                term = accept_term[ps[stop]]
-                ign = (term >= 0) & is_ignore[np.maximum(term, 0)]
-                rs = np.full(term.shape[0], -1, dtype=np.int64)
-                if ign.any():
-                    rs[ign] = trans[reset_of[ps[stop][ign]], byt[stop][ign]]
-                ns[stop] = rs
-                fe = (term >= 0) & ~ign
                 if fe.any():
                     for t, n, s in zip(term[fe].tolist(), self.parent[idx[stop][fe]].tolist(), ps[stop][fe].tolist()):
                         if (n, s) not in fed:
@@ -1102,16 +1113,8 @@ class _TokenClassifier:
                 continue
             idx, par, ps = idx[live], par[live], ps[live]
             byt = w.byte[idx]
-            ns = trans[ps, byt].astype(np.int64)
-            stop = ns < 0
+            ns, stop, term, fe = _lexer_step(trans, accept_term, is_ignore, reset_of, ps, byt)
             if stop.any():
-                term = accept_term[ps[stop]].astype(np.int64)
-                ign = (term >= 0) & is_ignore[np.maximum(term, 0)]
-                rs = np.full(term.shape[0], -1, dtype=np.int64)
-                if ign.any():
-                    rs[ign] = trans[reset_of[ps[stop][ign]], byt[stop][ign]]
-                ns[stop] = rs
-                fe = (term >= 0) & ~ign
                 if fe.any():
                     sel = idx[stop][fe]
                     fnode[sel] = par[stop][fe]

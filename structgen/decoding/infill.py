@@ -38,8 +38,9 @@ __all__ = ["InfillResult", "infill", "is_word"]
 class InfillResult:
     """The filled output: one filling per gap, the whole text and what it cost.
 
-    ``closed`` is False when a gap hit ``max_tokens_per_gap`` and was closed by force (then a
-    constrained output may be incomplete); ``mask_ms`` holds the time of each constrained step's
+    ``closed`` is False when a gap hit ``max_tokens_per_gap`` and had to be closed where the
+    template was no longer completable (the rest is then written unconstrained, so a constrained
+    output is a word whenever ``closed``); ``mask_ms`` holds the time of each constrained step's
     masks (token mask + CLOSE check).
     """
 
@@ -109,7 +110,7 @@ def infill(model: NextTokenModel, compiled_grammar, template: Template, prompt_i
         for step in range(max_tokens_per_gap + 1):
             logits = np.asarray(model.next_token_logits(prompt_ids, ctx), dtype=np.float64)[:vocab]
             calls += 1
-            if constrained:
+            if constrained and closed:
                 s0 = time.perf_counter()
                 allowed = _bits(oracle.position_mask(Template([done, TokenGap(1), ByteGap(), *rest]), 0, 0), vocab)
                 can_close = oracle.is_completable(Template([done, *rest]))
@@ -117,7 +118,7 @@ def infill(model: NextTokenModel, compiled_grammar, template: Template, prompt_i
             else:
                 allowed, can_close = plain, True
             if step == max_tokens_per_gap:  # the budget is spent: close whatever the grammar says
-                closed = closed and can_close
+                closed = closed and can_close  # once lost, the rest is written unconstrained
                 break
             close_score = float(np.max(logits[close_ids if close_ids else stops]))
             scores = np.where(allowed, logits, -np.inf)

@@ -90,3 +90,11 @@ def test_bad_templates_are_clear_errors(json_cg) -> None:
     for gap in (TokenGap(2), ByteGap(1, None), ByteGap(0, 4), ByteGap(alphabet=b"1")):
         with pytest.raises(StructgenError, match="unbounded ByteGap"):
             infill(model, cg, Template([b"[", gap, b"]"]), [0], encode, oracle=oracle)
+
+
+def test_a_gap_out_of_budget_is_reported_and_the_rest_still_written(json_cg) -> None:
+    cg, oracle = json_cg
+    likes_bracket = lambda prefix: [0.01] * 3 + [0.9] + [0.01] * 10  # noqa: E731  "[" forever
+    tpl = Template([b"[", ByteGap(), b", 1, ", ByteGap(), b"]"])
+    res = infill(TableModel(len(VOCAB), likes_bracket), cg, tpl, [0], encode, oracle=oracle, max_tokens_per_gap=3)
+    assert not res.closed and res.fillings[0] == b"[[[" and res.text == tpl.fill(res.fillings)

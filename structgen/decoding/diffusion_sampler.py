@@ -1,0 +1,452 @@
+"""Masked-diffusion sampling (LLaDA/Dream style) under a grammar, via the infilling oracle.
+
+The model writes `L` token positions, all starting as `mask_id`; each step it scores every
+position (`MaskedLM.logits`) and the sampler unmasks the most confident masked position(s),
+optionally inside semi-autoregressive blocks (only the leftmost block with masked positions
+is eligible). ``order="random"`` picks masked positions at random instead (LLaDA's random
+remasking). Constraint modes:
+
+* ``"none"``: the model's choice, as is.
+* ``"rejection"`` (Mündler, Dekoninck, Vechev 2025): draw a token for the chosen position; if
+  the template with that token is not completable (`CompletabilityOracle.is_completable`),
+  forbid it and redraw; after `max_redraws` rejections sample from the position's exact mask.
+* ``"mask"``: sample the chosen position from the model's distribution restricted to the
+  position's exact mask (`CompletabilityOracle.position_allowed`): the token drawn when
+  ranking positions is kept if the mask allows it, else a fresh draw from the restriction
+  (exactly the restricted distribution). With
+  ``mask_positions="all"`` every eligible masked position gets its mask first and confidence
+  is measured on the masked distributions (exact LLaDA ordering, far more oracle work).
+
+An oracle call that exceeds the oracle's `max_facts` never lets an unverified token in: in
+rejection it counts as a rejection; a mask that exceeds it is replaced by verifying candidates
+one by one in the order of one Gumbel perturbation (still the restricted distribution).
+
+Either constrained mode keeps the invariant "the current ids are completable", so the final
+output is a word of the grammar whenever the all-masked start is completable.
+
+End of text (the rule). The vocabulary may have an end token `eos_id` with empty bytes. The
+text of ids is ``prefix + bytes(ids[:first eos]) + suffix``; whatever follows the first EOS is
+ignored. When the sampler unmasks EOS at position i, every masked position after i becomes EOS
+too. The constrained modes only allow EOS where no real token follows, so there EOS is always
+a suffix. Template of ids (`DiffusionConstraint.templates`): cut at the first EOS; unmasked
+runs become their bytes; a masked run followed by a real token becomes `TokenGap(k)`; the
+masked run that reaches the cut (the "tail run") may hold any 0..k real tokens (the rest are
+EOS), i.e. the union of `TokenGap(j)`, j = 0..k. For a byte-level vocabulary (every non-special
+token is one byte) that union is exactly ``ByteGap(0, k, alphabet=the token bytes)``, one
+template; otherwise the union is represented by k+1 templates (completable iff any is).
+Without `eos_id` every position must hold a real token (all runs are exact TokenGaps).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, Sequence
+
+import numpy as np
+
+from ..errors import LimitExceeded, StructgenError
+from .diffusion import ByteGap, CompletabilityOracle, Template, TokenGap
+
+Mode = Literal["none", "rejection", "mask"]
+
+
+class MaskedLM(Protocol):
+    """A masked-diffusion LM: scores every position of an id sequence (masked ones hold mask_id)."""
+
+    def logits(self, ids: np.ndarray) -> np.ndarray:
+        """(L,) int ids -> (L, V) float logits."""
+        ...
+
+
+# --------------------------------------------------------------------------- the grammar side
+
+
+class DiffusionConstraint:
+    """Ids with masks <-> templates for one compiled grammar: completability and exact per-position sets.
+
+    `prefix`/`suffix` are fixed bytes around the L generated positions. See the module docstring
+    for the end-of-text rule.
+    """
+
+    def __init__(self, compiled_grammar, *, mask_id: int, eos_id: int | None = None, prefix: bytes | str = b"",
+                 suffix: bytes | str = b"", oracle: CompletabilityOracle | None = None) -> None:
+        self.cg = compiled_grammar
+        self.oracle = oracle if oracle is not None else CompletabilityOracle(compiled_grammar)
+        tok = compiled_grammar.tokenizer_info
+        self.token_bytes: list[bytes] = tok.token_bytes
+        self.vocab_size = int(tok.vocab_size)
+        self.mask_id = int(mask_id)
+        self.eos_id = None if eos_id is None else int(eos_id)
+        self.prefix = prefix.encode() if isinstance(prefix, str) else bytes(prefix)
+        self.suffix = suffix.encode() if isinstance(suffix, str) else bytes(suffix)
+        special = tok.special_mask
+        normal = [b for i, b in enumerate(self.token_bytes) if not special[i]]
+        # byte-level: every usable token is one byte, so "0..k tokens" == ByteGap(0, k, alphabet)
+        self.byte_level = all(len(b) == 1 for b in normal)
+        self.alphabet = bytes(sorted({b[0] for b in normal})) if self.byte_level else None
+        # special tokens other than EOS can stand for no text: never generated under a constraint
+        self.forbidden = np.array(special, dtype=bool)
+        if self.eos_id is not None:
+            self.forbidden[self.eos_id] = False
+        self.oracle_calls = 0
+        self.oracle_seconds = 0.0
+
+    # --- ids -> text / templates ----------------------------------------------------------
+
+    def cut(self, ids: Sequence[int]) -> int:
+        """Index of the first EOS (len(ids) if none)."""
+        if self.eos_id is not None:
+            for i, t in enumerate(ids):
+                if t == self.eos_id:
+                    return i
+        return len(ids)
+
+    def text(self, ids: Sequence[int]) -> bytes:
+        """prefix + bytes of the tokens before the first EOS (masks contribute nothing) + suffix."""
+        out = bytearray(self.prefix)
+        for t in list(ids)[: self.cut(ids)]:
+            if t != self.mask_id:
+                out += self.token_bytes[t]
+        return bytes(out + self.suffix)
+
+    def _segments(self, ids: Sequence[int]) -> tuple[list, int]:
+        """(segments of ids[:cut]: bytes or (start, end) masked runs, cut)."""
+        ids = [int(t) for t in ids]
+        c = self.cut(ids)
+        segs: list = []
+        i = 0
+        while i < c:
+            j = i
+            if ids[i] == self.mask_id:
+                while j < c and ids[j] == self.mask_id:
+                    j += 1
+                segs.append((i, j))
+            else:
+                buf = bytearray()
+                while j < c and ids[j] != self.mask_id:
+                    buf += self.token_bytes[ids[j]]
+                    j += 1
+                segs.append(bytes(buf))
+            i = j
+        return segs, c
+
+    def _tail_options(self, k: int) -> list[list]:
+        """The alternatives for a tail run that may hold 0..k tokens (parts lists)."""
+        if k == 0:
+            return [[]]
+        if self.byte_level:
+            return [[ByteGap(0, k, self.alphabet)]]
+        return [[TokenGap(j)] if j else [] for j in range(k, -1, -1)]
+
+    def _build(self, ids: Sequence[int], target: int | None = None) -> list[tuple[Template, int | None]]:
+        """Templates (the union) for ids; with `target` (a masked position) also the gap index of a
+        TokenGap(1) standing for it holding a real token (in the tail run: the positions before it
+        then hold real tokens, those after it 0.. tokens)."""
+        segs, c = self._segments(ids)
+        has_tail = self.eos_id is not None and bool(segs) and isinstance(segs[-1], tuple) and segs[-1][1] == c
+        heads: list[tuple[list, int | None]] = [([self.prefix] if self.prefix else [], None)]
+
+        def add(parts: list, p) -> list:
+            if isinstance(p, bytes):
+                if p:
+                    parts.append(p)
+            elif isinstance(p, TokenGap):
+                if p.k:
+                    parts.append(p)
+            else:
+                parts.append(p)
+            return parts
+
+        def ngaps(parts: list) -> int:
+            return sum(1 for p in parts if not isinstance(p, bytes))
+
+        for si, s in enumerate(segs):
+            if isinstance(s, bytes):
+                heads = [(add(h, s), g) for h, g in heads]
+                continue
+            a, b = s
+            tail = has_tail and si == len(segs) - 1
+            inside = target is not None and a <= target < b
+            new: list[tuple[list, int | None]] = []
+            for h, g in heads:
+                if not tail:
+                    if inside:
+                        h = add(h, TokenGap(target - a))
+                        g = ngaps(h)
+                        h = add(h, TokenGap(1))
+                        h = add(h, TokenGap(b - target - 1))
+                    else:
+                        h = add(h, TokenGap(b - a))
+                    new.append((h, g))
+                elif not inside:
+                    for opt in self._tail_options(b - a):
+                        new.append((h + opt, g))
+                else:
+                    h2 = add(list(h), TokenGap(target - a))
+                    g2 = ngaps(h2)
+                    h2 = add(h2, TokenGap(1))
+                    for opt in self._tail_options(b - target - 1):
+                        new.append((h2 + opt, g2))
+            heads = new
+        if self.suffix:
+            heads = [(add(h, self.suffix), g) for h, g in heads]
+        return [(Template(h), g) for h, g in heads]
+
+    def templates(self, ids: Sequence[int]) -> list[Template]:
+        """The templates whose union is the set of completions of ids (one for a byte-level vocabulary)."""
+        return [t for t, _ in self._build(ids)]
+
+    def template(self, ids: Sequence[int]) -> Template:
+        """The single template of ids (needs a byte-level vocabulary or no tail run)."""
+        ts = self.templates(ids)
+        if len(ts) != 1:
+            raise StructgenError("ids with a tail run over a multi-byte vocabulary need several templates")
+        return ts[0]
+
+    # --- oracle queries -------------------------------------------------------------------
+
+    def _timed(self, fn, *args):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.oracle_calls += 1
+            self.oracle_seconds += time.perf_counter() - t0
+
+    def is_completable(self, ids: Sequence[int]) -> bool:
+        """Whether the masked positions of ids can be filled (per the end rule) to a word."""
+        return any(self._timed(self.oracle.is_completable, t) for t in self.templates(ids))
+
+    def eos_ok(self, ids: Sequence[int], pos: int) -> bool:
+        """Whether EOS may go at masked position pos: only in the tail run (no real token after)."""
+        if self.eos_id is None:
+            return False
+        c = self.cut(ids)
+        return pos < c and all(int(t) == self.mask_id for t in list(ids)[pos:c])
+
+    def with_choice(self, ids: np.ndarray, pos: int, tok: int) -> np.ndarray:
+        """ids with position pos set to tok (an EOS also ends every masked position after it)."""
+        new = np.array(ids, copy=True)
+        new[pos] = tok
+        if self.eos_id is not None and tok == self.eos_id:
+            after = new[pos + 1:]
+            after[after == self.mask_id] = self.eos_id
+        return new
+
+    def allowed(self, ids: Sequence[int], pos: int) -> np.ndarray:
+        """bool[vocab]: tokens (EOS included) that keep ids completable when put at masked position pos."""
+        out = np.zeros(self.vocab_size, dtype=bool)
+        if int(ids[pos]) != self.mask_id:
+            raise StructgenError(f"position {pos} is not masked")
+        if pos >= self.cut(ids):
+            out[self.eos_id] = True  # past the end of text: only EOS means anything
+            return out
+        for t, g in self._build(ids, pos):
+            out |= self._timed(self.oracle.position_allowed, t, g, 0)
+        if self.eos_ok(ids, pos):  # the masked positions before pos become the new tail run
+            out[self.eos_id] = self.is_completable(self.with_choice(np.asarray(ids), pos, self.eos_id))
+        return out
+
+
+# --------------------------------------------------------------------------- the sampler
+
+
+@dataclass
+class SampleResult:
+    """One decoded sample and what it cost."""
+
+    ids: np.ndarray
+    text: bytes
+    steps: int
+    seconds: float
+    model_seconds: float
+    oracle_calls: int = 0
+    redraws: int = 0
+    fallbacks: int = 0
+    init_oracle_seconds: float = 0.0  # the completability check of the all-masked start
+    step_oracle_seconds: list[float] = field(default_factory=list)  # oracle time of each unmasking step
+    limit_hits: int = 0  # oracle calls that exceeded the oracle's max_facts (see _try/_masked_draw)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    m = np.max(x, axis=-1, keepdims=True)
+    e = np.exp(x - np.where(np.isfinite(m), m, 0.0))
+    s = e.sum(axis=-1, keepdims=True)
+    return e / np.where(s > 0, s, 1.0)
+
+
+def _draw(rng: np.random.Generator, logits: np.ndarray, temperature: float) -> int:
+    """A token from logits (-inf = forbidden): argmax at temperature 0, else a sample."""
+    if temperature <= 0:
+        return int(np.argmax(logits))
+    g = rng.gumbel(size=logits.shape)
+    return int(np.argmax(logits / temperature + g))
+
+
+def _try(constraint: DiffusionConstraint, ids: np.ndarray, pos: int, tok: int, res: "SampleResult") -> bool:
+    """Whether tok at pos keeps ids completable; a call past the oracle's limit counts as "no"
+    (never accept an unverified token) and is counted in res.limit_hits."""
+    if tok == constraint.eos_id and not constraint.eos_ok(ids, pos):
+        return False
+    try:
+        return constraint.is_completable(constraint.with_choice(ids, pos, tok))
+    except LimitExceeded:
+        res.limit_hits += 1
+        return False
+
+
+def _masked_draw(constraint: DiffusionConstraint, ids: np.ndarray, pos: int, row: np.ndarray,
+                 rng: np.random.Generator, temperature: float, res: "SampleResult", first: int | None = None) -> int:
+    """A token from softmax(row / T) restricted to the position's exact mask.
+
+    `first` is a token already drawn from softmax(row / T): kept if allowed, else a fresh draw
+    from the restriction (together exactly the restricted distribution, and the token whose
+    confidence chose the position is kept whenever it is allowed).
+
+    If the mask computation exceeds the oracle's limit, the same distribution is sampled
+    without it: one Gumbel perturbation ranks all tokens and the first that `_try` verifies is
+    taken (Gumbel-max with the disallowed tokens removed = exact sampling from the restriction,
+    apart from candidates whose check itself hits the limit)."""
+    try:
+        ok = constraint.allowed(ids, pos)
+    except LimitExceeded:
+        res.limit_hits += 1
+        keys = row / temperature + rng.gumbel(size=row.shape) if temperature > 0 else row.copy()
+        keys[~np.isfinite(row)] = -np.inf
+        for tok in np.argsort(-keys, kind="stable"):
+            if not np.isfinite(keys[tok]):
+                break
+            if _try(constraint, ids, pos, int(tok), res):
+                return int(tok)
+        raise StructgenError(f"no verifiable token for position {pos} (oracle limit)")
+    if not ok.any():
+        raise StructgenError("empty mask on a completable template (oracle bug)")
+    if first is not None and ok[first]:
+        return int(first)
+    r = np.where(ok, row, -np.inf)
+    if np.isfinite(r).any():
+        return _draw(rng, r, temperature)
+    return int(rng.choice(np.flatnonzero(ok)))  # the model gives every allowed token zero weight
+
+
+def diffusion_generate(
+    model: MaskedLM,
+    length: int,
+    *,
+    mask_id: int = -1,
+    eos_id: int | None = None,
+    constraint: DiffusionConstraint | None = None,
+    mode: Mode = "none",
+    tokens_per_step: int = 1,
+    block_length: int | None = None,
+    temperature: float = 1.0,
+    max_redraws: int = 5,
+    mask_positions: Literal["chosen", "all"] = "chosen",
+    order: Literal["confidence", "random"] = "confidence",
+    seed: int | None = 0,
+) -> SampleResult:
+    """Unmask `length` positions, most confident first (see the module docstring for the modes).
+
+    `mask_id`/`eos_id` come from `constraint` when one is given (then `res.text` is its decoding;
+    without one `res.text` stays empty). `temperature=0` is greedy. `seed` makes a run reproducible
+    (given a deterministic model)."""
+    if mode not in ("none", "rejection", "mask"):
+        raise StructgenError(f"unknown mode {mode!r}")
+    if mode != "none" and constraint is None:
+        raise StructgenError(f"mode {mode!r} needs a DiffusionConstraint")
+    if constraint is not None:
+        if eos_id is not None and eos_id != constraint.eos_id:
+            raise StructgenError("eos_id differs from the constraint's")
+        eos_id, mask_id = constraint.eos_id, constraint.mask_id
+    elif mask_id < 0:
+        raise StructgenError("mask_id is needed without a constraint")
+    rng = np.random.default_rng(seed)
+    ids = np.full(length, mask_id, dtype=np.int64)
+    t_start = time.perf_counter()
+    model_s = 0.0
+    res = SampleResult(ids=ids, text=b"", steps=0, seconds=0.0, model_seconds=0.0)
+    calls0 = constraint.oracle_calls if constraint is not None else 0
+    if mode != "none":
+        s0 = constraint.oracle_seconds
+        if not constraint.is_completable(ids):
+            raise StructgenError("no word of the grammar fits the template at all (length too small?)")
+        res.init_oracle_seconds = constraint.oracle_seconds - s0
+
+    while (ids == mask_id).any():
+        masked = np.flatnonzero(ids == mask_id)
+        if block_length:
+            blk = masked[0] // block_length
+            masked = masked[masked // block_length == blk]
+        t0 = time.perf_counter()
+        lg = np.asarray(model.logits(ids), dtype=np.float64)
+        model_s += time.perf_counter() - t0
+        if lg.shape[0] != length:
+            raise StructgenError(f"model returned {lg.shape[0]} rows for {length} positions")
+        lg = lg.copy()
+        lg[:, mask_id] = -np.inf
+        if constraint is not None:
+            lg[:, constraint.forbidden] = -np.inf
+        o0 = constraint.oracle_seconds if constraint is not None else 0.0
+
+        # confidence-ordered choice of positions (LLaDA "low confidence remasking")
+        rows = lg[masked]
+        allowed_rows = None
+        if mode == "mask" and mask_positions == "all":
+            allowed_rows = np.stack([constraint.allowed(ids, int(p)) for p in masked])
+            rows = np.where(allowed_rows, rows, -np.inf)
+        probs = _softmax(rows / (temperature if temperature > 0 else 1.0))
+        x0 = np.array([_draw(rng, r, temperature) for r in rows])
+        conf = probs[np.arange(len(masked)), x0]
+        if order == "random":  # LLaDA's "random remasking"
+            conf = rng.random(len(masked))
+        pick = np.argsort(-conf, kind="stable")[: max(1, tokens_per_step)]
+
+        for j in pick:
+            pos = int(masked[j])
+            if ids[pos] != mask_id:  # filled by an EOS earlier in this step
+                continue
+            row = lg[pos].copy()
+            if mode == "none":
+                tok = int(x0[j])
+            elif mode == "mask":
+                if allowed_rows is not None and j == pick[0]:
+                    tok = int(x0[j])  # drawn from the masked distribution on the current ids
+                else:
+                    tok = _masked_draw(constraint, ids, pos, row, rng, temperature, res, int(x0[j]))
+            else:  # rejection
+                tok = int(x0[j])
+                tries = 0
+                while True:
+                    if _try(constraint, ids, pos, tok, res):
+                        break
+                    res.redraws += 1
+                    row[tok] = -np.inf
+                    tries += 1
+                    if tries > max_redraws or not np.isfinite(row).any():
+                        res.fallbacks += 1
+                        tok = _masked_draw(constraint, ids, pos, lg[pos], rng, temperature, res)
+                        break
+                    tok = _draw(rng, row, temperature)
+            if constraint is not None:
+                ids[:] = constraint.with_choice(ids, pos, tok)
+            else:
+                ids[pos] = tok
+                if eos_id is not None and tok == eos_id:
+                    after = ids[pos + 1:]
+                    after[after == mask_id] = eos_id
+        res.steps += 1
+        if constraint is not None and mode != "none":
+            res.step_oracle_seconds.append(constraint.oracle_seconds - o0)
+
+    res.ids = ids
+    if constraint is not None:
+        res.text = constraint.text(ids)
+        res.oracle_calls = constraint.oracle_calls - calls0
+    # without a constraint, res.text stays b"": decode res.ids with DiffusionConstraint.text rules
+    res.seconds = time.perf_counter() - t_start
+    res.model_seconds = model_s
+    return res
+
+
+__all__ = ["MaskedLM", "DiffusionConstraint", "SampleResult", "diffusion_generate"]

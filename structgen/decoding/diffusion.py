@@ -710,23 +710,14 @@ class _Search:
                 ends_here = feeds
             for b, r2 in nfa.edges_from(r, ls):
                 ns = row[b]
-                if ns >= 0:
-                    nc = (r2, ns)
-                    if nc not in seen:
-                        seen[nc] = _cat(rope, (r, b, r2))
-                        queue.append(nc)
-                    continue
-                if term < 0:
-                    continue
-                if ignore[term]:
+                if ns < 0 and term >= 0 and ignore[term]:  # an %ignore lexeme ends: the byte starts the next
                     ns = o._row(reset)[0][b]
-                    if ns >= 0:
-                        nc = (r2, ns)
-                        if nc not in seen:
-                            seen[nc] = _cat(rope, (r, b, r2))
-                            queue.append(nc)
+                elif ns < 0:
+                    ends_here = ends_here or term >= 0
                     continue
-                ends_here = True
+                if ns >= 0 and (r2, ns) not in seen:
+                    seen[(r2, ns)] = _cat(rope, (r, b, r2))
+                    queue.append((r2, ns))
             if ends_here:
                 ev = ("feed", term, r, ls)
                 if ev not in ev_seen:

@@ -59,6 +59,34 @@ class MaskedLM(Protocol):
         ...
 
 
+class TransformersMaskedLM:
+    """A transformers model as a :class:`MaskedLM`: one forward over the whole sequence per step.
+
+    Works for models whose output ``logits`` score every position: LLaDA-style masked-diffusion
+    LMs (``trust_remote_code``) and ``AutoModelForMaskedLM`` models score position i at row i;
+    Dream-style models, adapted from autoregressive LMs, score position i at row i - 1
+    (``shifted=True``; position 0 then gets row 0). ``prefix_ids`` (e.g. a prompt) are prepended
+    and their rows dropped.
+    """
+
+    def __init__(self, model, *, shifted: bool = False, prefix_ids: Sequence[int] = ()) -> None:
+        self.model = model
+        self.shifted = shifted
+        self.prefix_ids = [int(t) for t in prefix_ids]
+
+    def logits(self, ids: np.ndarray) -> np.ndarray:
+        """(L,) ids -> (L, V) float32 logits of the model (rows of the prefix dropped)."""
+        import torch
+
+        full = self.prefix_ids + [int(t) for t in ids]
+        device = getattr(self.model, "device", "cpu")
+        with torch.no_grad():
+            out = self.model(input_ids=torch.tensor([full], device=device)).logits[0]
+        if self.shifted:
+            out = torch.cat([out[:1], out[:-1]], dim=0)
+        return out[len(self.prefix_ids):].float().cpu().numpy()
+
+
 # --------------------------------------------------------------------------- the grammar side
 
 

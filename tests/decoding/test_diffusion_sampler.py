@@ -204,3 +204,28 @@ def test_mask_limit_fallback_stays_valid(setups, monkeypatch):
     for seed in range(3):
         r = diffusion_generate(RandomLM(tok.vocab_size, seed), 10, constraint=c4, mode="mask", seed=seed)
         assert valid("arithmetic", cg, r.text) and r.limit_hits > 0
+
+
+def test_transformers_masked_lm_adapter_with_a_tiny_random_model(setups):
+    """The transformers adapter (as LLaDA/Dream users would use it), on a tiny random BERT on CPU."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from structgen.decoding.diffusion_sampler import TransformersMaskedLM
+
+    tok, cg, c = setups["json"]
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    model = transformers.BertForMaskedLM(config).eval()
+    lm = TransformersMaskedLM(model, prefix_ids=[0, 1])
+    ids = np.full(10, c.mask_id)
+    got = lm.logits(ids)
+    assert got.shape == (10, tok.vocab_size)
+    with torch.no_grad():
+        full = model(input_ids=torch.tensor([[0, 1] + ids.tolist()])).logits[0, 2:].numpy()
+    np.testing.assert_allclose(got, full, atol=1e-5)
+    shifted = TransformersMaskedLM(model, shifted=True).logits(ids)
+    np.testing.assert_allclose(shifted[1:], TransformersMaskedLM(model).logits(ids)[:-1], atol=1e-5)
+    for seed in range(3):
+        r = diffusion_generate(lm, 10, constraint=c, mode="rejection", seed=seed)
+        assert valid("json", cg, r.text), r.text

@@ -22,7 +22,6 @@ import gzip
 import json
 import random
 import sys
-import time
 from pathlib import Path
 
 import numpy as np

@@ -52,10 +52,6 @@ class InfillResult:
     mask_ms: list[float] = field(default_factory=list)
 
 
-def _bits(mask: np.ndarray, vocab: int) -> np.ndarray:
-    return np.unpackbits(mask.view(np.uint8), bitorder="little")[:vocab].astype(bool)
-
-
 def is_word(compiled_grammar, text: bytes) -> bool:
     """Whether ``text`` is a complete word of the grammar (the matcher's own check)."""
     m = GrammarMatcher(compiled_grammar)
@@ -112,7 +108,7 @@ def infill(model: NextTokenModel, compiled_grammar, template: Template, prompt_i
             calls += 1
             if constrained and closed:
                 s0 = time.perf_counter()
-                allowed = _bits(oracle.position_mask(Template([done, TokenGap(1), ByteGap(), *rest]), 0, 0), vocab)
+                allowed = oracle.position_allowed(Template([done, TokenGap(1), ByteGap(), *rest]), 0, 0)[:vocab]
                 can_close = oracle.is_completable(Template([done, *rest]))
                 mask_ms.append((time.perf_counter() - s0) * 1e3)
             else:

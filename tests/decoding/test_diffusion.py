@@ -141,6 +141,16 @@ def check_witness(cg, template: Template, witness) -> None:
             assert g.min_len <= len(f) and (g.max_len is None or len(f) <= g.max_len)
             assert g.alphabet is None or set(f) <= set(g.alphabet)
 
+def agrees_with_brute_force(cg, oracle, tpl: Template, where) -> bool:
+    """The oracle's witness exists iff brute force finds a filling, and it is accepted; True if completable."""
+    want = brute_force(cg, tpl)
+    got = oracle.example_completion(tpl)
+    assert (got is None) == (want is None), (where, tpl, want)
+    if got is not None:
+        check_witness(cg, tpl, got)
+    return got is not None
+
+
 
 # ------------------------------------------------------------------ random templates
 
@@ -193,11 +203,7 @@ def _run_byte_templates(grammars, name: str, count: int, seed: int) -> tuple[int
     yes = 0
     for i in range(count):
         tpl = random_byte_template(rng, name, samples)
-        want = brute_force(cg, tpl)
-        got = oracle.example_completion(tpl)
-        assert (got is None) == (want is None), (name, i, tpl, want)
-        if got is not None:
-            check_witness(cg, tpl, got)
+        if agrees_with_brute_force(cg, oracle, tpl, (name, i)):
             yes += 1
             assert oracle.is_completable(tpl)
     return yes, count
@@ -250,12 +256,7 @@ def test_token_gaps_tiny_vocabulary_agree_with_brute_force(grammars, name) -> No
             gap = TokenGap(1) if rng.random() < 0.5 else ByteGap(0, 2, bytes(rng.sample(ALPHABETS[name], 3)))
             parts[2:] = [parts[2][:c], gap, parts[2][c:]]
         tpl = Template(parts)
-        want = brute_force(cg, tpl)
-        got = oracle.example_completion(tpl)
-        assert (got is None) == (want is None), (name, i, tpl, want)
-        if got is not None:
-            check_witness(cg, tpl, got)
-            yes += 1
+        yes += agrees_with_brute_force(cg, oracle, tpl, (name, i))
     assert 10 < yes < 110
 
 
@@ -346,15 +347,20 @@ def test_template_validation() -> None:
 
 # ------------------------------------------------------------------ a real tokenizer
 
-@pytest.fixture(scope="module")
-def llama3():
-    tok = TokenizerInfo.from_tokenizer_json(TOKENIZERS / "llama3" / "tokenizer.json")
+def real_tokenizer_oracles(tokenizer: str) -> tuple[TokenizerInfo, dict]:
+    """A shipped tokenizer and, for json and arithmetic, (compiled grammar, oracle)."""
+    tok = TokenizerInfo.from_tokenizer_json(TOKENIZERS / tokenizer / "tokenizer.json")
     comp = GrammarCompiler(tok)
     out = {}
     for name in ("json", "arithmetic"):
         cg = comp.compile_grammar(builtin_grammar(name))
         out[name] = (cg, CompletabilityOracle(cg))
     return tok, out
+
+
+@pytest.fixture(scope="module")
+def llama3():
+    return real_tokenizer_oracles("llama3")
 
 
 def _fillers(cg, prefix: bytes, suffix: bytes, max_tried: int = 3000) -> list[int] | None:

@@ -21,9 +21,9 @@ import time
 import numpy as np
 import pytest
 
-from datasets import TOKENIZERS
+from test_diffusion import real_tokenizer_oracles
 from grammar_samples import INVALID, VALID
-from structgen import GrammarCompiler, GrammarMatcher, StructgenError, TokenizerInfo, builtin_grammar
+from structgen import GrammarMatcher, StructgenError, TokenizerInfo
 from structgen.decoding.diffusion import ByteGap, CompletabilityOracle, Template, TokenGap
 
 JSON_DOCS = [
@@ -39,13 +39,7 @@ MAX_STATES = 40  # brute-force budget: distinct matcher states kept per position
 
 @pytest.fixture(scope="module")
 def smollm2():
-    tok = TokenizerInfo.from_tokenizer_json(TOKENIZERS / "smollm2" / "tokenizer.json")
-    comp = GrammarCompiler(tok)
-    out = {}
-    for name in ("json", "arithmetic"):
-        cg = comp.compile_grammar(builtin_grammar(name))
-        out[name] = (cg, CompletabilityOracle(cg))
-    return tok, out
+    return real_tokenizer_oracles("smollm2")
 
 
 # ------------------------------------------------------------------ templates

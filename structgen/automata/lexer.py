@@ -60,6 +60,8 @@ class LexerTables:
         self.state_dfa = np.full(cap, -1, dtype=np.int32)
         self.dfa_start = np.zeros(0, dtype=np.int32)
         self.dfa_sets: list[tuple[int, ...]] = []
+        # per DFA built here (not restored): its terminals and each state's component states (-1: dead)
+        self.dfa_vecs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.ht_keys = np.zeros((64, self.set_words), dtype=np.uint64)
         self.ht_vals = np.full(64, -1, dtype=np.int32)
         self._dead = np.full(256, -1, dtype=np.int32)
@@ -128,17 +130,21 @@ class LexerTables:
         if need > self.max_states:
             raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
         new = max(need, cap * 2)
+        n = self.num_states
 
-        def grow(a, fill):
-            b = np.full((new,) + a.shape[1:], fill, dtype=a.dtype)
-            b[:cap] = a
+        def grow(a):
+            # rows past num_states are written by _install before anything reads them, so the
+            # new table is left uninitialized (no page is touched until used) and only the
+            # installed rows are copied
+            b = np.empty((new,) + a.shape[1:], dtype=a.dtype)
+            b[:n] = a[:n]
             return b
 
-        self.trans = grow(self.trans, -1)
-        self.accept_term = grow(self.accept_term, -1)
-        self.is_start = grow(self.is_start, False)
-        self.is_final = grow(self.is_final, False)
-        self.state_dfa = grow(self.state_dfa, -1)
+        self.trans = grow(self.trans)
+        self.accept_term = grow(self.accept_term)
+        self.is_start = grow(self.is_start)
+        self.is_final = grow(self.is_final)
+        self.state_dfa = grow(self.state_dfa)
 
     def _build(self, terms: list[int]) -> int:
         if len(terms) == 1:
@@ -160,12 +166,28 @@ class LexerTables:
         for c in sorted(range(len(terms)), key=lambda c: -self.rank[terms[c]]):  # best rank written last
             col = vecs[:, c]
             best[(col >= 0) & accept_any[np.maximum(col, 0)]] = terms[c]
-        return self._install(tuple(terms), trans[:, byte_cls], best)
+        dfa_id = self._install(tuple(terms), trans[:, byte_cls], best)
+        self.dfa_vecs[dfa_id] = (np.asarray(terms, dtype=np.int32), np.where(vecs >= 0, vecs - offsets, -1))
+        return dfa_id
 
     def _copy(self, term: int) -> int:
         """The DFA of a one-terminal set is that terminal's DFA, installed as it is."""
         d = self.terminals[term].dfa
-        return self._install((term,), d.trans, np.where(d.accept, term, -1).astype(np.int32))
+        dfa_id = self._install((term,), d.trans, np.where(d.accept, term, -1).astype(np.int32))
+        self.dfa_vecs[dfa_id] = (np.array([term], dtype=np.int32),
+                                 np.arange(d.trans.shape[0], dtype=np.int32).reshape(-1, 1))
+        return dfa_id
+
+    def components(self, ls: int) -> list[tuple[int, int]] | None:
+        """The (terminal, state of that terminal's own DFA) pairs alive in product state ls
+        (None for a DFA restored from a snapshot, whose components were not kept)."""
+        d = int(self.state_dfa[ls])
+        got = self.dfa_vecs.get(d)
+        if got is None:
+            return None
+        terms, vecs = got
+        row = vecs[ls - int(self.dfa_start[d])]
+        return [(int(t), int(q)) for t, q in zip(terms, row) if q >= 0]
 
     def _install(self, terms: tuple[int, ...], trans: np.ndarray, accept_term: np.ndarray) -> int:
         """Append a DFA (local state ids, state 0 initial) to the global tables; returns its id."""
@@ -178,6 +200,7 @@ class LexerTables:
         self.trans[base:base + n] = rows
         self.accept_term[base:base + n] = accept_term
         self.state_dfa[base:base + n] = dfa_id
+        self.is_start[base:base + n] = False
         self.is_start[base] = True
         self.is_final[base:base + n] = (accept_term >= 0) & ~(rows >= 0).any(axis=1)
         self.dfa_start = np.append(self.dfa_start, np.int32(base))

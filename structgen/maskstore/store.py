@@ -16,12 +16,24 @@ import numpy as np
 
 from ..automata.parser import StackPool
 from ..automata.step import can_end
-from .walk import boundary_walk, lexeme_walk
+from .walk import boundary_walk, lexeme_walk, product_boundaries, set_ids, trie_parents
 
 if TYPE_CHECKING:
     from ..compiler import CompiledGrammar
 
 DEFAULT_LRU_ENTRIES = 2048
+COMPONENT_MEMO_BYTES = 256 << 20  # bound on the per-terminal-state walk memo (see component_entry)
+SPARSE_BITS = 1024  # a component entry allowing fewer tokens keeps their ids, not a dense bitset
+
+
+def _trie_parents_of(trie) -> np.ndarray:
+    """trie_parents of a TokenTrie, computed once per trie (shared by every grammar of a tokenizer)."""
+    got = trie.__dict__.get("_parents")
+    if got is None:
+        got = trie_parents(trie.node_depth)
+        got.flags.writeable = False
+        trie.__dict__["_parents"] = got
+    return got
 
 
 class MaskStore:
@@ -45,20 +57,72 @@ class MaskStore:
         num_cfg = 256  # parser configurations memoized per walk (see boundary_walk)
         self._memo = (np.zeros(num_cfg, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32),
                       np.full((num_cfg, max(1, len(cg.terminals))), -1, dtype=np.int32))
+        self._parents = _trie_parents_of(trie)
+        self._mark = np.zeros(trie.num_nodes, dtype=np.bool_)
+        self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._component_bytes = 0
+        self._term_accept: dict[int, np.ndarray] = {}
         self._bnodes = np.empty(trie.num_nodes, dtype=np.int32)
         self._bstates = np.empty(trie.num_nodes, dtype=np.int32)
         self.hits = 0
         self.misses = 0
 
     def lexeme_entry(self, ls: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(context-independent bits, boundary nodes, lexer states before them) for lexer state ls."""
+        """(context-independent bits, boundary nodes, lexer states before them) for lexer state ls.
+
+        A product state is alive after a byte string iff one of its terminals' own DFAs is, so
+        its bits are the union of its components' bits, and every boundary is a node where some
+        component, accepting, dies (then checked on the product). Components recur across the
+        many terminal sets of a grammar (a JSON key string next to each set of literal keys),
+        so their walks are memoized and each product state costs a few bitset ORs."""
         got = self._lexeme.get(ls)
         if got is None:
-            bits = np.zeros(self.words, dtype=np.uint32)
             lx = self.cg.lexer
-            nb = lexeme_walk(np.int32(ls), self.trie, lx.trans, lx.accept_term, bits, self._bnodes, self._bstates)
+            comps = lx.components(ls)
+            bits = np.zeros(self.words, dtype=np.uint32)
+            if comps is None:  # a DFA restored from the compile cache: walk the product itself
+                nb = lexeme_walk(np.int32(ls), self.trie, lx.trans, lx.accept_term, bits, self._bnodes,
+                                 self._bstates)
+            else:
+                cands = []
+                for t, q in comps:
+                    cbits, facc = self.component_entry(t, q)
+                    if cbits.dtype == np.uint32:
+                        bits |= cbits
+                    else:
+                        set_ids(bits, cbits)
+                    cands.append(facc)
+                cand = np.concatenate(cands) if cands else np.zeros(0, dtype=np.int32)
+                nb = product_boundaries(np.int32(ls), cand, self.trie, self._parents, lx.trans, lx.accept_term,
+                                        self._mark, self._bnodes, self._bstates)
             got = (bits, self._bnodes[:nb].copy(), self._bstates[:nb].copy())
             self._lexeme[ls] = got
+        return got
+
+    def component_entry(self, term: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens that keep terminal `term`'s own DFA alive from its state q: uint32 bitset words,
+        or int64 token ids when few; trie nodes where it dies right after accepting)."""
+        key = (term, q)
+        got = self._components.get(key)
+        if got is None:
+            d = self.cg.terminals[term].dfa
+            acc = self._term_accept.get(term)
+            if acc is None:
+                acc = self._term_accept[term] = np.where(d.accept, 0, -1).astype(np.int32)
+            bits = np.zeros(self.words, dtype=np.uint32)
+            nb = lexeme_walk(np.int32(q), self.trie, d.trans, acc, bits, self._bnodes, self._bstates)
+            facc = self._bnodes[:nb].copy()
+            ids = np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")) \
+                if np.count_nonzero(bits) <= SPARSE_BITS else None
+            if ids is not None and len(ids) <= SPARSE_BITS:
+                bits = ids.astype(np.int64)
+            got = (bits, facc)
+            size = bits.nbytes + facc.nbytes
+            if self._component_bytes + size > COMPONENT_MEMO_BYTES:
+                self._components.clear()
+                self._component_bytes = 0
+            self._components[key] = got
+            self._component_bytes += size
         return got
 
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:

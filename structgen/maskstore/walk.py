@@ -52,6 +52,63 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
 
 
 @njit(cache=True, nogil=True)
+def trie_parents(node_depth):
+    """int32[n]: the parent of each trie node (-1 for the root), from the preorder depths."""
+    n = node_depth.shape[0]
+    out = np.full(n, -1, dtype=np.int32)
+    last = np.zeros(node_depth.max() + 1 if n else 1, dtype=np.int32)  # last node seen at each depth
+    for i in range(1, n):
+        d = node_depth[i]
+        out[i] = last[d - 1]
+        last[d] = i
+    return out
+
+
+@njit(cache=True, nogil=True)
+def set_ids(bits, ids):
+    """Set bit t of `bits` (uint32 words) for each token id t in ids."""
+    for t in ids:
+        bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+
+
+@njit(cache=True, nogil=True)
+def product_boundaries(s0, cand, trie, parent, trans, accept_term, mark, bnodes, bstates):
+    """The boundary entries of product lexer state s0 among candidate trie nodes (any order,
+    repeats allowed): node i is one iff the product, run from s0 along the bytes above i, is in
+    an accepting state at i's parent and cannot take i's byte. Written to (bnodes, bstates) in
+    node order; returns their number. `mark` (bool[num_nodes], all False) is scratch."""
+    node_byte = trie[0]
+    m = 0
+    uniq = np.empty(cand.shape[0], dtype=np.int32)
+    for i in cand:
+        if not mark[i]:
+            mark[i] = True
+            uniq[m] = i
+            m += 1
+    uniq = np.sort(uniq[:m])
+    path = np.empty(trie[6] + 1, dtype=np.int32)
+    nb = 0
+    for i in uniq:
+        mark[i] = False
+        k = 0
+        x = parent[i]
+        while x > 0:
+            path[k] = node_byte[x]
+            k += 1
+            x = parent[x]
+        ps = s0
+        for j in range(k - 1, -1, -1):
+            ps = trans[ps, path[j]]
+            if ps < 0:
+                break
+        if ps >= 0 and accept_term[ps] >= 0 and trans[ps, node_byte[i]] < 0:
+            bnodes[nb] = i
+            bstates[nb] = ps
+            nb += 1
+    return nb
+
+
+@njit(cache=True, nogil=True)
 def _copy_config(t2, floor, res_n, res_end, pool_state, pool_parent):
     """Copy the stack nodes above `floor` ending at t2 into the reserved pool region.
 

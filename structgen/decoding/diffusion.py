@@ -307,7 +307,7 @@ class _TrieWalker:
         st = np.full(hi - lo, -1, dtype=np.int64)
         st[0] = ls
         trans, accept_term = lx.trans, lx.accept_term
-        reset_of = lx.dfa_start[lx.state_dfa]
+        reset_of = lx.dfa_start[lx.state_dfa[:lx.num_states]]
         ends: dict[int, int] = {}
         feeds: list[tuple[int, int, int]] = []
         fed: set[tuple[int, int]] = set()
@@ -444,9 +444,10 @@ class CompletabilityOracle:
 
     # --- public API ----------------------------------------------------------------------
 
-    def is_completable(self, template: Template) -> bool:
-        """Whether some filling of the template's gaps gives a word of the grammar."""
-        return self._solve(template) is not None
+    def is_completable(self, template: Template, *, max_facts: int | None = None) -> bool:
+        """Whether some filling of the template's gaps gives a word of the grammar
+        (`max_facts`: this call's work limit instead of the oracle's)."""
+        return self._solve(template, max_facts) is not None
 
     def example_completion(self, template: Template) -> list | None:
         """A witness: one filling per gap (bytes for a ByteGap, a list of token ids for a
@@ -504,12 +505,14 @@ class CompletabilityOracle:
 
     # --- the search ----------------------------------------------------------------------
 
-    def _solve(self, template: Template):
+    def _solve(self, template: Template, max_facts: int | None = None):
         """The rope of NFA steps of some accepted filling, or None."""
         if not isinstance(template, Template):
             template = Template(template)
         nfa = _TemplateNFA(template, self)
         search = _Search(self, nfa)
+        if max_facts is not None:
+            search.budget = search.limit = max_facts
         try:
             search.run()
         except _Found as f:
@@ -575,7 +578,7 @@ class _Search:
         self.nfa = nfa
         self.lr = oracle.lr
         self.end = self.lr.end
-        self.budget = oracle.max_facts
+        self.budget = self.limit = oracle.max_facts
         # GSS nodes
         self.node_id: dict[tuple, int] = {}
         self.node_p: list[int] = []
@@ -610,7 +613,7 @@ class _Search:
     def _spend(self, n: int = 1) -> None:
         self.budget -= n
         if self.budget < 0:
-            raise LimitExceeded(f"infilling oracle needs more than {self.o.max_facts} facts")
+            raise LimitExceeded(f"infilling oracle needs more than {self.limit} facts")
 
     def _node(self, key: tuple, p: int, c0) -> tuple[int, bool]:
         got = self.node_id.get(key)
@@ -1083,7 +1086,7 @@ class _TokenClassifier:
         root_starts = self.starts(term0) if root_feed else ()
         sub_arrays = [self.classes(st) for st in root_starts]  # start states: no root feed, no recursion
         trans, accept_term = lx.trans, lx.accept_term  # after any DFA was built
-        reset_of = lx.dfa_start[lx.state_dfa]
+        reset_of = lx.dfa_start[lx.state_dfa[:lx.num_states]]
         is_ignore = lx.is_ignore
         w = self.walker
         n = self.trie.num_nodes

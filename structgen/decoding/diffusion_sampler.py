@@ -98,7 +98,8 @@ class DiffusionConstraint:
     """
 
     def __init__(self, compiled_grammar, *, mask_id: int, eos_id: int | None = None, prefix: bytes | str = b"",
-                 suffix: bytes | str = b"", oracle: CompletabilityOracle | None = None) -> None:
+                 suffix: bytes | str = b"", oracle: CompletabilityOracle | None = None, window: int = 8,
+                 window_facts: int = 20_000, use_witness: bool = True) -> None:
         self.cg = compiled_grammar
         self.oracle = oracle if oracle is not None else CompletabilityOracle(compiled_grammar)
         tok = compiled_grammar.tokenizer_info
@@ -117,8 +118,16 @@ class DiffusionConstraint:
         self.forbidden = np.array(special, dtype=bool)
         if self.eos_id is not None:
             self.forbidden[self.eos_id] = False
+        self.byte_token = {b[0]: i for i, b in enumerate(self.token_bytes) if not special[i] and len(b) == 1}
+        self.window = int(window)  # choice_ok's window check: positions on each side (0: off)
+        self.window_facts = int(window_facts)  # the window check's work limit (past it: inconclusive)
+        self.use_witness = use_witness  # choice_ok's witness check
+        self._witness: np.ndarray | None = None  # ids without masks whose text is a word; see choice_ok
+        self._matcher = None
         self.oracle_calls = 0
         self.oracle_seconds = 0.0
+        self.witness_hits = 0  # choices verified by the remembered witness (no search)
+        self.window_rejections = 0  # choices refuted by the window check (no full search)
 
     # --- ids -> text / templates ----------------------------------------------------------
 
@@ -234,17 +243,116 @@ class DiffusionConstraint:
 
     # --- oracle queries -------------------------------------------------------------------
 
-    def _timed(self, fn, *args):
+    def _timed(self, fn, *args, **kw):
         t0 = time.perf_counter()
         try:
-            return fn(*args)
+            return fn(*args, **kw)
         finally:
             self.oracle_calls += 1
             self.oracle_seconds += time.perf_counter() - t0
 
     def is_completable(self, ids: Sequence[int]) -> bool:
-        """Whether the masked positions of ids can be filled (per the end rule) to a word."""
-        return any(self._timed(self.oracle.is_completable, t) for t in self.templates(ids))
+        """Whether the masked positions of ids can be filled (per the end rule) to a word; a
+        "yes" also remembers the oracle's witness filling for `choice_ok`."""
+        for t in self.templates(ids):
+            fill = self._timed(self.oracle.example_completion, t)
+            if fill is not None:
+                self._witness = self._witness_ids(ids, fill)
+                return True
+        return False
+
+    def choice_ok(self, ids: Sequence[int], pos: int, tok: int) -> bool:
+        """Whether `tok` at masked position `pos` keeps `ids` completable (exact).
+
+        Cheap answers first, all within one decoding run (the ids change one position per step):
+        (1) yes if the witness remembered from an earlier "yes" still agrees with ids and, with
+        `tok` at `pos`, is still a word (one matcher pass); (2) no if the window of `window`
+        positions on each side of pos, everything outside it relaxed to arbitrary bytes (a
+        superset of the completions), is not completable (a search bounded by `window_facts`;
+        past it the check is skipped); (3) the oracle."""
+        ids = np.asarray(ids)
+        if tok == self.eos_id and not self.eos_ok(ids, pos):
+            return False
+        new = self.with_choice(ids, pos, tok)
+        if tok != self.eos_id:
+            if self._witness_allows(ids, pos, tok):
+                self.witness_hits += 1
+                return True
+            win = self._window_template(new, pos)
+            if win is not None:
+                try:
+                    ok = self._timed(self.oracle.is_completable, win, max_facts=self.window_facts)
+                except LimitExceeded:
+                    ok = True  # inconclusive: ask the oracle on the whole template
+                if not ok:
+                    self.window_rejections += 1
+                    return False
+        return self.is_completable(new)
+
+    def _witness_allows(self, ids: np.ndarray, pos: int, tok: int) -> bool:
+        w = self._witness
+        if not self.use_witness or w is None or len(w) != len(ids) or not np.all((ids == self.mask_id) | (ids == w)):
+            return False
+        if self.eos_id is not None and (w[:pos] == self.eos_id).any():
+            return False  # a real token after an EOS: not a filling under the end rule
+        cand = w.copy()
+        cand[pos] = tok
+        if self._matcher is None:
+            from ..matcher import GrammarMatcher
+            self._matcher = GrammarMatcher(self.cg)
+        m = self._matcher
+        m.reset()
+        t0 = time.perf_counter()
+        ok = m.accept_string(self.text(cand)) and m.is_accepting()
+        self.oracle_seconds += time.perf_counter() - t0
+        if ok:
+            self._witness = cand
+        return ok
+
+    def _witness_ids(self, ids: Sequence[int], fillings: list) -> np.ndarray:
+        """ids with every masked position filled from one template's fillings (EOS past a tail)."""
+        out = np.array(ids, dtype=np.int64, copy=True)
+        segs, c = self._segments(out)
+        runs = [s for s in segs if isinstance(s, tuple)]
+        has_tail = self.eos_id is not None and bool(segs) and isinstance(segs[-1], tuple) and segs[-1][1] == c
+        it = iter(fillings)
+        for i, (a, b) in enumerate(runs):
+            if has_tail and i == len(runs) - 1:
+                f = next(it, [])
+                if isinstance(f, (bytes, bytearray)):
+                    f = [self.byte_token[x] for x in f]
+                out[a:a + len(f)] = f
+                out[a + len(f):b] = self.eos_id
+            else:
+                out[a:b] = next(it)
+        return out
+
+    def _window_template(self, ids: np.ndarray, pos: int) -> Template | None:
+        """The relaxation of ids to positions pos - window .. pos + window (None if that is all of it)."""
+        c = self.cut(ids)
+        lo, hi = max(0, pos - self.window), min(c, pos + self.window + 1)
+        if self.window <= 0 or (lo == 0 and hi == c):
+            return None
+        anything = ByteGap(0, None)
+        parts: list = [self.prefix] if lo == 0 else [anything]
+        segs, _ = self._segments(ids)
+        has_tail = self.eos_id is not None and bool(segs) and isinstance(segs[-1], tuple) and segs[-1][1] == c
+        j = lo
+        while j < hi:
+            if ids[j] != self.mask_id:
+                parts.append(self.token_bytes[int(ids[j])])
+                j += 1
+                continue
+            k = j
+            while k < c and ids[k] == self.mask_id:
+                k += 1
+            if has_tail and k == c:
+                parts.append(anything)  # the tail run holds 0.. real tokens
+            else:
+                parts.append(TokenGap(min(k, hi) - j))
+            j = min(k, hi)
+        parts.append(anything if hi < c else self.suffix)
+        return Template([p for p in parts if not isinstance(p, bytes) or p])
 
     def eos_ok(self, ids: Sequence[int], pos: int) -> bool:
         """Whether EOS may go at masked position pos: only in the tail run (no real token after)."""
@@ -318,7 +426,7 @@ def _try(constraint: DiffusionConstraint, ids: np.ndarray, pos: int, tok: int, r
     if tok == constraint.eos_id and not constraint.eos_ok(ids, pos):
         return False
     try:
-        return constraint.is_completable(constraint.with_choice(ids, pos, tok))
+        return constraint.choice_ok(ids, pos, tok)
     except LimitExceeded:
         res.limit_hits += 1
         return False

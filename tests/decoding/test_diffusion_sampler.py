@@ -129,6 +129,55 @@ def test_allowed_matches_brute_force(setups, name):
                 assert got[t] == c.is_completable(c.with_choice(ids, int(pos), t)), (ids, pos, t)
 
 
+@pytest.mark.parametrize("name", ["json", "arithmetic"])
+def test_choice_ok_is_the_oracle_answer(setups, name):
+    """The witness and window shortcuts of choice_ok never change an answer (window 2: most
+    checks relax something; the multi-byte vocabulary exercises TokenGaps and tail unions)."""
+    tok, cg, c0 = setups[name]
+    c = DiffusionConstraint(cg, mask_id=c0.mask_id, eos_id=c0.eos_id, oracle=c0.oracle, window=2)
+    plain = DiffusionConstraint(cg, mask_id=c0.mask_id, eos_id=c0.eos_id, oracle=c0.oracle, window=0)
+    rng = np.random.default_rng(5)
+    M, L = c.mask_id, 12
+    checked = 0
+    for seed in range(3):
+        r = diffusion_generate(RandomLM(tok.vocab_size, seed), L, constraint=c, mode="rejection", seed=seed)
+        ids = r.ids.copy()
+        ids[rng.random(L) < 0.7] = M
+        if not c.is_completable(ids):
+            continue
+        for pos in np.flatnonzero(ids == M)[:4]:
+            for t in rng.choice(tok.vocab_size, 8, replace=False):
+                if t == M:
+                    continue
+                want = bool(t != c.eos_id or c.eos_ok(ids, int(pos))) and \
+                    plain.is_completable(plain.with_choice(ids, int(pos), int(t)))
+                assert c.choice_ok(ids, int(pos), int(t)) == want, (ids, pos, t)
+                checked += 1
+    assert checked >= 40 and c.witness_hits > 0 and c.window_rejections > 0
+
+
+def test_choice_ok_multibyte_vocab():
+    tb = [b"{", b"}", b'"a"', b":", b"1", b",", b'":', b"[", b"]", b"", b""]
+    tok = TokenizerInfo(tb, special_ids=[9, 10], stop_token_ids=[10])
+    cg = GrammarCompiler(tok).compile_grammar(builtin_grammar("json"))
+    c = DiffusionConstraint(cg, mask_id=9, eos_id=10, window=1)
+    plain = DiffusionConstraint(cg, mask_id=9, eos_id=10, oracle=c.oracle, window=0)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        ids = rng.choice(9, 7)
+        ids[rng.random(7) < 0.6] = 9
+        if not plain.is_completable(ids):
+            continue
+        c.is_completable(ids)  # a witness to start from
+        for pos in np.flatnonzero(ids == 9):
+            for t in range(11):
+                if t == 9:
+                    continue
+                want = bool(t != 10 or plain.eos_ok(ids, int(pos))) and \
+                    plain.is_completable(plain.with_choice(ids, int(pos), t))
+                assert c.choice_ok(ids, int(pos), t) == want, (ids, pos, t)
+
+
 # ------------------------------------------------------------------ the sampler
 
 @pytest.mark.parametrize("name", ["json", "arithmetic"])

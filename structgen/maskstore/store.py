@@ -16,7 +16,7 @@ import numpy as np
 
 from ..automata.parser import StackPool
 from ..automata.step import can_end
-from .walk import boundary_walk, lexeme_walk, product_boundaries, set_ids, trie_parents
+from .walk import boundary_walk, lexeme_walk, product_boundaries, set_ids, subtree_walk, trie_parents
 
 if TYPE_CHECKING:
     from ..compiler import CompiledGrammar
@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 DEFAULT_LRU_ENTRIES = 2048
 COMPONENT_MEMO_BYTES = 256 << 20  # bound on the per-terminal-state walk memo (see component_entry)
 SPARSE_BITS = 1024  # a component entry allowing fewer tokens keeps their ids, not a dense bitset
+
+
+def _root_children_of(trie) -> np.ndarray:
+    """The depth-1 nodes of a TokenTrie, in node order (computed once per trie)."""
+    got = trie.__dict__.get("_root_children")
+    if got is None:
+        got = np.flatnonzero(trie.node_depth == 1).astype(np.int64)
+        trie.__dict__["_root_children"] = got
+    return got
 
 
 def _trie_parents_of(trie) -> np.ndarray:
@@ -60,6 +69,9 @@ class MaskStore:
         self._parents = _trie_parents_of(trie)
         self._mark = np.zeros(trie.num_nodes, dtype=np.bool_)
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._subtrees: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._root_children = _root_children_of(trie)
+        self._ids = np.empty(len(trie.tok_ids), dtype=np.int32)
         self._component_bytes = 0
         self._term_accept: dict[int, np.ndarray] = {}
         self._bnodes = np.empty(trie.num_nodes, dtype=np.int32)
@@ -109,21 +121,45 @@ class MaskStore:
             acc = self._term_accept.get(term)
             if acc is None:
                 acc = self._term_accept[term] = np.where(d.accept, 0, -1).astype(np.int32)
-            bits = np.zeros(self.words, dtype=np.uint32)
-            nb = lexeme_walk(np.int32(q), self.trie, d.trans, acc, bits, self._bnodes, self._bstates)
-            facc = self._bnodes[:nb].copy()
-            ids = np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")) \
-                if np.count_nonzero(bits) <= SPARSE_BITS else None
-            if ids is not None and len(ids) <= SPARSE_BITS:
-                bits = ids.astype(np.int64)
+            # the walk from q, one subtree of the root at a time: a subtree entered in state s
+            # gives the same answer from every state whose transition leads there (the states of
+            # a key string that track the excluded keys all fall back to one body state), so
+            # subtrees are memoized by (terminal, s, root child)
+            kids = self._root_children
+            succ = d.trans[q, self.trie[0][kids]]
+            id_parts, b_parts = [], []
+            if acc[q] >= 0:
+                b_parts.append(kids[succ < 0].astype(np.int32))
+            for c, s in zip(kids[succ >= 0].tolist(), succ[succ >= 0].tolist()):
+                sk = (term, s, c)
+                sub = self._subtrees.get(sk)
+                if sub is None:
+                    n_ids, nb = subtree_walk(np.int64(c), np.int32(s), self.trie, d.trans, acc, self._ids,
+                                             self._bnodes)
+                    sub = (self._ids[:n_ids].copy(), self._bnodes[:nb].copy())
+                    self._remember(self._subtrees, sk, sub)
+                id_parts.append(sub[0])
+                b_parts.append(sub[1])
+            ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int32)
+            facc = np.concatenate(b_parts) if b_parts else np.zeros(0, dtype=np.int32)
+            if len(ids) <= SPARSE_BITS:
+                bits = ids
+            else:
+                bits = np.zeros(self.words, dtype=np.uint32)
+                set_ids(bits, ids)
             got = (bits, facc)
-            size = bits.nbytes + facc.nbytes
-            if self._component_bytes + size > COMPONENT_MEMO_BYTES:
-                self._components.clear()
-                self._component_bytes = 0
-            self._components[key] = got
-            self._component_bytes += size
+            self._remember(self._components, key, got)
         return got
+
+    def _remember(self, memo: dict, key, value: tuple[np.ndarray, np.ndarray]) -> None:
+        """Store a walk memo entry; both walk memos are dropped whole past COMPONENT_MEMO_BYTES."""
+        size = value[0].nbytes + value[1].nbytes
+        if self._component_bytes + size > COMPONENT_MEMO_BYTES:
+            self._components.clear()
+            self._subtrees.clear()
+            self._component_bytes = 0
+        memo[key] = value
+        self._component_bytes += size
 
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:
         """The allowed-token bitset (uint32 words) for lexer state `ls` and parser `stack`."""

@@ -52,6 +52,39 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
 
 
 @njit(cache=True, nogil=True)
+def subtree_walk(c, s, trie, trans, accept_term, ids, bnodes):
+    """lexeme_walk restricted to the subtree of trie node c, entered in lexer state s (the state
+    after c's byte): writes the ids of tokens there that keep the lexeme alive and the boundary
+    nodes below c; returns (number of ids, number of boundaries)."""
+    node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
+    depth_state = np.empty(max_depth + 1, dtype=np.int32)
+    depth_state[node_depth[c]] = s
+    n_ids = 0
+    for k in range(node_tok_start[c], node_tok_end[c]):
+        ids[n_ids] = tok_ids[k]
+        n_ids += 1
+    nb = 0
+    i = c + 1
+    end = node_skip[c]
+    while i < end:
+        d = node_depth[i]
+        ps = depth_state[d - 1]
+        ns = trans[ps, node_byte[i]]
+        if ns < 0:
+            if accept_term[ps] >= 0:
+                bnodes[nb] = i
+                nb += 1
+            i = node_skip[i]
+            continue
+        depth_state[d] = ns
+        for k in range(node_tok_start[i], node_tok_end[i]):
+            ids[n_ids] = tok_ids[k]
+            n_ids += 1
+        i += 1
+    return n_ids, nb
+
+
+@njit(cache=True, nogil=True)
 def trie_parents(node_depth):
     """int32[n]: the parent of each trie node (-1 for the root), from the preorder depths."""
     n = node_depth.shape[0]

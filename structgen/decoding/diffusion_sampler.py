@@ -289,6 +289,17 @@ class DiffusionConstraint:
                     return False
         return self.is_completable(new)
 
+    def witness_token(self, ids: Sequence[int], pos: int) -> int:
+        """A token for masked position pos that keeps ids completable: the remembered witness's
+        (refreshed by one oracle call if it no longer agrees with ids)."""
+        ids = np.asarray(ids)
+        w = self._witness
+        if w is None or len(w) != len(ids) or not np.all((ids == self.mask_id) | (ids == w)):
+            if not self.is_completable(ids):
+                raise StructgenError("the ids are not completable")
+            w = self._witness
+        return int(w[pos])
+
     def _witness_allows(self, ids: np.ndarray, pos: int, tok: int) -> bool:
         w = self._witness
         if not self.use_witness or w is None or len(w) != len(ids) or not np.all((ids == self.mask_id) | (ids == w)):
@@ -403,6 +414,10 @@ class SampleResult:
     init_oracle_seconds: float = 0.0  # the completability check of the all-masked start
     step_oracle_seconds: list[float] = field(default_factory=list)  # oracle time of each unmasking step
     limit_hits: int = 0  # oracle calls that exceeded the oracle's max_facts (see _try/_masked_draw)
+    witness_fallbacks: int = 0  # steps that took the witness's token after MAX_VERIFY refusals (_masked_draw)
+
+
+MAX_VERIFY = 64  # candidates one position's Gumbel-ordered verification tries (see _masked_draw)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -443,19 +458,22 @@ def _masked_draw(constraint: DiffusionConstraint, ids: np.ndarray, pos: int, row
     If the mask computation exceeds the oracle's limit, the same distribution is sampled
     without it: one Gumbel perturbation ranks all tokens and the first that `_try` verifies is
     taken (Gumbel-max with the disallowed tokens removed = exact sampling from the restriction,
-    apart from candidates whose check itself hits the limit)."""
+    apart from candidates whose check itself hits the limit). After `MAX_VERIFY` refused
+    candidates the witness's token is taken (always completable; counted in
+    res.witness_fallbacks), so a step's cost stays bounded."""
     try:
         ok = constraint.allowed(ids, pos)
     except LimitExceeded:
         res.limit_hits += 1
         keys = row / temperature + rng.gumbel(size=row.shape) if temperature > 0 else row.copy()
         keys[~np.isfinite(row)] = -np.inf
-        for tok in np.argsort(-keys, kind="stable"):
-            if not np.isfinite(keys[tok]):
+        for n, tok in enumerate(np.argsort(-keys, kind="stable")):
+            if not np.isfinite(keys[tok]) or n >= MAX_VERIFY:
                 break
             if _try(constraint, ids, pos, int(tok), res):
                 return int(tok)
-        raise StructgenError(f"no verifiable token for position {pos} (oracle limit)")
+        res.witness_fallbacks += 1
+        return constraint.witness_token(ids, pos)
     if not ok.any():
         raise StructgenError("empty mask on a completable template (oracle bug)")
     if first is not None and ok[first]:
@@ -478,6 +496,7 @@ def diffusion_generate(
     block_length: int | None = None,
     temperature: float = 1.0,
     max_redraws: int = 5,
+    fallback: Literal["mask", "witness"] = "mask",
     mask_positions: Literal["chosen", "all"] = "chosen",
     order: Literal["confidence", "random"] = "confidence",
     seed: int | None = 0,
@@ -486,9 +505,14 @@ def diffusion_generate(
 
     `mask_id`/`eos_id` come from `constraint` when one is given (then `res.text` is its decoding;
     without one `res.text` stays empty). `temperature=0` is greedy. `seed` makes a run reproducible
-    (given a deterministic model)."""
+    (given a deterministic model). In rejection mode, after `max_redraws` refused draws the
+    position is sampled from its exact mask (``fallback="mask"``) or given the witness's token
+    (``"witness"``: bounded cost for long templates, where a mask can exceed the oracle's limit;
+    redraws are sampling without replacement, so until then the draw is exact)."""
     if mode not in ("none", "rejection", "mask"):
         raise StructgenError(f"unknown mode {mode!r}")
+    if fallback not in ("mask", "witness"):
+        raise StructgenError(f"unknown fallback {fallback!r}")
     if mode != "none" and constraint is None:
         raise StructgenError(f"mode {mode!r} needs a DiffusionConstraint")
     if constraint is not None:
@@ -561,7 +585,11 @@ def diffusion_generate(
                     tries += 1
                     if tries > max_redraws or not np.isfinite(row).any():
                         res.fallbacks += 1
-                        tok = _masked_draw(constraint, ids, pos, lg[pos], rng, temperature, res)
+                        if fallback == "witness":
+                            res.witness_fallbacks += 1
+                            tok = constraint.witness_token(ids, pos)
+                        else:
+                            tok = _masked_draw(constraint, ids, pos, lg[pos], rng, temperature, res)
                         break
                     tok = _draw(rng, row, temperature)
             if constraint is not None:

@@ -255,6 +255,26 @@ def test_mask_limit_fallback_stays_valid(setups, monkeypatch):
         assert valid("arithmetic", cg, r.text) and r.limit_hits > 0
 
 
+def test_witness_fallback_after_max_verify(setups, monkeypatch):
+    """With no candidate verified (MAX_VERIFY = 0) every masked draw takes the witness's token:
+    still a word, and every step is counted."""
+    import structgen.decoding.diffusion_sampler as ds
+    tok, cg, c = setups["json"]
+    c5 = DiffusionConstraint(cg, mask_id=c.mask_id, eos_id=c.eos_id, oracle=c.oracle)
+
+    def too_big(ids, pos):
+        raise LimitExceeded("test")
+
+    monkeypatch.setattr(c5, "allowed", too_big)
+    monkeypatch.setattr(ds, "MAX_VERIFY", 0)
+    r = diffusion_generate(RandomLM(tok.vocab_size, 1), 9, constraint=c5, mode="mask", seed=1)
+    assert valid("json", cg, r.text) and r.witness_fallbacks == r.steps > 0
+    # rejection with the witness as its fallback: no mask is ever computed
+    r = diffusion_generate(RandomLM(tok.vocab_size, 2), 9, constraint=c5, mode="rejection", seed=2, max_redraws=0,
+                           fallback="witness")
+    assert valid("json", cg, r.text) and r.witness_fallbacks == r.fallbacks > 0
+
+
 def test_transformers_masked_lm_adapter_with_a_tiny_random_model(setups):
     """The transformers adapter (as LLaDA/Dream users would use it), on a tiny random BERT on CPU."""
     torch = pytest.importorskip("torch")

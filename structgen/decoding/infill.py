@@ -7,8 +7,8 @@ inside a gap each step chooses between the vocabulary's tokens and CLOSE (end th
 force the next fixed piece). Constrained, a token is allowed iff the template stays completable
 with that token in the gap (the exact per-position mask of
 `CompletabilityOracle.position_mask` on ``[done, TokenGap(1), ByteGap(), rest...]``) and CLOSE
-iff ``[done, rest...]`` is completable, so the output is a word of the grammar whenever every
-gap closes within ``max_tokens_per_gap``.
+iff ``[done, rest...]`` is completable; a gap still open after ``max_tokens_per_gap`` tokens is
+finished with the oracle's witness filling, so the output is always a word of the grammar.
 
 CLOSE is scored with the model's best logit among the tokens that start the next fixed piece
 (whose bytes are a prefix of it; for the last gap with nothing after it: the best stop token),
@@ -38,10 +38,11 @@ __all__ = ["InfillResult", "infill", "is_word"]
 class InfillResult:
     """The filled output: one filling per gap, the whole text and what it cost.
 
-    ``closed`` is False when a gap hit ``max_tokens_per_gap`` and had to be closed where the
-    template was no longer completable (the rest is then written unconstrained, so a constrained
-    output is a word whenever ``closed``); ``mask_ms`` holds the time of each constrained step's
-    masks (token mask + CLOSE check).
+    ``closed`` is True when the model closed every gap itself within ``max_tokens_per_gap``. A
+    gap that reaches the budget is cut there; constrained, if the template cannot be completed
+    with the gap ending there, it is first finished with the oracle's witness bytes
+    (``witness_closes`` counts them), so a constrained output is always a word. ``mask_ms``
+    holds the time of each constrained step's masks (token mask + CLOSE check).
     """
 
     fillings: list[bytes]
@@ -50,6 +51,7 @@ class InfillResult:
     seconds: float
     model_calls: int
     mask_ms: list[float] = field(default_factory=list)
+    witness_closes: int = 0
 
 
 def is_word(compiled_grammar, text: bytes) -> bool:
@@ -91,6 +93,10 @@ def infill(model: NextTokenModel, compiled_grammar, template: Template, prompt_i
     closed = True
     calls = 0
     mask_ms: list[float] = []
+    witness_closes = 0
+    single_bytes = bytes(sorted({b[0] for t, b in enumerate(info.token_bytes[:vocab]) if plain[t] and len(b) == 1}))
+    if len(single_bytes) == 256:
+        single_bytes = None  # every byte is a token: no restriction needed
     k = 0
     while k < len(parts):
         part = parts[k]
@@ -106,15 +112,28 @@ def infill(model: NextTokenModel, compiled_grammar, template: Template, prompt_i
         for step in range(max_tokens_per_gap + 1):
             logits = np.asarray(model.next_token_logits(prompt_ids, ctx), dtype=np.float64)[:vocab]
             calls += 1
-            if constrained and closed:
+            if constrained:
                 s0 = time.perf_counter()
                 allowed = oracle.position_allowed(Template([done, TokenGap(1), ByteGap(), *rest]), 0, 0)[:vocab]
                 can_close = oracle.is_completable(Template([done, *rest]))
                 mask_ms.append((time.perf_counter() - s0) * 1e3)
             else:
                 allowed, can_close = plain, True
-            if step == max_tokens_per_gap:  # the budget is spent: close whatever the grammar says
-                closed = closed and can_close  # once lost, the rest is written unconstrained
+            if step == max_tokens_per_gap:  # the budget is spent
+                closed = False
+                if constrained and not can_close:
+                    # finish the gap with the oracle's witness bytes (the template is completable),
+                    # spelled with single-byte tokens where the vocabulary has them all
+                    tail = None
+                    if single_bytes is not None:
+                        fill = oracle.example_completion(Template([done, ByteGap(alphabet=single_bytes), *rest]))
+                        tail = fill[0] if fill is not None else None
+                    if tail is None:
+                        tail = oracle.example_completion(Template([done, ByteGap(), *rest]))[0]
+                    filling += tail
+                    done += tail
+                    ctx += encode(tail) if tail else []
+                    witness_closes += 1
                 break
             close_score = float(np.max(logits[close_ids if close_ids else stops]))
             scores = np.where(allowed, logits, -np.inf)
@@ -134,4 +153,4 @@ def infill(model: NextTokenModel, compiled_grammar, template: Template, prompt_i
             ctx.append(choice)
         fillings.append(filling)
         k += 1
-    return InfillResult(fillings, done, closed, time.perf_counter() - t0, calls, mask_ms)
+    return InfillResult(fillings, done, closed, time.perf_counter() - t0, calls, mask_ms, witness_closes)

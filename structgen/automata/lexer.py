@@ -62,6 +62,7 @@ class LexerTables:
         self.dfa_sets: list[tuple[int, ...]] = []
         # per DFA built here (not restored): its terminals and each state's component states (-1: dead)
         self.dfa_vecs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._tcls: dict[int, np.ndarray] = {}  # terminal -> its byte classes
         self.ht_keys = np.zeros((64, self.set_words), dtype=np.uint64)
         self.ht_vals = np.full(64, -1, dtype=np.int32)
         self._dead = np.full(256, -1, dtype=np.int32)
@@ -152,8 +153,11 @@ class LexerTables:
         comps = [self.terminals[t].dfa for t in terms]
         if not comps:  # the empty set: one state that lexes nothing
             comps = [ByteDFA(np.full((1, 256), -1, dtype=np.int32), np.zeros(1, dtype=bool))]
-        # byte classes: bytes no component DFA tells apart (usually a few dozen, not 256)
-        rep, byte_cls = _byte_classes(np.concatenate([c.trans for c in comps]))
+            rep, byte_cls = np.zeros(1, dtype=np.int64), np.zeros(256, dtype=np.int64)
+        else:
+            # byte classes: bytes no component DFA tells apart (usually a few dozen, not 256), the
+            # common refinement of each terminal's own classes (computed once per terminal)
+            rep, byte_cls = _refine(np.stack([self._term_classes(t) for t in terms]))
         offsets = np.cumsum([0] + [c.num_states for c in comps[:-1]]).astype(np.int32)
         table = np.concatenate([np.where(c.trans[:, rep] >= 0, c.trans[:, rep] + off, -1)
                                 for c, off in zip(comps, offsets)]).astype(np.int32)
@@ -166,14 +170,22 @@ class LexerTables:
         for c in sorted(range(len(terms)), key=lambda c: -self.rank[terms[c]]):  # best rank written last
             col = vecs[:, c]
             best[(col >= 0) & accept_any[np.maximum(col, 0)]] = terms[c]
-        dfa_id = self._install(tuple(terms), trans[:, byte_cls], best)
+        dfa_id = self._install(tuple(terms), trans, byte_cls, best)
         self.dfa_vecs[dfa_id] = (np.asarray(terms, dtype=np.int32), np.where(vecs >= 0, vecs - offsets, -1))
         return dfa_id
+
+    def _term_classes(self, term: int) -> np.ndarray:
+        """int64[256]: the byte classes of one terminal's DFA (bytes with equal columns share one)."""
+        got = self._tcls.get(term)
+        if got is None:
+            got = self._tcls[term] = _byte_classes(self.terminals[term].dfa.trans)[1].astype(np.int64)
+        return got
 
     def _copy(self, term: int) -> int:
         """The DFA of a one-terminal set is that terminal's DFA, installed as it is."""
         d = self.terminals[term].dfa
-        dfa_id = self._install((term,), d.trans, np.where(d.accept, term, -1).astype(np.int32))
+        dfa_id = self._install((term,), d.trans, np.arange(256, dtype=np.int64),
+                               np.where(d.accept, term, -1).astype(np.int32))
         self.dfa_vecs[dfa_id] = (np.array([term], dtype=np.int32),
                                  np.arange(d.trans.shape[0], dtype=np.int32).reshape(-1, 1))
         return dfa_id
@@ -189,22 +201,51 @@ class LexerTables:
         row = vecs[ls - int(self.dfa_start[d])]
         return [(int(t), int(q)) for t, q in zip(terms, row) if q >= 0]
 
-    def _install(self, terms: tuple[int, ...], trans: np.ndarray, accept_term: np.ndarray) -> int:
-        """Append a DFA (local state ids, state 0 initial) to the global tables; returns its id."""
+    def _install(self, terms: tuple[int, ...], trans: np.ndarray, byte_cls: np.ndarray,
+                 accept_term: np.ndarray) -> int:
+        """Append a DFA (local state ids, state 0 initial; trans over byte classes `byte_cls`) to
+        the global tables; returns its id."""
         dfa_id = len(self.dfa_sets)
         self.dfa_sets.append(terms)
         base, n = self.num_states, trans.shape[0]
         self._grow(base + n)
         self.num_states += n
-        rows = np.where(trans >= 0, trans + base, -1).astype(np.int32)
-        self.trans[base:base + n] = rows
+        _install_rows(self.trans, self.is_final, np.int64(base), trans.astype(np.int32, copy=False),
+                      byte_cls.astype(np.int64, copy=False), accept_term.astype(np.int32, copy=False))
         self.accept_term[base:base + n] = accept_term
         self.state_dfa[base:base + n] = dfa_id
         self.is_start[base:base + n] = False
         self.is_start[base] = True
-        self.is_final[base:base + n] = (accept_term >= 0) & ~(rows >= 0).any(axis=1)
         self.dfa_start = np.append(self.dfa_start, np.int32(base))
         return dfa_id
+
+
+@njit(cache=True, nogil=True)
+def _install_rows(dst, dst_final, base, trans, byte_cls, accept_term):
+    """dst[base + s, b] = trans[s, byte_cls[b]] shifted to global ids; dst_final: accepting and
+    no move on any byte."""
+    for s in range(trans.shape[0]):
+        moves = False
+        for b in range(256):
+            v = trans[s, byte_cls[b]]
+            if v >= 0:
+                dst[base + s, b] = v + base
+                moves = True
+            else:
+                dst[base + s, b] = -1
+        dst_final[base + s] = accept_term[s] >= 0 and not moves
+
+
+def _refine(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The common refinement of byte partitions (k, 256): (a representative byte per class, the
+    class of each byte), bytes grouped iff every partition puts them together."""
+    weights = np.random.default_rng(1).integers(1, 2**31, size=classes.shape[0], dtype=np.int64)
+    _, rep, cls = np.unique(weights @ classes, return_index=True, return_inverse=True)
+    cls = cls.reshape(-1)
+    if not (classes[:, rep[cls]] == classes).all():
+        _, rep, cls = np.unique(classes.T, axis=0, return_index=True, return_inverse=True)
+        cls = cls.reshape(-1)
+    return rep, cls
 
 
 def _byte_classes(trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

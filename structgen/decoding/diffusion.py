@@ -449,10 +449,10 @@ class CompletabilityOracle:
         (`max_facts`: this call's work limit instead of the oracle's)."""
         return self._solve(template, max_facts) is not None
 
-    def example_completion(self, template: Template) -> list | None:
+    def example_completion(self, template: Template, *, max_facts: int | None = None) -> list | None:
         """A witness: one filling per gap (bytes for a ByteGap, a list of token ids for a
         TokenGap) such that the filled template is a word of the grammar; None if none exists."""
-        rope = self._solve(template)
+        rope = self._solve(template, max_facts)
         if rope is None:
             return None
         return self._fillings(template, rope)

@@ -121,7 +121,7 @@ class DiffusionConstraint:
         self.byte_token = {b[0]: i for i, b in enumerate(self.token_bytes) if not special[i] and len(b) == 1}
         self.window = int(window)  # choice_ok's window check: positions on each side (0: off)
         self.window_facts = int(window_facts)  # the window check's work limit (past it: inconclusive)
-        self.use_witness = use_witness  # choice_ok's witness check
+        self.use_witness = use_witness  # the witness shortcuts of is_completable and choice_ok
         self._witness: np.ndarray | None = None  # ids without masks whose text is a word; see choice_ok
         self._matcher = None
         self.oracle_calls = 0
@@ -251,11 +251,15 @@ class DiffusionConstraint:
             self.oracle_calls += 1
             self.oracle_seconds += time.perf_counter() - t0
 
-    def is_completable(self, ids: Sequence[int]) -> bool:
+    def is_completable(self, ids: Sequence[int], *, max_facts: int | None = None) -> bool:
         """Whether the masked positions of ids can be filled (per the end rule) to a word; a
-        "yes" also remembers the oracle's witness filling for `choice_ok`."""
+        "yes" also remembers the oracle's witness filling for `choice_ok`, and a remembered
+        witness that agrees with ids answers "yes" at once. `max_facts`: the oracle's limit for
+        this call."""
+        if self.use_witness and self._witness_agrees(np.asarray(ids)):
+            return True
         for t in self.templates(ids):
-            fill = self._timed(self.oracle.example_completion, t)
+            fill = self._timed(self.oracle.example_completion, t, max_facts=max_facts)
             if fill is not None:
                 self._witness = self._witness_ids(ids, fill)
                 return True
@@ -289,20 +293,23 @@ class DiffusionConstraint:
                     return False
         return self.is_completable(new)
 
+    def _witness_agrees(self, ids: np.ndarray) -> bool:
+        """Whether the remembered witness fills ids: equal on every unmasked position (it never
+        holds a real token after an EOS, so it is then a filling under the end rule)."""
+        w = self._witness
+        return w is not None and len(w) == len(ids) and bool(np.all((ids == self.mask_id) | (ids == w)))
+
     def witness_token(self, ids: Sequence[int], pos: int) -> int:
         """A token for masked position pos that keeps ids completable: the remembered witness's
         (refreshed by one oracle call if it no longer agrees with ids)."""
         ids = np.asarray(ids)
-        w = self._witness
-        if w is None or len(w) != len(ids) or not np.all((ids == self.mask_id) | (ids == w)):
-            if not self.is_completable(ids):
-                raise StructgenError("the ids are not completable")
-            w = self._witness
-        return int(w[pos])
+        if not self._witness_agrees(ids) and not self.is_completable(ids):
+            raise StructgenError("the ids are not completable")
+        return int(self._witness[pos])
 
     def _witness_allows(self, ids: np.ndarray, pos: int, tok: int) -> bool:
         w = self._witness
-        if not self.use_witness or w is None or len(w) != len(ids) or not np.all((ids == self.mask_id) | (ids == w)):
+        if not self.use_witness or not self._witness_agrees(ids):
             return False
         if self.eos_id is not None and (w[:pos] == self.eos_id).any():
             return False  # a real token after an EOS: not a filling under the end rule

@@ -105,8 +105,10 @@ def _class_escape(c: str) -> str:
     return "\\" + c if c in "\\]^-[" else c
 
 
+@lru_cache(maxsize=1024)
 def char_fsm(pattern: str, max_states: int = DEFAULT_MAX_STATES):
-    """interegular's character-level FSM of a Python-dialect regex, under a state budget."""
+    """interegular's character-level FSM of a Python-dialect regex, under a state budget.
+    Cached (FSMs are never modified in place): schemas repeat the same patterns and formats."""
     try:
         with _bounded_crawl(max_states, pattern):
             return interegular.parse_pattern(pattern).to_fsm()
@@ -116,9 +118,17 @@ def char_fsm(pattern: str, max_states: int = DEFAULT_MAX_STATES):
         raise RegexError(f"cannot compile regex {pattern!r}: {e}") from e
 
 
+@lru_cache(maxsize=1024)
 def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
-    """Minimal byte-level DFA of a Python-dialect regex (full match)."""
-    return _byte_dfa(_utf8_nfa(char_fsm(pattern, max_states)), max_states, pattern)
+    """Minimal byte-level DFA of a Python-dialect regex (full match). Cached, read-only."""
+    return _frozen(_byte_dfa(_utf8_nfa(char_fsm(pattern, max_states)), max_states, pattern))
+
+
+def _frozen(dfa: ByteDFA) -> ByteDFA:
+    """The same DFA with read-only arrays (it is shared through a cache)."""
+    dfa.trans.flags.writeable = False
+    dfa.accept.flags.writeable = False
+    return dfa
 
 
 def json_string_dfa(value_patterns: list[str], max_states: int = DEFAULT_MAX_STATES,
@@ -555,22 +565,32 @@ def intersect(a: ByteDFA, b: ByteDFA, max_states: int = DEFAULT_MAX_STATES) -> B
     """The product DFA of two byte DFAs (words in both languages), minimised and trimmed.
 
     Works on byte classes (bytes neither DFA tells apart), usually a handful instead of 256."""
-    _, rep, cls = np.unique(np.concatenate([a.trans, b.trans]).T, axis=0, return_index=True, return_inverse=True)
-    rep, cls = rep.astype(np.int64), cls.reshape(-1)
-    ta, tb = a.trans[:, rep], b.trans[:, rep]  # (states, classes)
-    index: dict[tuple[int, int], int] = {(0, 0): 0}
-    pairs = [(0, 0)]
-    rows = []
-    while len(rows) < len(pairs):
-        x, y = pairs[len(rows)]
-        row = np.full(len(rep), -1, dtype=np.int32)
-        for c in np.flatnonzero((ta[x] >= 0) & (tb[y] >= 0)):
-            key = (int(ta[x, c]), int(tb[y, c]))
-            row[c] = _intern(index, pairs, key, key, max_states, "intersection")
-        rows.append(row)
-    accept = np.array([a.accept[x] and b.accept[y] for x, y in pairs], dtype=bool)
-    trans, accept = _minimise(np.ascontiguousarray(np.stack(rows)[:, cls]), accept)
-    dfa = _trim(trans, accept)
+    dfa = _product(a, b, False, max_states)
     if dfa.num_states == 0:
         raise RegexError("the intersection matches nothing")
     return dfa
+
+
+def difference(a: ByteDFA, b: ByteDFA, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
+    """The words of `a` that are not words of `b`, minimised and trimmed (possibly empty)."""
+    return _product(a, b, True, max_states)
+
+
+def _product(a: ByteDFA, b: ByteDFA, minus: bool, max_states: int) -> ByteDFA:
+    """a & b, or a - b with `minus`: the lexer's numba product construction over byte classes
+    (a state lives while either side does; states that cannot accept are trimmed after)."""
+    from .lexer import product_bfs
+
+    _, rep, cls = np.unique(np.concatenate([a.trans, b.trans]).T, axis=0, return_index=True, return_inverse=True)
+    rep, cls = rep.astype(np.int64), cls.reshape(-1)
+    na = a.num_states
+    table = np.concatenate([a.trans[:, rep], np.where(b.trans[:, rep] >= 0, b.trans[:, rep] + na, -1)]).astype(np.int32)
+    vecs, trans = product_bfs(table, np.array([0, na], dtype=np.int32), max_states)
+    if vecs.shape[0] == 0:
+        raise LimitExceeded(f"{'difference' if minus else 'intersection'} needs more than {max_states} states")
+    x, y = vecs[:, 0], vecs[:, 1]
+    acc_a = (x >= 0) & a.accept[np.maximum(x, 0)]
+    acc_b = (y >= 0) & b.accept[np.maximum(y - na, 0)]
+    accept = acc_a & ~acc_b if minus else acc_a & acc_b
+    trans, accept = _minimise(np.ascontiguousarray(trans[:, cls]), accept)
+    return _trim(trans, accept)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
-from ..automata.fsm import (ANY_CHAR, ByteDFA, char_fsm, fsm_json_string_dfa, intersect, json_string_body_dfa,
-                            json_string_dfa, literals_dfa, regex_dfa)
+from ..automata.fsm import (ANY_CHAR, ByteDFA, char_fsm, difference, fsm_json_string_dfa, intersect,
+                            json_string_body_dfa, json_string_dfa, literals_dfa, regex_dfa)
 from ..errors import LimitExceeded, RegexError, SchemaError, StructgenError, UnsupportedFeature
 
 # keywords that only annotate: they never change which instances are valid
@@ -1312,9 +1312,10 @@ class _Converter:
         if not declared:
             self.terminals.setdefault("JSON_STRING", f"/{JSON_STRING}/")
             return "JSON_STRING"
-        names = "|".join(re.escape(k) for k in sorted(declared))
-        fsm = char_fsm(ANY_CHAR + "*").difference(char_fsm(f"({names})"))
-        return self.terminal("key", dfa=fsm_json_string_dfa(fsm))
+        # on byte DFAs: a string value has one encoding (json.dumps's, the one the declared keys
+        # are written with), so enc(any - names) = enc(any) - enc(names)
+        names = literals_dfa([json.dumps(k, ensure_ascii=False).encode("utf-8", "surrogatepass") for k in declared])
+        return self.terminal("key", dfa=difference(json_string_dfa([]), names))
 
 
 def main(argv: list[str] | None = None) -> int:

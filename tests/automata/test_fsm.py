@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 
 import pytest
 
-from structgen.automata.fsm import literal_dfa, literal_dfa_ignorecase, regex_dfa, utf8_sequences, without_empty
+from structgen.automata.fsm import (ANY_CHAR, char_fsm, difference, fsm_json_string_dfa, json_string_dfa, literal_dfa,
+                                   literal_dfa_ignorecase, literals_dfa, regex_dfa, utf8_sequences, without_empty)
 
 PATTERNS = [
     r'"([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"',
@@ -68,3 +70,17 @@ def test_literals_and_case_folding() -> None:
 def test_without_empty() -> None:
     d = without_empty(regex_dfa("(ab)*"))
     assert not d.matches(b"") and d.matches(b"ab") and d.matches(b"abab") and not d.matches(b"a")
+
+
+@pytest.mark.parametrize("declared", [{"a"}, {"name", "named", ""},
+                                      {'q"uote', "back\\slash", "nl\n", "ctl\x01", "\u00e9", "\u65e5\u672c", "\x7f",
+                                       "emoji\U0001f600"}])
+def test_byte_difference_equals_the_character_level_one(declared):
+    """`other_key`'s construction: enc(any) - enc(names) on byte DFAs is the JSON encoding of the
+    character-level difference (each string value has one encoding)."""
+    names = "|".join(re.escape(k) for k in sorted(declared))
+    want = fsm_json_string_dfa(char_fsm(ANY_CHAR + "*").difference(char_fsm(f"({names})")))
+    got = difference(json_string_dfa([]), literals_dfa([json.dumps(k, ensure_ascii=False).encode() for k in declared]))
+    assert difference(want, got).num_states == 0 and difference(got, want).num_states == 0
+    assert got.matches(b'"other"') and not any(got.matches(json.dumps(k, ensure_ascii=False).encode())
+                                               for k in declared)

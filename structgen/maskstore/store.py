@@ -135,7 +135,7 @@ class MaskStore:
                 sub = self._subtrees.get(sk)
                 if sub is None:
                     n_ids, nb = subtree_walk(np.int64(c), np.int32(s), self.trie, d.trans, acc, self._ids,
-                                             self._bnodes)
+                                             self._bnodes, self._bstates)
                     sub = (self._ids[:n_ids].copy(), self._bnodes[:nb].copy())
                     self._remember(self._subtrees, sk, sub)
                 id_parts.append(sub[0])

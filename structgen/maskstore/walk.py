@@ -28,34 +28,31 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
     Returns the number of boundary entries written to (bnodes, bstates): trie node where the
     byte cannot extend the lexeme while the lexer state before it is accepting.
     """
-    node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
-    depth_state = np.empty(max_depth + 1, dtype=np.int32)
-    depth_state[0] = s0
+    node_byte, node_skip, tok_ids = trie[0], trie[2], trie[5]
+    ids = np.empty(tok_ids.shape[0], dtype=np.int32)
     n = node_byte.shape[0]
     nb = 0
-    i = 1
-    while i < n:
-        d = node_depth[i]
-        ps = depth_state[d - 1]
-        ns = trans[ps, node_byte[i]]
+    c = 1
+    while c < n:  # the children of the root, each subtree walked on its own
+        ns = trans[s0, node_byte[c]]
         if ns < 0:
-            if accept_term[ps] >= 0:
-                bnodes[nb] = i
-                bstates[nb] = ps
+            if accept_term[s0] >= 0:
+                bnodes[nb] = c
+                bstates[nb] = s0
                 nb += 1
-            i = node_skip[i]
-            continue
-        depth_state[d] = ns
-        _set_tokens(i, node_tok_start, node_tok_end, tok_ids, bits)
-        i += 1
+        else:
+            n_ids, k = subtree_walk(c, ns, trie, trans, accept_term, ids, bnodes[nb:], bstates[nb:])
+            set_ids(bits, ids[:n_ids])
+            nb += k
+        c = node_skip[c]
     return nb
 
 
 @njit(cache=True, nogil=True)
-def subtree_walk(c, s, trie, trans, accept_term, ids, bnodes):
+def subtree_walk(c, s, trie, trans, accept_term, ids, bnodes, bstates):
     """lexeme_walk restricted to the subtree of trie node c, entered in lexer state s (the state
     after c's byte): writes the ids of tokens there that keep the lexeme alive and the boundary
-    nodes below c; returns (number of ids, number of boundaries)."""
+    entries below c; returns (number of ids, number of boundaries)."""
     node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
     depth_state = np.empty(max_depth + 1, dtype=np.int32)
     depth_state[node_depth[c]] = s
@@ -73,6 +70,7 @@ def subtree_walk(c, s, trie, trans, accept_term, ids, bnodes):
         if ns < 0:
             if accept_term[ps] >= 0:
                 bnodes[nb] = i
+                bstates[nb] = ps
                 nb += 1
             i = node_skip[i]
             continue

@@ -5,6 +5,10 @@ current lexeme, computed once per lexer state) OR'ed with the result of walking 
 boundary-crossing subtrees of the token trie with the parser. The walk records how deep into
 the stack it read; the entry is keyed by the lexer state and just that many top stack states,
 so the same local context at any nesting depth is a dictionary lookup (LRU-bounded).
+
+A lexer state is a product of terminal DFA states; its context-independent part is assembled
+from walks of the single terminals (`component_entry`, memoized per terminal state and, inside
+that, per subtree of the root), which recur across the many terminal sets of a grammar.
 """
 
 from __future__ import annotations

@@ -346,11 +346,12 @@ class DiffusionConstraint:
         return out
 
     def _window_template(self, ids: np.ndarray, pos: int) -> Template | None:
-        """The relaxation of ids to positions pos - window .. pos + window (None if that is all of it)."""
+        """The relaxation of ids to positions pos - window .. pos + window (None if that is more than
+        half of the positions)."""
         c = self.cut(ids)
         lo, hi = max(0, pos - self.window), min(c, pos + self.window + 1)
-        if self.window <= 0 or (lo == 0 and hi == c):
-            return None
+        if self.window <= 0 or 2 * (hi - lo) > c:
+            return None  # the window would be most of the template: its relaxation costs more than it saves
         anything = ByteGap(0, None)
         parts: list = [self.prefix] if lo == 0 else [anything]
         segs, _ = self._segments(ids)

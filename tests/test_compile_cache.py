@@ -65,6 +65,8 @@ def test_disk_entry_gives_identical_masks(tok, tmp_path, kind: str) -> None:
     assert second.last_from_disk and cg2 is not cg1
     assert cg2.grammar == cg1.grammar and cg2.relaxations == cg1.relaxations
     assert _masks(cg2, text) == _masks(cg1, text)
+    # restored product DFAs keep their component vectors (the mask store assembles walks from them)
+    assert all(cg2.lexer.components(ls) == cg1.lexer.components(ls) for ls in cg1.mask_store._lexeme)
     assert not list(tmp_path.glob(".tmp-*")), "temporary files are renamed into place or removed"
 
 

@@ -74,9 +74,13 @@ class LexerTables:
         n = self.num_states
         sizes = np.array([len(s) for s in self.dfa_sets], dtype=np.int64)
         flat = np.array([t for s in self.dfa_sets for t in s], dtype=np.int32)
+        has_vecs = np.array([d in self.dfa_vecs for d in range(len(self.dfa_sets))], dtype=np.bool_)
+        vecs = [self.dfa_vecs[d][1].ravel() for d in range(len(self.dfa_sets)) if has_vecs[d]]
         return {"lex_trans": self.trans[:n], "lex_accept_term": self.accept_term[:n], "lex_is_start": self.is_start[:n],
                 "lex_is_final": self.is_final[:n], "lex_state_dfa": self.state_dfa[:n], "lex_dfa_start": self.dfa_start,
-                "lex_set_sizes": sizes, "lex_set_terms": flat, "lex_ht_keys": self.ht_keys, "lex_ht_vals": self.ht_vals}
+                "lex_set_sizes": sizes, "lex_set_terms": flat, "lex_ht_keys": self.ht_keys, "lex_ht_vals": self.ht_vals,
+                "lex_has_vecs": has_vecs,
+                "lex_vecs": np.concatenate(vecs).astype(np.int32) if vecs else np.zeros(0, dtype=np.int32)}
 
     def restore(self, a: dict[str, np.ndarray]) -> None:
         """Install the product DFAs of a snapshot() of the same terminals."""
@@ -96,6 +100,20 @@ class LexerTables:
             raise ValueError("lexer snapshot does not fit these terminals")
         self.ht_keys = a["lex_ht_keys"].astype(np.uint64)
         self.ht_vals = a["lex_ht_vals"].astype(np.int32)
+        self.dfa_vecs = {}
+        if "lex_has_vecs" in a and len(a["lex_has_vecs"]) == len(self.dfa_sets):  # entries written before: none
+            ends = np.append(self.dfa_start[1:], n).astype(np.int64)
+            flat, at = a["lex_vecs"], 0
+            for d in np.flatnonzero(a["lex_has_vecs"]).tolist():
+                terms = self.dfa_sets[d]
+                size = int(ends[d] - self.dfa_start[d]) * len(terms)
+                if len(terms) == 0:  # the empty set's DFA: one dead component, no terminal
+                    size = int(ends[d] - self.dfa_start[d])
+                rows = flat[at:at + size].reshape(int(ends[d] - self.dfa_start[d]), -1)
+                self.dfa_vecs[d] = (np.asarray(terms, dtype=np.int32), rows.astype(np.int32))
+                at += size
+            if at != len(flat):
+                raise ValueError("lexer snapshot's component vectors do not fit its DFAs")
 
     # --- the set → DFA map -------------------------------------------------------------
 

@@ -210,7 +210,7 @@ class LexerTables:
 
     def components(self, ls: int) -> list[tuple[int, int]] | None:
         """The (terminal, state of that terminal's own DFA) pairs alive in product state ls
-        (None for a DFA restored from a snapshot, whose components were not kept)."""
+        (None for a DFA restored from a snapshot written before components were kept)."""
         d = int(self.state_dfa[ls])
         got = self.dfa_vecs.get(d)
         if got is None:

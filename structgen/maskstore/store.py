@@ -96,7 +96,7 @@ class MaskStore:
             lx = self.cg.lexer
             comps = lx.components(ls)
             bits = np.zeros(self.words, dtype=np.uint32)
-            if comps is None:  # a DFA restored from the compile cache: walk the product itself
+            if comps is None:  # a DFA restored from a cache entry without components: walk the product
                 nb = lexeme_walk(np.int32(ls), self.trie, lx.trans, lx.accept_term, bits, self._bnodes,
                                  self._bstates)
             else:

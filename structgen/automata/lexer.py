@@ -106,10 +106,9 @@ class LexerTables:
             flat, at = a["lex_vecs"], 0
             for d in np.flatnonzero(a["lex_has_vecs"]).tolist():
                 terms = self.dfa_sets[d]
-                size = int(ends[d] - self.dfa_start[d]) * len(terms)
-                if len(terms) == 0:  # the empty set's DFA: one dead component, no terminal
-                    size = int(ends[d] - self.dfa_start[d])
-                rows = flat[at:at + size].reshape(int(ends[d] - self.dfa_start[d]), -1)
+                states = int(ends[d] - self.dfa_start[d])
+                size = states * max(len(terms), 1)  # the empty set's DFA has one dead component
+                rows = flat[at:at + size].reshape(states, -1)
                 self.dfa_vecs[d] = (np.asarray(terms, dtype=np.int32), rows.astype(np.int32))
                 at += size
             if at != len(flat):

@@ -60,6 +60,12 @@ def is_word(compiled_grammar, text: bytes) -> bool:
     return m.accept_string(text) and m.is_accepting()
 
 
+def _single_byte_alphabet(info, plain: np.ndarray) -> bytes | None:
+    """The bytes that are single-token texts, or None when every byte is (no restriction needed)."""
+    got = bytes(sorted({b[0] for t, b in enumerate(info.token_bytes[:len(plain)]) if plain[t] and len(b) == 1}))
+    return None if len(got) == 256 else got
+
+
 def infill(model: NextTokenModel, compiled_grammar, template: Template, prompt_ids: Sequence[int],
            encode: Callable[[bytes], list[int]], *, constrained: bool = True, max_tokens_per_gap: int = 32,
            temperature: float = 0.0, seed: int = 0, oracle: CompletabilityOracle | None = None) -> InfillResult:
@@ -94,9 +100,6 @@ def infill(model: NextTokenModel, compiled_grammar, template: Template, prompt_i
     calls = 0
     mask_ms: list[float] = []
     witness_closes = 0
-    single_bytes = bytes(sorted({b[0] for t, b in enumerate(info.token_bytes[:vocab]) if plain[t] and len(b) == 1}))
-    if len(single_bytes) == 256:
-        single_bytes = None  # every byte is a token: no restriction needed
     k = 0
     while k < len(parts):
         part = parts[k]
@@ -125,6 +128,7 @@ def infill(model: NextTokenModel, compiled_grammar, template: Template, prompt_i
                     # finish the gap with the oracle's witness bytes (the template is completable),
                     # spelled with single-byte tokens where the vocabulary has them all
                     tail = None
+                    single_bytes = _single_byte_alphabet(info, plain)
                     if single_bytes is not None:
                         fill = oracle.example_completion(Template([done, ByteGap(alphabet=single_bytes), *rest]))
                         tail = fill[0] if fill is not None else None

@@ -117,7 +117,7 @@ class MaskStore:
 
     def component_entry(self, term: int, q: int) -> tuple[np.ndarray, np.ndarray]:
         """(tokens that keep terminal `term`'s own DFA alive from its state q: uint32 bitset words,
-        or int64 token ids when few; trie nodes where it dies right after accepting)."""
+        or int32 token ids when few; trie nodes where it dies right after accepting)."""
         key = (term, q)
         got = self._components.get(key)
         if got is None:

@@ -585,7 +585,7 @@ def _product(a: ByteDFA, b: ByteDFA, minus: bool, max_states: int) -> ByteDFA:
     rep, cls = rep.astype(np.int64), cls.reshape(-1)
     na = a.num_states
     table = np.concatenate([a.trans[:, rep], np.where(b.trans[:, rep] >= 0, b.trans[:, rep] + na, -1)]).astype(np.int32)
-    vecs, trans = product_bfs(table, np.array([0, na], dtype=np.int32), max_states)
+    vecs, trans = product_bfs(table, np.array([0, na], dtype=np.int32), np.full(2, -1, dtype=np.int32), max_states)
     if vecs.shape[0] == 0:
         raise LimitExceeded(f"{'difference' if minus else 'intersection'} needs more than {max_states} states")
     x, y = vecs[:, 0], vecs[:, 1]

@@ -23,6 +23,7 @@ from ..errors import LimitExceeded
 from .fsm import ByteDFA
 
 DEFAULT_MAX_LEXER_STATES = 500_000
+COLLAPSE_MIN_STATES = 8  # see LexerTables._collapses
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class LexerTables:
         self.rank = np.empty(len(terminals), dtype=np.int32)
         self.rank[order] = np.arange(len(terminals), dtype=np.int32)
         self.num_states = 0
-        cap = 256
-        self.trans = np.full((cap, 256), -1, dtype=np.int32)
+        cap = 1024
+        self.trans = np.empty((cap, 256), dtype=np.int32)  # rows are written by _install before use
         self.accept_term = np.full(cap, -1, dtype=np.int32)
         self.is_start = np.zeros(cap, dtype=np.bool_)
         self.is_final = np.zeros(cap, dtype=np.bool_)  # accepting and cannot be extended
@@ -63,6 +64,7 @@ class LexerTables:
         # per DFA built here (not restored): its terminals and each state's component states (-1: dead)
         self.dfa_vecs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._tcls: dict[int, np.ndarray] = {}  # terminal -> its byte classes
+        self._singles: dict[int, int] = {}  # terminal -> the DFA id of its own copy (see _build)
         self.ht_keys = np.zeros((64, self.set_words), dtype=np.uint64)
         self.ht_vals = np.full(64, -1, dtype=np.int32)
         self._dead = np.full(256, -1, dtype=np.int32)
@@ -101,6 +103,7 @@ class LexerTables:
         self.ht_keys = a["lex_ht_keys"].astype(np.uint64)
         self.ht_vals = a["lex_ht_vals"].astype(np.int32)
         self.dfa_vecs = {}
+        self._singles = {terms[0]: d for d, terms in enumerate(self.dfa_sets) if len(terms) == 1}
         if "lex_has_vecs" in a and len(a["lex_has_vecs"]) == len(self.dfa_sets):  # entries written before: none
             ends = np.append(self.dfa_start[1:], n).astype(np.int64)
             flat, at = a["lex_vecs"], 0
@@ -147,7 +150,7 @@ class LexerTables:
             return
         if need > self.max_states:
             raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
-        new = max(need, cap * 2)
+        new = max(need, cap * 4)  # few copies: a grow copies every installed row
         n = self.num_states
 
         def grow(a):
@@ -165,8 +168,16 @@ class LexerTables:
         self.state_dfa = grow(self.state_dfa)
 
     def _build(self, terms: list[int]) -> int:
+        """Install the product DFA of `terms`; returns its id.
+
+        A product state in which only one terminal is still alive behaves exactly like that
+        terminal's own DFA, so such transitions jump into the terminal's single copy (shared by
+        every set it is in) instead of duplicating its states per set: a long string terminal
+        is then built, walked and masked once, not once per set of keys next to it. Excluded:
+        ignored terminals (their end restarts the set's own DFA) and a terminal's initial
+        state (a start state means an empty lexeme)."""
         if len(terms) == 1:
-            return self._copy(terms[0])
+            return self._single(terms[0])
         comps = [self.terminals[t].dfa for t in terms]
         if not comps:  # the empty set: one state that lexes nothing
             comps = [ByteDFA(np.full((1, 256), -1, dtype=np.int32), np.zeros(1, dtype=bool))]
@@ -174,19 +185,20 @@ class LexerTables:
         else:
             # byte classes: bytes no component DFA tells apart (usually a few dozen, not 256), the
             # common refinement of each terminal's own classes (computed once per terminal)
-            rep, byte_cls = _refine(np.stack([self._term_classes(t) for t in terms]))
+            rep, byte_cls = column_classes(np.stack([self._term_classes(t) for t in terms]))
         offsets = np.cumsum([0] + [c.num_states for c in comps[:-1]]).astype(np.int32)
-        table = np.concatenate([np.where(c.trans[:, rep] >= 0, c.trans[:, rep] + off, -1)
-                                for c, off in zip(comps, offsets)]).astype(np.int32)
-        vecs, trans = product_bfs(table, offsets, self.max_states - self.num_states)
+        table = np.empty((sum(c.num_states for c in comps), len(rep)), dtype=np.int32)
+        for c, off in zip(comps, offsets.tolist()):
+            _class_rows(table, np.int64(off), c.trans, rep, np.int32(off))
+        ids = [self._single(t) if self._collapses(t) else -1 for t in terms]  # installs copies first
+        single = np.array([self.dfa_start[d] if d >= 0 else -1 for d in ids], dtype=np.int32)
+        vecs, trans = product_bfs(table, offsets, single, self.max_states - self.num_states)
         if vecs.shape[0] == 0:
             raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
         # the winning terminal of each state: the best-ranked component in an accepting state
         accept_any = np.concatenate([c.accept for c in comps])
-        best = np.full(vecs.shape[0], -1, dtype=np.int32)
-        for c in sorted(range(len(terms)), key=lambda c: -self.rank[terms[c]]):  # best rank written last
-            col = vecs[:, c]
-            best[(col >= 0) & accept_any[np.maximum(col, 0)]] = terms[c]
+        order = np.array(sorted(range(len(terms)), key=lambda c: self.rank[terms[c]]), dtype=np.int64)
+        best = _winners(vecs, accept_any, order, np.asarray(terms, dtype=np.int32))
         dfa_id = self._install(tuple(terms), trans, byte_cls, best)
         self.dfa_vecs[dfa_id] = (np.asarray(terms, dtype=np.int32), np.where(vecs >= 0, vecs - offsets, -1))
         return dfa_id
@@ -195,7 +207,20 @@ class LexerTables:
         """int64[256]: the byte classes of one terminal's DFA (bytes with equal columns share one)."""
         got = self._tcls.get(term)
         if got is None:
-            got = self._tcls[term] = _byte_classes(self.terminals[term].dfa.trans)[1].astype(np.int64)
+            got = self._tcls[term] = column_classes(self.terminals[term].dfa.trans)[1]
+        return got
+
+    def _collapses(self, term: int) -> bool:
+        """Whether product states with only `term` alive jump into its single copy (_build):
+        not for ignored terminals, nor for short ones, whose copy would cost more than it saves."""
+        t = self.terminals[term]
+        return not t.ignore and t.dfa.num_states >= COLLAPSE_MIN_STATES
+
+    def _single(self, term: int) -> int:
+        """The DFA id of `term`'s own copy (the DFA of the set {term}), installed once."""
+        got = self._singles.get(term)
+        if got is None:
+            got = self._singles[term] = self._copy(term)
         return got
 
     def _copy(self, term: int) -> int:
@@ -239,8 +264,8 @@ class LexerTables:
 
 @njit(cache=True, nogil=True)
 def _install_rows(dst, dst_final, base, trans, byte_cls, accept_term):
-    """dst[base + s, b] = trans[s, byte_cls[b]] shifted to global ids; dst_final: accepting and
-    no move on any byte."""
+    """dst[base + s, b] = trans[s, byte_cls[b]] shifted to global ids (a value v <= -2 is already
+    the global id -2 - v: a jump into another DFA); dst_final: accepting and no move on any byte."""
     for s in range(trans.shape[0]):
         moves = False
         for b in range(256):
@@ -248,33 +273,85 @@ def _install_rows(dst, dst_final, base, trans, byte_cls, accept_term):
             if v >= 0:
                 dst[base + s, b] = v + base
                 moves = True
+            elif v <= -2:
+                dst[base + s, b] = -2 - v
+                moves = True
             else:
                 dst[base + s, b] = -1
         dst_final[base + s] = accept_term[s] >= 0 and not moves
 
 
-def _refine(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The common refinement of byte partitions (k, 256): (a representative byte per class, the
-    class of each byte), bytes grouped iff every partition puts them together."""
-    weights = np.random.default_rng(1).integers(1, 2**31, size=classes.shape[0], dtype=np.int64)
-    _, rep, cls = np.unique(weights @ classes, return_index=True, return_inverse=True)
-    cls = cls.reshape(-1)
-    if not (classes[:, rep[cls]] == classes).all():
-        _, rep, cls = np.unique(classes.T, axis=0, return_index=True, return_inverse=True)
-        cls = cls.reshape(-1)
-    return rep, cls
+@njit(cache=True, nogil=True)
+def column_classes(m):
+    """(a representative column per class, the class of each column) for the columns of the 2-D
+    int array m, columns grouped iff equal. Columns are hashed row by row, then the grouping is
+    checked exactly; a hash collision (never seen) falls back to comparing columns directly."""
+    n, w = m.shape
+    h = np.full(w, np.uint64(1469598103934665603))
+    for r in range(n):
+        for b in range(w):
+            h[b] = (h[b] ^ np.uint64(m[r, b] + 2)) * np.uint64(1099511628211)
+    cls = np.empty(w, dtype=np.int64)
+    rep = np.empty(w, dtype=np.int64)
+    k = 0
+    for b in range(w):
+        found = -1
+        for j in range(k):
+            if h[rep[j]] == h[b]:
+                found = j
+                break
+        if found < 0:
+            rep[k] = b
+            found = k
+            k += 1
+        cls[b] = found
+    exact = True
+    for r in range(n):
+        for b in range(w):
+            if m[r, b] != m[r, rep[cls[b]]]:
+                exact = False
+    if not exact:
+        k = 0
+        for b in range(w):
+            found = -1
+            for j in range(k):
+                same = True
+                for r in range(n):
+                    if m[r, rep[j]] != m[r, b]:
+                        same = False
+                        break
+                if same:
+                    found = j
+                    break
+            if found < 0:
+                rep[k] = b
+                found = k
+                k += 1
+            cls[b] = found
+    return rep[:k].copy(), cls
 
 
-def _byte_classes(trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(a representative byte per class, the class of each byte) for bytes whose columns are equal:
-    columns are grouped by a random projection, then checked exactly (exact sort if that fails)."""
-    weights = np.random.default_rng(0).integers(1, 2**31, size=trans.shape[0], dtype=np.int64)
-    _, rep, cls = np.unique(weights @ (trans.astype(np.int64) + 1), return_index=True, return_inverse=True)
-    cls = cls.reshape(-1)
-    if not (trans[:, rep[cls]] == trans).all():
-        _, rep, cls = np.unique(trans.T, axis=0, return_index=True, return_inverse=True)
-        cls = cls.reshape(-1)
-    return rep, cls
+@njit(cache=True, nogil=True)
+def _winners(vecs, accept_any, order, terms):
+    """The accepted terminal of each product state: the first component in `order` (best rank
+    first) whose row in vecs is accepting, or -1."""
+    best = np.full(vecs.shape[0], -1, dtype=np.int32)
+    for s in range(vecs.shape[0]):
+        for c in order:
+            r = vecs[s, c]
+            if r >= 0 and accept_any[r]:
+                best[s] = terms[c]
+                break
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _class_rows(table, row0, trans, rep, off):
+    """table[row0 + s, u] = trans[s, rep[u]] + off (or -1): one component's rows over classes."""
+    for s in range(trans.shape[0]):
+        for u in range(rep.shape[0]):
+            v = trans[s, rep[u]]
+            table[row0 + s, u] = v + off if v >= 0 else -1
 
 
 # --- numba: the product construction ------------------------------------------------------
@@ -290,11 +367,14 @@ def _vec_hash(v):
 
 
 @njit(cache=True, nogil=True)
-def product_bfs(table, offsets, max_states):
+def product_bfs(table, offsets, single, max_states):
     """Breadth-first product of component DFAs over byte classes. table[r, u]: the successor row
     (global over all components) of row r on class u, or -1. A product state is the vector of
-    its components' rows (-1: that component is dead). Returns (vectors, transitions over classes);
-    both empty with (-1,)-shaped vectors if more than max_states states are needed."""
+    its components' rows (-1: that component is dead). A successor in which only component c is
+    alive, in a state other than its initial one, with single[c] >= 0, is not a product state:
+    the transition is -2 - (single[c] + c's own state), a jump into c's installed single copy.
+    Returns (vectors, transitions over classes); both empty with (-1,)-shaped vectors if more
+    than max_states states are needed."""
     ncomp = offsets.shape[0]
     k = table.shape[1]
     cap = 64
@@ -309,14 +389,19 @@ def product_bfs(table, offsets, max_states):
     s = 0
     while s < n:
         for u in range(k):
-            alive = False
+            n_alive = 0
+            last = -1
             for c in range(ncomp):
                 r = vecs[s, c]
                 nv[c] = table[r, u] if r >= 0 else -1
                 if nv[c] >= 0:
-                    alive = True
-            if not alive:
+                    n_alive += 1
+                    last = c
+            if n_alive == 0:
                 trans[s, u] = -1
+                continue
+            if n_alive == 1 and single[last] >= 0 and nv[last] != offsets[last]:
+                trans[s, u] = -2 - (single[last] + nv[last] - offsets[last])
                 continue
             i = np.int64(_vec_hash(nv) & np.uint64(hcap - 1))
             found = -1

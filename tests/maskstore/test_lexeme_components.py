@@ -56,7 +56,7 @@ def test_lexeme_entries_equal_product_walks(info, source):
         m.next_token_bits()
     store = cg.mask_store
     lx = cg.lexer
-    assert len(store._lexeme) > 20
+    assert len(store._lexeme) > 10
     for ls, (bits, bnodes, bstates) in store._lexeme.items():
         assert lx.components(ls) is not None
         want = np.zeros_like(bits)

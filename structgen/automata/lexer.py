@@ -185,7 +185,7 @@ class LexerTables:
         else:
             # byte classes: bytes no component DFA tells apart (usually a few dozen, not 256), the
             # common refinement of each terminal's own classes (computed once per terminal)
-            rep, byte_cls = column_classes(np.stack([self._term_classes(t) for t in terms]))
+            rep, byte_cls = column_classes(np.stack([self.term_classes(t) for t in terms]))
         offsets = np.cumsum([0] + [c.num_states for c in comps[:-1]]).astype(np.int32)
         table = np.empty((sum(c.num_states for c in comps), len(rep)), dtype=np.int32)
         for c, off in zip(comps, offsets.tolist()):
@@ -203,7 +203,7 @@ class LexerTables:
         self.dfa_vecs[dfa_id] = (np.asarray(terms, dtype=np.int32), np.where(vecs >= 0, vecs - offsets, -1))
         return dfa_id
 
-    def _term_classes(self, term: int) -> np.ndarray:
+    def term_classes(self, term: int) -> np.ndarray:
         """int64[256]: the byte classes of one terminal's DFA (bytes with equal columns share one)."""
         got = self._tcls.get(term)
         if got is None:

@@ -13,6 +13,7 @@ that, per subtree of the root), which recur across the many terminal sets of a g
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -20,13 +21,15 @@ import numpy as np
 
 from ..automata.parser import StackPool
 from ..automata.step import can_end
-from .walk import boundary_walk, lexeme_walk, product_boundaries, set_ids, subtree_walk, trie_parents
+from .walk import (boundary_walk, canonical_digest, lexeme_walk, product_boundaries, range_count, range_ids, set_ids,
+                   set_ranges, subtree_walks, trie_parents)
 
 if TYPE_CHECKING:
     from ..compiler import CompiledGrammar
 
 DEFAULT_LRU_ENTRIES = 2048
-COMPONENT_MEMO_BYTES = 256 << 20  # bound on the per-terminal-state walk memo (see component_entry)
+COMPONENT_MEMO_BYTES = 256 << 20  # bound on a tokenizer's walk memo (see WalkMemo)
+LOCAL_COMPONENTS = 4096  # (terminal, state) -> entry references kept per store, in front of the WalkMemo
 SPARSE_BITS = 1024  # a component entry allowing fewer tokens keeps their ids, not a dense bitset
 
 
@@ -46,6 +49,37 @@ def _trie_parents_of(trie) -> np.ndarray:
         got = trie_parents(trie.node_depth)
         got.flags.writeable = False
         trie.__dict__["_parents"] = got
+    return got
+
+
+class WalkMemo:
+    """The walks of terminal DFA states, shared by every grammar of one tokenizer.
+
+    A walk depends only on the language of the state it starts from, so it is keyed by a digest
+    of the state's canonical form (the sub-automaton reachable from it, renumbered breadth-first):
+    the body of a JSON string, a date-time, or "at most 12 more characters" is walked once per
+    tokenizer, not once per schema. Both maps are dropped whole past COMPONENT_MEMO_BYTES."""
+
+    def __init__(self) -> None:
+        self.components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # digest -> component entry
+        self.subtrees: dict[tuple[tuple[int, int], int], tuple[np.ndarray, np.ndarray]] = {}  # (digest, root child)
+        self.nbytes = 0
+
+    def remember(self, memo: dict, key, value: tuple[np.ndarray, np.ndarray]) -> None:
+        size = value[0].nbytes + value[1].nbytes
+        if self.nbytes + size > COMPONENT_MEMO_BYTES:
+            self.components.clear()
+            self.subtrees.clear()
+            self.nbytes = 0
+        memo[key] = value
+        self.nbytes += size
+
+
+def _walk_memo_of(trie) -> WalkMemo:
+    """The WalkMemo of a TokenTrie (created on first use)."""
+    got = trie.__dict__.get("_walk_memo")
+    if got is None:
+        got = trie.__dict__["_walk_memo"] = WalkMemo()
     return got
 
 
@@ -72,11 +106,12 @@ class MaskStore:
                       np.full((num_cfg, max(1, len(cg.terminals))), -1, dtype=np.int32))
         self._parents = _trie_parents_of(trie)
         self._mark = np.zeros(trie.num_nodes, dtype=np.bool_)
-        self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._subtrees: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
+        self._digests: dict[tuple[int, int], tuple[int, int]] = {}  # (term, state) -> canonical digest
+        self._term_reps: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # term -> (class representatives, seed)
+        self._shared = _walk_memo_of(trie)
         self._root_children = _root_children_of(trie)
-        self._ids = np.empty(len(trie.tok_ids), dtype=np.int32)
-        self._component_bytes = 0
+        self._ranges = np.empty((trie.num_nodes, 2), dtype=np.int32)
         self._term_accept: dict[int, np.ndarray] = {}
         self._bnodes = np.empty(trie.num_nodes, dtype=np.int32)
         self._bstates = np.empty(trie.num_nodes, dtype=np.int32)
@@ -120,50 +155,77 @@ class MaskStore:
         or int32 token ids when few; trie nodes where it dies right after accepting)."""
         key = (term, q)
         got = self._components.get(key)
+        if got is not None:
+            return got
+        memo = self._shared
+        dq = self._digest(term, q)
+        got = memo.components.get(dq)
         if got is None:
             d = self.cg.terminals[term].dfa
-            acc = self._term_accept.get(term)
-            if acc is None:
-                acc = self._term_accept[term] = np.where(d.accept, 0, -1).astype(np.int32)
+            acc = self._accept(term)
             # the walk from q, one subtree of the root at a time: a subtree entered in state s
             # gives the same answer from every state whose transition leads there (the states of
             # a key string that track the excluded keys all fall back to one body state), so
-            # subtrees are memoized by (terminal, s, root child)
+            # subtrees are memoized by (s's digest, child of the root)
             kids = self._root_children
             succ = d.trans[q, self.trie[0][kids]]
-            id_parts, b_parts = [], []
+            live = succ >= 0
+            cs, ss = kids[live], succ[live].astype(np.int32)
+            keys = [(self._digest(term, s), c) for c, s in zip(cs.tolist(), ss.tolist())]
+            subs = [memo.subtrees.get(k) for k in keys]
+            miss = [j for j, sub in enumerate(subs) if sub is None]
+            if miss:  # one numba call walks every missing subtree
+                r_ends = np.empty(len(miss), dtype=np.int64)
+                b_ends = np.empty(len(miss), dtype=np.int64)
+                subtree_walks(cs[miss], ss[miss], self.trie, d.trans, acc, self._ranges, self._bnodes, self._bstates,
+                              r_ends, b_ends)
+                r0 = b0 = 0
+                for j, r1, b1 in zip(miss, r_ends.tolist(), b_ends.tolist()):
+                    subs[j] = (self._ranges[r0:r1].copy(), self._bnodes[b0:b1].copy())
+                    memo.remember(memo.subtrees, keys[j], subs[j])
+                    r0, b0 = r1, b1
+            b_parts = [sub[1] for sub in subs]
             if acc[q] >= 0:
-                b_parts.append(kids[succ < 0].astype(np.int32))
-            for c, s in zip(kids[succ >= 0].tolist(), succ[succ >= 0].tolist()):
-                sk = (term, s, c)
-                sub = self._subtrees.get(sk)
-                if sub is None:
-                    n_ids, nb = subtree_walk(np.int64(c), np.int32(s), self.trie, d.trans, acc, self._ids,
-                                             self._bnodes, self._bstates)
-                    sub = (self._ids[:n_ids].copy(), self._bnodes[:nb].copy())
-                    self._remember(self._subtrees, sk, sub)
-                id_parts.append(sub[0])
-                b_parts.append(sub[1])
-            ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int32)
+                b_parts.append(kids[~live].astype(np.int32))
+            ranges = np.concatenate([sub[0] for sub in subs]) if subs else np.zeros((0, 2), dtype=np.int32)
             facc = np.concatenate(b_parts) if b_parts else np.zeros(0, dtype=np.int32)
-            if len(ids) <= SPARSE_BITS:
-                bits = ids
+            tok_ids = self.trie[5]
+            if range_count(ranges) <= SPARSE_BITS:
+                bits = range_ids(tok_ids, ranges)
             else:
                 bits = np.zeros(self.words, dtype=np.uint32)
-                set_ids(bits, ids)
+                set_ranges(bits, tok_ids, ranges)
             got = (bits, facc)
-            self._remember(self._components, key, got)
+            memo.remember(memo.components, dq, got)
+        if len(self._components) >= LOCAL_COMPONENTS:  # a fast path only: the WalkMemo bounds the memory
+            self._components.clear()
+        self._components[key] = got
         return got
 
-    def _remember(self, memo: dict, key, value: tuple[np.ndarray, np.ndarray]) -> None:
-        """Store a walk memo entry; both walk memos are dropped whole past COMPONENT_MEMO_BYTES."""
-        size = value[0].nbytes + value[1].nbytes
-        if self._component_bytes + size > COMPONENT_MEMO_BYTES:
-            self._components.clear()
-            self._subtrees.clear()
-            self._component_bytes = 0
-        memo[key] = value
-        self._component_bytes += size
+    def _accept(self, term: int) -> np.ndarray:
+        """int32 per state of term's DFA: 0 if accepting, else -1 (the walks' accept table)."""
+        acc = self._term_accept.get(term)
+        if acc is None:
+            acc = self._term_accept[term] = np.where(self.cg.terminals[term].dfa.accept, 0, -1).astype(np.int32)
+        return acc
+
+    def _digest(self, term: int, s: int) -> tuple[int, int]:
+        """A 128-bit digest of the canonical form of state s of term's DFA (see canonical_digest):
+        the key under which the WalkMemo shares its walks."""
+        key = (term, s)
+        got = self._digests.get(key)
+        if got is None:
+            reps = self._term_reps.get(term)
+            if reps is None:
+                cls = self.cg.lexer.term_classes(term)
+                rep = np.unique(cls, return_index=True)[1].astype(np.int64)
+                seed = np.frombuffer(hashlib.blake2b(cls.astype(np.int16).tobytes(), digest_size=16).digest(),
+                                     dtype=np.uint64)
+                reps = self._term_reps[term] = (rep, seed)
+            h1, h2 = canonical_digest(self.cg.terminals[term].dfa.trans, self._accept(term), reps[0], reps[1],
+                                      np.int32(s))
+            got = self._digests[key] = (int(h1), int(h2))
+        return got
 
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:
         """The allowed-token bitset (uint32 words) for lexer state `ls` and parser `stack`."""

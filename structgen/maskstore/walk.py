@@ -29,7 +29,7 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
     byte cannot extend the lexeme while the lexer state before it is accepting.
     """
     node_byte, node_skip, tok_ids = trie[0], trie[2], trie[5]
-    ids = np.empty(tok_ids.shape[0], dtype=np.int32)
+    ranges = np.empty((node_byte.shape[0], 2), dtype=np.int32)
     n = node_byte.shape[0]
     nb = 0
     c = 1
@@ -41,26 +41,26 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
                 bstates[nb] = s0
                 nb += 1
         else:
-            n_ids, k = subtree_walk(c, ns, trie, trans, accept_term, ids, bnodes[nb:], bstates[nb:])
-            set_ids(bits, ids[:n_ids])
+            nr, k = subtree_walk(c, ns, trie, trans, accept_term, ranges, bnodes[nb:], bstates[nb:])
+            set_ranges(bits, tok_ids, ranges[:nr])
             nb += k
         c = node_skip[c]
     return nb
 
 
 @njit(cache=True, nogil=True)
-def subtree_walk(c, s, trie, trans, accept_term, ids, bnodes, bstates):
+def subtree_walk(c, s, trie, trans, accept_term, ranges, bnodes, bstates):
     """lexeme_walk restricted to the subtree of trie node c, entered in lexer state s (the state
-    after c's byte): writes the ids of tokens there that keep the lexeme alive and the boundary
-    entries below c; returns (number of ids, number of boundaries)."""
+    after c's byte). The tokens there that keep the lexeme alive are written as ranges [a, b) of
+    positions in tok_ids (tokens are in node order, so the live nodes between two dead subtrees
+    are one range: a few ranges, not 100k ids, for a string body), then the boundary entries
+    below c; returns (number of ranges, number of boundaries)."""
     node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
     depth_state = np.empty(max_depth + 1, dtype=np.int32)
     depth_state[node_depth[c]] = s
-    n_ids = 0
-    for k in range(node_tok_start[c], node_tok_end[c]):
-        ids[n_ids] = tok_ids[k]
-        n_ids += 1
+    nr = 0
     nb = 0
+    run = node_tok_start[c]  # start of the open range of live positions
     i = c + 1
     end = node_skip[c]
     while i < end:
@@ -72,14 +72,104 @@ def subtree_walk(c, s, trie, trans, accept_term, ids, bnodes, bstates):
                 bnodes[nb] = i
                 bstates[nb] = ps
                 nb += 1
+            a = node_tok_start[i]
+            if a > run:
+                ranges[nr, 0] = run
+                ranges[nr, 1] = a
+                nr += 1
             i = node_skip[i]
+            run = node_tok_start[i]  # node_tok_start has a sentinel entry for i == num_nodes
             continue
         depth_state[d] = ns
-        for k in range(node_tok_start[i], node_tok_end[i]):
-            ids[n_ids] = tok_ids[k]
-            n_ids += 1
         i += 1
-    return n_ids, nb
+    a = node_tok_start[end]
+    if a > run:
+        ranges[nr, 0] = run
+        ranges[nr, 1] = a
+        nr += 1
+    return nr, nb
+
+
+@njit(cache=True, nogil=True)
+def set_ranges(bits, tok_ids, ranges):
+    """Set the bit of tok_ids[p] for every position p in the ranges [a, b) (rows of `ranges`)."""
+    for r in range(ranges.shape[0]):
+        for p in range(ranges[r, 0], ranges[r, 1]):
+            t = tok_ids[p]
+            bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+
+
+@njit(cache=True, nogil=True)
+def range_ids(tok_ids, ranges):
+    """int32: tok_ids at every position in the ranges [a, b) (rows of `ranges`), in order."""
+    out = np.empty(range_count(ranges), dtype=np.int32)
+    k = 0
+    for r in range(ranges.shape[0]):
+        for p in range(ranges[r, 0], ranges[r, 1]):
+            out[k] = tok_ids[p]
+            k += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def range_count(ranges):
+    """The number of positions in the ranges [a, b) (rows of `ranges`)."""
+    n = 0
+    for r in range(ranges.shape[0]):
+        n += ranges[r, 1] - ranges[r, 0]
+    return n
+
+
+@njit(cache=True, nogil=True)
+def canonical_digest(trans, accept, rep, seed, s):
+    """A 128-bit digest (two uint64) of DFA state s's canonical form: the states reachable from
+    s numbered in breadth-first order (classes in the order of `rep`, one byte each), each as
+    [accepting, successor number per class or -1]; `seed` (two uint64) stands for the byte
+    classes. Equal forms accept the same language; the digest stands for the form as a cache
+    key (FNV-1a and a polynomial hash side by side, each over the whole form)."""
+    n = trans.shape[0]
+    k = rep.shape[0]
+    order = np.full(n, -1, dtype=np.int32)
+    queue = np.empty(n, dtype=np.int32)
+    order[s] = 0
+    queue[0] = s
+    m = 1
+    h1 = seed[0]
+    h2 = seed[1]
+    p1 = np.uint64(1099511628211)
+    p2 = np.uint64(0x9E3779B97F4A7C15)
+    i = 0
+    while i < m:
+        x = queue[i]
+        i += 1
+        v = np.uint64(1 if accept[x] >= 0 else 2)
+        h1 = (h1 ^ v) * p1
+        h2 = h2 * p2 + v
+        for u in range(k):
+            y = trans[x, rep[u]]
+            if y >= 0 and order[y] < 0:
+                order[y] = m
+                queue[m] = y
+                m += 1
+            v = np.uint64(order[y] + 3) if y >= 0 else np.uint64(0)
+            h1 = (h1 ^ v) * p1
+            h2 = h2 * p2 + v
+    return h1 ^ (h1 >> np.uint64(29)), h2 ^ np.uint64(m)
+
+
+@njit(cache=True, nogil=True)
+def subtree_walks(cs, ss, trie, trans, accept_term, ranges, bnodes, bstates, r_ends, b_ends):
+    """subtree_walk for each (cs[j], ss[j]) in one call, results one after another in ranges and
+    (bnodes, bstates); walk j's end offsets are written to r_ends[j] and b_ends[j]."""
+    nr = 0
+    nb = 0
+    for j in range(cs.shape[0]):
+        a, b = subtree_walk(cs[j], ss[j], trie, trans, accept_term, ranges[nr:], bnodes[nb:], bstates[nb:])
+        nr += a
+        nb += b
+        r_ends[j] = nr
+        b_ends[j] = nb
+    return nr, nb
 
 
 @njit(cache=True, nogil=True)

@@ -53,7 +53,10 @@ class LexerTables:
         self.rank = np.empty(len(terminals), dtype=np.int32)
         self.rank[order] = np.arange(len(terminals), dtype=np.int32)
         self.num_states = 0
-        cap = 1024
+        # room for every terminal's single copy and the products around them, reserved up front:
+        # np.empty touches no page until a row is installed, and a later grow would copy every
+        # installed row in one mask's time (25 ms at 16k states)
+        cap = min(max(1024, 4 * sum(t.dfa.num_states for t in terminals)), max_states)
         self.trans = np.empty((cap, 256), dtype=np.int32)  # rows are written by _install before use
         self.accept_term = np.full(cap, -1, dtype=np.int32)
         self.is_start = np.zeros(cap, dtype=np.bool_)
@@ -63,7 +66,7 @@ class LexerTables:
         self.dfa_sets: list[tuple[int, ...]] = []
         # per DFA built here (not restored): its terminals and each state's component states (-1: dead)
         self.dfa_vecs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._tcls: dict[int, np.ndarray] = {}  # terminal -> its byte classes
+        self._tcls: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # terminal -> term_classes
         self._singles: dict[int, int] = {}  # terminal -> the DFA id of its own copy (see _build)
         self.ht_keys = np.zeros((64, self.set_words), dtype=np.uint64)
         self.ht_vals = np.full(64, -1, dtype=np.int32)
@@ -185,12 +188,15 @@ class LexerTables:
         else:
             # byte classes: bytes no component DFA tells apart (usually a few dozen, not 256), the
             # common refinement of each terminal's own classes (computed once per terminal)
-            rep, byte_cls = column_classes(np.stack([self.term_classes(t) for t in terms]))
+            rep, byte_cls = column_classes(np.stack([self.term_classes(t)[1] for t in terms]))
         offsets = np.cumsum([0] + [c.num_states for c in comps[:-1]]).astype(np.int32)
         table = np.empty((sum(c.num_states for c in comps), len(rep)), dtype=np.int32)
         for c, off in zip(comps, offsets.tolist()):
             _class_rows(table, np.int64(off), c.trans, rep, np.int32(off))
-        ids = [self._single(t) if self._collapses(t) else -1 for t in terms]  # installs copies first
+        # every copy is installed with the first set that needs it, before the product: later
+        # sets then find it (a copy installed when a jump is first used would cost one more
+        # slow mask per terminal)
+        ids = [self._single(t) if self._collapses(t) else -1 for t in terms]
         single = np.array([self.dfa_start[d] if d >= 0 else -1 for d in ids], dtype=np.int32)
         vecs, trans = product_bfs(table, offsets, single, self.max_states - self.num_states)
         if vecs.shape[0] == 0:
@@ -203,11 +209,12 @@ class LexerTables:
         self.dfa_vecs[dfa_id] = (np.asarray(terms, dtype=np.int32), np.where(vecs >= 0, vecs - offsets, -1))
         return dfa_id
 
-    def term_classes(self, term: int) -> np.ndarray:
-        """int64[256]: the byte classes of one terminal's DFA (bytes with equal columns share one)."""
+    def term_classes(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """(a representative byte per class, the class of each byte) of one terminal's DFA: bytes
+        with equal columns share a class; classes are numbered by their first byte."""
         got = self._tcls.get(term)
         if got is None:
-            got = self._tcls[term] = column_classes(self.terminals[term].dfa.trans)[1]
+            got = self._tcls[term] = column_classes(self.terminals[term].dfa.trans)
         return got
 
     def _collapses(self, term: int) -> bool:

@@ -14,6 +14,7 @@ that, per subtree of the root), which recur across the many terminal sets of a g
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
 DEFAULT_LRU_ENTRIES = 2048
 COMPONENT_MEMO_BYTES = 256 << 20  # bound on a tokenizer's walk memo (see WalkMemo)
 LOCAL_COMPONENTS = 4096  # (terminal, state) -> entry references kept per store, in front of the WalkMemo
-SPARSE_BITS = 1024  # a component entry allowing fewer tokens keeps their ids, not a dense bitset
+SPARSE_BITS = 1024
+DIGEST_MAX_CELLS = 1 << 16  # states x byte classes hashed at most per canonical digest (~50 us)
+_STORE_SERIALS = itertools.count(1)  # a component entry allowing fewer tokens keeps their ids, not a dense bitset
 
 
 def _root_children_of(trie) -> np.ndarray:
@@ -61,8 +64,8 @@ class WalkMemo:
     tokenizer, not once per schema. Both maps are dropped whole past COMPONENT_MEMO_BYTES."""
 
     def __init__(self) -> None:
-        self.components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # digest -> component entry
-        self.subtrees: dict[tuple[tuple[int, int], int], tuple[np.ndarray, np.ndarray]] = {}  # (digest, root child)
+        self.components: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}  # digest -> component entry
+        self.subtrees: dict[tuple[tuple[int, ...], int], tuple[np.ndarray, np.ndarray]] = {}  # (digest, root child)
         self.nbytes = 0
 
     def remember(self, memo: dict, key, value: tuple[np.ndarray, np.ndarray]) -> None:
@@ -107,9 +110,10 @@ class MaskStore:
         self._parents = _trie_parents_of(trie)
         self._mark = np.zeros(trie.num_nodes, dtype=np.bool_)
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
-        self._digests: dict[tuple[int, int], tuple[int, int]] = {}  # (term, state) -> canonical digest
+        self._digests: dict[tuple[int, int], tuple[int, ...]] = {}  # (term, state) -> canonical digest
         self._term_reps: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # term -> (class representatives, seed)
         self._shared = _walk_memo_of(trie)
+        self._serial = next(_STORE_SERIALS)  # keys of this store's own walks in the shared memo
         self._root_children = _root_children_of(trie)
         self._ranges = np.empty((trie.num_nodes, 2), dtype=np.int32)
         self._term_accept: dict[int, np.ndarray] = {}
@@ -171,7 +175,9 @@ class MaskStore:
             succ = d.trans[q, self.trie[0][kids]]
             live = succ >= 0
             cs, ss = kids[live], succ[live].astype(np.int32)
-            keys = [(self._digest(term, s), c) for c, s in zip(cs.tolist(), ss.tolist())]
+            sl = ss.tolist()
+            digests = {s: self._digest(term, s) for s in set(sl)}  # a dozen successor states, not 256
+            keys = [(digests[s], c) for s, c in zip(sl, cs.tolist())]
             subs = [memo.subtrees.get(k) for k in keys]
             miss = [j for j, sub in enumerate(subs) if sub is None]
             if miss:  # one numba call walks every missing subtree
@@ -209,7 +215,7 @@ class MaskStore:
             acc = self._term_accept[term] = np.where(self.cg.terminals[term].dfa.accept, 0, -1).astype(np.int32)
         return acc
 
-    def _digest(self, term: int, s: int) -> tuple[int, int]:
+    def _digest(self, term: int, s: int) -> tuple[int, ...]:
         """A 128-bit digest of the canonical form of state s of term's DFA (see canonical_digest):
         the key under which the WalkMemo shares its walks."""
         key = (term, s)
@@ -217,14 +223,14 @@ class MaskStore:
         if got is None:
             reps = self._term_reps.get(term)
             if reps is None:
-                cls = self.cg.lexer.term_classes(term)
-                rep = np.unique(cls, return_index=True)[1].astype(np.int64)
+                rep, cls = self.cg.lexer.term_classes(term)
                 seed = np.frombuffer(hashlib.blake2b(cls.astype(np.int16).tobytes(), digest_size=16).digest(),
                                      dtype=np.uint64)
                 reps = self._term_reps[term] = (rep, seed)
-            h1, h2 = canonical_digest(self.cg.terminals[term].dfa.trans, self._accept(term), reps[0], reps[1],
-                                      np.int32(s))
-            got = self._digests[key] = (int(h1), int(h2))
+            h1, h2, ok = canonical_digest(self.cg.terminals[term].dfa.trans, self._accept(term), reps[0], reps[1],
+                                          np.int32(s), DIGEST_MAX_CELLS)
+            # past the bound hashing costs more than the walk it might save: a key of this store only
+            got = self._digests[key] = (int(h1), int(h2)) if ok else (-self._serial, term, s)
         return got
 
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:

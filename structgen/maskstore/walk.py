@@ -121,12 +121,13 @@ def range_count(ranges):
 
 
 @njit(cache=True, nogil=True)
-def canonical_digest(trans, accept, rep, seed, s):
+def canonical_digest(trans, accept, rep, seed, s, max_cells):
     """A 128-bit digest (two uint64) of DFA state s's canonical form: the states reachable from
     s numbered in breadth-first order (classes in the order of `rep`, one byte each), each as
     [accepting, successor number per class or -1]; `seed` (two uint64) stands for the byte
     classes. Equal forms accept the same language; the digest stands for the form as a cache
-    key (FNV-1a and a polynomial hash side by side, each over the whole form)."""
+    key (FNV-1a and a polynomial hash side by side, each over the whole form). Returns
+    (h1, h2, ok); ok is False, and the digest meaningless, past max_cells states x classes."""
     n = trans.shape[0]
     k = rep.shape[0]
     order = np.full(n, -1, dtype=np.int32)
@@ -151,10 +152,12 @@ def canonical_digest(trans, accept, rep, seed, s):
                 order[y] = m
                 queue[m] = y
                 m += 1
+                if m * k > max_cells:
+                    return h1, h2, False
             v = np.uint64(order[y] + 3) if y >= 0 else np.uint64(0)
             h1 = (h1 ^ v) * p1
             h2 = h2 * p2 + v
-    return h1 ^ (h1 >> np.uint64(29)), h2 ^ np.uint64(m)
+    return h1 ^ (h1 >> np.uint64(29)), h2 ^ np.uint64(m), True
 
 
 @njit(cache=True, nogil=True)

@@ -289,6 +289,14 @@ def _install_rows(dst, dst_final, base, trans, byte_cls, accept_term):
 
 
 @njit(cache=True, nogil=True)
+def _same_column(m, a, b):
+    for r in range(m.shape[0]):
+        if m[r, a] != m[r, b]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def column_classes(m):
     """(a representative column per class, the class of each column) for the columns of the 2-D
     int array m, columns grouped iff equal. Columns are hashed row by row, then the grouping is
@@ -300,34 +308,12 @@ def column_classes(m):
             h[b] = (h[b] ^ np.uint64(m[r, b] + 2)) * np.uint64(1099511628211)
     cls = np.empty(w, dtype=np.int64)
     rep = np.empty(w, dtype=np.int64)
-    k = 0
-    for b in range(w):
-        found = -1
-        for j in range(k):
-            if h[rep[j]] == h[b]:
-                found = j
-                break
-        if found < 0:
-            rep[k] = b
-            found = k
-            k += 1
-        cls[b] = found
-    exact = True
-    for r in range(n):
-        for b in range(w):
-            if m[r, b] != m[r, rep[cls[b]]]:
-                exact = False
-    if not exact:
+    for by_hash in (True, False):  # the second pass runs only after a hash collision
         k = 0
         for b in range(w):
             found = -1
             for j in range(k):
-                same = True
-                for r in range(n):
-                    if m[r, rep[j]] != m[r, b]:
-                        same = False
-                        break
-                if same:
+                if (h[rep[j]] == h[b]) if by_hash else _same_column(m, rep[j], b):
                     found = j
                     break
             if found < 0:
@@ -335,6 +321,13 @@ def column_classes(m):
                 found = k
                 k += 1
             cls[b] = found
+        exact = True
+        for r in range(n):
+            for b in range(w):
+                if m[r, b] != m[r, rep[cls[b]]]:
+                    exact = False
+        if exact:
+            break
     return rep[:k].copy(), cls
 
 

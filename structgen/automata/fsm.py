@@ -579,12 +579,13 @@ def difference(a: ByteDFA, b: ByteDFA, max_states: int = DEFAULT_MAX_STATES) -> 
 def _product(a: ByteDFA, b: ByteDFA, minus: bool, max_states: int) -> ByteDFA:
     """a & b, or a - b with `minus`: the lexer's numba product construction over byte classes
     (a state lives while either side does; states that cannot accept are trimmed after)."""
-    from .lexer import product_bfs
+    from .lexer import class_rows, column_classes, product_bfs
 
-    _, rep, cls = np.unique(np.concatenate([a.trans, b.trans]).T, axis=0, return_index=True, return_inverse=True)
-    rep, cls = rep.astype(np.int64), cls.reshape(-1)
+    rep, cls = column_classes(np.concatenate([a.trans, b.trans]))
     na = a.num_states
-    table = np.concatenate([a.trans[:, rep], np.where(b.trans[:, rep] >= 0, b.trans[:, rep] + na, -1)]).astype(np.int32)
+    table = np.empty((na + b.num_states, len(rep)), dtype=np.int32)
+    class_rows(table, np.int64(0), a.trans, rep, np.int32(0))
+    class_rows(table, np.int64(na), b.trans, rep, np.int32(na))
     vecs, trans = product_bfs(table, np.array([0, na], dtype=np.int32), np.full(2, -1, dtype=np.int32), max_states)
     if vecs.shape[0] == 0:
         raise LimitExceeded(f"{'difference' if minus else 'intersection'} needs more than {max_states} states")

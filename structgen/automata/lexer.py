@@ -192,7 +192,7 @@ class LexerTables:
         offsets = np.cumsum([0] + [c.num_states for c in comps[:-1]]).astype(np.int32)
         table = np.empty((sum(c.num_states for c in comps), len(rep)), dtype=np.int32)
         for c, off in zip(comps, offsets.tolist()):
-            _class_rows(table, np.int64(off), c.trans, rep, np.int32(off))
+            class_rows(table, np.int64(off), c.trans, rep, np.int32(off))
         # every copy is installed with the first set that needs it, before the product: later
         # sets then find it (a copy installed when a jump is first used would cost one more
         # slow mask per terminal)
@@ -224,20 +224,16 @@ class LexerTables:
         return not t.ignore and t.dfa.num_states >= COLLAPSE_MIN_STATES
 
     def _single(self, term: int) -> int:
-        """The DFA id of `term`'s own copy (the DFA of the set {term}), installed once."""
+        """The DFA id of `term`'s own copy (the DFA of the set {term}: the terminal's DFA installed
+        as it is), installed once."""
         got = self._singles.get(term)
         if got is None:
-            got = self._singles[term] = self._copy(term)
+            d = self.terminals[term].dfa
+            got = self._singles[term] = self._install((term,), d.trans, np.arange(256, dtype=np.int64),
+                                                      np.where(d.accept, term, -1).astype(np.int32))
+            self.dfa_vecs[got] = (np.array([term], dtype=np.int32),
+                                  np.arange(d.trans.shape[0], dtype=np.int32).reshape(-1, 1))
         return got
-
-    def _copy(self, term: int) -> int:
-        """The DFA of a one-terminal set is that terminal's DFA, installed as it is."""
-        d = self.terminals[term].dfa
-        dfa_id = self._install((term,), d.trans, np.arange(256, dtype=np.int64),
-                               np.where(d.accept, term, -1).astype(np.int32))
-        self.dfa_vecs[dfa_id] = (np.array([term], dtype=np.int32),
-                                 np.arange(d.trans.shape[0], dtype=np.int32).reshape(-1, 1))
-        return dfa_id
 
     def components(self, ls: int) -> list[tuple[int, int]] | None:
         """The (terminal, state of that terminal's own DFA) pairs alive in product state ls
@@ -346,7 +342,7 @@ def _winners(vecs, accept_any, order, terms):
 
 
 @njit(cache=True, nogil=True)
-def _class_rows(table, row0, trans, rep, off):
+def class_rows(table, row0, trans, rep, off):
     """table[row0 + s, u] = trans[s, rep[u]] + off (or -1): one component's rows over classes."""
     for s in range(trans.shape[0]):
         for u in range(rep.shape[0]):

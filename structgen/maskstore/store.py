@@ -8,7 +8,8 @@ so the same local context at any nesting depth is a dictionary lookup (LRU-bound
 
 A lexer state is a product of terminal DFA states; its context-independent part is assembled
 from walks of the single terminals (`component_entry`, memoized per terminal state and, inside
-that, per subtree of the root), which recur across the many terminal sets of a grammar.
+that, per subtree of the root), which recur across the many terminal sets of a grammar and, in
+the tokenizer-wide WalkMemo, across grammars.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ if TYPE_CHECKING:
 DEFAULT_LRU_ENTRIES = 2048
 COMPONENT_MEMO_BYTES = 256 << 20  # bound on a tokenizer's walk memo (see WalkMemo)
 LOCAL_COMPONENTS = 4096  # (terminal, state) -> entry references kept per store, in front of the WalkMemo
-SPARSE_BITS = 1024
+SPARSE_BITS = 1024  # a component entry allowing fewer tokens keeps their ids, not a dense bitset
 DIGEST_MAX_CELLS = 1 << 16  # states x byte classes hashed at most per canonical digest (~50 us)
-_STORE_SERIALS = itertools.count(1)  # a component entry allowing fewer tokens keeps their ids, not a dense bitset
+_STORE_SERIALS = itertools.count(1)
 
 
 def _root_children_of(trie) -> np.ndarray:

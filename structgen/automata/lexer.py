@@ -14,6 +14,7 @@ hash table that numba can probe).
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,8 @@ from .fsm import ByteDFA
 
 DEFAULT_MAX_LEXER_STATES = 500_000
 COLLAPSE_MIN_STATES = 8  # see LexerTables._collapses
+EAGER_COPY_STATES = 1024  # terminals this big get their single copy at compile time (see LexerTables.__init__)
+_TABLES = ("trans", "accept_term", "is_start", "is_final", "state_dfa")  # the per-state rows, grown together
 
 
 @dataclass(frozen=True)
@@ -53,15 +56,15 @@ class LexerTables:
         self.rank = np.empty(len(terminals), dtype=np.int32)
         self.rank[order] = np.arange(len(terminals), dtype=np.int32)
         self.num_states = 0
-        # room for every terminal's single copy and the products around them, reserved up front:
-        # np.empty touches no page until a row is installed, and a later grow would copy every
-        # installed row in one mask's time (25 ms at 16k states)
+        # room for every terminal's single copy and the products around them, reserved up front
+        # (untouched pages cost nothing) and grown in place (see _grow)
         cap = min(max(1024, 4 * sum(t.dfa.num_states for t in terminals)), max_states)
-        self.trans = np.empty((cap, 256), dtype=np.int32)  # rows are written by _install before use
-        self.accept_term = np.full(cap, -1, dtype=np.int32)
-        self.is_start = np.zeros(cap, dtype=np.bool_)
-        self.is_final = np.zeros(cap, dtype=np.bool_)  # accepting and cannot be extended
-        self.state_dfa = np.full(cap, -1, dtype=np.int32)
+        self._maps: dict[str, mmap.mmap] = {}
+        self.trans = self._rows("trans", cap, (256,), np.int32)  # rows are written by _install before use
+        self.accept_term = self._rows("accept_term", cap, (), np.int32)
+        self.is_start = self._rows("is_start", cap, (), np.bool_)
+        self.is_final = self._rows("is_final", cap, (), np.bool_)  # accepting and cannot be extended
+        self.state_dfa = self._rows("state_dfa", cap, (), np.int32)
         self.dfa_start = np.zeros(0, dtype=np.int32)
         self.dfa_sets: list[tuple[int, ...]] = []
         # per DFA built here (not restored): its terminals and each state's component states (-1: dead)
@@ -71,6 +74,11 @@ class LexerTables:
         self.ht_keys = np.zeros((64, self.set_words), dtype=np.uint64)
         self.ht_vals = np.full(64, -1, dtype=np.int32)
         self._dead = np.full(256, -1, dtype=np.int32)
+        # a big terminal's copy (a long pattern: 1 KB per state) is installed now, not in the mask
+        # that first reaches it
+        for t in range(self.num_terms):
+            if self._collapses(t) and terminals[t].dfa.num_states >= EAGER_COPY_STATES:
+                self._single(t)
 
     # --- persistence (the compile cache) ---------------------------------------------------
 
@@ -147,28 +155,43 @@ class LexerTables:
 
     # --- product construction ------------------------------------------------------------
 
+    def _rows(self, name: str, cap: int, row: tuple[int, ...], dtype) -> np.ndarray:
+        """An uninitialized array of `cap` rows for table `name`, on its own private anonymous
+        mapping where the platform has one: its pages are zero-filled on first touch without
+        numpy's huge-page advice (a huge-page fault with compaction costs milliseconds on some
+        VMs), and _grow can extend it in place."""
+        shape = (cap,) + row
+        private = getattr(mmap, "MAP_PRIVATE", None)
+        if private is None:
+            return np.empty(shape, dtype=dtype)
+        nbytes = max(1, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+        self._maps[name] = buf = mmap.mmap(-1, nbytes, flags=private | mmap.MAP_ANONYMOUS)
+        return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape, dtype=np.int64))).reshape(shape)
+
     def _grow(self, need: int) -> None:
         cap = self.trans.shape[0]
         if need <= cap:
             return
         if need > self.max_states:
             raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
-        new = max(need, cap * 4)  # few copies: a grow copies every installed row
+        new = min(max(need, cap * 4), self.max_states)
         n = self.num_states
-
-        def grow(a):
-            # rows past num_states are written by _install before anything reads them, so the
-            # new table is left uninitialized (no page is touched until used) and only the
-            # installed rows are copied
-            b = np.empty((new,) + a.shape[1:], dtype=a.dtype)
-            b[:n] = a[:n]
-            return b
-
-        self.trans = grow(self.trans)
-        self.accept_term = grow(self.accept_term)
-        self.is_start = grow(self.is_start)
-        self.is_final = grow(self.is_final)
-        self.state_dfa = grow(self.state_dfa)
+        for name in _TABLES:
+            old = getattr(self, name)
+            row, dtype = old.shape[1:], old.dtype
+            buf = self._maps.get(name)
+            if buf is not None:
+                setattr(self, name, None)
+                del old
+                try:  # remapped, not copied (mremap): possible while no other view of the table is alive
+                    buf.resize(max(1, new * int(np.prod(row, dtype=np.int64)) * dtype.itemsize))
+                    setattr(self, name, np.frombuffer(buf, dtype=dtype).reshape((new,) + row))
+                    continue
+                except (BufferError, OSError, SystemError):
+                    old = np.frombuffer(buf, dtype=dtype).reshape((cap,) + row)
+            fresh = self._rows(name, new, row, dtype)  # copy the installed rows into a new table
+            fresh[:n] = old[:n]
+            setattr(self, name, fresh)
 
     def _build(self, terms: list[int]) -> int:
         """Install the product DFA of `terms`; returns its id.
@@ -354,10 +377,10 @@ def class_rows(table, row0, trans, rep, off):
 
 
 @njit(cache=True, nogil=True)
-def _vec_hash(v):
+def _rows_hash(rows, m):
     h = np.uint64(1469598103934665603)
-    for x in v:
-        h ^= np.uint64(x + 1)
+    for i in range(m):
+        h ^= np.uint64(rows[i] + 1)
         h *= np.uint64(1099511628211)
     return h
 
@@ -366,64 +389,80 @@ def _vec_hash(v):
 def product_bfs(table, offsets, single, max_states):
     """Breadth-first product of component DFAs over byte classes. table[r, u]: the successor row
     (global over all components) of row r on class u, or -1. A product state is the vector of
-    its components' rows (-1: that component is dead). A successor in which only component c is
-    alive, in a state other than its initial one, with single[c] >= 0, is not a product state:
-    the transition is -2 - (single[c] + c's own state), a jump into c's installed single copy.
-    Returns (vectors, transitions over classes); both empty with (-1,)-shaped vectors if more
-    than max_states states are needed."""
+    its components' rows (-1: that component is dead), kept sparse while building (the sorted
+    rows of its live components: after a few bytes of a key, one of eighty literal keys is
+    alive, so a state costs its live components, not all of them). A successor in which only
+    component c is alive, in a state other than its initial one, with single[c] >= 0, is not a
+    product state: the transition is -2 - (single[c] + c's own state), a jump into c's installed
+    single copy. Returns (dense vectors, transitions over classes); both empty with
+    (-1,)-shaped vectors if more than max_states states are needed."""
     ncomp = offsets.shape[0]
     k = table.shape[1]
+    comp_of = np.empty(table.shape[0], dtype=np.int32)
+    for c in range(ncomp):
+        end = offsets[c + 1] if c + 1 < ncomp else table.shape[0]
+        comp_of[offsets[c]:end] = c
     cap = 64
-    vecs = np.empty((cap, ncomp), dtype=np.int32)
+    start = np.empty(cap, dtype=np.int64)  # state s's live rows: pool[start[s]:start[s] + size[s]]
+    size = np.empty(cap, dtype=np.int32)
     trans = np.empty((cap, k), dtype=np.int32)
+    pool = np.empty(max(256, 4 * ncomp), dtype=np.int32)
+    pool[:ncomp] = offsets
+    start[0] = 0
+    size[0] = ncomp
+    used = ncomp
     hcap = 256
     hvals = np.full(hcap, -1, dtype=np.int32)
-    vecs[0] = offsets
+    hvals[np.int64(_rows_hash(offsets, ncomp) & np.uint64(hcap - 1))] = 0
     n = 1
-    hvals[np.int64(_vec_hash(vecs[0]) & np.uint64(hcap - 1))] = 0
     nv = np.empty(ncomp, dtype=np.int32)
     s = 0
     while s < n:
         for u in range(k):
-            n_alive = 0
-            last = -1
-            for c in range(ncomp):
-                r = vecs[s, c]
-                nv[c] = table[r, u] if r >= 0 else -1
-                if nv[c] >= 0:
-                    n_alive += 1
-                    last = c
-            if n_alive == 0:
+            m = 0
+            for i in range(start[s], start[s] + size[s]):
+                t = table[pool[i], u]
+                if t >= 0:
+                    nv[m] = t
+                    m += 1
+            if m == 0:
                 trans[s, u] = -1
                 continue
-            if n_alive == 1 and single[last] >= 0 and nv[last] != offsets[last]:
-                trans[s, u] = -2 - (single[last] + nv[last] - offsets[last])
-                continue
-            i = np.int64(_vec_hash(nv) & np.uint64(hcap - 1))
+            if m == 1:
+                c = comp_of[nv[0]]
+                if single[c] >= 0 and nv[0] != offsets[c]:
+                    trans[s, u] = -2 - (single[c] + nv[0] - offsets[c])
+                    continue
+            i = np.int64(_rows_hash(nv, m) & np.uint64(hcap - 1))
             found = -1
             while hvals[i] >= 0:
                 j = hvals[i]
-                same = True
-                for c in range(ncomp):
-                    if vecs[j, c] != nv[c]:
-                        same = False
+                if size[j] == m:
+                    same = True
+                    for x in range(m):
+                        if pool[start[j] + x] != nv[x]:
+                            same = False
+                            break
+                    if same:
+                        found = j
                         break
-                if same:
-                    found = j
-                    break
                 i = (i + 1) & (hcap - 1)
             if found < 0:
                 if n >= max_states:
                     return np.empty((0, ncomp), dtype=np.int32), np.empty((0, k), dtype=np.int32)
                 if n >= cap:
                     cap *= 2
-                    v2 = np.empty((cap, ncomp), dtype=np.int32)
-                    v2[:n] = vecs[:n]
-                    vecs = v2
+                    start = _grown(start, cap, n)
+                    size = _grown(size, cap, n)
                     t2 = np.empty((cap, k), dtype=np.int32)
                     t2[:n] = trans[:n]
                     trans = t2
-                vecs[n] = nv
+                if used + m > pool.shape[0]:
+                    pool = _grown(pool, 2 * (used + m), used)
+                pool[used:used + m] = nv[:m]
+                start[n] = used
+                size[n] = m
+                used += m
                 found = n
                 hvals[i] = n
                 n += 1
@@ -431,13 +470,24 @@ def product_bfs(table, offsets, single, max_states):
                     hcap *= 4
                     hvals = np.full(hcap, -1, dtype=np.int32)
                     for j in range(n):
-                        i2 = np.int64(_vec_hash(vecs[j]) & np.uint64(hcap - 1))
+                        i2 = np.int64(_rows_hash(pool[start[j]:start[j] + size[j]], size[j]) & np.uint64(hcap - 1))
                         while hvals[i2] >= 0:
                             i2 = (i2 + 1) & (hcap - 1)
                         hvals[i2] = j
             trans[s, u] = found
         s += 1
-    return vecs[:n].copy(), trans[:n].copy()
+    vecs = np.full((n, ncomp), -1, dtype=np.int32)
+    for s in range(n):
+        for i in range(start[s], start[s] + size[s]):
+            vecs[s, comp_of[pool[i]]] = pool[i]
+    return vecs, trans[:n].copy()
+
+
+@njit(cache=True, nogil=True)
+def _grown(a, cap, n):
+    b = np.empty(cap, dtype=a.dtype)
+    b[:n] = a[:n]
+    return b
 
 
 # --- numba helpers for the set → DFA hash table ------------------------------------------

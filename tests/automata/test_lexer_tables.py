@@ -1,0 +1,58 @@
+"""The lexer's global tables: growing keeps every installed row (remapped in place, or copied
+while another view of the table is alive), and a big terminal's copy is installed at compile time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datasets import TOKENIZERS
+from structgen import GrammarCompiler, GrammarMatcher, TokenizerInfo
+from structgen.automata.lexer import EAGER_COPY_STATES
+
+GRAMMAR = 'start: "[" ITEM ("," ITEM)* "]"\nITEM: /"[a-z]{1,30}"/ | /[0-9]+/\n'
+
+
+@pytest.fixture(scope="module")
+def compiler():
+    return GrammarCompiler(TokenizerInfo.from_tokenizer_json(TOKENIZERS / "smollm2" / "tokenizer.json"))
+
+
+def _masks(cg, text: str) -> list[np.ndarray]:
+    m = GrammarMatcher(cg)
+    out = []
+    for ch in text:
+        out.append(m.next_token_bits().copy())
+        assert m.accept_string(ch.encode())
+    return out
+
+
+@pytest.mark.parametrize("hold_view", [False, True])
+def test_growing_keeps_installed_rows(compiler, hold_view):
+    cg = compiler.compile_grammar(GRAMMAR)
+    text = '["abc",12,"xyz"]'
+    before = _masks(cg, text)
+    lx = cg.lexer
+    n, cap = lx.num_states, lx.trans.shape[0]
+    rows = [a[:n].copy() for a in (lx.trans, lx.accept_term, lx.is_start, lx.is_final, lx.state_dfa)]
+    view = lx.trans[:n] if hold_view else None  # a live view forces the copying path
+    lx._grow(cap + 1)
+    assert lx.trans.shape[0] >= cap + 1
+    for want, got in zip(rows, (lx.trans, lx.accept_term, lx.is_start, lx.is_final, lx.state_dfa)):
+        assert np.array_equal(want, got[:n])
+    if view is not None:
+        assert np.array_equal(view, rows[0])  # the old table is still readable
+    fresh = compiler.compile_grammar(GRAMMAR + "\n")  # a second compile: no cache hit, tables never grown
+    cg.mask_store._lru.clear()
+    cg.mask_store._lexeme.clear()
+    for a, b, c in zip(before, _masks(cg, text), _masks(fresh, text)):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def test_big_terminal_copy_is_installed_at_compile_time(compiler):
+    cg = compiler.compile_grammar('start: "<" S ">"\nS: /[\\s\\S]{1,300}/\n')  # 2,401 UTF-8 states
+    t = next(i for i, term in enumerate(cg.terminals) if term.name == "S")
+    assert cg.terminals[t].dfa.num_states >= EAGER_COPY_STATES
+    assert t in cg.lexer._singles
+    assert cg.lexer.dfa_start[cg.lexer._singles[t]] == 0  # before any product (the compile's first DFA)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import interegular
 import numpy as np
 from interegular.fsm import anything_else
+from numba import njit
 
 from ..errors import LimitExceeded, RegexError
 
@@ -469,96 +470,213 @@ def _determinise(nfa, max_states: int, pattern: str, start_node: int = 0) -> tup
 
 
 def _minimise(trans: np.ndarray, accept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Moore partition refinement; -1 (dead) is its own class.
+    """The minimal DFA of (trans, accept): the quotient by state equivalence; -1 (dead) is its
+    own class. Runs in numba on byte classes (columns no state tells apart, usually a handful
+    instead of 256): one bottom-up pass when the DFA is acyclic, else Moore refinement."""
+    from .lexer import column_classes
 
-    Runs on byte classes (columns no state tells apart), usually a handful instead of 256.
-    """
-    n = trans.shape[0]
-    cols, col_of_byte = np.unique(trans.T, axis=0, return_inverse=True)
-    small = np.ascontiguousarray(cols.T)  # (n, classes)
-    cls = _acyclic_classes(small, accept)
-    if cls is not None:
-        return _renumber(trans, accept, cls)
-    cls = accept.astype(np.int64)
-    num = len(np.unique(cls))
-    while True:
-        nxt = np.where(small >= 0, cls[np.maximum(small, 0)], -1)
-        new_cls = cls
-        for col in nxt.T:  # refine by one column at a time: exact, and only 1-D sorts
-            _, new_cls = np.unique(new_cls * (n + 1) + (col + 1), return_inverse=True)
-            new_cls = new_cls.reshape(-1).astype(np.int64)
-        new_num = int(new_cls.max()) + 1 if n else 0
-        cls = new_cls
-        if new_num == num:
-            break
-        num = new_num
-    return _renumber(trans, accept, cls)
+    rep, _ = column_classes(trans)
+    small = np.ascontiguousarray(trans[:, rep])
+    acc = np.ascontiguousarray(accept, dtype=np.bool_)
+    cls = _acyclic_classes(small, acc)
+    if cls.shape[0] != small.shape[0]:
+        cls = _moore_classes(small, acc)
+    return _quotient(np.ascontiguousarray(trans, dtype=np.int32), acc, cls)
 
 
-def _acyclic_classes(small: np.ndarray, accept: np.ndarray) -> np.ndarray | None:
-    """Equivalence classes of an acyclic DFA in one bottom-up pass (Revuz), or None if it has a
-    cycle. Bounded-length languages (length limits, hostnames) are acyclic and would need one
-    Moore round per character of their longest word."""
+@njit(cache=True, nogil=True)
+def _same_signature(small, accept, cls, a, b):
+    """Whether states a and b agree on acceptance and on every column's successor class."""
+    if accept[a] != accept[b]:
+        return False
+    for u in range(small.shape[1]):
+        x, y = small[a, u], small[b, u]
+        if (cls[x] if x >= 0 else -1) != (cls[y] if y >= 0 else -1):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _signature_classes(small, accept, cls, states, new):
+    """new[s] for s in `states` (in order): equal iff signatures (see _same_signature) are equal,
+    numbered by first appearance; returns the number of classes."""
     n = small.shape[0]
-    succ = [set(small[s][small[s] >= 0].tolist()) for s in range(n)]
+    hcap = 16
+    while hcap < 2 * n:
+        hcap *= 2
+    hv = np.full(hcap, -1, dtype=np.int64)
+    num = 0
+    for s in states:
+        h = np.uint64(1469598103934665603) ^ np.uint64(cls[s] * 2 + accept[s])
+        h *= np.uint64(1099511628211)
+        for u in range(small.shape[1]):
+            t = small[s, u]
+            h ^= np.uint64((cls[t] if t >= 0 else -1) + 2)
+            h *= np.uint64(1099511628211)
+        i = np.int64(h & np.uint64(hcap - 1))
+        while True:
+            r = hv[i]
+            if r < 0:
+                hv[i] = s
+                new[s] = num
+                num += 1
+                break
+            if cls[r] == cls[s] and _same_signature(small, accept, cls, r, s):
+                new[s] = new[r]
+                break
+            i = (i + 1) & (hcap - 1)
+    return num
+
+
+@njit(cache=True, nogil=True)
+def _moore_classes(small, accept):
+    """Moore partition refinement (each round splits classes by their successors' classes)."""
+    n = small.shape[0]
+    cls = np.zeros(n, dtype=np.int64)  # acceptance is part of every signature
+    states = np.arange(n)
+    new = np.empty(n, dtype=np.int64)
+    num = -1
+    while True:
+        got = _signature_classes(small, accept, cls, states, new)
+        cls, new = new, cls
+        if got == num:
+            return cls
+        num = got
+
+
+@njit(cache=True, nogil=True)
+def _acyclic_classes(small, accept):
+    """Equivalence classes of an acyclic DFA in one bottom-up pass (Revuz), or an empty array if
+    it has a cycle. Bounded-length languages (length limits, hostnames) are acyclic and would
+    need one Moore round per character of their longest word."""
+    n, k = small.shape
     indeg = np.zeros(n, dtype=np.int64)
-    for targets in succ:
-        for t in targets:
-            indeg[t] += 1
-    order = list(np.flatnonzero(indeg == 0))
-    i = 0
-    while i < len(order):
-        for t in succ[order[i]]:
-            indeg[t] -= 1
-            if indeg[t] == 0:
-                order.append(t)
-        i += 1
-    if len(order) < n:
-        return None
-    cls = np.full(n, -1, dtype=np.int64)
-    ids: dict[tuple, int] = {}
-    for s in reversed(order):
-        row = small[s]
-        key = (bool(accept[s]),) + tuple(int(cls[t]) if t >= 0 else -1 for t in row)
-        cls[s] = ids.setdefault(key, len(ids))
-    return cls
-
-
-def _renumber(trans: np.ndarray, accept: np.ndarray, cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The quotient DFA of a state partition; the initial state's class becomes 0."""
-    n = trans.shape[0]
-    order = []
-    seen = {}
     for s in range(n):
-        c = int(cls[s])
-        if c not in seen:
-            seen[c] = len(order)
-            order.append(s)
-    remap = np.array([seen[int(cls[s])] for s in range(n)], dtype=np.int32)
-    reps = np.array(order, dtype=np.int64)
-    new_trans = trans[reps]
-    new_trans = np.where(new_trans >= 0, remap[np.maximum(new_trans, 0)], -1).astype(np.int32)
-    return new_trans, accept[reps]
+        for u in range(k):
+            if small[s, u] >= 0:
+                indeg[small[s, u]] += 1
+    order = np.empty(n, dtype=np.int64)
+    tail = 0
+    for s in range(n):
+        if indeg[s] == 0:
+            order[tail] = s
+            tail += 1
+    head = 0
+    while head < tail:
+        s = order[head]
+        head += 1
+        for u in range(k):
+            t = small[s, u]
+            if t >= 0:
+                indeg[t] -= 1
+                if indeg[t] == 0:
+                    order[tail] = t
+                    tail += 1
+    if tail < n:
+        return np.empty(0, dtype=np.int64)
+    # successors first: a state's signature reads only classes already final; cls starts at 0
+    # for all, so the acceptance and successor classes alone decide
+    cls = np.zeros(n, dtype=np.int64)
+    new = np.full(n, -1, dtype=np.int64)
+    hcap = 16
+    while hcap < 2 * n:
+        hcap *= 2
+    hv = np.full(hcap, -1, dtype=np.int64)
+    num = 0
+    for j in range(n - 1, -1, -1):
+        s = order[j]
+        h = np.uint64(1469598103934665603) ^ np.uint64(accept[s])
+        h *= np.uint64(1099511628211)
+        for u in range(k):
+            t = small[s, u]
+            h ^= np.uint64((new[t] if t >= 0 else -1) + 2)
+            h *= np.uint64(1099511628211)
+        i = np.int64(h & np.uint64(hcap - 1))
+        while True:
+            r = hv[i]
+            if r < 0:
+                hv[i] = s
+                new[s] = num
+                num += 1
+                break
+            if _same_signature(small, accept, new, r, s):
+                new[s] = new[r]
+                break
+            i = (i + 1) & (hcap - 1)
+    return new
+
+
+@njit(cache=True, nogil=True)
+def _quotient(trans, accept, cls):
+    """The quotient DFA of a state partition; classes renumbered by first state, so the initial
+    state's class becomes 0."""
+    n = trans.shape[0]
+    remap = np.full(n, -1, dtype=np.int32)  # by class
+    reps = np.empty(n, dtype=np.int64)
+    m = 0
+    for s in range(n):
+        if remap[cls[s]] < 0:
+            remap[cls[s]] = m
+            reps[m] = s
+            m += 1
+    out = np.empty((m, trans.shape[1]), dtype=np.int32)
+    acc = np.empty(m, dtype=np.bool_)
+    for j in range(m):
+        r = reps[j]
+        acc[j] = accept[r]
+        for b in range(trans.shape[1]):
+            t = trans[r, b]
+            out[j, b] = remap[cls[t]] if t >= 0 else -1
+    return out, acc
 
 
 def _trim(trans: np.ndarray, accept: np.ndarray) -> ByteDFA:
     """Remove states from which no accepting state is reachable; keep state 0 first."""
-    n = trans.shape[0]
-    live = accept.copy()
-    changed = True
-    while changed:
-        nxt_live = (trans >= 0) & live[np.maximum(trans, 0)]
-        new_live = live | nxt_live.any(axis=1)
-        changed = bool((new_live != live).any())
-        live = new_live
+    live = _live_states(np.ascontiguousarray(trans, dtype=np.int32), np.ascontiguousarray(accept, dtype=np.bool_))
     if not live[0]:
         return ByteDFA(np.zeros((0, 256), dtype=np.int32), np.zeros(0, dtype=bool))
     keep = np.flatnonzero(live)
-    remap = np.full(n, -1, dtype=np.int32)
+    remap = np.full(trans.shape[0], -1, dtype=np.int32)
     remap[keep] = np.arange(len(keep), dtype=np.int32)
     t = trans[keep]
     t = np.where(t >= 0, remap[np.maximum(t, 0)], -1).astype(np.int32)
     return ByteDFA(np.ascontiguousarray(t), accept[keep].copy())
+
+
+@njit(cache=True, nogil=True)
+def _live_states(trans, accept):
+    """States from which an accepting state is reachable (a backward search over the edges)."""
+    n, w = trans.shape
+    count = np.zeros(n + 1, dtype=np.int64)
+    for s in range(n):
+        for b in range(w):  # a run of bytes to one target is one edge
+            if trans[s, b] >= 0 and (b == 0 or trans[s, b - 1] != trans[s, b]):
+                count[trans[s, b] + 1] += 1
+    for i in range(n):
+        count[i + 1] += count[i]
+    preds = np.empty(count[n], dtype=np.int32)
+    fill = count[:n].copy()
+    for s in range(n):
+        for b in range(w):
+            t = trans[s, b]
+            if t >= 0 and (b == 0 or trans[s, b - 1] != t):
+                preds[fill[t]] = s
+                fill[t] += 1
+    live = accept.copy()
+    stack = np.flatnonzero(accept)
+    work = np.empty(n, dtype=np.int64)
+    top = stack.shape[0]
+    work[:top] = stack
+    while top > 0:
+        top -= 1
+        t = work[top]
+        for i in range(count[t], count[t + 1]):
+            s = preds[i]
+            if not live[s]:
+                live[s] = True
+                work[top] = s
+                top += 1
+    return live
 
 
 def intersect(a: ByteDFA, b: ByteDFA, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -175,16 +176,22 @@ def _terminals(lark_parser, overrides: dict[str, ByteDFA]) -> list[Terminal]:
     return out
 
 
+MEMORY_CACHE_GRAMMARS = 64  # compiled grammars a GrammarCompiler keeps in memory (least recently used dropped)
+
+
 class GrammarCompiler:
-    """Compiles grammars for one tokenizer; identical inputs return the same CompiledGrammar.
+    """Compiles grammars for one tokenizer; identical inputs return the same CompiledGrammar while it
+    is among the `max_cached` most recently used (each keeps its lexer tables and up to 2,048 masks).
 
     With `cache_dir` (e.g. `compile_cache.default_cache_dir()`), compiled tables also persist on
     disk across processes, keyed by the input, the tokenizer and the engine version.
     """
 
-    def __init__(self, tokenizer_info: TokenizerInfo, cache_dir: str | Path | None = None) -> None:
+    def __init__(self, tokenizer_info: TokenizerInfo, cache_dir: str | Path | None = None,
+                 max_cached: int = MEMORY_CACHE_GRAMMARS) -> None:
         self.tokenizer_info = tokenizer_info
-        self._cache: dict[tuple, CompiledGrammar] = {}
+        self._cache: OrderedDict[tuple, CompiledGrammar] = OrderedDict()
+        self.max_cached = max_cached
         self.disk_cache = CompileCache(cache_dir) if cache_dir is not None else None
         self.last_from_disk = False  # whether the latest compile call was answered by the disk cache
         if self.disk_cache is not None:
@@ -209,6 +216,7 @@ class GrammarCompiler:
         self.last_from_disk = False
         cg = self._cache.get(key)
         if cg is not None:
+            self._cache.move_to_end(key)
             return cg
         disk = self.disk_cache
         if disk is not None:
@@ -226,6 +234,8 @@ class GrammarCompiler:
             if disk is not None:
                 disk.store(name, *cg.to_arrays())
         self._cache[key] = cg
+        if len(self._cache) > self.max_cached:
+            self._cache.popitem(last=False)
         return cg
 
     def compile_grammar(self, grammar: str, start: str = "start", *, allow_trailing_ignore: bool = False,

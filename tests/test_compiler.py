@@ -137,6 +137,25 @@ def test_compile_is_cached_and_deterministic(compiler: GrammarCompiler) -> None:
         assert a.tobytes() == b.tobytes()
 
 
+def test_memory_cache_keeps_the_most_recently_used(compiler: GrammarCompiler) -> None:
+    import gc
+    import weakref
+
+    small = GrammarCompiler(compiler.tokenizer_info, max_cached=2)
+    a, b = small.compile_regex("a+"), small.compile_regex("b+")
+    assert small.compile_regex("a+") is a  # a is now the most recently used
+    small.compile_regex("c+")  # drops b
+    assert small.compile_regex("a+") is a
+    gone = weakref.ref(b)
+    assert small.compile_regex("b+") is not b
+    gc.disable()
+    try:
+        del b
+        assert gone() is None  # freed by reference counting alone (no cycle through its mask store)
+    finally:
+        gc.enable()
+
+
 def test_state_explosion_is_a_clean_limit(compiler: GrammarCompiler) -> None:
     from structgen import LimitExceeded
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
+import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -56,6 +58,21 @@ def _trie_parents_of(trie) -> np.ndarray:
     return got
 
 
+def _scratch_of(trie) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's work arrays for walks of a TokenTrie: (mark, ranges, boundary nodes, their
+    states), shared by every store of the tokenizer; a store of its own would fault in ~5 MB of
+    fresh pages (Llama-3) during each new grammar's first masks."""
+    local = trie.__dict__.get("_scratch")
+    if local is None:
+        local = trie.__dict__.setdefault("_scratch", threading.local())
+    got = getattr(local, "arrays", None)
+    if got is None:
+        n = trie.num_nodes
+        got = local.arrays = (np.zeros(n, dtype=np.bool_), np.empty((n, 2), dtype=np.int32),
+                              np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32))
+    return got
+
+
 class WalkMemo:
     """The walks of terminal DFA states, shared by every grammar of one tokenizer.
 
@@ -91,7 +108,7 @@ class MaskStore:
     """Mask bitsets (uint32 words, bit t = token t allowed) for one CompiledGrammar."""
 
     def __init__(self, cg: "CompiledGrammar", max_entries: int = DEFAULT_LRU_ENTRIES) -> None:
-        self.cg = cg
+        self.cg = weakref.proxy(cg)  # no cycle: a grammar dropped from every cache is freed at once, not by the GC
         tok = cg.tokenizer_info
         trie = tok.trie
         self.trie = (trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start, trie.node_tok_end,
@@ -109,17 +126,14 @@ class MaskStore:
         self._memo = (np.zeros(num_cfg, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32),
                       np.full((num_cfg, max(1, len(cg.terminals))), -1, dtype=np.int32))
         self._parents = _trie_parents_of(trie)
-        self._mark = np.zeros(trie.num_nodes, dtype=np.bool_)
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
         self._digests: dict[tuple[int, int], tuple[int, ...]] = {}  # (term, state) -> canonical digest
         self._term_reps: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # term -> (class representatives, seed)
         self._shared = _walk_memo_of(trie)
         self._serial = next(_STORE_SERIALS)  # keys of this store's own walks in the shared memo
         self._root_children = _root_children_of(trie)
-        self._ranges = np.empty((trie.num_nodes, 2), dtype=np.int32)
+        self._trie_obj = trie
         self._term_accept: dict[int, np.ndarray] = {}
-        self._bnodes = np.empty(trie.num_nodes, dtype=np.int32)
-        self._bstates = np.empty(trie.num_nodes, dtype=np.int32)
         self.hits = 0
         self.misses = 0
 
@@ -136,9 +150,9 @@ class MaskStore:
             lx = self.cg.lexer
             comps = lx.components(ls)
             bits = np.zeros(self.words, dtype=np.uint32)
+            mark, _, bnodes, bstates = _scratch_of(self._trie_obj)
             if comps is None:  # a DFA restored from a cache entry without components: walk the product
-                nb = lexeme_walk(np.int32(ls), self.trie, lx.trans, lx.accept_term, bits, self._bnodes,
-                                 self._bstates)
+                nb = lexeme_walk(np.int32(ls), self.trie, lx.trans, lx.accept_term, bits, bnodes, bstates)
             else:
                 cands = []
                 for t, q in comps:
@@ -150,8 +164,8 @@ class MaskStore:
                     cands.append(facc)
                 cand = np.concatenate(cands) if cands else np.zeros(0, dtype=np.int32)
                 nb = product_boundaries(np.int32(ls), cand, self.trie, self._parents, lx.trans, lx.accept_term,
-                                        self._mark, self._bnodes, self._bstates)
-            got = (bits, self._bnodes[:nb].copy(), self._bstates[:nb].copy())
+                                        mark, bnodes, bstates)
+            got = (bits, bnodes[:nb].copy(), bstates[:nb].copy())
             self._lexeme[ls] = got
         return got
 
@@ -184,11 +198,11 @@ class MaskStore:
             if miss:  # one numba call walks every missing subtree
                 r_ends = np.empty(len(miss), dtype=np.int64)
                 b_ends = np.empty(len(miss), dtype=np.int64)
-                subtree_walks(cs[miss], ss[miss], self.trie, d.trans, acc, self._ranges, self._bnodes, self._bstates,
-                              r_ends, b_ends)
+                _, w_ranges, w_nodes, w_states = _scratch_of(self._trie_obj)
+                subtree_walks(cs[miss], ss[miss], self.trie, d.trans, acc, w_ranges, w_nodes, w_states, r_ends, b_ends)
                 r0 = b0 = 0
                 for j, r1, b1 in zip(miss, r_ends.tolist(), b_ends.tolist()):
-                    subs[j] = (self._ranges[r0:r1].copy(), self._bnodes[b0:b1].copy())
+                    subs[j] = (w_ranges[r0:r1].copy(), w_nodes[b0:b1].copy())
                     memo.remember(memo.subtrees, keys[j], subs[j])
                     r0, b0 = r1, b1
             b_parts = [sub[1] for sub in subs]

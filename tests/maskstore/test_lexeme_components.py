@@ -57,10 +57,12 @@ def test_lexeme_entries_equal_product_walks(info, source):
     store = cg.mask_store
     lx = cg.lexer
     assert len(store._lexeme) > 10
+    num_nodes = store.trie[0].shape[0]
+    w_nodes, w_states = np.empty(num_nodes, dtype=np.int32), np.empty(num_nodes, dtype=np.int32)
     for ls, (bits, bnodes, bstates) in store._lexeme.items():
         assert lx.components(ls) is not None
         want = np.zeros_like(bits)
-        nb = lexeme_walk(np.int32(ls), store.trie, lx.trans, lx.accept_term, want, store._bnodes, store._bstates)
+        nb = lexeme_walk(np.int32(ls), store.trie, lx.trans, lx.accept_term, want, w_nodes, w_states)
         assert np.array_equal(bits, want), ls
-        assert np.array_equal(bnodes, store._bnodes[:nb]), ls
-        assert np.array_equal(bstates, store._bstates[:nb]), ls
+        assert np.array_equal(bnodes, w_nodes[:nb]), ls
+        assert np.array_equal(bstates, w_states[:nb]), ls

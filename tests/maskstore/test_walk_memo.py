@@ -57,8 +57,9 @@ def test_shared_component_entries_equal_fresh_walks(info):
     store = second.mask_store
     d = second.terminals[t2].dfa
     want = np.zeros(store.words, dtype=np.uint32)
+    w_nodes, w_states = np.empty_like(store.trie[1]), np.empty_like(store.trie[1])
     nb = lexeme_walk(np.int32(q2), store.trie, d.trans, np.where(d.accept, 0, -1).astype(np.int32), want,
-                     store._bnodes, store._bstates)
+                     w_nodes, w_states)
     bits, facc = got2
     if bits.dtype != np.uint32:
         dense = np.zeros(store.words, dtype=np.uint32)
@@ -66,7 +67,7 @@ def test_shared_component_entries_equal_fresh_walks(info):
             dense[t >> 5] |= np.uint32(1 << (t & 31))
         bits = dense
     assert np.array_equal(bits, want)
-    assert np.array_equal(np.sort(facc), store._bnodes[:nb])
+    assert np.array_equal(np.sort(facc), w_nodes[:nb])
 
 
 def test_product_state_with_one_live_terminal_is_its_copy(info):

@@ -176,20 +176,37 @@ class MaskStore:
         got = self._components.get(key)
         if got is not None:
             return got
-        memo = self._shared
-        dq = self._digest(term, q)
-        got = memo.components.get(dq)
-        if got is None:
-            d = self.cg.terminals[term].dfa
-            acc = self._accept(term)
-            # the walk from q, one subtree of the root at a time: a subtree entered in state s
-            # gives the same answer from every state whose transition leads there (the states of
-            # a key string that track the excluded keys all fall back to one body state), so
-            # subtrees are memoized by (s's digest, child of the root)
-            kids = self._root_children
-            succ = d.trans[q, self.trie[0][kids]]
-            live = succ >= 0
-            cs, ss = kids[live], succ[live].astype(np.int32)
+        if self.cg.terminals[term].is_literal:
+            got = self._walk(term, q, None)  # one path through the trie: walking costs less than digesting
+        else:
+            memo = self._shared
+            dq = self._digest(term, q)
+            got = memo.components.get(dq)
+            if got is None:
+                got = self._walk(term, q, memo)
+                memo.remember(memo.components, dq, got)
+        if len(self._components) >= LOCAL_COMPONENTS:  # a fast path only: the WalkMemo bounds the memory
+            self._components.clear()
+        self._components[key] = got
+        return got
+
+    def _walk(self, term: int, q: int, memo: WalkMemo | None) -> tuple[np.ndarray, np.ndarray]:
+        """component_entry's walk from q, one subtree of the root at a time. With `memo`, subtrees
+        are shared: a subtree entered in state s gives the same answer from every state whose
+        transition leads there (the states of a key string that track the excluded keys all fall
+        back to one body state), so they are memoized by (s's digest, child of the root)."""
+        d = self.cg.terminals[term].dfa
+        acc = self._accept(term)
+        kids = self._root_children
+        succ = d.trans[q, self.trie[0][kids]]
+        live = succ >= 0
+        cs, ss = kids[live], succ[live].astype(np.int32)
+        _, w_ranges, w_nodes, w_states = _scratch_of(self._trie_obj)
+        if memo is None:  # one numba call walks every subtree
+            ends = np.empty(len(cs), dtype=np.int64)
+            nr, nb = subtree_walks(cs, ss, self.trie, d.trans, acc, w_ranges, w_nodes, w_states, ends, ends)
+            subs = [(w_ranges[:nr].copy(), w_nodes[:nb].copy())]
+        else:
             sl = ss.tolist()
             digests = {s: self._digest(term, s) for s in set(sl)}  # a dozen successor states, not 256
             keys = [(digests[s], c) for s, c in zip(sl, cs.tolist())]
@@ -198,30 +215,24 @@ class MaskStore:
             if miss:  # one numba call walks every missing subtree
                 r_ends = np.empty(len(miss), dtype=np.int64)
                 b_ends = np.empty(len(miss), dtype=np.int64)
-                _, w_ranges, w_nodes, w_states = _scratch_of(self._trie_obj)
                 subtree_walks(cs[miss], ss[miss], self.trie, d.trans, acc, w_ranges, w_nodes, w_states, r_ends, b_ends)
                 r0 = b0 = 0
                 for j, r1, b1 in zip(miss, r_ends.tolist(), b_ends.tolist()):
                     subs[j] = (w_ranges[r0:r1].copy(), w_nodes[b0:b1].copy())
                     memo.remember(memo.subtrees, keys[j], subs[j])
                     r0, b0 = r1, b1
-            b_parts = [sub[1] for sub in subs]
-            if acc[q] >= 0:
-                b_parts.append(kids[~live].astype(np.int32))
-            ranges = np.concatenate([sub[0] for sub in subs]) if subs else np.zeros((0, 2), dtype=np.int32)
-            facc = np.concatenate(b_parts) if b_parts else np.zeros(0, dtype=np.int32)
-            tok_ids = self.trie[5]
-            if range_count(ranges) <= SPARSE_BITS:
-                bits = range_ids(tok_ids, ranges)
-            else:
-                bits = np.zeros(self.words, dtype=np.uint32)
-                set_ranges(bits, tok_ids, ranges)
-            got = (bits, facc)
-            memo.remember(memo.components, dq, got)
-        if len(self._components) >= LOCAL_COMPONENTS:  # a fast path only: the WalkMemo bounds the memory
-            self._components.clear()
-        self._components[key] = got
-        return got
+        b_parts = [sub[1] for sub in subs]
+        if acc[q] >= 0:
+            b_parts.append(kids[~live].astype(np.int32))
+        ranges = np.concatenate([sub[0] for sub in subs]) if subs else np.zeros((0, 2), dtype=np.int32)
+        facc = np.concatenate(b_parts) if b_parts else np.zeros(0, dtype=np.int32)
+        tok_ids = self.trie[5]
+        if range_count(ranges) <= SPARSE_BITS:
+            bits = range_ids(tok_ids, ranges)
+        else:
+            bits = np.zeros(self.words, dtype=np.uint32)
+            set_ranges(bits, tok_ids, ranges)
+        return bits, facc
 
     def _accept(self, term: int) -> np.ndarray:
         """int32 per state of term's DFA: 0 if accepting, else -1 (the walks' accept table)."""

@@ -497,9 +497,10 @@ def _same_signature(small, accept, cls, a, b):
 
 
 @njit(cache=True, nogil=True)
-def _signature_classes(small, accept, cls, states, new):
-    """new[s] for s in `states` (in order): equal iff signatures (see _same_signature) are equal,
-    numbered by first appearance; returns the number of classes."""
+def _signature_classes(small, accept, own, succ, states, new):
+    """new[s] for s in `states` (in order), numbered by first appearance: equal iff the states
+    agree on own[s] and on their signatures (acceptance, and each column's successor class in
+    `succ`, which may be `new` itself when successors come first); returns the number of classes."""
     n = small.shape[0]
     hcap = 16
     while hcap < 2 * n:
@@ -507,11 +508,11 @@ def _signature_classes(small, accept, cls, states, new):
     hv = np.full(hcap, -1, dtype=np.int64)
     num = 0
     for s in states:
-        h = np.uint64(1469598103934665603) ^ np.uint64(cls[s] * 2 + accept[s])
+        h = np.uint64(1469598103934665603) ^ np.uint64(own[s] * 2 + accept[s])
         h *= np.uint64(1099511628211)
         for u in range(small.shape[1]):
             t = small[s, u]
-            h ^= np.uint64((cls[t] if t >= 0 else -1) + 2)
+            h ^= np.uint64((succ[t] if t >= 0 else -1) + 2)
             h *= np.uint64(1099511628211)
         i = np.int64(h & np.uint64(hcap - 1))
         while True:
@@ -521,7 +522,7 @@ def _signature_classes(small, accept, cls, states, new):
                 new[s] = num
                 num += 1
                 break
-            if cls[r] == cls[s] and _same_signature(small, accept, cls, r, s):
+            if own[r] == own[s] and _same_signature(small, accept, succ, r, s):
                 new[s] = new[r]
                 break
             i = (i + 1) & (hcap - 1)
@@ -537,7 +538,7 @@ def _moore_classes(small, accept):
     new = np.empty(n, dtype=np.int64)
     num = -1
     while True:
-        got = _signature_classes(small, accept, cls, states, new)
+        got = _signature_classes(small, accept, cls, cls, states, new)
         cls, new = new, cls
         if got == num:
             return cls
@@ -574,35 +575,8 @@ def _acyclic_classes(small, accept):
                     tail += 1
     if tail < n:
         return np.empty(0, dtype=np.int64)
-    # successors first: a state's signature reads only classes already final; cls starts at 0
-    # for all, so the acceptance and successor classes alone decide
-    cls = np.zeros(n, dtype=np.int64)
-    new = np.full(n, -1, dtype=np.int64)
-    hcap = 16
-    while hcap < 2 * n:
-        hcap *= 2
-    hv = np.full(hcap, -1, dtype=np.int64)
-    num = 0
-    for j in range(n - 1, -1, -1):
-        s = order[j]
-        h = np.uint64(1469598103934665603) ^ np.uint64(accept[s])
-        h *= np.uint64(1099511628211)
-        for u in range(k):
-            t = small[s, u]
-            h ^= np.uint64((new[t] if t >= 0 else -1) + 2)
-            h *= np.uint64(1099511628211)
-        i = np.int64(h & np.uint64(hcap - 1))
-        while True:
-            r = hv[i]
-            if r < 0:
-                hv[i] = s
-                new[s] = num
-                num += 1
-                break
-            if _same_signature(small, accept, new, r, s):
-                new[s] = new[r]
-                break
-            i = (i + 1) & (hcap - 1)
+    new = np.full(n, -1, dtype=np.int64)  # successors first: their classes are final when read
+    _signature_classes(small, accept, np.zeros(n, dtype=np.int64), new, order[::-1], new)
     return new
 
 

@@ -84,3 +84,41 @@ def test_byte_difference_equals_the_character_level_one(declared):
     assert difference(want, got).num_states == 0 and difference(got, want).num_states == 0
     assert got.matches(b'"other"') and not any(got.matches(json.dumps(k, ensure_ascii=False).encode())
                                                for k in declared)
+
+
+def _naive_classes(trans, accept) -> int:
+    """The number of Myhill-Nerode classes of the live states, by plain Python Moore refinement."""
+    n = len(accept)
+    cls = [int(a) for a in accept]
+    while True:
+        sig = [(cls[s],) + tuple(cls[t] if t >= 0 else -1 for t in trans[s]) for s in range(n)]
+        ids = {v: i for i, v in enumerate(dict.fromkeys(sig))}
+        new = [ids[v] for v in sig]
+        if len(ids) == len(set(cls)):
+            return len(ids)
+        cls = new
+
+
+@pytest.mark.parametrize("acyclic", [False, True])
+def test_minimisation_is_minimal_and_keeps_the_language(acyclic: bool) -> None:
+    import numpy as np
+
+    from structgen.automata.fsm import _minimise, _trim
+
+    rng = random.Random(7)
+    for _ in range(300):
+        n = rng.randint(1, 40)
+        trans = np.full((n, 256), -1, dtype=np.int32)
+        for s in range(n):
+            for b in range(97, 97 + rng.randint(1, 4)):
+                if rng.random() < 0.7 and (not acyclic or s + 1 < n):
+                    trans[s, b] = rng.randint(s + 1, n - 1) if acyclic else rng.randint(0, n - 1)
+        accept = np.array([rng.random() < 0.3 for _ in range(n)])
+        if not accept.any():
+            continue
+        full = _trim(trans, accept)
+        if full.num_states == 0:
+            continue
+        small = _trim(*_minimise(full.trans, full.accept))
+        assert small.num_states == _naive_classes(full.trans.tolist(), full.accept.tolist())
+        assert difference(full, small).num_states == 0 and difference(small, full).num_states == 0

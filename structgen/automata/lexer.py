@@ -164,9 +164,10 @@ class LexerTables:
         private = getattr(mmap, "MAP_PRIVATE", None)
         if private is None:
             return np.empty(shape, dtype=dtype)
-        nbytes = max(1, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
-        self._maps[name] = buf = mmap.mmap(-1, nbytes, flags=private | mmap.MAP_ANONYMOUS)
-        return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape, dtype=np.int64))).reshape(shape)
+        count = int(np.prod(shape, dtype=np.int64))
+        self._maps[name] = buf = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize),
+                                           flags=private | mmap.MAP_ANONYMOUS)
+        return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
 
     def _grow(self, need: int) -> None:
         cap = self.trans.shape[0]
@@ -184,7 +185,7 @@ class LexerTables:
                 setattr(self, name, None)
                 del old
                 try:  # remapped, not copied (mremap): possible while no other view of the table is alive
-                    buf.resize(max(1, new * int(np.prod(row, dtype=np.int64)) * dtype.itemsize))
+                    buf.resize(len(buf) // cap * new)  # cap rows of equal width
                     setattr(self, name, np.frombuffer(buf, dtype=dtype).reshape((new,) + row))
                     continue
                 except (BufferError, OSError, SystemError):

@@ -39,32 +39,34 @@ DIGEST_MAX_CELLS = 1 << 16  # states x byte classes hashed at most per canonical
 _STORE_SERIALS = itertools.count(1)
 
 
-def _root_children_of(trie) -> np.ndarray:
-    """The depth-1 nodes of a TokenTrie, in node order (computed once per trie)."""
-    got = trie.__dict__.get("_root_children")
+def _of_trie(trie, name: str, make):
+    """`make()`, computed once per TokenTrie and kept on it (shared by every grammar of a tokenizer)."""
+    got = trie.__dict__.get(name)
     if got is None:
-        got = np.flatnonzero(trie.node_depth == 1).astype(np.int64)
-        trie.__dict__["_root_children"] = got
+        got = trie.__dict__.setdefault(name, make())
     return got
+
+
+def _root_children_of(trie) -> np.ndarray:
+    """The depth-1 nodes of a TokenTrie, in node order."""
+    return _of_trie(trie, "_root_children", lambda: np.flatnonzero(trie.node_depth == 1).astype(np.int64))
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 def _trie_parents_of(trie) -> np.ndarray:
-    """trie_parents of a TokenTrie, computed once per trie (shared by every grammar of a tokenizer)."""
-    got = trie.__dict__.get("_parents")
-    if got is None:
-        got = trie_parents(trie.node_depth)
-        got.flags.writeable = False
-        trie.__dict__["_parents"] = got
-    return got
+    """trie_parents of a TokenTrie."""
+    return _of_trie(trie, "_parents", lambda: _read_only(trie_parents(trie.node_depth)))
 
 
 def _scratch_of(trie) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """This thread's work arrays for walks of a TokenTrie: (mark, ranges, boundary nodes, their
     states), shared by every store of the tokenizer; a store of its own would fault in ~5 MB of
     fresh pages (Llama-3) during each new grammar's first masks."""
-    local = trie.__dict__.get("_scratch")
-    if local is None:
-        local = trie.__dict__.setdefault("_scratch", threading.local())
+    local = _of_trie(trie, "_scratch", threading.local)
     got = getattr(local, "arrays", None)
     if got is None:
         n = trie.num_nodes
@@ -97,11 +99,8 @@ class WalkMemo:
 
 
 def _walk_memo_of(trie) -> WalkMemo:
-    """The WalkMemo of a TokenTrie (created on first use)."""
-    got = trie.__dict__.get("_walk_memo")
-    if got is None:
-        got = trie.__dict__["_walk_memo"] = WalkMemo()
-    return got
+    """The WalkMemo of a TokenTrie."""
+    return _of_trie(trie, "_walk_memo", WalkMemo)
 
 
 class MaskStore:
@@ -203,7 +202,7 @@ class MaskStore:
         cs, ss = kids[live], succ[live].astype(np.int32)
         _, w_ranges, w_nodes, w_states = _scratch_of(self._trie_obj)
         if memo is None:  # one numba call walks every subtree
-            ends = np.empty(len(cs), dtype=np.int64)
+            ends = np.empty(len(cs), dtype=np.int64)  # per-subtree ends: not needed here
             nr, nb = subtree_walks(cs, ss, self.trie, d.trans, acc, w_ranges, w_nodes, w_states, ends, ends)
             subs = [(w_ranges[:nr].copy(), w_nodes[:nb].copy())]
         else:

@@ -156,18 +156,11 @@ class LexerTables:
     # --- product construction ------------------------------------------------------------
 
     def _rows(self, name: str, cap: int, row: tuple[int, ...], dtype) -> np.ndarray:
-        """An uninitialized array of `cap` rows for table `name`, on its own private anonymous
-        mapping where the platform has one: its pages are zero-filled on first touch without
-        numpy's huge-page advice (a huge-page fault with compaction costs milliseconds on some
-        VMs), and _grow can extend it in place."""
-        shape = (cap,) + row
-        private = getattr(mmap, "MAP_PRIVATE", None)
-        if private is None:
-            return np.empty(shape, dtype=dtype)
-        count = int(np.prod(shape, dtype=np.int64))
-        self._maps[name] = buf = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize),
-                                           flags=private | mmap.MAP_ANONYMOUS)
-        return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+        """An uninitialized array of `cap` rows for table `name` (see mapped_array)."""
+        a, buf = mapped_array((cap,) + row, dtype)
+        if buf is not None:
+            self._maps[name] = buf
+        return a
 
     def _grow(self, need: int) -> None:
         cap = self.trans.shape[0]
@@ -287,6 +280,19 @@ class LexerTables:
         self.is_start[base] = True
         self.dfa_start = np.append(self.dfa_start, np.int32(base))
         return dfa_id
+
+
+def mapped_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mmap | None]:
+    """An uninitialized array on its own private anonymous mapping (and the mapping), where the
+    platform has one: its pages are zero-filled on first touch without numpy's huge-page advice
+    (a huge-page fault with compaction costs milliseconds on some VMs), and the mapping can be
+    grown in place (see LexerTables._grow)."""
+    private = getattr(mmap, "MAP_PRIVATE", None)
+    if private is None:
+        return np.empty(shape, dtype=dtype), None
+    count = int(np.prod(shape, dtype=np.int64))
+    buf = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize), flags=private | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape), buf
 
 
 @njit(cache=True, nogil=True)

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..automata.lexer import mapped_array
 from ..automata.parser import StackPool
 from ..automata.step import can_end
-from .walk import (boundary_walk, canonical_digest, lexeme_walk, product_boundaries, range_count, range_ids, set_ids,
-                   set_ranges, subtree_walks, trie_parents)
+from .walk import (boundary_walk, component_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids,
+                   ranges_bits, set_ids, state_digest, trie_parents)
 
 if TYPE_CHECKING:
     from ..compiler import CompiledGrammar
@@ -81,26 +82,78 @@ class WalkMemo:
     A walk depends only on the language of the state it starts from, so it is keyed by a digest
     of the state's canonical form (the sub-automaton reachable from it, renumbered breadth-first):
     the body of a JSON string, a date-time, or "at most 12 more characters" is walked once per
-    tokenizer, not once per schema. Both maps are dropped whole past COMPONENT_MEMO_BYTES."""
+    tokenizer, not once per schema. Whole component entries are kept in a dict; the walks of
+    single subtrees of the root (component_walk) in flat numba tables: keys (hk, hv: digest and
+    root child -> entry), entries (ent: their ranges of `ranges` and of `nodes`), and `used`
+    (entries, ranges, nodes). All of it is dropped past COMPONENT_MEMO_BYTES."""
 
-    def __init__(self) -> None:
-        self.components: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}  # digest -> component entry
-        self.subtrees: dict[tuple[tuple[int, ...], int], tuple[np.ndarray, np.ndarray]] = {}  # (digest, root child)
+    def __init__(self, trie) -> None:
+        self.lock = threading.Lock()  # stores of different grammars (and their locks) share this
+        self.room = trie.num_nodes  # one walk of the whole trie writes at most this many ranges / nodes
+        self.components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # digest -> component entry
+        self.hk = np.zeros((1 << 12, 3), dtype=np.uint64)
+        self.hv = np.full(1 << 12, -1, dtype=np.int32)
+        self.ent = np.empty((1 << 11, 4), dtype=np.int64)
+        self.ranges, self._ranges_map = mapped_array((2 * self.room, 2), np.int32)
+        self.nodes, self._nodes_map = mapped_array((2 * self.room,), np.int32)
+        self.used = np.zeros(3, dtype=np.int64)
+        self.nbytes = 0  # of the component entries
+
+    def tables(self) -> tuple[np.ndarray, ...]:
+        """component_walk's memo, with room for one more walk of the whole trie (256 subtrees)."""
+        n_ent, n_r, n_b = self.used.tolist()
+        if n_ent * 8 + n_r * 8 + n_b * 4 + self.nbytes > COMPONENT_MEMO_BYTES:
+            self.clear()
+            n_ent = n_r = n_b = 0
+        if 2 * (n_ent + 256) > len(self.hv):
+            cap = 4 * len(self.hv)
+            hk, hv = np.zeros((cap, 3), dtype=np.uint64), np.full(cap, -1, dtype=np.int32)
+            memo_rehash(self.hk, self.hv, hk, hv)
+            self.hk, self.hv = hk, hv
+            ent = np.empty((cap // 2, 4), dtype=np.int64)
+            ent[:n_ent] = self.ent[:n_ent]
+            self.ent = ent
+        if n_r + self.room > len(self.ranges):
+            ranges, self._ranges_map = mapped_array((2 * len(self.ranges), 2), np.int32)
+            ranges[:n_r] = self.ranges[:n_r]
+            self.ranges = ranges
+        if n_b + self.room > len(self.nodes):
+            nodes, self._nodes_map = mapped_array((2 * len(self.nodes),), np.int32)
+            nodes[:n_b] = self.nodes[:n_b]
+            self.nodes = nodes
+        return self.hk, self.hv, self.ent, self.ranges, self.nodes, self.used
+
+    def remember(self, key: tuple[int, int], value: tuple[np.ndarray, np.ndarray]) -> None:
+        """Keep a whole component entry under its state's digest."""
+        self.components[key] = value
+        self.nbytes += value[0].nbytes + value[1].nbytes
+
+    def clear(self) -> None:
+        self.components.clear()
         self.nbytes = 0
-
-    def remember(self, memo: dict, key, value: tuple[np.ndarray, np.ndarray]) -> None:
-        size = value[0].nbytes + value[1].nbytes
-        if self.nbytes + size > COMPONENT_MEMO_BYTES:
-            self.components.clear()
-            self.subtrees.clear()
-            self.nbytes = 0
-        memo[key] = value
-        self.nbytes += size
+        self.hv[:] = -1
+        self.used[:] = 0
 
 
 def _walk_memo_of(trie) -> WalkMemo:
     """The WalkMemo of a TokenTrie."""
-    return _of_trie(trie, "_walk_memo", WalkMemo)
+    return _of_trie(trie, "_walk_memo", lambda: WalkMemo(trie))
+
+
+def _all_tokens_of(trie, words: int) -> np.ndarray:
+    """The bitset (`words` uint32 words) of every token in a TokenTrie."""
+    def make() -> np.ndarray:
+        bits = np.zeros(words, dtype=np.uint32)
+        set_ids(bits, trie.tok_ids)
+        return _read_only(bits)
+    return _of_trie(trie, f"_all_tokens_{words}", make)
+
+
+# component_walk's memo and digest arguments when it walks without the WalkMemo (numba types only)
+_NO_MEMO = (np.zeros((1, 3), dtype=np.uint64), np.full(1, -1, dtype=np.int32), np.zeros((1, 4), dtype=np.int64),
+            np.zeros((1, 2), dtype=np.int32), np.zeros(1, dtype=np.int32), np.zeros(3, dtype=np.int64))
+_NO_DIGESTS = (np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.uint64), np.int64(0),
+               np.zeros((1, 2), dtype=np.uint64), np.zeros(1, dtype=np.bool_), np.uint64(0))
 
 
 class MaskStore:
@@ -126,12 +179,12 @@ class MaskStore:
                       np.full((num_cfg, max(1, len(cg.terminals))), -1, dtype=np.int32))
         self._parents = _trie_parents_of(trie)
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
-        self._digests: dict[tuple[int, int], tuple[int, ...]] = {}  # (term, state) -> canonical digest
-        self._term_reps: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # term -> (class representatives, seed)
+        self._digests: dict[int, tuple] = {}  # term -> state_digest's per-state keys of its DFA
         self._shared = _walk_memo_of(trie)
         self._serial = next(_STORE_SERIALS)  # keys of this store's own walks in the shared memo
         self._root_children = _root_children_of(trie)
         self._trie_obj = trie
+        self._all_tokens = _all_tokens_of(trie, self.words)
         self._term_accept: dict[int, np.ndarray] = {}
         self.hits = 0
         self.misses = 0
@@ -183,55 +236,33 @@ class MaskStore:
             got = memo.components.get(dq)
             if got is None:
                 got = self._walk(term, q, memo)
-                memo.remember(memo.components, dq, got)
+                memo.remember(dq, got)
         if len(self._components) >= LOCAL_COMPONENTS:  # a fast path only: the WalkMemo bounds the memory
             self._components.clear()
         self._components[key] = got
         return got
 
     def _walk(self, term: int, q: int, memo: WalkMemo | None) -> tuple[np.ndarray, np.ndarray]:
-        """component_entry's walk from q, one subtree of the root at a time. With `memo`, subtrees
-        are shared: a subtree entered in state s gives the same answer from every state whose
-        transition leads there (the states of a key string that track the excluded keys all fall
-        back to one body state), so they are memoized by (s's digest, child of the root)."""
+        """component_entry's walk from q (component_walk), its subtrees shared through `memo` if
+        given: the states of a key string that track the excluded keys all fall back to one body
+        state, whose subtrees are then walked once."""
         d = self.cg.terminals[term].dfa
-        acc = self._accept(term)
-        kids = self._root_children
-        succ = d.trans[q, self.trie[0][kids]]
-        live = succ >= 0
-        cs, ss = kids[live], succ[live].astype(np.int32)
         _, w_ranges, w_nodes, w_states = _scratch_of(self._trie_obj)
-        if memo is None:  # one numba call walks every subtree
-            ends = np.empty(len(cs), dtype=np.int64)  # per-subtree ends: not needed here
-            nr, nb = subtree_walks(cs, ss, self.trie, d.trans, acc, w_ranges, w_nodes, w_states, ends, ends)
-            subs = [(w_ranges[:nr].copy(), w_nodes[:nb].copy())]
+        args = (np.int32(q), self._root_children, self.trie, d.trans, self._accept(term))
+        if memo is None:
+            nr, nf = component_walk(*args, False, _NO_DIGESTS, _NO_MEMO, w_ranges, w_nodes, w_states)
         else:
-            sl = ss.tolist()
-            digests = {s: self._digest(term, s) for s in set(sl)}  # a dozen successor states, not 256
-            keys = [(digests[s], c) for s, c in zip(sl, cs.tolist())]
-            subs = [memo.subtrees.get(k) for k in keys]
-            miss = [j for j, sub in enumerate(subs) if sub is None]
-            if miss:  # one numba call walks every missing subtree
-                r_ends = np.empty(len(miss), dtype=np.int64)
-                b_ends = np.empty(len(miss), dtype=np.int64)
-                subtree_walks(cs[miss], ss[miss], self.trie, d.trans, acc, w_ranges, w_nodes, w_states, r_ends, b_ends)
-                r0 = b0 = 0
-                for j, r1, b1 in zip(miss, r_ends.tolist(), b_ends.tolist()):
-                    subs[j] = (w_ranges[r0:r1].copy(), w_nodes[b0:b1].copy())
-                    memo.remember(memo.subtrees, keys[j], subs[j])
-                    r0, b0 = r1, b1
-        b_parts = [sub[1] for sub in subs]
-        if acc[q] >= 0:
-            b_parts.append(kids[~live].astype(np.int32))
-        ranges = np.concatenate([sub[0] for sub in subs]) if subs else np.zeros((0, 2), dtype=np.int32)
-        facc = np.concatenate(b_parts) if b_parts else np.zeros(0, dtype=np.int32)
+            with memo.lock:
+                nr, nf = component_walk(*args, True, self._digest_tables(term), memo.tables(), w_ranges, w_nodes,
+                                        w_states)
+        ranges = w_ranges[:nr]
         tok_ids = self.trie[5]
         if range_count(ranges) <= SPARSE_BITS:
             bits = range_ids(tok_ids, ranges)
         else:
             bits = np.zeros(self.words, dtype=np.uint32)
-            set_ranges(bits, tok_ids, ranges)
-        return bits, facc
+            ranges_bits(bits, tok_ids, ranges, self._all_tokens)
+        return bits, w_nodes[:nf].copy()
 
     def _accept(self, term: int) -> np.ndarray:
         """int32 per state of term's DFA: 0 if accepting, else -1 (the walks' accept table)."""
@@ -240,23 +271,28 @@ class MaskStore:
             acc = self._term_accept[term] = np.where(self.cg.terminals[term].dfa.accept, 0, -1).astype(np.int32)
         return acc
 
-    def _digest(self, term: int, s: int) -> tuple[int, ...]:
-        """A 128-bit digest of the canonical form of state s of term's DFA (see canonical_digest):
-        the key under which the WalkMemo shares its walks."""
-        key = (term, s)
-        got = self._digests.get(key)
+    def _digest_tables(self, term: int) -> tuple:
+        """state_digest's arguments for term's DFA: its byte-class representatives, a seed that
+        stands for its byte classes, the cell bound, per-state keys (computed on first use), and
+        this store's tag for states past the bound."""
+        got = self._digests.get(term)
         if got is None:
-            reps = self._term_reps.get(term)
-            if reps is None:
-                rep, cls = self.cg.lexer.term_classes(term)
-                seed = np.frombuffer(hashlib.blake2b(cls.astype(np.int16).tobytes(), digest_size=16).digest(),
-                                     dtype=np.uint64)
-                reps = self._term_reps[term] = (rep, seed)
-            h1, h2, ok = canonical_digest(self.cg.terminals[term].dfa.trans, self._accept(term), reps[0], reps[1],
-                                          np.int32(s), DIGEST_MAX_CELLS)
-            # past the bound hashing costs more than the walk it might save: a key of this store only
-            got = self._digests[key] = (int(h1), int(h2)) if ok else (-self._serial, term, s)
+            rep, cls = self.cg.lexer.term_classes(term)
+            seed = np.frombuffer(hashlib.blake2b(cls.astype(np.int16).tobytes(), digest_size=16).digest(),
+                                 dtype=np.uint64).copy()
+            n = self.cg.terminals[term].dfa.num_states
+            tag = np.uint64((0xFFFF << 48) | ((self._serial & 0xFFFFFFF) << 20) | (term & 0xFFFFF))
+            got = self._digests[term] = (rep, seed, np.int64(DIGEST_MAX_CELLS), np.zeros((n, 2), dtype=np.uint64),
+                                         np.zeros(n, dtype=np.bool_), tag)
         return got
+
+    def _digest(self, term: int, s: int) -> tuple[int, int]:
+        """A 128-bit digest of the canonical form of state s of term's DFA (see canonical_digest):
+        the key under which the WalkMemo shares its walks (past DIGEST_MAX_CELLS, hashing costs
+        more than the walk it might save: a key of this store only)."""
+        h1, h2 = state_digest(np.int32(s), self.cg.terminals[term].dfa.trans, self._accept(term),
+                              self._digest_tables(term))
+        return int(h1), int(h2)
 
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:
         """The allowed-token bitset (uint32 words) for lexer state `ls` and parser `stack`."""

@@ -161,18 +161,120 @@ def canonical_digest(trans, accept, rep, seed, s, max_cells):
 
 
 @njit(cache=True, nogil=True)
-def subtree_walks(cs, ss, trie, trans, accept_term, ranges, bnodes, bstates, r_ends, b_ends):
-    """subtree_walk for each (cs[j], ss[j]) in one call, results one after another in ranges and
-    (bnodes, bstates); walk j's end offsets are written to r_ends[j] and b_ends[j]."""
+def state_digest(s, trans, accept, dig):
+    """The memo key (two uint64) of state s: its canonical_digest, computed once into dig's
+    per-state arrays; past dig's cell bound a key of this store alone ((tag, s), tag ORed
+    with the terminal: never equal to another store's keys, and never a shared walk).
+    dig = (rep, seed, max_cells, keys uint64[n, 2], known bool[n], tag uint64)."""
+    rep, seed, max_cells, keys, known, tag = dig
+    if not known[s]:
+        h1, h2, ok = canonical_digest(trans, accept, rep, seed, s, max_cells)
+        if ok:
+            keys[s, 0] = h1
+            keys[s, 1] = h2
+        else:
+            keys[s, 0] = tag
+            keys[s, 1] = np.uint64(s)
+        known[s] = True
+    return keys[s, 0], keys[s, 1]
+
+
+@njit(cache=True, nogil=True)
+def _memo_slot(hk, hv, h1, h2, c):
+    """The slot of key (h1, h2, c) in the open-addressing table (hk rows: h1, h2, c; hv: the
+    entry, -1 empty), or of the empty slot where it would go."""
+    mask = hv.shape[0] - 1
+    i = np.int64((h1 ^ (h2 * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(c) * np.uint64(1099511628211)) >> np.uint64(7)) & mask
+    while hv[i] >= 0 and not (hk[i, 0] == h1 and hk[i, 1] == h2 and hk[i, 2] == np.uint64(c)):
+        i = (i + 1) & mask
+    return i
+
+
+@njit(cache=True, nogil=True)
+def memo_rehash(hk, hv, hk2, hv2):
+    """Move every key of table (hk, hv) into the empty, larger table (hk2, hv2)."""
+    for i in range(hv.shape[0]):
+        if hv[i] >= 0:
+            j = _memo_slot(hk2, hv2, hk[i, 0], hk[i, 1], hk[i, 2])
+            hk2[j] = hk[i]
+            hv2[j] = hv[i]
+
+
+@njit(cache=True, nogil=True)
+def component_walk(q, kids, trie, trans, accept, shared, dig, memo, out_ranges, out_nodes, scratch):
+    """A terminal state's component entry, raw: the positions (ranges [a, b), in order, into
+    out_ranges) of tokens that keep the DFA alive from q, and the nodes where it dies right after
+    accepting (out_nodes); returns their counts. Walked one child of the root (kids) at a time;
+    with `shared`, each subtree's walk is memoized in `memo` under (digest of the state it is
+    entered in, child): a subtree entered in state s gives the same answer from every state
+    whose byte leads there. memo = (hk, hv, ent, ranges, nodes, used) (see WalkMemo); the caller
+    leaves room for one more walk of the whole trie."""
+    node_byte = trie[0]
+    hk, hv, ent, ar, an, used = memo
     nr = 0
-    nb = 0
-    for j in range(cs.shape[0]):
-        a, b = subtree_walk(cs[j], ss[j], trie, trans, accept_term, ranges[nr:], bnodes[nb:], bstates[nb:])
-        nr += a
-        nb += b
-        r_ends[j] = nr
-        b_ends[j] = nb
-    return nr, nb
+    nf = 0
+    for c in kids:
+        s = trans[q, node_byte[c]]
+        if s < 0:
+            if accept[q] >= 0:
+                out_nodes[nf] = c
+                nf += 1
+            continue
+        if not shared:
+            a, b = subtree_walk(c, s, trie, trans, accept, out_ranges[nr:], out_nodes[nf:], scratch)
+            nr += a
+            nf += b
+            continue
+        h1, h2 = state_digest(s, trans, accept, dig)
+        slot = _memo_slot(hk, hv, h1, h2, c)
+        e = hv[slot]
+        if e < 0:
+            r0 = used[1]
+            b0 = used[2]
+            a, b = subtree_walk(c, s, trie, trans, accept, ar[r0:], an[b0:], scratch)
+            e = used[0]
+            ent[e, 0] = r0
+            ent[e, 1] = r0 + a
+            ent[e, 2] = b0
+            ent[e, 3] = b0 + b
+            used[0] += 1
+            used[1] += a
+            used[2] += b
+            hk[slot, 0] = h1
+            hk[slot, 1] = h2
+            hk[slot, 2] = np.uint64(c)
+            hv[slot] = e
+        for r in range(ent[e, 0], ent[e, 1]):
+            if nr > 0 and out_ranges[nr - 1, 1] == ar[r, 0]:  # subtrees are adjacent in node order
+                out_ranges[nr - 1, 1] = ar[r, 1]
+            else:
+                out_ranges[nr, 0] = ar[r, 0]
+                out_ranges[nr, 1] = ar[r, 1]
+                nr += 1
+        for x in range(ent[e, 2], ent[e, 3]):
+            out_nodes[nf] = an[x]
+            nf += 1
+    return nr, nf
+
+
+@njit(cache=True, nogil=True)
+def ranges_bits(bits, tok_ids, ranges, all_bits):
+    """bits (zeros) := the tokens at the positions in `ranges` (sorted, disjoint [a, b) rows).
+    When they are most of the vocabulary (a string body), all_bits (every token of the trie)
+    is copied and the few positions between the ranges cleared instead."""
+    n = tok_ids.shape[0]
+    if 2 * range_count(ranges) <= n:
+        set_ranges(bits, tok_ids, ranges)
+        return
+    bits[:] = all_bits
+    prev = 0
+    for r in range(ranges.shape[0] + 1):
+        a = ranges[r, 0] if r < ranges.shape[0] else n
+        for p in range(prev, a):
+            t = tok_ids[p]
+            bits[t >> 5] &= ~(np.uint32(1) << np.uint32(t & 31))
+        if r < ranges.shape[0]:
+            prev = ranges[r, 1]
 
 
 @njit(cache=True, nogil=True)

@@ -6,6 +6,7 @@ import gc
 import json
 import re
 import threading
+import traceback
 import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -39,7 +40,8 @@ def _gc_paused_compile() -> Iterator[None]:
     a full collection over the whole heap (40-130 ms, and up to seconds) frees them, started by
     whichever allocation comes next: often a later mask call. Paused, they all stay in the
     youngest generation, and one collection of it frees them here for a few ms. Only when the GC
-    was enabled; nested and concurrent compiles resume it once, at the end of the last."""
+    was enabled; nested and concurrent compiles resume it once, at the end of the last. A refused
+    compile's traceback keeps file and line, not the locals of its finished frames."""
     global _gc_paused
     with _gc_lock:
         pause = _gc_paused > 0 or gc.isenabled()
@@ -49,6 +51,10 @@ def _gc_paused_compile() -> Iterator[None]:
             _gc_paused += 1
     try:
         yield
+    except StructgenError as e:  # a refusal: its frames' locals (a half-built Lark parser) would outlive the collection
+        if pause:
+            _clear_frames(e)
+        raise
     finally:
         if pause:
             with _gc_lock:
@@ -58,6 +64,16 @@ def _gc_paused_compile() -> Iterator[None]:
                     gc.enable()
             if resume:
                 gc.collect(0)
+
+
+def _clear_frames(e: BaseException) -> None:
+    """Drop the locals of the finished frames in e's traceback and in those of its causes."""
+    seen: set[int] = set()
+    x: BaseException | None = e
+    while x is not None and id(x) not in seen:
+        seen.add(id(x))
+        traceback.clear_frames(x.__traceback__)
+        x = x.__cause__ or x.__context__
 
 
 class CompiledGrammar:
@@ -208,7 +224,8 @@ def _terminals(lark_parser, overrides: dict[str, ByteDFA]) -> list[Terminal]:
             raise GrammarError(f"terminal {td.name}: {e}") from e
         if dfa.accept[0]:
             raise GrammarError(f"terminal {td.name} matches the empty string")
-        out.append(Terminal(td.name, dfa, int(td.priority), isinstance(pat, PatternStr), td.name in ignore))
+        # str(): Lark's Token names are GC-tracked objects, kept as long as the grammar is
+        out.append(Terminal(str(td.name), dfa, int(td.priority), isinstance(pat, PatternStr), td.name in ignore))
     return out
 
 

@@ -105,7 +105,7 @@ def tables_from_lark(parser, terminal_names: list[str], start: str, conflicts: l
     end_col = len(terminal_names)
     rules = parser.rules
     rule_index = {id(r): i for i, r in enumerate(rules)}
-    nts = sorted({r.origin.name for r in rules})
+    nts = sorted({str(r.origin.name) for r in rules})  # str(): not Lark Tokens, which the GC tracks
     nt_index = {n: i for i, n in enumerate(nts)}
     _check_productive(rules)
 

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import LimitExceeded
-from .fsm import ByteDFA
+from .fsm import ByteDFA, byte_classes
 
 DEFAULT_MAX_LEXER_STATES = 500_000
 COLLAPSE_MIN_STATES = 8  # see LexerTables._collapses
@@ -69,8 +69,9 @@ class LexerTables:
         self.dfa_sets: list[tuple[int, ...]] = []
         # per DFA built here (not restored): its terminals and each state's component states (-1: dead)
         self.dfa_vecs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._tcls: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # terminal -> term_classes
         self._singles: dict[int, int] = {}  # terminal -> the DFA id of its own copy (see _build)
+        self._cls_of: np.ndarray | None = None  # terminal -> the class of each byte (term_classes), for product_tables
+        self._cls_known: np.ndarray | None = None
         self.ht_keys = np.zeros((64, self.set_words), dtype=np.uint64)
         self.ht_vals = np.full(64, -1, dtype=np.int32)
         self._dead = np.full(256, -1, dtype=np.int32)
@@ -79,6 +80,7 @@ class LexerTables:
         for t in range(self.num_terms):
             if self._collapses(t) and terminals[t].dfa.num_states >= EAGER_COPY_STATES:
                 self._single(t)
+                self.term_classes(t)
 
     # --- persistence (the compile cache) ---------------------------------------------------
 
@@ -194,45 +196,42 @@ class LexerTables:
         terminal's own DFA, so such transitions jump into the terminal's single copy (shared by
         every set it is in) instead of duplicating its states per set: a long string terminal
         is then built, walked and masked once, not once per set of keys next to it. Excluded:
-        ignored terminals (their end restarts the set's own DFA) and a terminal's initial
-        state (a start state means an empty lexeme)."""
+        ignored terminals (their end restarts the set's own DFA), short ones (_collapses) and a
+        terminal's initial state (a start state means an empty lexeme). The product is read off
+        the single copies' rows of the table, in one numba call (product_tables)."""
         if len(terms) == 1:
             return self._single(terms[0])
-        comps = [self.terminals[t].dfa for t in terms]
-        if not comps:  # the empty set: one state that lexes nothing
-            comps = [ByteDFA(np.full((1, 256), -1, dtype=np.int32), np.zeros(1, dtype=bool))]
-            rep, byte_cls = np.zeros(1, dtype=np.int64), np.zeros(256, dtype=np.int64)
-        else:
-            # byte classes: bytes no component DFA tells apart (usually a few dozen, not 256), the
-            # common refinement of each terminal's own classes (computed once per terminal)
-            rep, byte_cls = column_classes(np.stack([self.term_classes(t)[1] for t in terms]))
-        offsets = np.cumsum([0] + [c.num_states for c in comps[:-1]]).astype(np.int32)
-        table = np.empty((sum(c.num_states for c in comps), len(rep)), dtype=np.int32)
-        for c, off in zip(comps, offsets.tolist()):
-            class_rows(table, np.int64(off), c.trans, rep, np.int32(off))
+        if not terms:  # the empty set: one state that lexes nothing (one dead component)
+            dfa_id = self._install((), np.full((1, 1), -1, dtype=np.int32), np.zeros(256, dtype=np.int64),
+                                   np.full(1, -1, dtype=np.int32))
+            self.dfa_vecs[dfa_id] = (np.zeros(0, dtype=np.int32), np.zeros((1, 1), dtype=np.int32))
+            return dfa_id
         # every copy is installed with the first set that needs it, before the product: later
         # sets then find it (a copy installed when a jump is first used would cost one more
         # slow mask per terminal)
-        ids = [self._single(t) if self._collapses(t) else -1 for t in terms]
-        single = np.array([self.dfa_start[d] if d >= 0 else -1 for d in ids], dtype=np.int32)
-        vecs, trans = product_bfs(table, offsets, single, self.max_states - self.num_states)
+        ids = [self._single(t) for t in terms]
+        starts = self.dfa_start[ids].astype(np.int64)
+        sizes = np.array([self.terminals[t].dfa.num_states for t in terms], dtype=np.int64)
+        single = np.array([st if self._collapses(t) else -1 for t, st in zip(terms, starts.tolist())], dtype=np.int32)
+        if self._cls_of is None:
+            self._cls_of = np.zeros((self.num_terms, 256), dtype=np.int64)
+            self._cls_known = np.zeros(self.num_terms, dtype=np.bool_)
+        for t in terms:
+            if not self._cls_known[t]:
+                self._cls_of[t] = self.term_classes(t)[1]
+                self._cls_known[t] = True
+        t_arr = np.asarray(terms, dtype=np.int32)
+        vecs, trans, byte_cls, best = product_tables(t_arr, starts, sizes, single, self.trans, self.accept_term,
+                                                     self._cls_of, self.rank, self.max_states - self.num_states)
         if vecs.shape[0] == 0:
             raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
-        # the winning terminal of each state: the best-ranked component in an accepting state
-        accept_any = np.concatenate([c.accept for c in comps])
-        order = np.array(sorted(range(len(terms)), key=lambda c: self.rank[terms[c]]), dtype=np.int64)
-        best = _winners(vecs, accept_any, order, np.asarray(terms, dtype=np.int32))
         dfa_id = self._install(tuple(terms), trans, byte_cls, best)
-        self.dfa_vecs[dfa_id] = (np.asarray(terms, dtype=np.int32), np.where(vecs >= 0, vecs - offsets, -1))
+        self.dfa_vecs[dfa_id] = (t_arr, vecs)
         return dfa_id
 
     def term_classes(self, term: int) -> tuple[np.ndarray, np.ndarray]:
-        """(a representative byte per class, the class of each byte) of one terminal's DFA: bytes
-        with equal columns share a class; classes are numbered by their first byte."""
-        got = self._tcls.get(term)
-        if got is None:
-            got = self._tcls[term] = column_classes(self.terminals[term].dfa.trans)
-        return got
+        """byte_classes of one terminal's DFA (big ones are computed at compile time)."""
+        return byte_classes(self.terminals[term].dfa)
 
     def _collapses(self, term: int) -> bool:
         """Whether product states with only `term` alive jump into its single copy (_build):
@@ -488,6 +487,47 @@ def product_bfs(table, offsets, single, max_states):
         for i in range(start[s], start[s] + size[s]):
             vecs[s, comp_of[pool[i]]] = pool[i]
     return vecs, trans[:n].copy()
+
+
+@njit(cache=True, nogil=True)
+def product_tables(terms, starts, sizes, single, trans, accept_term, cls_of, rank, max_states):
+    """The product DFA of terminals `terms`, from their single copies installed in the lexer
+    table (component c: rows starts[c] .. + sizes[c] of trans / accept_term, global ids). Byte
+    classes: the common refinement of the terminals' own (cls_of[t]: the class of each byte).
+    Returns (component states per product state: each terminal's own state or -1,
+    transitions over classes (see product_bfs), the class of each byte, the accepted terminal
+    per state: the best-ranked accepting component, or -1); empty vectors past max_states."""
+    ncomp = terms.shape[0]
+    stacked = np.empty((ncomp, 256), dtype=np.int64)
+    for c in range(ncomp):
+        stacked[c] = cls_of[terms[c]]
+    rep, byte_cls = column_classes(stacked)
+    k = rep.shape[0]
+    offsets = np.empty(ncomp, dtype=np.int32)
+    total = 0
+    for c in range(ncomp):
+        offsets[c] = total
+        total += sizes[c]
+    table = np.empty((total, k), dtype=np.int32)
+    accept_any = np.empty(total, dtype=np.bool_)
+    for c in range(ncomp):
+        shift = offsets[c] - starts[c]
+        for s in range(sizes[c]):
+            g = starts[c] + s
+            accept_any[offsets[c] + s] = accept_term[g] >= 0
+            for u in range(k):
+                v = trans[g, rep[u]]
+                table[offsets[c] + s, u] = v + shift if v >= 0 else -1
+    vecs, tr = product_bfs(table, offsets, single, max_states)
+    if vecs.shape[0] == 0:
+        return vecs, tr, byte_cls, np.empty(0, dtype=np.int32)
+    order = np.argsort(rank[terms])
+    best = _winners(vecs, accept_any, order, terms)
+    for s in range(vecs.shape[0]):  # global rows -> each terminal's own states
+        for c in range(ncomp):
+            if vecs[s, c] >= 0:
+                vecs[s, c] -= offsets[c]
+    return vecs, tr, byte_cls, best
 
 
 @njit(cache=True, nogil=True)

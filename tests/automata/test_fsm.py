@@ -122,3 +122,17 @@ def test_minimisation_is_minimal_and_keeps_the_language(acyclic: bool) -> None:
         small = _trim(*_minimise(full.trans, full.accept))
         assert small.num_states == _naive_classes(full.trans.tolist(), full.accept.tolist())
         assert difference(full, small).num_states == 0 and difference(small, full).num_states == 0
+
+
+def test_byte_classes_are_computed_once_per_dfa() -> None:
+    import numpy as np
+
+    from structgen.automata.fsm import byte_classes, regex_dfa
+    from structgen.automata.lexer import column_classes
+
+    d = regex_dfa("[a-c]x|[0-9]+")
+    rep, cls = byte_classes(d)
+    want_rep, want_cls = column_classes(d.trans)
+    assert np.array_equal(rep, want_rep) and np.array_equal(cls, want_cls)
+    assert byte_classes(d)[1] is cls  # kept on the DFA object
+    assert cls[ord("a")] == cls[ord("b")] != cls[ord("x")] and cls[ord("0")] == cls[ord("9")]

@@ -161,3 +161,24 @@ def test_state_explosion_is_a_clean_limit(compiler: GrammarCompiler) -> None:
 
     with pytest.raises(LimitExceeded, match="DFA states"):
         compiler.compile_regex("(a|b)*a(a|b){20}")  # the minimal DFA has 2**21 states
+
+
+def test_compiles_leave_the_garbage_collector_as_they_found_it(compiler: GrammarCompiler) -> None:
+    """A compile pauses the cyclic GC and collects its young garbage at the end; it restores the
+    GC's state, also when the compile is refused, and leaves a disabled GC alone."""
+    import gc
+
+    from structgen import StructgenError
+
+    assert gc.isenabled()
+    compiler.compile_grammar('start: "a" X\nX: /[0-9]{1,3}/\n')
+    assert gc.isenabled()
+    with pytest.raises(StructgenError):
+        compiler.compile_grammar("start: missing_rule\n")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        compiler.compile_grammar('start: "b" X\nX: /[0-9]{1,4}/\n')
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

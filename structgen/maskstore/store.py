@@ -36,7 +36,7 @@ DEFAULT_LRU_ENTRIES = 2048
 COMPONENT_MEMO_BYTES = 256 << 20  # bound on a tokenizer's walk memo (see WalkMemo)
 LOCAL_COMPONENTS = 4096  # (terminal, state) -> entry references kept per store, in front of the WalkMemo
 SPARSE_BITS = 1024  # a component entry allowing fewer tokens keeps their ids, not a dense bitset
-DIGEST_MAX_CELLS = 1 << 16  # states x byte classes hashed at most per canonical digest (~50 us)
+DIGEST_MAX_CELLS = 1 << 16  # states x byte classes hashed at most per canonical digest (~100 us), and per walk
 _STORE_SERIALS = itertools.count(1)
 
 
@@ -291,7 +291,7 @@ class MaskStore:
         the key under which the WalkMemo shares its walks (past DIGEST_MAX_CELLS, hashing costs
         more than the walk it might save: a key of this store only)."""
         h1, h2 = state_digest(np.int32(s), self.cg.terminals[term].dfa.trans, self._accept(term),
-                              self._digest_tables(term))
+                              self._digest_tables(term), np.full(1, DIGEST_MAX_CELLS, dtype=np.int64))
         return int(h1), int(h2)
 
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:

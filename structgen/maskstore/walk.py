@@ -127,7 +127,8 @@ def canonical_digest(trans, accept, rep, seed, s, max_cells):
     [accepting, successor number per class or -1]; `seed` (two uint64) stands for the byte
     classes. Equal forms accept the same language; the digest stands for the form as a cache
     key (FNV-1a and a polynomial hash side by side, each over the whole form). Returns
-    (h1, h2, ok); ok is False, and the digest meaningless, past max_cells states x classes."""
+    (h1, h2, ok, cells hashed); ok is False, and the digest meaningless, past max_cells states
+    x classes."""
     n = trans.shape[0]
     k = rep.shape[0]
     order = np.full(n, -1, dtype=np.int32)
@@ -153,22 +154,27 @@ def canonical_digest(trans, accept, rep, seed, s, max_cells):
                 queue[m] = y
                 m += 1
                 if m * k > max_cells:
-                    return h1, h2, False
+                    return h1, h2, False, m * k
             v = np.uint64(order[y] + 3) if y >= 0 else np.uint64(0)
             h1 = (h1 ^ v) * p1
             h2 = h2 * p2 + v
-    return h1 ^ (h1 >> np.uint64(29)), h2 ^ np.uint64(m), True
+    return h1 ^ (h1 >> np.uint64(29)), h2 ^ np.uint64(m), True, m * k
 
 
 @njit(cache=True, nogil=True)
-def state_digest(s, trans, accept, dig):
+def state_digest(s, trans, accept, dig, budget):
     """The memo key (two uint64) of state s: its canonical_digest, computed once into dig's
-    per-state arrays; past dig's cell bound a key of this store alone ((tag, s), tag ORed
-    with the terminal: never equal to another store's keys, and never a shared walk).
+    per-state arrays; past dig's cell bound, or past the cells left in budget[0] (which this
+    charges), a key of this store alone ((tag, s), tag ORed with the terminal: never equal to
+    another store's keys, and never a shared walk). The budget bounds the hashing of one walk:
+    a big pattern's 200 successor states would each hash max_cells, 20 ms, and fail.
     dig = (rep, seed, max_cells, keys uint64[n, 2], known bool[n], tag uint64)."""
     rep, seed, max_cells, keys, known, tag = dig
     if not known[s]:
-        h1, h2, ok = canonical_digest(trans, accept, rep, seed, s, max_cells)
+        ok = False
+        if budget[0] > 0:
+            h1, h2, ok, cells = canonical_digest(trans, accept, rep, seed, s, min(max_cells, budget[0]))
+            budget[0] -= cells
         if ok:
             keys[s, 0] = h1
             keys[s, 1] = h2
@@ -211,6 +217,7 @@ def component_walk(q, kids, trie, trans, accept, shared, dig, memo, out_ranges, 
     leaves room for one more walk of the whole trie."""
     node_byte = trie[0]
     hk, hv, ent, ar, an, used = memo
+    budget = np.full(1, dig[2], dtype=np.int64)
     nr = 0
     nf = 0
     for c in kids:
@@ -225,7 +232,7 @@ def component_walk(q, kids, trie, trans, accept, shared, dig, memo, out_ranges, 
             nr += a
             nf += b
             continue
-        h1, h2 = state_digest(s, trans, accept, dig)
+        h1, h2 = state_digest(s, trans, accept, dig, budget)
         slot = _memo_slot(hk, hv, h1, h2, c)
         e = hv[slot]
         if e < 0:

@@ -87,3 +87,36 @@ def test_product_state_with_one_live_terminal_is_its_copy(info):
     assert GrammarMatcher(cg).accept_string(b"abcdefghij;")
     assert GrammarMatcher(cg).accept_string(b"abxyz;")
     assert not GrammarMatcher(cg).accept_string(b"abxyzabxyzabxyzabxyzq;")
+
+
+def _dense(store, bits: np.ndarray) -> np.ndarray:
+    if bits.dtype == np.uint32:
+        return bits
+    dense = np.zeros(store.words, dtype=np.uint32)
+    for t in bits.tolist():
+        dense[t >> 5] |= np.uint32(1 << (t & 31))
+    return dense
+
+
+@pytest.mark.parametrize("pattern, prefixes", [
+    ('/"[^"\\\\]{0,40}"/', [b'"', b'"ab', b'"' + b"x" * 39]),  # dense: the tokens outside the ranges are cleared
+    ('/[a-z]{2,6}(-[0-9]+)?/', [b"", b"ab", b"abcdef", b"ab-1"]),  # sparse: token ids
+])
+def test_component_walks_equal_fresh_walks(info, pattern, prefixes):
+    """Every path of component_walk (through the shared subtree tables, twice so the second one
+    reads them back; and without them) gives what lexeme_walk gives on the terminal's own DFA."""
+    comp = GrammarCompiler(info)
+    cg = comp.compile_grammar(f"start: S\nS: {pattern}\n")
+    store = cg.mask_store
+    t = _term(cg, "S")
+    d = cg.terminals[t].dfa
+    acc = np.where(d.accept, 0, -1).astype(np.int32)
+    for prefix in prefixes:
+        q = _state_after(d, prefix)
+        want = np.zeros(store.words, dtype=np.uint32)
+        w_nodes, w_states = np.empty_like(store.trie[1]), np.empty_like(store.trie[1])
+        nb = lexeme_walk(np.int32(q), store.trie, d.trans, acc, want, w_nodes, w_states)
+        for memo in (store._shared, store._shared, None):
+            bits, facc = store._walk(t, q, memo)
+            assert np.array_equal(_dense(store, bits), want), (prefix, memo)
+            assert np.array_equal(np.sort(facc), w_nodes[:nb]), (prefix, memo)

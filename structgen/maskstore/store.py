@@ -25,7 +25,7 @@ import numpy as np
 
 from ..automata.lexer import mapped_array
 from ..automata.parser import StackPool
-from ..automata.step import can_end
+from ..automata.step import NEED_DFA, POOL_FULL, can_end
 from .walk import (boundary_walk, component_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids,
                    ranges_bits, set_ids, state_digest, trie_parents)
 
@@ -311,8 +311,18 @@ class MaskStore:
             bits = ci_bits.copy()
             top, pool_n = pool.load(stack)
             pool.touched[0] = top
-            cg.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits, np.int32(top),
-                   np.int32(pool_n), self._memo)
+            e0 = 0  # entries done: a walk stopped to build a lexer DFA or grow the pool resumes there
+            while True:
+                status, done = boundary_walk(bnodes[e0:], bstates[e0:], np.int64(len(bnodes) - e0), self.trie, bits,
+                                             np.int32(top), np.int32(pool_n), self._memo, pool.state, pool.parent,
+                                             cg.P, cg.L, cg.words, pool.overlay, pool.touched)
+                if status == NEED_DFA:
+                    cg.lexer.dfa_for(cg.words)
+                elif status == POOL_FULL:
+                    pool.grow()
+                else:
+                    break
+                e0 += int(done)
             if can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, cg.P, cg.L,
                        pool.overlay, pool.touched):
                 bits |= self.stop_bits

@@ -212,6 +212,7 @@ def run_coverage_mode(s: Any) -> dict:
 
         load_default_llama()  # fail early with the install hint
     rows = sample(load_rows(s.data), s.limit, s.seed, s.per_dataset)
+    machine = report.machine_info()  # the commit and load this run started with
     engines: dict[str, dict] = {}
     all_rows: dict[str, list[dict]] = {}
     for name in s.engines:
@@ -243,7 +244,7 @@ def run_coverage_mode(s: Any) -> dict:
             "by_dataset": {d: coverage_totals(rs) for d, rs in sorted(by.items())},
         }
         all_rows[name] = records
-    doc = report.build_results("coverage", s.as_dict(), engines, all_rows)
+    doc = report.build_results("coverage", s.as_dict(), engines, all_rows, machine)
     report.write_results(doc, s.out, s.stem)
     keys = ["schemas", "compiled", "valid", "invalid", "unterminated", "error", "timeout", "declared_coverage",
             "empirical_coverage", "compliance", "compile p50 ms", "ttft p50 ms", "tpot p50 ms"]

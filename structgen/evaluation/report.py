@@ -64,10 +64,12 @@ def latency_stats(values: list[float]) -> dict:
             "cdf": [round(float(x), 3) for x in np.percentile(a, np.arange(101))]}
 
 
-def build_results(mode: str, settings: dict, per_engine: dict[str, dict], rows: dict[str, list[dict]]) -> dict:
-    """The results document: `per_engine[name]` holds totals and statistics, `rows[name]` per-schema records."""
-    return {"results_version": RESULTS_VERSION, "mode": mode, "machine": machine_info(), "settings": settings,
-            "engines": per_engine, "rows": rows}
+def build_results(mode: str, settings: dict, per_engine: dict[str, dict], rows: dict[str, list[dict]],
+                  machine: dict | None = None) -> dict:
+    """The results document: `per_engine[name]` holds totals and statistics, `rows[name]` per-schema records;
+    `machine` is machine_info() read when the run started (its git state and load), else read now."""
+    return {"results_version": RESULTS_VERSION, "mode": mode, "machine": machine or machine_info(),
+            "settings": settings, "engines": per_engine, "rows": rows}
 
 
 def validate_results(doc: dict) -> None:

@@ -117,6 +117,7 @@ def table_columns(engines: dict[str, dict]) -> dict[str, dict[str, Any]]:
 
 def run_replay(mode: str, rows: list[dict], s: BenchSettings) -> dict:
     """Replay `rows` with every engine of `s` (one isolated pool per engine); write and return the results."""
+    machine = report.machine_info()  # the commit and load this run started with, not those at its end
     engines: dict[str, dict] = {}
     all_rows: dict[str, list[dict]] = {}
     for name in s.engines:
@@ -134,7 +135,7 @@ def run_replay(mode: str, rows: list[dict], s: BenchSettings) -> dict:
         engines[name] = _engine_summary(name, records, version)
         engines[name]["seconds"] = round(time.perf_counter() - t0, 1)
         all_rows[name] = records
-    doc = report.build_results(mode, s.as_dict(), engines, all_rows)
+    doc = report.build_results(mode, s.as_dict(), engines, all_rows, machine)
     out = Path(s.out)
     report.write_results(doc, out, s.stem)
     table = report.markdown_table(table_columns(engines), TABLE_KEYS, f"{mode} ({len(rows)} schemas)")

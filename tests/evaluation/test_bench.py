@@ -129,3 +129,11 @@ def _has(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def test_results_keep_the_machine_state_the_run_started_with() -> None:
+    """The git commit and load average are those read when a run starts (runner, coverage), not at its end."""
+    start = {**report.machine_info(), "loadavg_at_start": [9.0, 9.0, 9.0]}
+    doc = report.build_results("maskbench", {}, {}, {}, start)
+    assert doc["machine"] is start
+    assert report.build_results("maskbench", {}, {}, {})["machine"]["git"].keys() >= {"commit", "dirty"}

@@ -128,7 +128,7 @@ def test_byte_classes_are_computed_once_per_dfa() -> None:
     import numpy as np
 
     from structgen.automata.fsm import byte_classes, regex_dfa
-    from structgen.automata.lexer import column_classes
+    from structgen.automata.fsm import column_classes
 
     d = regex_dfa("[a-c]x|[0-9]+")
     rep, cls = byte_classes(d)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..automata.lexer import mapped_array
 from ..automata.parser import StackPool
-from ..automata.step import NEED_DFA, POOL_FULL, can_end
+from ..automata.step import can_end
 from .walk import (boundary_walk, component_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids,
                    ranges_bits, set_ids, state_digest, trie_parents)
 
@@ -102,7 +102,7 @@ class WalkMemo:
     def tables(self) -> tuple[np.ndarray, ...]:
         """component_walk's memo, with room for one more walk of the whole trie (256 subtrees)."""
         n_ent, n_r, n_b = self.used.tolist()
-        if n_ent * 8 + n_r * 8 + n_b * 4 + self.nbytes > COMPONENT_MEMO_BYTES:
+        if n_ent * 32 + n_r * 8 + n_b * 4 + self.nbytes > COMPONENT_MEMO_BYTES:  # entry rows, ranges, nodes
             self.clear()
             n_ent = n_r = n_b = 0
         if 2 * (n_ent + 256) > len(self.hv):
@@ -311,18 +311,8 @@ class MaskStore:
             bits = ci_bits.copy()
             top, pool_n = pool.load(stack)
             pool.touched[0] = top
-            e0 = 0  # entries done: a walk stopped to build a lexer DFA or grow the pool resumes there
-            while True:
-                status, done = boundary_walk(bnodes[e0:], bstates[e0:], np.int64(len(bnodes) - e0), self.trie, bits,
-                                             np.int32(top), np.int32(pool_n), self._memo, pool.state, pool.parent,
-                                             cg.P, cg.L, cg.words, pool.overlay, pool.touched)
-                if status == NEED_DFA:
-                    cg.lexer.dfa_for(cg.words)
-                elif status == POOL_FULL:
-                    pool.grow()
-                else:
-                    break
-                e0 += int(done)
+            cg.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits, np.int32(top),
+                   np.int32(pool_n), self._memo, np.zeros(1, dtype=np.int64))
             if can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, cg.P, cg.L,
                        pool.overlay, pool.touched):
                 bits |= self.stop_bits

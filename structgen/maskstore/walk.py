@@ -366,8 +366,8 @@ def _copy_config(t2, floor, res_n, res_end, pool_state, pool_parent):
 
 
 @njit(cache=True, nogil=True)
-def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, pool_state, pool_parent, P, L, words,
-                  overlay, touched):
+def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, pool_state, pool_parent, P, L,
+                  words, overlay, touched):
     """Walk the boundary subtrees with lexer and parser; set bits of viable tokens.
 
     The byte step is step_byte's (extend the lexeme, or end it greedily and restart with the
@@ -375,6 +375,9 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, pool_state
     base stack (and from those) are kept in a reserved pool region, keyed (config, terminal), so
     the thousands of tokens that end the same lexeme the same way share one parser step.
     Returns (status, entries_done); NEED_DFA / POOL_FULL ask the caller to fix and call again.
+    Walks entries progress[0] .. nb - 1 and, when it stops, writes the entry it stopped in to
+    progress[0], so the call again resumes there (a walk needing k new lexer DFAs is not
+    done k + 1 times).
     """
     node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
     trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore, ht_keys, ht_vals = L
@@ -393,7 +396,7 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, pool_state
     d_cfg = np.empty(max_depth + 1, dtype=np.int32)
     status = OK
     done = nb
-    for e in range(nb):
+    for e in range(progress[0], nb):
         i0 = bnodes[e]
         d0 = node_depth[i0]
         d_ls[d0 - 1] = bstates[e]
@@ -436,6 +439,7 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, pool_state
                     if st != OK:
                         status = st
                         done = e
+                        progress[0] = e
                         break
                     newc = -1
                     if c >= 0 and n_cfg < num_cfg:

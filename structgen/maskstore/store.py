@@ -14,7 +14,6 @@ the tokenizer-wide WalkMemo, across grammars.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import threading
 import weakref
@@ -152,7 +151,7 @@ def _all_tokens_of(trie, words: int) -> np.ndarray:
 # component_walk's memo and digest arguments when it walks without the WalkMemo (numba types only)
 _NO_MEMO = (np.zeros((1, 3), dtype=np.uint64), np.full(1, -1, dtype=np.int32), np.zeros((1, 4), dtype=np.int64),
             np.zeros((1, 2), dtype=np.int32), np.zeros(1, dtype=np.int32), np.zeros(3, dtype=np.int64))
-_NO_DIGESTS = (np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.uint64), np.int64(0),
+_NO_DIGESTS = (np.zeros(1, dtype=np.int64), np.zeros(256, dtype=np.int64), np.int64(0),
                np.zeros((1, 2), dtype=np.uint64), np.zeros(1, dtype=np.bool_), np.uint64(0))
 
 
@@ -272,17 +271,15 @@ class MaskStore:
         return acc
 
     def _digest_tables(self, term: int) -> tuple:
-        """state_digest's arguments for term's DFA: its byte-class representatives, a seed that
-        stands for its byte classes, the cell bound, per-state keys (computed on first use), and
-        this store's tag for states past the bound."""
+        """state_digest's arguments for term's DFA: its byte classes (a representative byte per
+        class, the class of each byte), the cell bound, per-state keys (computed on first use),
+        and this store's tag for states past the bound."""
         got = self._digests.get(term)
         if got is None:
             rep, cls = self.cg.lexer.term_classes(term)
-            seed = np.frombuffer(hashlib.blake2b(cls.astype(np.int16).tobytes(), digest_size=16).digest(),
-                                 dtype=np.uint64).copy()
             n = self.cg.terminals[term].dfa.num_states
             tag = np.uint64((0xFFFF << 48) | ((self._serial & 0xFFFFFFF) << 20) | (term & 0xFFFFF))
-            got = self._digests[term] = (rep, seed, np.int64(DIGEST_MAX_CELLS), np.zeros((n, 2), dtype=np.uint64),
+            got = self._digests[term] = (rep, cls, np.int64(DIGEST_MAX_CELLS), np.zeros((n, 2), dtype=np.uint64),
                                          np.zeros(n, dtype=np.bool_), tag)
         return got
 

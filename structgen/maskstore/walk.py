@@ -121,14 +121,16 @@ def range_count(ranges):
 
 
 @njit(cache=True, nogil=True)
-def canonical_digest(trans, accept, rep, seed, s, max_cells):
+def canonical_digest(trans, accept, rep, cls, s, max_cells):
     """A 128-bit digest (two uint64) of DFA state s's canonical form: the states reachable from
-    s numbered in breadth-first order (classes in the order of `rep`, one byte each), each as
-    [accepting, successor number per class or -1]; `seed` (two uint64) stands for the byte
-    classes. Equal forms accept the same language; the digest stands for the form as a cache
-    key (FNV-1a and a polynomial hash side by side, each over the whole form). Returns
-    (h1, h2, ok, cells hashed); ok is False, and the digest meaningless, past max_cells states
-    x classes."""
+    s numbered in breadth-first order, each as [accepting, successor number per byte class or
+    -1], and the byte classes themselves. The classes are those of the reachable states alone
+    (the DFA's classes `rep` / `cls`, numbered by first byte, merged where no reachable state
+    tells them apart), so equal forms accept the same language and equal languages (of minimal
+    DFAs) give equal forms whatever else their DFAs match: a JSON string's body after a key
+    that tracks excluded keys is the body of any other string. FNV-1a and a polynomial hash side
+    by side, each over the whole form. Returns (h1, h2, ok, cells read); ok is False, and the
+    digest meaningless, past max_cells states x classes."""
     n = trans.shape[0]
     k = rep.shape[0]
     order = np.full(n, -1, dtype=np.int32)
@@ -136,17 +138,10 @@ def canonical_digest(trans, accept, rep, seed, s, max_cells):
     order[s] = 0
     queue[0] = s
     m = 1
-    h1 = seed[0]
-    h2 = seed[1]
-    p1 = np.uint64(1099511628211)
-    p2 = np.uint64(0x9E3779B97F4A7C15)
     i = 0
-    while i < m:
+    while i < m:  # breadth first, classes by first byte: the same order for any refinement of them
         x = queue[i]
         i += 1
-        v = np.uint64(1 if accept[x] >= 0 else 2)
-        h1 = (h1 ^ v) * p1
-        h2 = h2 * p2 + v
         for u in range(k):
             y = trans[x, rep[u]]
             if y >= 0 and order[y] < 0:
@@ -154,11 +149,54 @@ def canonical_digest(trans, accept, rep, seed, s, max_cells):
                 queue[m] = y
                 m += 1
                 if m * k > max_cells:
-                    return h1, h2, False, m * k
+                    return np.uint64(0), np.uint64(0), False, m * k
+    # the DFA's classes that the reachable states tell apart: grouped by a hash of their columns,
+    # checked exactly
+    col = np.empty(k, dtype=np.uint64)
+    for u in range(k):
+        h = np.uint64(1469598103934665603)
+        for j in range(m):
+            h = (h ^ np.uint64(trans[queue[j], rep[u]] + 2)) * np.uint64(1099511628211)
+        col[u] = h
+    group = np.empty(k, dtype=np.int32)
+    first = np.empty(k, dtype=np.int32)  # the first class of each group
+    ng = 0
+    for u in range(k):
+        group[u] = -1
+        for g in range(ng):
+            v = first[g]
+            if col[v] == col[u]:
+                same = True
+                for j in range(m):
+                    if trans[queue[j], rep[u]] != trans[queue[j], rep[v]]:
+                        same = False
+                        break
+                if same:
+                    group[u] = g
+                    break
+        if group[u] < 0:
+            group[u] = ng
+            first[ng] = u
+            ng += 1
+    h1 = np.uint64(0xCBF29CE484222325)
+    h2 = np.uint64(ng)
+    p1 = np.uint64(1099511628211)
+    p2 = np.uint64(0x9E3779B97F4A7C15)
+    for c in range(cls.shape[0]):
+        v = np.uint64(group[cls[c]] + 1)
+        h1 = (h1 ^ v) * p1
+        h2 = h2 * p2 + v
+    for j in range(m):
+        x = queue[j]
+        v = np.uint64(1 if accept[x] >= 0 else 2)
+        h1 = (h1 ^ v) * p1
+        h2 = h2 * p2 + v
+        for g in range(ng):
+            y = trans[x, rep[first[g]]]
             v = np.uint64(order[y] + 3) if y >= 0 else np.uint64(0)
             h1 = (h1 ^ v) * p1
             h2 = h2 * p2 + v
-    return h1 ^ (h1 >> np.uint64(29)), h2 ^ np.uint64(m), True, m * k
+    return h1 ^ (h1 >> np.uint64(29)), h2 ^ np.uint64(m), True, 2 * m * k
 
 
 @njit(cache=True, nogil=True)
@@ -168,12 +206,12 @@ def state_digest(s, trans, accept, dig, budget):
     charges), a key of this store alone ((tag, s), tag ORed with the terminal: never equal to
     another store's keys, and never a shared walk). The budget bounds the hashing of one walk:
     a big pattern's 200 successor states would each hash max_cells, 20 ms, and fail.
-    dig = (rep, seed, max_cells, keys uint64[n, 2], known bool[n], tag uint64)."""
-    rep, seed, max_cells, keys, known, tag = dig
+    dig = (rep, cls, max_cells, keys uint64[n, 2], known bool[n], tag uint64)."""
+    rep, cls, max_cells, keys, known, tag = dig
     if not known[s]:
         ok = False
         if budget[0] > 0:
-            h1, h2, ok, cells = canonical_digest(trans, accept, rep, seed, s, min(max_cells, budget[0]))
+            h1, h2, ok, cells = canonical_digest(trans, accept, rep, cls, s, min(max_cells, budget[0]))
             budget[0] -= cells
         if ok:
             keys[s, 0] = h1

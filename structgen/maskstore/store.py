@@ -14,6 +14,7 @@ the tokenizer-wide WalkMemo, across grammars.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 import weakref
@@ -25,8 +26,9 @@ import numpy as np
 from ..automata.lexer import mapped_array
 from ..automata.parser import StackPool
 from ..automata.step import can_end
-from .walk import (boundary_walk, component_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids,
-                   ranges_bits, set_ids, state_digest, trie_parents)
+from .levels import LEVELS, component_walk, walk_plan
+from .walk import (boundary_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids, ranges_bits,
+                   root_walk, set_ids, state_digest, trie_parents)
 
 if TYPE_CHECKING:
     from ..compiler import CompiledGrammar
@@ -36,6 +38,8 @@ COMPONENT_MEMO_BYTES = 256 << 20  # bound on a tokenizer's walk memo (see WalkMe
 LOCAL_COMPONENTS = 4096  # (terminal, state) -> entry references kept per store, in front of the WalkMemo
 SPARSE_BITS = 1024  # a component entry allowing fewer tokens keeps their ids, not a dense bitset
 DIGEST_MAX_CELLS = 1 << 16  # states x byte classes hashed at most per canonical digest (~100 us), and per walk
+SPLIT_DEPTH, SPLIT_SIZE = 16, 256  # trie nodes with longer tokens and more nodes below are cut (walk_plan)
+LEVEL_TABLE_CELLS = 1 << 17  # level digests for DFAs of at most this many states x levels (2 MB per terminal)
 _STORE_SERIALS = itertools.count(1)
 
 
@@ -57,21 +61,32 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _walk_plan_of(trie) -> tuple[np.ndarray, ...]:
+    """walk_plan of a TokenTrie, and the levels of its groups (component_walk's plan)."""
+    def make() -> tuple[np.ndarray, ...]:
+        arrays = walk_plan(trie.node_depth, trie.node_skip, trie.node_tok_start, trie.node_tok_end, LEVELS,
+                           np.int64(SPLIT_DEPTH), np.int64(SPLIT_SIZE))
+        return tuple(_read_only(a) for a in (*arrays, LEVELS.copy()))
+    return _of_trie(trie, "_walk_plan", make)
+
+
 def _trie_parents_of(trie) -> np.ndarray:
     """trie_parents of a TokenTrie."""
     return _of_trie(trie, "_parents", lambda: _read_only(trie_parents(trie.node_depth)))
 
 
-def _scratch_of(trie) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _scratch_of(trie) -> tuple[np.ndarray, ...]:
     """This thread's work arrays for walks of a TokenTrie: (mark, ranges, boundary nodes, their
-    states), shared by every store of the tokenizer; a store of its own would fault in ~5 MB of
-    fresh pages (Llama-3) during each new grammar's first masks."""
+    states, and ranges and nodes by group for component_walk), shared by every store of the
+    tokenizer; a store of its own would fault in ~5 MB of fresh pages (Llama-3) during each new
+    grammar's first masks."""
     local = _of_trie(trie, "_scratch", threading.local)
     got = getattr(local, "arrays", None)
     if got is None:
         n = trie.num_nodes
         got = local.arrays = (np.zeros(n, dtype=np.bool_), np.empty((n, 2), dtype=np.int32),
-                              np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32))
+                              np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32),
+                              np.empty((n, 2), dtype=np.int32), np.empty(n, dtype=np.int32))
     return got
 
 
@@ -88,7 +103,9 @@ class WalkMemo:
 
     def __init__(self, trie) -> None:
         self.lock = threading.Lock()  # stores of different grammars (and their locks) share this
-        self.room = trie.num_nodes  # one walk of the whole trie writes at most this many ranges / nodes
+        # one walk of the whole trie writes at most this many ranges / nodes: a subtree's, then
+        # (component_walk) the same again cut into groups
+        self.room = 2 * trie.num_nodes + len(_walk_plan_of(trie)[6])
         self.components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # digest -> component entry
         self.hk = np.zeros((1 << 12, 3), dtype=np.uint64)
         self.hv = np.full(1 << 12, -1, dtype=np.int32)
@@ -104,7 +121,7 @@ class WalkMemo:
         if n_ent * 32 + n_r * 8 + n_b * 4 + self.nbytes > COMPONENT_MEMO_BYTES:  # entry rows, ranges, nodes
             self.clear()
             n_ent = n_r = n_b = 0
-        if 2 * (n_ent + 256) > len(self.hv):
+        if 2 * (n_ent + 256 + len(LEVELS)) > len(self.hv):
             cap = 4 * len(self.hv)
             hk, hv = np.zeros((cap, 3), dtype=np.uint64), np.full(cap, -1, dtype=np.int32)
             memo_rehash(self.hk, self.hv, hk, hv)
@@ -182,6 +199,7 @@ class MaskStore:
         self._shared = _walk_memo_of(trie)
         self._serial = next(_STORE_SERIALS)  # keys of this store's own walks in the shared memo
         self._root_children = _root_children_of(trie)
+        self._plan = _walk_plan_of(trie)
         self._trie_obj = trie
         self._all_tokens = _all_tokens_of(trie, self.words)
         self._term_accept: dict[int, np.ndarray] = {}
@@ -201,7 +219,7 @@ class MaskStore:
             lx = self.cg.lexer
             comps = lx.components(ls)
             bits = np.zeros(self.words, dtype=np.uint32)
-            mark, _, bnodes, bstates = _scratch_of(self._trie_obj)
+            mark, _, bnodes, bstates = _scratch_of(self._trie_obj)[:4]
             if comps is None:  # a DFA restored from a cache entry without components: walk the product
                 nb = lexeme_walk(np.int32(ls), self.trie, lx.trans, lx.accept_term, bits, bnodes, bstates)
             else:
@@ -246,14 +264,16 @@ class MaskStore:
         given: the states of a key string that track the excluded keys all fall back to one body
         state, whose subtrees are then walked once."""
         d = self.cg.terminals[term].dfa
-        _, w_ranges, w_nodes, w_states = _scratch_of(self._trie_obj)
-        args = (np.int32(q), self._root_children, self.trie, d.trans, self._accept(term))
+        _, w_ranges, w_nodes, w_states, seg_ranges, seg_nodes = _scratch_of(self._trie_obj)
+        q, trans, acc = np.int32(q), d.trans, self._accept(term)
         if memo is None:
-            nr, nf = component_walk(*args, False, _NO_DIGESTS, _NO_MEMO, w_ranges, w_nodes, w_states)
+            nr, nf = root_walk(q, self._root_children, self.trie, trans, acc, False, _NO_DIGESTS, _NO_MEMO, w_ranges,
+                               w_nodes, w_states)
         else:
             with memo.lock:
-                nr, nf = component_walk(*args, True, self._digest_tables(term), memo.tables(), w_ranges, w_nodes,
-                                        w_states)
+                nr, nf = component_walk(q, self._plan, self._root_children, self.trie, trans, acc,
+                                        self._digest_tables(term), memo.tables(), w_ranges, w_nodes, w_states,
+                                        seg_ranges, seg_nodes)
         ranges = w_ranges[:nr]
         tok_ids = self.trie[5]
         if range_count(ranges) <= SPARSE_BITS:
@@ -271,16 +291,21 @@ class MaskStore:
         return acc
 
     def _digest_tables(self, term: int) -> tuple:
-        """state_digest's arguments for term's DFA: its byte classes (a representative byte per
-        class, the class of each byte), the cell bound, per-state keys (computed on first use),
-        and this store's tag for states past the bound."""
+        """The key tables of term's DFA (state_digest's, then level_digest's): its byte classes
+        (a representative byte per class, the class of each byte), the cell bound, per-state keys
+        (computed on first use), this store's tag for states past the bound; keys per level and
+        state (levels 0 .. LEVELS[-1]; none for a DFA too big), and a seed for the classes."""
         got = self._digests.get(term)
         if got is None:
             rep, cls = self.cg.lexer.term_classes(term)
             n = self.cg.terminals[term].dfa.num_states
+            levels = int(LEVELS[-1]) + 1 if n * (int(LEVELS[-1]) + 1) <= LEVEL_TABLE_CELLS else 0
+            seed = np.frombuffer(hashlib.blake2b(cls.astype(np.int16).tobytes(), digest_size=16).digest(),
+                                 dtype=np.uint64).copy()
             tag = np.uint64((0xFFFF << 48) | ((self._serial & 0xFFFFFFF) << 20) | (term & 0xFFFFF))
             got = self._digests[term] = (rep, cls, np.int64(DIGEST_MAX_CELLS), np.zeros((n, 2), dtype=np.uint64),
-                                         np.zeros(n, dtype=np.bool_), tag)
+                                         np.zeros(n, dtype=np.bool_), tag, np.zeros((levels, n, 2), dtype=np.uint64),
+                                         np.zeros((levels, n), dtype=np.bool_), seed)
         return got
 
     def _digest(self, term: int, s: int) -> tuple[int, int]:

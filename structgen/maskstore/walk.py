@@ -206,8 +206,8 @@ def state_digest(s, trans, accept, dig, budget):
     charges), a key of this store alone ((tag, s), tag ORed with the terminal: never equal to
     another store's keys, and never a shared walk). The budget bounds the hashing of one walk:
     a big pattern's 200 successor states would each hash max_cells, 20 ms, and fail.
-    dig = (rep, cls, max_cells, keys uint64[n, 2], known bool[n], tag uint64)."""
-    rep, cls, max_cells, keys, known, tag = dig
+    dig = (rep, cls, max_cells, keys uint64[n, 2], known bool[n], tag uint64, ...)."""
+    rep, cls, max_cells, keys, known, tag = dig[0], dig[1], dig[2], dig[3], dig[4], dig[5]
     if not known[s]:
         ok = False
         if budget[0] > 0:
@@ -245,7 +245,7 @@ def memo_rehash(hk, hv, hk2, hv2):
 
 
 @njit(cache=True, nogil=True)
-def component_walk(q, kids, trie, trans, accept, shared, dig, memo, out_ranges, out_nodes, scratch):
+def root_walk(q, kids, trie, trans, accept, shared, dig, memo, out_ranges, out_nodes, scratch):
     """A terminal state's component entry, raw: the positions (ranges [a, b), in order, into
     out_ranges) of tokens that keep the DFA alive from q, and the nodes where it dies right after
     accepting (out_nodes); returns their counts. Walked one child of the root (kids) at a time;

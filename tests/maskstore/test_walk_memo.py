@@ -132,3 +132,24 @@ def test_component_walks_equal_fresh_walks(info, pattern, prefixes):
             bits, facc = store._walk(t, q, memo)
             assert np.array_equal(_dense(store, bits), want), (prefix, memo)
             assert np.array_equal(np.sort(facc), w_nodes[:nb]), (prefix, memo)
+
+
+def test_walks_shared_by_level_equal_fresh_walks(info):
+    """States of a long bounded string ("at most k more characters") share their groups' walks
+    by level digest (structgen.maskstore.levels): every k, walked in an order that reads groups
+    kept by a longer k, a shorter one, and none, gives what lexeme_walk gives."""
+    comp = GrammarCompiler(info)
+    cg = comp.compile_grammar('start: S\nS: /"[^"\\\\]{0,90}"/\n')
+    store = cg.mask_store
+    t = _term(cg, "S")
+    d = cg.terminals[t].dfa
+    acc = np.where(d.accept, 0, -1).astype(np.int32)
+    for used in (0, 3, 2, 40, 41, 70, 66, 80, 90, 89, 1):
+        for text in (b'"' + b"x" * used, b'"' + "\u00e9".encode() * (used // 2) + b"y" * (used % 2)):
+            q = _state_after(d, text)
+            want = np.zeros(store.words, dtype=np.uint32)
+            w_nodes, w_states = np.empty_like(store.trie[1]), np.empty_like(store.trie[1])
+            nb = lexeme_walk(np.int32(q), store.trie, d.trans, acc, want, w_nodes, w_states)
+            bits, facc = store._walk(t, q, store._shared)
+            assert np.array_equal(_dense(store, bits), want), text
+            assert np.array_equal(np.sort(facc), w_nodes[:nb]), text

@@ -18,7 +18,7 @@ from numba import njit
 from .walk import _memo_slot, root_walk, subtree_walk, trie_parents
 
 LEVELS = np.array([4, 8, 12, 16, 24, 32], dtype=np.int64)  # group g: tokens at most LEVELS[g] bytes long
-GROUP_WALK_NODES = 32768  # trie nodes of missed groups walked unshared at most (~0.2 ms), else root_walk
+GROUP_WALK_NODES = 131072  # trie nodes of missed groups walked unshared at most (~0.7 ms), else root_walk
 
 
 @njit(cache=True, nogil=True)
@@ -283,9 +283,10 @@ def _keep_groups(ranges, nodes, plan, keys, got, c0, memo):
 
 @njit(cache=True, nogil=True)
 def component_walk(q, plan, kids, trie, trans, accept, dig, memo, out_ranges, out_nodes, scratch, seg_ranges,
-                   seg_nodes):
+                   seg_nodes, use_levels):
     """A terminal state's component entry, raw (as root_walk: ranges of token positions and dying
-    nodes into out_ranges / out_nodes; returns their counts), its walk shared through `memo`: by
+    nodes into out_ranges / out_nodes; returns their counts, and how many groups were found, -1
+    without levels: not use_levels, or too costly), its walk shared through `memo`: by
     group, under the state's level_digest at each group's length, when the groups not there
     are small enough to walk unshared (and are then kept); else by subtree of the root
     (root_walk, whose subtrees' walks are shared by canonical digest: the states of a key that
@@ -297,7 +298,7 @@ def component_walk(q, plan, kids, trie, trans, accept, dig, memo, out_ranges, ou
     hk, hv, ent, ar, an, used = memo
     lk, lknown = dig[6], dig[7]
     c0 = trie[0].shape[0]  # group g's key is (level digest, c0 + g): no node's
-    ok = lknown.shape[0] > levels[G - 1]
+    ok = use_levels and lknown.shape[0] > levels[G - 1]
     keys = np.zeros((G, 2), dtype=np.uint64)
     got = np.full(G + 1, -1, dtype=np.int64)
     budget = np.full(1, 4 * dig[2], dtype=np.int64)
@@ -321,7 +322,7 @@ def component_walk(q, plan, kids, trie, trans, accept, dig, memo, out_ranges, ou
         nr, nf = root_walk(q, kids, trie, trans, accept, True, dig, memo, out_ranges, out_nodes, scratch)
         if ok:
             _keep_groups(out_ranges[:nr], out_nodes[:nf], plan, keys, got, c0, memo)
-        return nr, nf
+        return nr, nf, n_got if ok else -1
     seg_nr = seg_off[:G + 1].copy()
     seg_nf = seg_off[:G + 1].copy()
     _group_walk(q, plan, trie, trans, accept, got < 0, seg_ranges, seg_nodes, seg_nr, seg_nf, scratch)
@@ -369,4 +370,4 @@ def component_walk(q, plan, kids, trie, trans, accept, dig, memo, out_ranges, ou
             for x in range(seg_off[g], seg_nf[g]):
                 out_nodes[nf] = seg_nodes[x]
                 nf += 1
-    return nr, nf
+    return nr, nf, n_got

@@ -40,6 +40,8 @@ SPARSE_BITS = 1024  # a component entry allowing fewer tokens keeps their ids, n
 DIGEST_MAX_CELLS = 1 << 16  # states x byte classes hashed at most per canonical digest (~100 us), and per walk
 SPLIT_DEPTH, SPLIT_SIZE = 16, 256  # trie nodes with longer tokens and more nodes below are cut (walk_plan)
 LEVEL_TABLE_CELLS = 1 << 17  # level digests for DFAs of at most this many states x levels (2 MB per terminal)
+LEVEL_TRIES = 2  # walks of a terminal keyed by level with none of their groups found before it stops (a key's
+# states differ within a few bytes: its level digests would cost ~0.2 ms per walk and never be found)
 _STORE_SERIALS = itertools.count(1)
 
 
@@ -196,6 +198,7 @@ class MaskStore:
         self._parents = _trie_parents_of(trie)
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
         self._digests: dict[int, tuple] = {}  # term -> state_digest's per-state keys of its DFA
+        self._level_use: dict[int, tuple[int, int]] = {}  # term -> walks keyed by level, walks that found groups
         self._shared = _walk_memo_of(trie)
         self._serial = next(_STORE_SERIALS)  # keys of this store's own walks in the shared memo
         self._root_children = _root_children_of(trie)
@@ -270,10 +273,13 @@ class MaskStore:
             nr, nf = root_walk(q, self._root_children, self.trie, trans, acc, False, _NO_DIGESTS, _NO_MEMO, w_ranges,
                                w_nodes, w_states)
         else:
+            tries, found = self._level_use.get(term, (0, 0))
             with memo.lock:
-                nr, nf = component_walk(q, self._plan, self._root_children, self.trie, trans, acc,
-                                        self._digest_tables(term), memo.tables(), w_ranges, w_nodes, w_states,
-                                        seg_ranges, seg_nodes)
+                nr, nf, got = component_walk(q, self._plan, self._root_children, self.trie, trans, acc,
+                                             self._digest_tables(term), memo.tables(), w_ranges, w_nodes, w_states,
+                                             seg_ranges, seg_nodes, tries < LEVEL_TRIES or found > 0)
+            if got >= 0:
+                self._level_use[term] = (tries + 1, found + (got > 0))
         ranges = w_ranges[:nr]
         tok_ids = self.trie[5]
         if range_count(ranges) <= SPARSE_BITS:

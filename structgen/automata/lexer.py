@@ -171,23 +171,8 @@ class LexerTables:
         if need > self.max_states:
             raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
         new = min(max(need, cap * 4), self.max_states)
-        n = self.num_states
         for name in _TABLES:
-            old = getattr(self, name)
-            row, dtype = old.shape[1:], old.dtype
-            buf = self._maps.get(name)
-            if buf is not None:
-                setattr(self, name, None)
-                del old
-                try:  # remapped, not copied (mremap): possible while no other view of the table is alive
-                    buf.resize(len(buf) // cap * new)  # cap rows of equal width
-                    setattr(self, name, np.frombuffer(buf, dtype=dtype).reshape((new,) + row))
-                    continue
-                except (BufferError, OSError, SystemError):
-                    old = np.frombuffer(buf, dtype=dtype).reshape((cap,) + row)
-            fresh = self._rows(name, new, row, dtype)  # copy the installed rows into a new table
-            fresh[:n] = old[:n]
-            setattr(self, name, fresh)
+            grow_mapped(self, name, self._maps, new, self.num_states)
 
     def _build(self, terms: list[int]) -> int:
         """Install the product DFA of `terms`; returns its id.
@@ -292,6 +277,29 @@ def mapped_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mmap |
     count = int(np.prod(shape, dtype=np.int64))
     buf = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize), flags=private | mmap.MAP_ANONYMOUS)
     return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape), buf
+
+
+def grow_mapped(holder: object, name: str, maps: dict, rows: int, used: int) -> None:
+    """Grow the array attribute `name` of `holder` (rows of equal width; on the mapping
+    maps[name] if it has one, see mapped_array) to `rows` rows, keeping its first `used` rows:
+    remapped in place (mremap, no copy) while no other view of it is alive, else copied."""
+    old = getattr(holder, name)
+    cap, row, dtype = old.shape[0], old.shape[1:], old.dtype
+    buf = maps.get(name)
+    if buf is not None:
+        setattr(holder, name, None)
+        del old
+        try:
+            buf.resize(len(buf) // cap * rows)
+            setattr(holder, name, np.frombuffer(buf, dtype=dtype).reshape((rows,) + row))
+            return
+        except (BufferError, OSError, SystemError):
+            old = np.frombuffer(buf, dtype=dtype).reshape((cap,) + row)
+    fresh, fresh_buf = mapped_array((rows,) + row, dtype)
+    if fresh_buf is not None:
+        maps[name] = fresh_buf
+    fresh[:used] = old[:used]
+    setattr(holder, name, fresh)
 
 
 @njit(cache=True, nogil=True)

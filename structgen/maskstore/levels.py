@@ -164,7 +164,7 @@ def walk_plan(node_depth, node_skip, node_tok_start, node_tok_end, levels, split
 
 
 @njit(cache=True, nogil=True)
-def _group_walk(q, plan, trie, trans, accept, missed, seg_ranges, seg_nodes, seg_nr, seg_nf, scratch):
+def _group_walk(q, plan, trie, trans, bmap, accept, missed, seg_ranges, seg_nodes, seg_nr, seg_nf, scratch):
     """Walk from q the units of the groups in `missed` (bool per group), each group's ranges and
     dying nodes into its own segment of seg_ranges / seg_nodes (from seg_nr[g] / seg_nf[g] on,
     which this advances)."""
@@ -190,7 +190,7 @@ def _group_walk(q, plan, trie, trans, accept, missed, seg_ranges, seg_nodes, seg
         c = p_node[i]
         d = node_depth[c]
         ps = depth_state[d - 1]
-        s = trans[ps, node_byte[c]]
+        s = trans[ps, bmap[node_byte[c]]]
         if s < 0:
             if missed[g] and accept[ps] >= 0:
                 seg_nodes[seg_nf[g]] = c
@@ -206,7 +206,7 @@ def _group_walk(q, plan, trie, trans, accept, missed, seg_ranges, seg_nodes, seg
                 seg_ranges[seg_nr[g], 1] = b
                 seg_nr[g] += 1
             continue
-        a, b = subtree_walk(c, s, trie, trans, accept, seg_ranges[seg_nr[g]:], seg_nodes[seg_nf[g]:], scratch)
+        a, b = subtree_walk(c, s, trie, trans, bmap, accept, seg_ranges[seg_nr[g]:], seg_nodes[seg_nf[g]:], scratch)
         seg_nr[g] += a
         seg_nf[g] += b
 
@@ -282,15 +282,17 @@ def _keep_groups(ranges, nodes, plan, keys, got, c0, memo):
 
 
 @njit(cache=True, nogil=True)
-def component_walk(q, plan, kids, trie, trans, accept, dig, memo, out_ranges, out_nodes, scratch, seg_ranges,
+def component_walk(q, plan, kids, trie, trans, bmap, accept, dig, memo, out_ranges, out_nodes, scratch, seg_ranges,
                    seg_nodes, use_levels):
     """A terminal state's component entry, raw (as root_walk: ranges of token positions and dying
-    nodes into out_ranges / out_nodes; returns their counts, and how many groups were found, -1
-    without levels: not use_levels, or too costly), its walk shared through `memo`: by
+    nodes into out_ranges / out_nodes; returns their counts, and how many groups were found: -1
+    if not use_levels or no level tables, -2 past the level budget), its walk shared through
+    `memo`: by
     group, under the state's level_digest at each group's length, when the groups not there
     are small enough to walk unshared (and are then kept); else by subtree of the root
     (root_walk, whose subtrees' walks are shared by canonical digest: the states of a key that
-    excludes some keys differ early, then are the body of any string), then kept by group too. The last group (tokens longer than every level) is walked each time: its key
+    excludes some keys differ early, then are the body of any string), then kept by group too.
+    The last group (tokens longer than every level) is walked each time: its key
     would be the state's own digest, under which the caller already keeps the whole entry.
     dig as state_digest's, then (level keys, their known flags, a seed for the classes)."""
     levels = plan[9]
@@ -298,7 +300,8 @@ def component_walk(q, plan, kids, trie, trans, accept, dig, memo, out_ranges, ou
     hk, hv, ent, ar, an, used = memo
     lk, lknown = dig[6], dig[7]
     c0 = trie[0].shape[0]  # group g's key is (level digest, c0 + g): no node's
-    ok = use_levels and lknown.shape[0] > levels[G - 1]
+    tried = use_levels and lknown.shape[0] > levels[G - 1]
+    ok = tried
     keys = np.zeros((G, 2), dtype=np.uint64)
     got = np.full(G + 1, -1, dtype=np.int64)
     budget = np.full(1, 4 * dig[2], dtype=np.int64)
@@ -319,13 +322,13 @@ def component_walk(q, plan, kids, trie, trans, accept, dig, memo, out_ranges, ou
         if got[g] < 0:
             to_walk += seg_off[g + 1] - seg_off[g]
     if not ok or to_walk > GROUP_WALK_NODES:  # many units to walk unshared: by subtree of the root instead
-        nr, nf = root_walk(q, kids, trie, trans, accept, True, dig, memo, out_ranges, out_nodes, scratch)
+        nr, nf = root_walk(q, kids, trie, trans, bmap, accept, True, dig, memo, out_ranges, out_nodes, scratch)
         if ok:
             _keep_groups(out_ranges[:nr], out_nodes[:nf], plan, keys, got, c0, memo)
-        return nr, nf, n_got if ok else -1
+        return nr, nf, n_got if ok else (-2 if tried else -1)
     seg_nr = seg_off[:G + 1].copy()
     seg_nf = seg_off[:G + 1].copy()
-    _group_walk(q, plan, trie, trans, accept, got < 0, seg_ranges, seg_nodes, seg_nr, seg_nf, scratch)
+    _group_walk(q, plan, trie, trans, bmap, accept, got < 0, seg_ranges, seg_nodes, seg_nr, seg_nf, scratch)
     for g in range(G):
         if got[g] < 0:
             r_lo, f_lo = used[1], used[2]

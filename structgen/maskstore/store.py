@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..automata.lexer import mapped_array
+from ..automata.lexer import grow_mapped, mapped_array
 from ..automata.parser import StackPool
 from ..automata.step import can_end
 from .levels import LEVELS, component_walk, walk_plan
 from .walk import (boundary_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids, ranges_bits,
-                   root_walk, set_ids, state_digest, trie_parents)
+                   root_walk, set_ids, state_digest, trie_parents, _BYTES)
 
 if TYPE_CHECKING:
     from ..compiler import CompiledGrammar
@@ -40,8 +40,9 @@ SPARSE_BITS = 1024  # a component entry allowing fewer tokens keeps their ids, n
 DIGEST_MAX_CELLS = 1 << 16  # states x byte classes hashed at most per canonical digest (~100 us), and per walk
 SPLIT_DEPTH, SPLIT_SIZE = 16, 256  # trie nodes with longer tokens and more nodes below are cut (walk_plan)
 LEVEL_TABLE_CELLS = 1 << 17  # level digests for DFAs of at most this many states x levels (2 MB per terminal)
-LEVEL_TRIES = 2  # walks of a terminal keyed by level with none of their groups found before it stops (a key's
-# states differ within a few bytes: its level digests would cost ~0.2 ms per walk and never be found)
+LEVEL_TRIES = 4  # walks of a terminal keyed by level with none of their groups found (a key's states differ
+# within a few bytes: its level digests would cost ~0.2 ms per walk and never be found), or past the level
+# budget (a big pattern), before it walks by root subtree alone
 _STORE_SERIALS = itertools.count(1)
 
 
@@ -112,8 +113,9 @@ class WalkMemo:
         self.hk = np.zeros((1 << 12, 3), dtype=np.uint64)
         self.hv = np.full(1 << 12, -1, dtype=np.int32)
         self.ent = np.empty((1 << 11, 4), dtype=np.int64)
-        self.ranges, self._ranges_map = mapped_array((2 * self.room, 2), np.int32)
-        self.nodes, self._nodes_map = mapped_array((2 * self.room,), np.int32)
+        self._maps: dict = {}  # the mappings under ranges and nodes (grown in place, see grow_mapped)
+        self.ranges, self._maps["ranges"] = mapped_array((2 * self.room, 2), np.int32)
+        self.nodes, self._maps["nodes"] = mapped_array((2 * self.room,), np.int32)
         self.used = np.zeros(3, dtype=np.int64)
         self.nbytes = 0  # of the component entries
 
@@ -132,13 +134,9 @@ class WalkMemo:
             ent[:n_ent] = self.ent[:n_ent]
             self.ent = ent
         if n_r + self.room > len(self.ranges):
-            ranges, self._ranges_map = mapped_array((2 * len(self.ranges), 2), np.int32)
-            ranges[:n_r] = self.ranges[:n_r]
-            self.ranges = ranges
+            grow_mapped(self, "ranges", self._maps, 2 * len(self.ranges), n_r)
         if n_b + self.room > len(self.nodes):
-            nodes, self._nodes_map = mapped_array((2 * len(self.nodes),), np.int32)
-            nodes[:n_b] = self.nodes[:n_b]
-            self.nodes = nodes
+            grow_mapped(self, "nodes", self._maps, 2 * len(self.nodes), n_b)
         return self.hk, self.hv, self.ent, self.ranges, self.nodes, self.used
 
     def remember(self, key: tuple[int, int], value: tuple[np.ndarray, np.ndarray]) -> None:
@@ -198,7 +196,9 @@ class MaskStore:
         self._parents = _trie_parents_of(trie)
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
         self._digests: dict[int, tuple] = {}  # term -> state_digest's per-state keys of its DFA
-        self._level_use: dict[int, tuple[int, int]] = {}  # term -> walks keyed by level, walks that found groups
+        self._class_trans: dict[int, np.ndarray] = {}  # term -> its DFA's table over its byte classes
+        # term -> (walks keyed by level, those that found groups, walks past the level budget)
+        self._level_use: dict[int, tuple[int, int, int]] = {}
         self._shared = _walk_memo_of(trie)
         self._serial = next(_STORE_SERIALS)  # keys of this store's own walks in the shared memo
         self._root_children = _root_children_of(trie)
@@ -268,18 +268,20 @@ class MaskStore:
         state, whose subtrees are then walked once."""
         d = self.cg.terminals[term].dfa
         _, w_ranges, w_nodes, w_states, seg_ranges, seg_nodes = _scratch_of(self._trie_obj)
-        q, trans, acc = np.int32(q), d.trans, self._accept(term)
+        q, acc = np.int32(q), self._accept(term)
         if memo is None:
-            nr, nf = root_walk(q, self._root_children, self.trie, trans, acc, False, _NO_DIGESTS, _NO_MEMO, w_ranges,
-                               w_nodes, w_states)
+            nr, nf = root_walk(q, self._root_children, self.trie, d.trans, _BYTES, acc, False, _NO_DIGESTS, _NO_MEMO,
+                               w_ranges, w_nodes, w_states)
         else:
-            tries, found = self._level_use.get(term, (0, 0))
+            tries, found, over = self._level_use.get(term, (0, 0, 0))
+            use = over < LEVEL_TRIES and (tries < LEVEL_TRIES or found > 0)
             with memo.lock:
-                nr, nf, got = component_walk(q, self._plan, self._root_children, self.trie, trans, acc,
-                                             self._digest_tables(term), memo.tables(), w_ranges, w_nodes, w_states,
-                                             seg_ranges, seg_nodes, tries < LEVEL_TRIES or found > 0)
-            if got >= 0:
-                self._level_use[term] = (tries + 1, found + (got > 0))
+                dig = self._digest_tables(term)
+                nr, nf, got = component_walk(q, self._plan, self._root_children, self.trie, self._class_trans[term],
+                                             dig[1], acc, dig, memo.tables(), w_ranges, w_nodes, w_states, seg_ranges,
+                                             seg_nodes, use)
+            if got != -1:
+                self._level_use[term] = (tries + (got >= 0), found + (got > 0), over + (got == -2))
         ranges = w_ranges[:nr]
         tok_ids = self.trie[5]
         if range_count(ranges) <= SPARSE_BITS:
@@ -297,8 +299,9 @@ class MaskStore:
         return acc
 
     def _digest_tables(self, term: int) -> tuple:
-        """The key tables of term's DFA (state_digest's, then level_digest's): its byte classes
-        (a representative byte per class, the class of each byte), the cell bound, per-state keys
+        """The key tables of term's DFA (state_digest's, then level_digest's) for its table over
+        byte classes (_class_trans[term], made here): the classes (0 .. k-1, and the class of each
+        byte), the cell bound, per-state keys
         (computed on first use), this store's tag for states past the bound; keys per level and
         state (levels 0 .. LEVELS[-1]; none for a DFA too big), and a seed for the classes."""
         got = self._digests.get(term)
@@ -309,7 +312,10 @@ class MaskStore:
             seed = np.frombuffer(hashlib.blake2b(cls.astype(np.int16).tobytes(), digest_size=16).digest(),
                                  dtype=np.uint64).copy()
             tag = np.uint64((0xFFFF << 48) | ((self._serial & 0xFFFFFFF) << 20) | (term & 0xFFFFF))
-            got = self._digests[term] = (rep, cls, np.int64(DIGEST_MAX_CELLS), np.zeros((n, 2), dtype=np.uint64),
+            # a walk reads one row per trie node: 4k states x 256 bytes is 4 MB (cache misses),
+            # x 21 classes 340 kB
+            self._class_trans[term] = np.ascontiguousarray(self.cg.terminals[term].dfa.trans[:, rep])
+            got = self._digests[term] = (np.arange(len(rep), dtype=np.int64), cls, np.int64(DIGEST_MAX_CELLS), np.zeros((n, 2), dtype=np.uint64),
                                          np.zeros(n, dtype=np.bool_), tag, np.zeros((levels, n, 2), dtype=np.uint64),
                                          np.zeros((levels, n), dtype=np.bool_), seed)
         return got
@@ -318,8 +324,9 @@ class MaskStore:
         """A 128-bit digest of the canonical form of state s of term's DFA (see canonical_digest):
         the key under which the WalkMemo shares its walks (past DIGEST_MAX_CELLS, hashing costs
         more than the walk it might save: a key of this store only)."""
-        h1, h2 = state_digest(np.int32(s), self.cg.terminals[term].dfa.trans, self._accept(term),
-                              self._digest_tables(term), np.full(1, DIGEST_MAX_CELLS, dtype=np.int64))
+        dig = self._digest_tables(term)
+        h1, h2 = state_digest(np.int32(s), self._class_trans[term], self._accept(term), dig,
+                              np.full(1, DIGEST_MAX_CELLS, dtype=np.int64))
         return int(h1), int(h2)
 
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:

@@ -13,6 +13,8 @@ from numba import njit
 
 from ..automata.step import OK, POOL_FULL, REJECT, end_lexeme
 
+_BYTES = np.arange(256, dtype=np.int64)  # the byte map of a DFA whose columns are bytes
+
 
 @njit(cache=True, nogil=True)
 def _set_tokens(i, node_tok_start, node_tok_end, tok_ids, bits):
@@ -41,7 +43,7 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
                 bstates[nb] = s0
                 nb += 1
         else:
-            nr, k = subtree_walk(c, ns, trie, trans, accept_term, ranges, bnodes[nb:], bstates[nb:])
+            nr, k = subtree_walk(c, ns, trie, trans, _BYTES, accept_term, ranges, bnodes[nb:], bstates[nb:])
             set_ranges(bits, tok_ids, ranges[:nr])
             nb += k
         c = node_skip[c]
@@ -49,7 +51,7 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
 
 
 @njit(cache=True, nogil=True)
-def subtree_walk(c, s, trie, trans, accept_term, ranges, bnodes, bstates):
+def subtree_walk(c, s, trie, trans, bmap, accept_term, ranges, bnodes, bstates):
     """lexeme_walk restricted to the subtree of trie node c, entered in lexer state s (the state
     after c's byte). The tokens there that keep the lexeme alive are written as ranges [a, b) of
     positions in tok_ids (tokens are in node order, so the live nodes between two dead subtrees
@@ -66,7 +68,7 @@ def subtree_walk(c, s, trie, trans, accept_term, ranges, bnodes, bstates):
     while i < end:
         d = node_depth[i]
         ps = depth_state[d - 1]
-        ns = trans[ps, node_byte[i]]
+        ns = trans[ps, bmap[node_byte[i]]]
         if ns < 0:
             if accept_term[ps] >= 0:
                 bnodes[nb] = i
@@ -245,7 +247,7 @@ def memo_rehash(hk, hv, hk2, hv2):
 
 
 @njit(cache=True, nogil=True)
-def root_walk(q, kids, trie, trans, accept, shared, dig, memo, out_ranges, out_nodes, scratch):
+def root_walk(q, kids, trie, trans, bmap, accept, shared, dig, memo, out_ranges, out_nodes, scratch):
     """A terminal state's component entry, raw: the positions (ranges [a, b), in order, into
     out_ranges) of tokens that keep the DFA alive from q, and the nodes where it dies right after
     accepting (out_nodes); returns their counts. Walked one child of the root (kids) at a time;
@@ -259,14 +261,14 @@ def root_walk(q, kids, trie, trans, accept, shared, dig, memo, out_ranges, out_n
     nr = 0
     nf = 0
     for c in kids:
-        s = trans[q, node_byte[c]]
+        s = trans[q, bmap[node_byte[c]]]
         if s < 0:
             if accept[q] >= 0:
                 out_nodes[nf] = c
                 nf += 1
             continue
         if not shared:
-            a, b = subtree_walk(c, s, trie, trans, accept, out_ranges[nr:], out_nodes[nf:], scratch)
+            a, b = subtree_walk(c, s, trie, trans, bmap, accept, out_ranges[nr:], out_nodes[nf:], scratch)
             nr += a
             nf += b
             continue
@@ -276,7 +278,7 @@ def root_walk(q, kids, trie, trans, accept, shared, dig, memo, out_ranges, out_n
         if e < 0:
             r0 = used[1]
             b0 = used[2]
-            a, b = subtree_walk(c, s, trie, trans, accept, ar[r0:], an[b0:], scratch)
+            a, b = subtree_walk(c, s, trie, trans, bmap, accept, ar[r0:], an[b0:], scratch)
             e = used[0]
             ent[e, 0] = r0
             ent[e, 1] = r0 + a

@@ -8,8 +8,9 @@ so the same local context at any nesting depth is a dictionary lookup (LRU-bound
 
 A lexer state is a product of terminal DFA states; its context-independent part is assembled
 from walks of the single terminals (`component_entry`, memoized per terminal state and, inside
-that, per subtree of the root), which recur across the many terminal sets of a grammar and, in
-the tokenizer-wide WalkMemo, across grammars.
+that, per subtree of the root and per group of the trie's units by token length, see levels.py),
+which recur across the many terminal sets of a grammar and, in the tokenizer-wide WalkMemo,
+across grammars.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..automata.parser import StackPool
 from ..automata.step import can_end
 from .levels import LEVELS, component_walk, walk_plan
 from .walk import (boundary_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids, ranges_bits,
-                   root_walk, set_ids, state_digest, trie_parents, _BYTES)
+                   root_walk, set_ids, state_digest, trie_parents, BYTE_COLUMNS)
 
 if TYPE_CHECKING:
     from ..compiler import CompiledGrammar
@@ -100,9 +101,10 @@ class WalkMemo:
     of the state's canonical form (the sub-automaton reachable from it, renumbered breadth-first):
     the body of a JSON string, a date-time, or "at most 12 more characters" is walked once per
     tokenizer, not once per schema. Whole component entries are kept in a dict; the walks of
-    single subtrees of the root (component_walk) in flat numba tables: keys (hk, hv: digest and
-    root child -> entry), entries (ent: their ranges of `ranges` and of `nodes`), and `used`
-    (entries, ranges, nodes). All of it is dropped past COMPONENT_MEMO_BYTES."""
+    single subtrees of the root (root_walk), and of groups of units (component_walk, keyed by
+    level digest), in flat numba tables: keys (hk, hv: digest and root child or group -> entry),
+    entries (ent: their ranges of `ranges` and of `nodes`), and `used` (entries, ranges,
+    nodes). All of it is dropped past COMPONENT_MEMO_BYTES."""
 
     def __init__(self, trie) -> None:
         self.lock = threading.Lock()  # stores of different grammars (and their locks) share this
@@ -165,7 +167,7 @@ def _all_tokens_of(trie, words: int) -> np.ndarray:
     return _of_trie(trie, f"_all_tokens_{words}", make)
 
 
-# component_walk's memo and digest arguments when it walks without the WalkMemo (numba types only)
+# root_walk's memo and digest arguments when it walks without the WalkMemo (numba types only)
 _NO_MEMO = (np.zeros((1, 3), dtype=np.uint64), np.full(1, -1, dtype=np.int32), np.zeros((1, 4), dtype=np.int64),
             np.zeros((1, 2), dtype=np.int32), np.zeros(1, dtype=np.int32), np.zeros(3, dtype=np.int64))
 _NO_DIGESTS = (np.zeros(1, dtype=np.int64), np.zeros(256, dtype=np.int64), np.int64(0),
@@ -263,14 +265,15 @@ class MaskStore:
         return got
 
     def _walk(self, term: int, q: int, memo: WalkMemo | None) -> tuple[np.ndarray, np.ndarray]:
-        """component_entry's walk from q (component_walk), its subtrees shared through `memo` if
-        given: the states of a key string that track the excluded keys all fall back to one body
-        state, whose subtrees are then walked once."""
+        """component_entry's walk from q, shared through `memo` if given (component_walk: by
+        group of units under level digests, or by subtree of the root under canonical digests:
+        the states of a key string that track the excluded keys all fall back to one body state,
+        whose subtrees are then walked once); else one root_walk (a literal)."""
         d = self.cg.terminals[term].dfa
         _, w_ranges, w_nodes, w_states, seg_ranges, seg_nodes = _scratch_of(self._trie_obj)
         q, acc = np.int32(q), self._accept(term)
         if memo is None:
-            nr, nf = root_walk(q, self._root_children, self.trie, d.trans, _BYTES, acc, False, _NO_DIGESTS, _NO_MEMO,
+            nr, nf = root_walk(q, self._root_children, self.trie, d.trans, BYTE_COLUMNS, acc, False, _NO_DIGESTS, _NO_MEMO,
                                w_ranges, w_nodes, w_states)
         else:
             tries, found, over = self._level_use.get(term, (0, 0, 0))

@@ -13,7 +13,7 @@ from numba import njit
 
 from ..automata.step import OK, POOL_FULL, REJECT, end_lexeme
 
-_BYTES = np.arange(256, dtype=np.int64)  # the byte map of a DFA whose columns are bytes
+BYTE_COLUMNS = np.arange(256, dtype=np.int64)  # the byte -> column map of a table over all 256 bytes
 
 
 @njit(cache=True, nogil=True)
@@ -43,7 +43,7 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
                 bstates[nb] = s0
                 nb += 1
         else:
-            nr, k = subtree_walk(c, ns, trie, trans, _BYTES, accept_term, ranges, bnodes[nb:], bstates[nb:])
+            nr, k = subtree_walk(c, ns, trie, trans, BYTE_COLUMNS, accept_term, ranges, bnodes[nb:], bstates[nb:])
             set_ranges(bits, tok_ids, ranges[:nr])
             nb += k
         c = node_skip[c]
@@ -53,7 +53,8 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
 @njit(cache=True, nogil=True)
 def subtree_walk(c, s, trie, trans, bmap, accept_term, ranges, bnodes, bstates):
     """lexeme_walk restricted to the subtree of trie node c, entered in lexer state s (the state
-    after c's byte). The tokens there that keep the lexeme alive are written as ranges [a, b) of
+    after c's byte; `trans` has a column per byte class, bmap[byte] its column). The tokens
+    there that keep the lexeme alive are written as ranges [a, b) of
     positions in tok_ids (tokens are in node order, so the live nodes between two dead subtrees
     are one range: a few ranges, not 100k ids, for a string body), then the boundary entries
     below c; returns (number of ranges, number of boundaries)."""
@@ -250,7 +251,8 @@ def memo_rehash(hk, hv, hk2, hv2):
 def root_walk(q, kids, trie, trans, bmap, accept, shared, dig, memo, out_ranges, out_nodes, scratch):
     """A terminal state's component entry, raw: the positions (ranges [a, b), in order, into
     out_ranges) of tokens that keep the DFA alive from q, and the nodes where it dies right after
-    accepting (out_nodes); returns their counts. Walked one child of the root (kids) at a time;
+    accepting (out_nodes); returns their counts (trans over byte classes, bmap[byte] the column
+    of each byte). Walked one child of the root (kids) at a time;
     with `shared`, each subtree's walk is memoized in `memo` under (digest of the state it is
     entered in, child): a subtree entered in state s gives the same answer from every state
     whose byte leads there. memo = (hk, hv, ent, ranges, nodes, used) (see WalkMemo); the caller

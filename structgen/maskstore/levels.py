@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .walk import _memo_slot, root_walk, subtree_walk, trie_parents
+from .walk import memo_slot, memo_keep, root_walk, subtree_walk, trie_parents
 
 LEVELS = np.array([4, 8, 12, 16, 24, 32], dtype=np.int64)  # group g: tokens at most LEVELS[g] bytes long
 GROUP_WALK_NODES = 131072  # trie nodes of missed groups walked unshared at most (~0.7 ms), else root_walk
@@ -212,23 +212,6 @@ def _group_walk(q, plan, trie, trans, bmap, accept, missed, seg_ranges, seg_node
 
 
 @njit(cache=True, nogil=True)
-def _keep(hk, hv, ent, used, h1, h2, c, r_lo, r_hi, f_lo, f_hi):
-    """Make entry rows [r_lo, r_hi) of the memo's ranges and [f_lo, f_hi) of its nodes (already
-    written) the entry of key (h1, h2, c)."""
-    slot = _memo_slot(hk, hv, h1, h2, c)
-    e = used[0]
-    ent[e, 0] = r_lo
-    ent[e, 1] = r_hi
-    ent[e, 2] = f_lo
-    ent[e, 3] = f_hi
-    used[0] += 1
-    hk[slot, 0] = h1
-    hk[slot, 1] = h2
-    hk[slot, 2] = np.uint64(c)
-    hv[slot] = e
-
-
-@njit(cache=True, nogil=True)
 def _keep_groups(ranges, nodes, plan, keys, got, c0, memo):
     """Keep a whole walk (ranges, nodes) as one memo entry per finite group not yet kept
     (got[g] < 0), under keys[g] and node c0 + g: its ranges cut at the runs of token positions
@@ -274,7 +257,7 @@ def _keep_groups(ranges, nodes, plan, keys, got, c0, memo):
     f_lo = used[2]
     for g in range(G):
         if got[g] < 0:
-            _keep(hk, hv, ent, used, keys[g, 0], keys[g, 1], c0 + g, r_lo, r_lo + cr[g], f_lo, f_lo + cf[g])
+            memo_keep(hk, hv, ent, used, keys[g, 0], keys[g, 1], c0 + g, r_lo, r_lo + cr[g], f_lo, f_lo + cf[g])
         r_lo += cr[g]
         f_lo += cf[g]
     used[1] = r_lo
@@ -313,7 +296,7 @@ def component_walk(q, plan, kids, trie, trans, bmap, accept, dig, memo, out_rang
                 break
             keys[g, 0] = h1
             keys[g, 1] = h2
-            got[g] = hv[_memo_slot(hk, hv, h1, h2, c0 + g)]
+            got[g] = hv[memo_slot(hk, hv, h1, h2, c0 + g)]
             if got[g] >= 0:
                 n_got += 1
     seg_off = plan[8]
@@ -338,7 +321,7 @@ def component_walk(q, plan, kids, trie, trans, bmap, accept, dig, memo, out_rang
             an[f_lo:f_lo + b] = seg_nodes[seg_off[g]:seg_nf[g]]
             used[1] += a
             used[2] += b
-            _keep(hk, hv, ent, used, keys[g, 0], keys[g, 1], c0 + g, r_lo, r_lo + a, f_lo, f_lo + b)
+            memo_keep(hk, hv, ent, used, keys[g, 0], keys[g, 1], c0 + g, r_lo, r_lo + a, f_lo, f_lo + b)
     # merge the groups' ranges in node order: each group's are sorted and cut at the runs of
     # token positions by group, so reading the runs in order reads every range once, in order
     run_start, run_group = plan[6], plan[7]

@@ -227,7 +227,7 @@ def state_digest(s, trans, accept, dig, budget):
 
 
 @njit(cache=True, nogil=True)
-def _memo_slot(hk, hv, h1, h2, c):
+def memo_slot(hk, hv, h1, h2, c):
     """The slot of key (h1, h2, c) in the open-addressing table (hk rows: h1, h2, c; hv: the
     entry, -1 empty), or of the empty slot where it would go."""
     mask = hv.shape[0] - 1
@@ -238,11 +238,29 @@ def _memo_slot(hk, hv, h1, h2, c):
 
 
 @njit(cache=True, nogil=True)
+def memo_keep(hk, hv, ent, used, h1, h2, c, r_lo, r_hi, f_lo, f_hi):
+    """Make entry rows [r_lo, r_hi) of the memo's ranges and [f_lo, f_hi) of its nodes (already
+    written) the entry of key (h1, h2, c); returns its index."""
+    slot = memo_slot(hk, hv, h1, h2, c)
+    e = used[0]
+    ent[e, 0] = r_lo
+    ent[e, 1] = r_hi
+    ent[e, 2] = f_lo
+    ent[e, 3] = f_hi
+    used[0] += 1
+    hk[slot, 0] = h1
+    hk[slot, 1] = h2
+    hk[slot, 2] = np.uint64(c)
+    hv[slot] = e
+    return e
+
+
+@njit(cache=True, nogil=True)
 def memo_rehash(hk, hv, hk2, hv2):
     """Move every key of table (hk, hv) into the empty, larger table (hk2, hv2)."""
     for i in range(hv.shape[0]):
         if hv[i] >= 0:
-            j = _memo_slot(hk2, hv2, hk[i, 0], hk[i, 1], hk[i, 2])
+            j = memo_slot(hk2, hv2, hk[i, 0], hk[i, 1], hk[i, 2])
             hk2[j] = hk[i]
             hv2[j] = hv[i]
 
@@ -275,24 +293,15 @@ def root_walk(q, kids, trie, trans, bmap, accept, shared, dig, memo, out_ranges,
             nf += b
             continue
         h1, h2 = state_digest(s, trans, accept, dig, budget)
-        slot = _memo_slot(hk, hv, h1, h2, c)
+        slot = memo_slot(hk, hv, h1, h2, c)
         e = hv[slot]
         if e < 0:
             r0 = used[1]
             b0 = used[2]
             a, b = subtree_walk(c, s, trie, trans, bmap, accept, ar[r0:], an[b0:], scratch)
-            e = used[0]
-            ent[e, 0] = r0
-            ent[e, 1] = r0 + a
-            ent[e, 2] = b0
-            ent[e, 3] = b0 + b
-            used[0] += 1
             used[1] += a
             used[2] += b
-            hk[slot, 0] = h1
-            hk[slot, 1] = h2
-            hk[slot, 2] = np.uint64(c)
-            hv[slot] = e
+            e = memo_keep(hk, hv, ent, used, h1, h2, c, r0, r0 + a, b0, b0 + b)
         for r in range(ent[e, 0], ent[e, 1]):
             if nr > 0 and out_ranges[nr - 1, 1] == ar[r, 0]:  # subtrees are adjacent in node order
                 out_ranges[nr - 1, 1] = ar[r, 1]

@@ -685,7 +685,8 @@ def _product(a: ByteDFA, b: ByteDFA, minus: bool, max_states: int) -> ByteDFA:
     table = np.empty((na + b.num_states, len(rep)), dtype=np.int32)
     class_rows(table, np.int64(0), a.trans, rep, np.int32(0))
     class_rows(table, np.int64(na), b.trans, rep, np.int32(na))
-    vecs, trans = product_bfs(table, np.array([0, na], dtype=np.int32), np.full(2, -1, dtype=np.int32), max_states)
+    vecs, trans = product_bfs(table, np.ones(len(table), dtype=np.bool_), _NO_SRC, np.array([0, na], dtype=np.int32),
+                              np.full(2, -1, dtype=np.int32), max_states, *no_known(len(table)))
     if vecs.shape[0] == 0:
         raise LimitExceeded(f"{'difference' if minus else 'intersection'} needs more than {max_states} states")
     x, y = vecs[:, 0], vecs[:, 1]
@@ -761,7 +762,7 @@ def _rows_hash(rows, m):
 
 
 @njit(cache=True, nogil=True)
-def product_bfs(table, offsets, single, max_states):
+def product_bfs(table, filled, src, offsets, single, max_states, code, known):
     """Breadth-first product of component DFAs over byte classes. table[r, u]: the successor row
     (global over all components) of row r on class u, or -1. A product state is the vector of
     its components' rows (-1: that component is dead), kept sparse while building (the sorted
@@ -769,8 +770,13 @@ def product_bfs(table, offsets, single, max_states):
     alive, so a state costs its live components, not all of them). A successor in which only
     component c is alive, in a state other than its initial one, with single[c] >= 0, is not a
     product state: the transition is -2 - (single[c] + c's own state), a jump into c's installed
-    single copy. Returns (dense vectors, transitions over classes); both empty with
-    (-1,)-shaped vectors if more than max_states states are needed."""
+    single copy. A successor found in `known` (see known_lookup; code[r]: row r's key there, or
+    -1 for a row never shared) is not a product state either: the transition is -2 - its global
+    id, a jump into the DFA of another set that built it first. Rows not `filled` are read when a
+    state first has them: table[r, u] = src[g, rep[u]] + r - g (or -1) with (src, g = src_row[r],
+    rep) = `src`; a product of many terminals reaches a few of their rows. Returns (dense vectors,
+    transitions over classes); both empty with (-1,)-shaped vectors if more than max_states
+    states are needed."""
     ncomp = offsets.shape[0]
     k = table.shape[1]
     comp_of = np.empty(table.shape[0], dtype=np.int32)
@@ -791,8 +797,17 @@ def product_bfs(table, offsets, single, max_states):
     hvals[np.int64(_rows_hash(offsets, ncomp) & np.uint64(hcap - 1))] = 0
     n = 1
     nv = np.empty(ncomp, dtype=np.int32)
+    src_trans, src_row, rep = src
     s = 0
     while s < n:
+        for i in range(start[s], start[s] + size[s]):
+            r = pool[i]
+            if not filled[r]:
+                g = src_row[r]
+                for u in range(k):
+                    v = src_trans[g, rep[u]]
+                    table[r, u] = v + r - g if v >= 0 else -1
+                filled[r] = True
         for u in range(k):
             m = 0
             for i in range(start[s], start[s] + size[s]):
@@ -823,6 +838,10 @@ def product_bfs(table, offsets, single, max_states):
                         break
                 i = (i + 1) & (hcap - 1)
             if found < 0:
+                g = known_lookup(nv, m, code, known)
+                if g >= 0:
+                    trans[s, u] = -2 - g
+                    continue
                 if n >= max_states:
                     return np.empty((0, ncomp), dtype=np.int32), np.empty((0, k), dtype=np.int32)
                 if n >= cap:
@@ -856,6 +875,51 @@ def product_bfs(table, offsets, single, max_states):
         for i in range(start[s], start[s] + size[s]):
             vecs[s, comp_of[pool[i]]] = pool[i]
     return vecs, trans[:n].copy()
+
+
+_NO_SRC = (np.full((1, 1), -1, dtype=np.int32), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+
+
+def no_known(rows: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """product_bfs's `code` and `known` arguments for a product that shares no states."""
+    return np.full(rows, -1, dtype=np.int64), (np.full(1, -1, dtype=np.int32), np.zeros((1, 3), dtype=np.int64),
+                                               np.zeros(1, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _codes_hash(nv, m, code):
+    h = np.uint64(1469598103934665603)
+    for i in range(m):
+        h ^= np.uint64(code[nv[i]])
+        h *= np.uint64(1099511628211)
+        h ^= h >> np.uint64(31)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def known_lookup(nv, m, code, known):
+    """The global id of the product state whose live rows nv[:m] have the keys code[nv[:m]] in
+    `known` (open-addressing slots -> entries (start and size in the key pool, global id), the
+    key pool), or -1 (also when a row has no key)."""
+    slots, ent, keys = known
+    for i in range(m):
+        if code[nv[i]] < 0:
+            return -1
+    cap = slots.shape[0]
+    i = np.int64(_codes_hash(nv, m, code) & np.uint64(cap - 1))
+    while slots[i] >= 0:
+        e = slots[i]
+        if ent[e, 1] == m:
+            a = ent[e, 0]
+            same = True
+            for x in range(m):
+                if keys[a + x] != code[nv[x]]:
+                    same = False
+                    break
+            if same:
+                return np.int32(ent[e, 2])
+        i = (i + 1) & (cap - 1)
+    return -1
 
 
 @njit(cache=True, nogil=True)

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import LimitExceeded
-from .fsm import ByteDFA, byte_classes, column_classes, product_bfs
+from .fsm import ByteDFA, _codes_hash, byte_classes, column_classes, product_bfs
 
 DEFAULT_MAX_LEXER_STATES = 500_000
 COLLAPSE_MIN_STATES = 8  # see LexerTables._collapses
@@ -51,6 +51,9 @@ class LexerTables:
         self.num_terms = len(terminals)
         self.set_words = (self.num_terms + 1 + 63) // 64
         self.is_ignore = np.array([t.ignore for t in terminals], dtype=np.bool_)
+        self._ignored = np.flatnonzero(self.is_ignore)
+        self._sizes = np.array([t.dfa.num_states for t in terminals], dtype=np.int64)
+        self._collapse = np.array([self._collapses(t) for t in range(self.num_terms)], dtype=np.bool_)
         order = sorted(range(len(terminals)),
                        key=lambda i: (-terminals[i].priority, not terminals[i].is_literal, i))
         self.rank = np.empty(len(terminals), dtype=np.int32)
@@ -65,16 +68,22 @@ class LexerTables:
         self.is_start = self._rows("is_start", cap, (), np.bool_)
         self.is_final = self._rows("is_final", cap, (), np.bool_)  # accepting and cannot be extended
         self.state_dfa = self._rows("state_dfa", cap, (), np.int32)
-        self.dfa_start = np.zeros(0, dtype=np.int32)
+        self._starts = np.zeros(64, dtype=np.int32)  # dfa_start is a view of its first len(dfa_sets)
+        self.dfa_start = self._starts[:0]
         self.dfa_sets: list[tuple[int, ...]] = []
         # per DFA built here (not restored): its terminals and each state's component states (-1: dead)
         self.dfa_vecs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._singles: dict[int, int] = {}  # terminal -> the DFA id of its own copy (see _build)
+        self._single_start = np.full(self.num_terms, -1, dtype=np.int64)  # terminal -> its copy's first state
         self._cls_of: np.ndarray | None = None  # terminal -> the class of each byte (term_classes), for product_tables
         self._cls_known: np.ndarray | None = None
         self.ht_keys = np.zeros((64, self.set_words), dtype=np.uint64)
         self.ht_vals = np.full(64, -1, dtype=np.int32)
         self._dead = np.full(256, -1, dtype=np.int32)
+        # product states shared across sets (see _build): open-addressing slots -> entries (start and
+        # size of the live components' keys in the key pool, global state id), the key pool
+        self.known = (np.full(256, -1, dtype=np.int32), np.empty((128, 3), dtype=np.int64), np.empty(512, dtype=np.int64))
+        self.known_used = np.zeros(2, dtype=np.int64)  # entries, keys
         # a big terminal's copy (a long pattern: 1 KB per state) is installed now, not in the mask
         # that first reaches it
         for t in range(self.num_terms):
@@ -107,7 +116,8 @@ class LexerTables:
         self.is_start[:n] = a["lex_is_start"]
         self.is_final[:n] = a["lex_is_final"]
         self.state_dfa[:n] = a["lex_state_dfa"]
-        self.dfa_start = a["lex_dfa_start"].astype(np.int32)
+        self._starts = np.array(a["lex_dfa_start"], dtype=np.int32)
+        self.dfa_start = self._starts[:len(self._starts)]
         bounds = np.concatenate([[0], np.cumsum(a["lex_set_sizes"])]).astype(np.int64)
         terms = a["lex_set_terms"].tolist()
         self.dfa_sets = [tuple(terms[bounds[i]:bounds[i + 1]]) for i in range(len(bounds) - 1)]
@@ -117,6 +127,9 @@ class LexerTables:
         self.ht_vals = a["lex_ht_vals"].astype(np.int32)
         self.dfa_vecs = {}
         self._singles = {terms[0]: d for d, terms in enumerate(self.dfa_sets) if len(terms) == 1}
+        self._single_start[:] = -1
+        for t, d in self._singles.items():
+            self._single_start[t] = self.dfa_start[d]
         if "lex_has_vecs" in a and len(a["lex_has_vecs"]) == len(self.dfa_sets):  # entries written before: none
             ends = np.append(self.dfa_start[1:], n).astype(np.int64)
             flat, at = a["lex_vecs"], 0
@@ -129,6 +142,11 @@ class LexerTables:
                 at += size
             if at != len(flat):
                 raise ValueError("lexer snapshot's component vectors do not fit its DFAs")
+        self.known = (np.full(256, -1, dtype=np.int32), self.known[1], self.known[2])
+        self.known_used[:] = 0
+        for d, (terms_d, vecs_d) in self.dfa_vecs.items():  # products' states, as _build enters them
+            if len(terms_d) >= 2:
+                self._know(terms_d, vecs_d, int(self.dfa_start[d]))
 
     # --- the set → DFA map -------------------------------------------------------------
 
@@ -137,10 +155,10 @@ class LexerTables:
         got = lookup_set(words, self.ht_keys, self.ht_vals)
         if got >= 0:
             return got
-        terms = [t for t in range(self.num_terms) if (int(words[t >> 6]) >> (t & 63)) & 1]
-        if terms or self.trailing_ignore:
-            terms = sorted(set(terms) | {i for i, t in enumerate(self.terminals) if t.ignore})
-        dfa_id = self._build(terms)
+        bits = np.unpackbits(words.view(np.uint8), bitorder="little")[:self.num_terms]
+        if bits.any() or self.trailing_ignore:
+            bits[self._ignored] = 1
+        dfa_id = self._build(np.flatnonzero(bits).tolist())
         self._insert(words.copy(), dfa_id)
         return dfa_id
 
@@ -183,7 +201,13 @@ class LexerTables:
         is then built, walked and masked once, not once per set of keys next to it. Excluded:
         ignored terminals (their end restarts the set's own DFA), short ones (_collapses) and a
         terminal's initial state (a start state means an empty lexeme). The product is read off
-        the single copies' rows of the table, in one numba call (product_tables)."""
+        the single copies' rows of the table, in one numba call (product_tables).
+
+        Likewise a product state is what its live components are, whatever set it was built for:
+        a state whose live components (none of them ignored) an earlier set's DFA already has is
+        a jump into that state (`known`). An object's optional properties give one set per
+        position, each the one before minus a key; past the first bytes of a key they have the
+        same states, so each set builds a few states, not the ~1,000 of its keys' trie."""
         if len(terms) == 1:
             return self._single(terms[0])
         if not terms:  # the empty set: one state that lexes nothing (one dead component)
@@ -194,25 +218,49 @@ class LexerTables:
         # every copy is installed with the first set that needs it, before the product: later
         # sets then find it (a copy installed when a jump is first used would cost one more
         # slow mask per terminal)
-        ids = [self._single(t) for t in terms]
-        starts = self.dfa_start[ids].astype(np.int64)
-        sizes = np.array([self.terminals[t].dfa.num_states for t in terms], dtype=np.int64)
-        single = np.array([st if self._collapses(t) else -1 for t, st in zip(terms, starts.tolist())], dtype=np.int32)
+        t_arr = np.asarray(terms, dtype=np.int32)
+        for t in t_arr[self._single_start[t_arr] < 0].tolist():
+            self._single(t)
+        starts = self._single_start[t_arr]
+        sizes = self._sizes[t_arr]
+        single = np.where(self._collapse[t_arr], starts, -1).astype(np.int32)
         if self._cls_of is None:
             self._cls_of = np.zeros((self.num_terms, 256), dtype=np.int64)
             self._cls_known = np.zeros(self.num_terms, dtype=np.bool_)
-        for t in terms:
-            if not self._cls_known[t]:
-                self._cls_of[t] = self.term_classes(t)[1]
-                self._cls_known[t] = True
-        t_arr = np.asarray(terms, dtype=np.int32)
+        for t in t_arr[~self._cls_known[t_arr]].tolist():
+            self._cls_of[t] = self.term_classes(t)[1]
+            self._cls_known[t] = True
         vecs, trans, byte_cls, best = product_tables(t_arr, starts, sizes, single, self.trans, self.accept_term,
-                                                     self._cls_of, self.rank, self.max_states - self.num_states)
+                                                     self._cls_of, self.rank, self.max_states - self.num_states,
+                                                     self.is_ignore, self.known)
         if vecs.shape[0] == 0:
             raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
         dfa_id = self._install(tuple(terms), trans, byte_cls, best)
         self.dfa_vecs[dfa_id] = (t_arr, vecs)
+        self._know(t_arr, vecs, int(self.dfa_start[dfa_id]))
         return dfa_id
+
+    def _know(self, terms: np.ndarray, vecs: np.ndarray, base: int) -> None:
+        """Enter the states of a product DFA installed at `base` (its terminals' own states per
+        state, see product_tables) in `known`, but for its start and those with an ignored
+        terminal alive."""
+        slots, ent, keys = self.known
+        n_ent, n_keys = self.known_used.tolist()
+        n, alive = vecs.shape[0], vecs.size  # at most this many keys
+        if n_ent + n > ent.shape[0]:
+            grown = np.empty((max(2 * ent.shape[0], n_ent + n), 3), dtype=np.int64)
+            grown[:n_ent] = ent[:n_ent]
+            ent = grown
+        if n_keys + alive > keys.shape[0]:
+            keys = np.concatenate([keys[:n_keys], np.empty(max(keys.shape[0], alive), dtype=np.int64)])
+        if 2 * (n_ent + n) > slots.shape[0]:
+            cap = slots.shape[0]
+            while 2 * (n_ent + n) > cap:
+                cap *= 4
+            slots = np.full(cap, -1, dtype=np.int32)
+            known_rehash(slots, ent, keys, n_ent)
+        self.known = (slots, ent, keys)
+        known_insert(terms, vecs, np.int64(base), self.is_ignore, slots, ent, keys, self.known_used)
 
     def term_classes(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """byte_classes of one terminal's DFA (big ones are computed at compile time)."""
@@ -234,6 +282,7 @@ class LexerTables:
                                                       np.where(d.accept, term, -1).astype(np.int32))
             self.dfa_vecs[got] = (np.array([term], dtype=np.int32),
                                   np.arange(d.trans.shape[0], dtype=np.int32).reshape(-1, 1))
+            self._single_start[term] = self.dfa_start[got]
         return got
 
     def components(self, ls: int) -> list[tuple[int, int]] | None:
@@ -262,7 +311,10 @@ class LexerTables:
         self.state_dfa[base:base + n] = dfa_id
         self.is_start[base:base + n] = False
         self.is_start[base] = True
-        self.dfa_start = np.append(self.dfa_start, np.int32(base))
+        if dfa_id == len(self._starts):
+            self._starts = np.concatenate([self._starts, np.zeros(len(self._starts) + 1, dtype=np.int32)])
+        self._starts[dfa_id] = base
+        self.dfa_start = self._starts[:dfa_id + 1]
         return dfa_id
 
 
@@ -336,7 +388,54 @@ def _winners(vecs, accept_any, order, terms):
 
 
 @njit(cache=True, nogil=True)
-def product_tables(terms, starts, sizes, single, trans, accept_term, cls_of, rank, max_states):
+def _slot_of(keys, a, m, cap):
+    """The first slot to probe for the key keys[a:a + m] (the hash of product_bfs's lookups)."""
+    return np.int64(_codes_hash(np.arange(a, a + m), m, keys) & np.uint64(cap - 1))
+
+
+@njit(cache=True, nogil=True)
+def known_insert(terms, vecs, base, is_ignore, slots, ent, keys, used):
+    """Enter product states 1 .. of a DFA installed at global id `base` in LexerTables.known
+    (state 0 is the set's start; a state with an ignored terminal alive is left out: its end
+    restarts its own set's DFA); used: (entries, keys), advanced."""
+    cap = slots.shape[0]
+    for s in range(1, vecs.shape[0]):
+        m = 0
+        ok = True
+        for c in range(terms.shape[0]):
+            if vecs[s, c] >= 0:
+                if is_ignore[terms[c]]:
+                    ok = False
+                    break
+                keys[used[1] + m] = (np.int64(terms[c]) << 32) | vecs[s, c]
+                m += 1
+        if not ok or m == 0:
+            continue
+        e = used[0]
+        ent[e, 0] = used[1]
+        ent[e, 1] = m
+        ent[e, 2] = base + s
+        i = _slot_of(keys, used[1], m, cap)
+        while slots[i] >= 0:
+            i = (i + 1) & (cap - 1)
+        slots[i] = e
+        used[0] += 1
+        used[1] += m
+
+
+@njit(cache=True, nogil=True)
+def known_rehash(slots, ent, keys, n_ent):
+    """Fill empty `slots` with entries 0 .. n_ent - 1 of LexerTables.known."""
+    cap = slots.shape[0]
+    for e in range(n_ent):
+        i = _slot_of(keys, ent[e, 0], ent[e, 1], cap)
+        while slots[i] >= 0:
+            i = (i + 1) & (cap - 1)
+        slots[i] = e
+
+
+@njit(cache=True, nogil=True)
+def product_tables(terms, starts, sizes, single, trans, accept_term, cls_of, rank, max_states, is_ignore, known):
     """The product DFA of terminals `terms`, from their single copies installed in the lexer
     table (component c: rows starts[c] .. + sizes[c] of trans / accept_term, global ids). Byte
     classes: the common refinement of the terminals' own (cls_of[t]: the class of each byte).
@@ -354,17 +453,18 @@ def product_tables(terms, starts, sizes, single, trans, accept_term, cls_of, ran
     for c in range(ncomp):
         offsets[c] = total
         total += sizes[c]
-    table = np.empty((total, k), dtype=np.int32)
+    table = np.empty((total, k), dtype=np.int32)  # filled by product_bfs, the rows it reaches
+    src_row = np.empty(total, dtype=np.int64)
     accept_any = np.empty(total, dtype=np.bool_)
+    code = np.empty(total, dtype=np.int64)  # a row's key in `known` (-1: an ignored terminal's, never shared)
     for c in range(ncomp):
-        shift = offsets[c] - starts[c]
         for s in range(sizes[c]):
             g = starts[c] + s
+            src_row[offsets[c] + s] = g
             accept_any[offsets[c] + s] = accept_term[g] >= 0
-            for u in range(k):
-                v = trans[g, rep[u]]
-                table[offsets[c] + s, u] = v + shift if v >= 0 else -1
-    vecs, tr = product_bfs(table, offsets, single, max_states)
+            code[offsets[c] + s] = -1 if is_ignore[terms[c]] else (np.int64(terms[c]) << 32) | s
+    vecs, tr = product_bfs(table, np.zeros(total, dtype=np.bool_), (trans, src_row, rep), offsets, single, max_states,
+                           code, known)
     if vecs.shape[0] == 0:
         return vecs, tr, byte_cls, np.empty(0, dtype=np.int32)
     order = np.argsort(rank[terms])

@@ -56,3 +56,25 @@ def test_big_terminal_copy_is_installed_at_compile_time(compiler):
     assert cg.terminals[t].dfa.num_states >= EAGER_COPY_STATES
     assert t in cg.lexer._singles
     assert cg.lexer.dfa_start[cg.lexer._singles[t]] == 0  # before any product (the compile's first DFA)
+
+
+def test_sets_share_the_product_states_they_have_in_common(compiler, monkeypatch):
+    """An object's optional properties give one terminal set per position (the keys left); their
+    DFAs jump into the states that an earlier set built, and lex and mask as unshared ones do,
+    also after a snapshot is restored."""
+    import structgen.automata.lexer as lexer
+
+    schema = {"type": "object", "properties": {f"key{i:02d}_{'x' * i}": {"type": "integer"} for i in range(10)}}
+    text = "{" + ", ".join(f'"key{i:02d}_{"x" * i}": {i}' for i in range(10)) + "}"
+    shared = GrammarCompiler(compiler.tokenizer_info).compile_json_schema(schema)
+    want = _masks(shared, text)
+    snap = shared.lexer.snapshot()
+    with monkeypatch.context() as m:
+        m.setattr(lexer, "known_insert", lambda *a: None)
+        alone = GrammarCompiler(compiler.tokenizer_info).compile_json_schema(schema)
+        assert all(np.array_equal(a, b) for a, b in zip(want, _masks(alone, text)))
+    assert 2 * shared.lexer.num_states < alone.lexer.num_states
+    restored = GrammarCompiler(compiler.tokenizer_info).compile_json_schema(schema)
+    restored.lexer.restore(snap)
+    assert restored.lexer.known_used[0] == shared.lexer.known_used[0]
+    assert all(np.array_equal(a, b) for a, b in zip(want, _masks(restored, text)))

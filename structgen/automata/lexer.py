@@ -25,7 +25,7 @@ from .fsm import ByteDFA, _codes_hash, byte_classes, column_classes, product_bfs
 
 DEFAULT_MAX_LEXER_STATES = 500_000
 COLLAPSE_MIN_STATES = 8  # see LexerTables._collapses
-EAGER_COPY_STATES = 1024  # terminals this big get their single copy at compile time (see LexerTables.__init__)
+EAGER_COPY_STATES = 1024  # terminals this big get their byte classes at compile time (see LexerTables.__init__)
 _TABLES = ("trans", "accept_term", "is_start", "is_final", "state_dfa")  # the per-state rows, grown together
 
 
@@ -84,11 +84,11 @@ class LexerTables:
         # size of the live components' keys in the key pool, global state id), the key pool
         self.known = (np.full(256, -1, dtype=np.int32), np.empty((128, 3), dtype=np.int64), np.empty(512, dtype=np.int64))
         self.known_used = np.zeros(2, dtype=np.int64)  # entries, keys
-        # a big terminal's copy (a long pattern: 1 KB per state) is installed now, not in the mask
-        # that first reaches it
+        # every terminal's copy is installed now, in one batch, not one by one (~40 us of Python
+        # each) in the masks that first reach them; a big terminal's byte classes are computed now
+        self._install_singles(np.arange(self.num_terms))
         for t in range(self.num_terms):
-            if self._collapses(t) and terminals[t].dfa.num_states >= EAGER_COPY_STATES:
-                self._single(t)
+            if self._collapse[t] and self._sizes[t] >= EAGER_COPY_STATES:
                 self.term_classes(t)
 
     # --- persistence (the compile cache) ---------------------------------------------------
@@ -142,6 +142,7 @@ class LexerTables:
                 at += size
             if at != len(flat):
                 raise ValueError("lexer snapshot's component vectors do not fit its DFAs")
+        self._install_singles(np.flatnonzero(self._single_start < 0))  # a snapshot from before copies were eager
         self.known = (np.full(256, -1, dtype=np.int32), self.known[1], self.known[2])
         self.known_used[:] = 0
         for d, (terms_d, vecs_d) in self.dfa_vecs.items():  # products' states, as _build enters them
@@ -219,8 +220,6 @@ class LexerTables:
         # sets then find it (a copy installed when a jump is first used would cost one more
         # slow mask per terminal)
         t_arr = np.asarray(terms, dtype=np.int32)
-        for t in t_arr[self._single_start[t_arr] < 0].tolist():
-            self._single(t)
         starts = self._single_start[t_arr]
         sizes = self._sizes[t_arr]
         single = np.where(self._collapse[t_arr], starts, -1).astype(np.int32)
@@ -274,16 +273,39 @@ class LexerTables:
 
     def _single(self, term: int) -> int:
         """The DFA id of `term`'s own copy (the DFA of the set {term}: the terminal's DFA installed
-        as it is), installed once."""
-        got = self._singles.get(term)
-        if got is None:
-            d = self.terminals[term].dfa
-            got = self._singles[term] = self._install((term,), d.trans, np.arange(256, dtype=np.int64),
-                                                      np.where(d.accept, term, -1).astype(np.int32))
-            self.dfa_vecs[got] = (np.array([term], dtype=np.int32),
-                                  np.arange(d.trans.shape[0], dtype=np.int32).reshape(-1, 1))
-            self._single_start[term] = self.dfa_start[got]
-        return got
+        as it is; see _install_singles)."""
+        return self._singles[term]
+
+    def _install_singles(self, terms: np.ndarray) -> None:
+        """Install the own copies of `terms` (every terminal's, at compile time: DFAs 0 ..
+        num_terms - 1), in one numba call."""
+        n, base = len(terms), self.num_states
+        if n == 0:
+            return
+        sizes = self._sizes[terms]
+        total = int(sizes.sum())
+        self._grow(base + total)
+        firsts = base + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        dfas = [self.terminals[t].dfa for t in terms.tolist()]
+        rows_of = np.repeat(np.arange(n, dtype=np.int32), sizes)
+        accept = np.concatenate([d.accept for d in dfas])
+        install_copies(self.trans, self.is_final, np.int64(base), np.concatenate([d.trans for d in dfas]),
+                       np.repeat(firsts, sizes), accept)
+        self.accept_term[base:base + total] = np.where(accept, terms[rows_of], -1)
+        first_dfa = len(self.dfa_sets)
+        self.state_dfa[base:base + total] = rows_of + first_dfa
+        self.is_start[base:base + total] = False
+        self.is_start[firsts] = True
+        self.num_states = base + total
+        self._starts = np.concatenate([self._starts[:first_dfa], firsts.astype(np.int32),
+                                       np.zeros(first_dfa + n, dtype=np.int32)])
+        self.dfa_start = self._starts[:first_dfa + n]
+        column = np.arange(int(sizes.max()), dtype=np.int32).reshape(-1, 1)
+        for i, t in enumerate(terms.tolist()):
+            self.dfa_sets.append((t,))
+            self.dfa_vecs[first_dfa + i] = (np.array([t], dtype=np.int32), column[:sizes[i]])
+            self._singles[t] = first_dfa + i
+        self._single_start[terms] = firsts
 
     def components(self, ls: int) -> list[tuple[int, int]] | None:
         """The (terminal, state of that terminal's own DFA) pairs alive in product state ls
@@ -371,6 +393,22 @@ def _install_rows(dst, dst_final, base, trans, byte_cls, accept_term):
             else:
                 dst[base + s, b] = -1
         dst_final[base + s] = accept_term[s] >= 0 and not moves
+
+
+@njit(cache=True, nogil=True)
+def install_copies(dst, dst_final, base, trans, first, accept):
+    """dst[base + r] = trans[r] shifted by first[r] (the global id of row r's DFA's state 0):
+    DFAs stacked as they are; dst_final: accepting and no move on any byte."""
+    for r in range(trans.shape[0]):
+        moves = False
+        for b in range(256):
+            v = trans[r, b]
+            if v >= 0:
+                dst[base + r, b] = v + first[r]
+                moves = True
+            else:
+                dst[base + r, b] = -1
+        dst_final[base + r] = accept[r] and not moves
 
 
 @njit(cache=True, nogil=True)

@@ -74,7 +74,7 @@ class LexerTables:
         # per DFA built here (not restored): its terminals and each state's component states (-1: dead)
         self.dfa_vecs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._singles: dict[int, int] = {}  # terminal -> the DFA id of its own copy (see _build)
-        self._single_start = np.full(self.num_terms, -1, dtype=np.int64)  # terminal -> its copy's first state
+        self.single_start = np.full(self.num_terms, -1, dtype=np.int64)  # terminal -> its copy's first state
         self._cls_of: np.ndarray | None = None  # terminal -> the class of each byte (term_classes), for product_tables
         self._cls_known: np.ndarray | None = None
         self.ht_keys = np.zeros((64, self.set_words), dtype=np.uint64)
@@ -127,9 +127,9 @@ class LexerTables:
         self.ht_vals = a["lex_ht_vals"].astype(np.int32)
         self.dfa_vecs = {}
         self._singles = {terms[0]: d for d, terms in enumerate(self.dfa_sets) if len(terms) == 1}
-        self._single_start[:] = -1
+        self.single_start[:] = -1
         for t, d in self._singles.items():
-            self._single_start[t] = self.dfa_start[d]
+            self.single_start[t] = self.dfa_start[d]
         if "lex_has_vecs" in a and len(a["lex_has_vecs"]) == len(self.dfa_sets):  # entries written before: none
             ends = np.append(self.dfa_start[1:], n).astype(np.int64)
             flat, at = a["lex_vecs"], 0
@@ -142,7 +142,7 @@ class LexerTables:
                 at += size
             if at != len(flat):
                 raise ValueError("lexer snapshot's component vectors do not fit its DFAs")
-        self._install_singles(np.flatnonzero(self._single_start < 0))  # a snapshot from before copies were eager
+        self._install_singles(np.flatnonzero(self.single_start < 0))  # a snapshot from before copies were eager
         self.known = (np.full(256, -1, dtype=np.int32), self.known[1], self.known[2])
         self.known_used[:] = 0
         for d, (terms_d, vecs_d) in self.dfa_vecs.items():  # products' states, as _build enters them
@@ -220,7 +220,7 @@ class LexerTables:
         # sets then find it (a copy installed when a jump is first used would cost one more
         # slow mask per terminal)
         t_arr = np.asarray(terms, dtype=np.int32)
-        starts = self._single_start[t_arr]
+        starts = self.single_start[t_arr]
         sizes = self._sizes[t_arr]
         single = np.where(self._collapse[t_arr], starts, -1).astype(np.int32)
         if self._cls_of is None:
@@ -305,7 +305,7 @@ class LexerTables:
             self.dfa_sets.append((t,))
             self.dfa_vecs[first_dfa + i] = (np.array([t], dtype=np.int32), column[:sizes[i]])
             self._singles[t] = first_dfa + i
-        self._single_start[terms] = firsts
+        self.single_start[terms] = firsts
 
     def components(self, ls: int) -> list[tuple[int, int]] | None:
         """The (terminal, state of that terminal's own DFA) pairs alive in product state ls
@@ -316,7 +316,8 @@ class LexerTables:
             return None
         terms, vecs = got
         row = vecs[ls - int(self.dfa_start[d])]
-        return [(int(t), int(q)) for t, q in zip(terms, row) if q >= 0]
+        alive = row[:len(terms)] >= 0  # the empty set's DFA: one dead component, no terminal
+        return list(zip(terms[alive].tolist(), row[alive].tolist()))
 
     def _install(self, terms: tuple[int, ...], trans: np.ndarray, byte_cls: np.ndarray,
                  accept_term: np.ndarray) -> int:

@@ -28,8 +28,8 @@ from ..automata.lexer import grow_mapped, mapped_array
 from ..automata.parser import StackPool
 from ..automata.step import can_end
 from .levels import LEVELS, component_walk, walk_plan
-from .walk import (boundary_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids, ranges_bits,
-                   root_walk, set_ids, state_digest, trie_parents, BYTE_COLUMNS)
+from .walk import (boundary_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids,
+                   ranges_bits, root_walk, set_ids, state_digest, trie_parents, walks_from, BYTE_COLUMNS)
 
 if TYPE_CHECKING:
     from ..compiler import CompiledGrammar
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 DEFAULT_LRU_ENTRIES = 2048
 COMPONENT_MEMO_BYTES = 256 << 20  # bound on a tokenizer's walk memo (see WalkMemo)
 LOCAL_COMPONENTS = 4096  # (terminal, state) -> entry references kept per store, in front of the WalkMemo
+LITERAL_IDS = 1 << 14  # token ids (and nodes) the literals' walks of one product state write at most (_literal_entries)
 SPARSE_BITS = 1024  # a component entry allowing fewer tokens keeps their ids, not a dense bitset
 DIGEST_MAX_CELLS = 1 << 16  # states x byte classes hashed at most per canonical digest (~100 us), and per walk
 SPLIT_DEPTH, SPLIT_SIZE = 16, 256  # trie nodes with longer tokens and more nodes below are cut (walk_plan)
@@ -197,6 +198,7 @@ class MaskStore:
                       np.full((num_cfg, max(1, len(cg.terminals))), -1, dtype=np.int32))
         self._parents = _trie_parents_of(trie)
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
+        self._is_literal = np.array([t.is_literal for t in cg.terminals], dtype=np.bool_)
         self._digests: dict[int, tuple] = {}  # term -> state_digest's per-state keys of its DFA
         self._class_trans: dict[int, np.ndarray] = {}  # term -> its DFA's table over its byte classes
         # term -> (walks keyed by level, those that found groups, walks past the level budget)
@@ -228,6 +230,7 @@ class MaskStore:
             if comps is None:  # a DFA restored from a cache entry without components: walk the product
                 nb = lexeme_walk(np.int32(ls), self.trie, lx.trans, lx.accept_term, bits, bnodes, bstates)
             else:
+                self._literal_entries(comps)
                 cands = []
                 for t, q in comps:
                     cbits, facc = self.component_entry(t, q)
@@ -250,8 +253,8 @@ class MaskStore:
         got = self._components.get(key)
         if got is not None:
             return got
-        if self.cg.terminals[term].is_literal:
-            got = self._walk(term, q, None)  # one path through the trie: walking costs less than digesting
+        if self._is_literal[term]:  # one path through the trie: walking costs less than digesting
+            got = self._walk(term, q, None)
         else:
             memo = self._shared
             dq = self._digest(term, q)
@@ -293,6 +296,32 @@ class MaskStore:
             bits = np.zeros(self.words, dtype=np.uint32)
             ranges_bits(bits, tok_ids, ranges, self._all_tokens)
         return bits, w_nodes[:nf].copy()
+
+    def _literal_entries(self, comps: list[tuple[int, int]]) -> None:
+        """component_entry of the literal (terminal, state) pairs in `comps` that are not known yet,
+        walked in one numba call on their single copies in the lexer table (the ~130 literal
+        keys of a set are all at their second byte after a quote); those that need more room
+        than LITERAL_IDS are left to component_entry."""
+        todo = [(t, q) for t, q in comps if self._is_literal[t] and (t, q) not in self._components]
+        if len(todo) < 2:
+            return
+        lx = self.cg.lexer
+        starts = np.array([int(lx.single_start[t]) + q for t, q in todo], dtype=np.int64)
+        _, w_ranges, w_nodes, w_states = _scratch_of(self._trie_obj)[:4]
+        ids, nodes = np.empty(LITERAL_IDS, dtype=np.int32), np.empty(LITERAL_IDS, dtype=np.int32)
+        ids_off, nodes_off = np.empty(len(todo) + 1, dtype=np.int64), np.empty(len(todo) + 1, dtype=np.int64)
+        if not walks_from(starts, self._root_children, self.trie, lx.trans, lx.accept_term, _NO_DIGESTS, _NO_MEMO,
+                          w_ranges, w_nodes, w_states, ids, ids_off, nodes, nodes_off):
+            return
+        ids, nodes = ids[:ids_off[-1]].copy(), nodes[:nodes_off[-1]].copy()
+        if len(self._components) + len(todo) >= LOCAL_COMPONENTS:
+            self._components.clear()
+        for i, key in enumerate(todo):
+            got = ids[ids_off[i]:ids_off[i + 1]]
+            if len(got) > SPARSE_BITS:
+                got = np.zeros(self.words, dtype=np.uint32)
+                set_ids(got, ids[ids_off[i]:ids_off[i + 1]])
+            self._components[key] = (got, nodes[nodes_off[i]:nodes_off[i + 1]])
 
     def _accept(self, term: int) -> np.ndarray:
         """int32 per state of term's DFA: 0 if accepting, else -1 (the walks' accept table)."""

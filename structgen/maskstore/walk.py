@@ -316,6 +316,35 @@ def root_walk(q, kids, trie, trans, bmap, accept, shared, dig, memo, out_ranges,
 
 
 @njit(cache=True, nogil=True)
+def walks_from(starts, kids, trie, trans, accept, dig, memo, w_ranges, w_nodes, w_states, ids, ids_off, nodes,
+               nodes_off):
+    """root_walk, unshared, from each state starts[i] of trans (over bytes; accept[s] >= 0 if s
+    accepts): the token ids it allows in ids[ids_off[i]:ids_off[i + 1]] (in trie order), its nodes
+    where the DFA dies right after accepting in nodes[nodes_off[i]:nodes_off[i + 1]]; False if
+    ids or nodes are too short. One call for the literals of a product state (a walk's Python
+    costs more than its numba)."""
+    tok_ids = trie[5]
+    ni = 0
+    nn = 0
+    ids_off[0] = 0
+    nodes_off[0] = 0
+    for q in range(starts.shape[0]):
+        nr, nf = root_walk(np.int32(starts[q]), kids, trie, trans, BYTE_COLUMNS, accept, False, dig, memo, w_ranges,
+                           w_nodes, w_states)
+        if ni + range_count(w_ranges[:nr]) > ids.shape[0] or nn + nf > nodes.shape[0]:
+            return False
+        for r in range(nr):
+            for p in range(w_ranges[r, 0], w_ranges[r, 1]):
+                ids[ni] = tok_ids[p]
+                ni += 1
+        nodes[nn:nn + nf] = w_nodes[:nf]
+        nn += nf
+        ids_off[q + 1] = ni
+        nodes_off[q + 1] = nn
+    return True
+
+
+@njit(cache=True, nogil=True)
 def ranges_bits(bits, tok_ids, ranges, all_bits):
     """bits (zeros) := the tokens at the positions in `ranges` (sorted, disjoint [a, b) rows).
     When they are most of the vocabulary (a string body), all_bits (every token of the trie)

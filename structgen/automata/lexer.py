@@ -328,12 +328,9 @@ class LexerTables:
         base, n = self.num_states, trans.shape[0]
         self._grow(base + n)
         self.num_states += n
-        _install_rows(self.trans, self.is_final, np.int64(base), trans.astype(np.int32, copy=False),
-                      byte_cls.astype(np.int64, copy=False), accept_term.astype(np.int32, copy=False))
-        self.accept_term[base:base + n] = accept_term
-        self.state_dfa[base:base + n] = dfa_id
-        self.is_start[base:base + n] = False
-        self.is_start[base] = True
+        _install_rows(self.trans, self.is_final, self.accept_term, self.state_dfa, self.is_start, np.int64(base),
+                      np.int32(dfa_id), trans.astype(np.int32, copy=False), byte_cls.astype(np.int64, copy=False),
+                      accept_term.astype(np.int32, copy=False))
         if dfa_id == len(self._starts):
             self._starts = np.concatenate([self._starts, np.zeros(len(self._starts) + 1, dtype=np.int32)])
         self._starts[dfa_id] = base
@@ -378,10 +375,14 @@ def grow_mapped(holder: object, name: str, maps: dict, rows: int, used: int) -> 
 
 
 @njit(cache=True, nogil=True)
-def _install_rows(dst, dst_final, base, trans, byte_cls, accept_term):
+def _install_rows(dst, dst_final, dst_accept, dst_dfa, dst_start, base, dfa_id, trans, byte_cls, accept_term):
     """dst[base + s, b] = trans[s, byte_cls[b]] shifted to global ids (a value v <= -2 is already
-    the global id -2 - v: a jump into another DFA); dst_final: accepting and no move on any byte."""
+    the global id -2 - v: a jump into another DFA); dst_final: accepting and no move on any byte;
+    the accepted terminal, the DFA id and (state 0 only) is_start of each row."""
     for s in range(trans.shape[0]):
+        dst_accept[base + s] = accept_term[s]
+        dst_dfa[base + s] = dfa_id
+        dst_start[base + s] = s == 0
         moves = False
         for b in range(256):
             v = trans[s, byte_cls[b]]

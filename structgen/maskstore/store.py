@@ -303,7 +303,7 @@ class MaskStore:
         keys of a set are all at their second byte after a quote); those that need more room
         than LITERAL_IDS are left to component_entry."""
         todo = [(t, q) for t, q in comps if self._is_literal[t] and (t, q) not in self._components]
-        if len(todo) < 2:
+        if not todo:
             return
         lx = self.cg.lexer
         starts = np.array([int(lx.single_start[t]) + q for t, q in todo], dtype=np.int64)

@@ -26,6 +26,7 @@ from .fsm import ByteDFA, _codes_hash, byte_classes, column_classes, product_bfs
 DEFAULT_MAX_LEXER_STATES = 500_000
 COLLAPSE_MIN_STATES = 8  # see LexerTables._collapses
 EAGER_COPY_STATES = 1024  # terminals this big get their byte classes at compile time (see LexerTables.__init__)
+BYTES = np.arange(256, dtype=np.int64)  # the byte -> column map of a table over all 256 bytes
 _TABLES = ("trans", "accept_term", "is_start", "is_final", "state_dfa")  # the per-state rows, grown together
 
 
@@ -210,7 +211,7 @@ class LexerTables:
         position, each the one before minus a key; past the first bytes of a key they have the
         same states, so each set builds a few states, not the ~1,000 of its keys' trie."""
         if len(terms) == 1:
-            return self._single(terms[0])
+            return self._singles[terms[0]]
         if not terms:  # the empty set: one state that lexes nothing (one dead component)
             dfa_id = self._install((), np.full((1, 1), -1, dtype=np.int32), np.zeros(256, dtype=np.int64),
                                    np.full(1, -1, dtype=np.int32))
@@ -271,11 +272,6 @@ class LexerTables:
         t = self.terminals[term]
         return not t.ignore and t.dfa.num_states >= COLLAPSE_MIN_STATES
 
-    def _single(self, term: int) -> int:
-        """The DFA id of `term`'s own copy (the DFA of the set {term}: the terminal's DFA installed
-        as it is; see _install_singles)."""
-        return self._singles[term]
-
     def _install_singles(self, terms: np.ndarray) -> None:
         """Install the own copies of `terms` (every terminal's, at compile time: DFAs 0 ..
         num_terms - 1), in one numba call."""
@@ -288,14 +284,11 @@ class LexerTables:
         firsts = base + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         dfas = [self.terminals[t].dfa for t in terms.tolist()]
         rows_of = np.repeat(np.arange(n, dtype=np.int32), sizes)
-        accept = np.concatenate([d.accept for d in dfas])
-        install_copies(self.trans, self.is_final, np.int64(base), np.concatenate([d.trans for d in dfas]),
-                       np.repeat(firsts, sizes), accept)
-        self.accept_term[base:base + total] = np.where(accept, terms[rows_of], -1)
+        accept = np.where(np.concatenate([d.accept for d in dfas]), terms[rows_of], -1).astype(np.int32)
         first_dfa = len(self.dfa_sets)
-        self.state_dfa[base:base + total] = rows_of + first_dfa
-        self.is_start[base:base + total] = False
-        self.is_start[firsts] = True
+        _install_rows(self.trans, self.is_final, self.accept_term, self.state_dfa, self.is_start, np.int64(base),
+                      np.repeat(firsts, sizes), rows_of + np.int32(first_dfa),
+                      np.concatenate([d.trans for d in dfas]), BYTES, accept)
         self.num_states = base + total
         self._starts = np.concatenate([self._starts[:first_dfa], firsts.astype(np.int32),
                                        np.zeros(first_dfa + n, dtype=np.int32)])
@@ -329,7 +322,8 @@ class LexerTables:
         self._grow(base + n)
         self.num_states += n
         _install_rows(self.trans, self.is_final, self.accept_term, self.state_dfa, self.is_start, np.int64(base),
-                      np.int32(dfa_id), trans.astype(np.int32, copy=False), byte_cls.astype(np.int64, copy=False),
+                      np.full(n, base, dtype=np.int64), np.full(n, dfa_id, dtype=np.int32),
+                      trans.astype(np.int32, copy=False), byte_cls.astype(np.int64, copy=False),
                       accept_term.astype(np.int32, copy=False))
         if dfa_id == len(self._starts):
             self._starts = np.concatenate([self._starts, np.zeros(len(self._starts) + 1, dtype=np.int32)])
@@ -375,19 +369,21 @@ def grow_mapped(holder: object, name: str, maps: dict, rows: int, used: int) -> 
 
 
 @njit(cache=True, nogil=True)
-def _install_rows(dst, dst_final, dst_accept, dst_dfa, dst_start, base, dfa_id, trans, byte_cls, accept_term):
-    """dst[base + s, b] = trans[s, byte_cls[b]] shifted to global ids (a value v <= -2 is already
-    the global id -2 - v: a jump into another DFA); dst_final: accepting and no move on any byte;
-    the accepted terminal, the DFA id and (state 0 only) is_start of each row."""
+def _install_rows(dst, dst_final, dst_accept, dst_dfa, dst_start, base, first, dfa_of, trans, byte_cls, accept_term):
+    """Rows base + s of the global tables from DFAs stacked in trans (local ids; row s's DFA has
+    its state 0 at global id first[s] and id dfa_of[s]): dst[base + s, b] = trans[s, byte_cls[b]]
+    shifted to global ids (a value v <= -2 is already the global id -2 - v: a jump into another
+    DFA); dst_final: accepting and no move on any byte; the accepted terminal, the DFA id and
+    is_start (a DFA's state 0) of each row."""
     for s in range(trans.shape[0]):
         dst_accept[base + s] = accept_term[s]
-        dst_dfa[base + s] = dfa_id
-        dst_start[base + s] = s == 0
+        dst_dfa[base + s] = dfa_of[s]
+        dst_start[base + s] = base + s == first[s]
         moves = False
         for b in range(256):
             v = trans[s, byte_cls[b]]
             if v >= 0:
-                dst[base + s, b] = v + base
+                dst[base + s, b] = v + first[s]
                 moves = True
             elif v <= -2:
                 dst[base + s, b] = -2 - v
@@ -395,22 +391,6 @@ def _install_rows(dst, dst_final, dst_accept, dst_dfa, dst_start, base, dfa_id, 
             else:
                 dst[base + s, b] = -1
         dst_final[base + s] = accept_term[s] >= 0 and not moves
-
-
-@njit(cache=True, nogil=True)
-def install_copies(dst, dst_final, base, trans, first, accept):
-    """dst[base + r] = trans[r] shifted by first[r] (the global id of row r's DFA's state 0):
-    DFAs stacked as they are; dst_final: accepting and no move on any byte."""
-    for r in range(trans.shape[0]):
-        moves = False
-        for b in range(256):
-            v = trans[r, b]
-            if v >= 0:
-                dst[base + r, b] = v + first[r]
-                moves = True
-            else:
-                dst[base + r, b] = -1
-        dst_final[base + r] = accept[r] and not moves
 
 
 @njit(cache=True, nogil=True)

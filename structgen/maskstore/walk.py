@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..automata.lexer import BYTES as BYTE_COLUMNS  # the byte -> column map of a table over all 256 bytes
 from ..automata.step import OK, POOL_FULL, REJECT, end_lexeme
 
-BYTE_COLUMNS = np.arange(256, dtype=np.int64)  # the byte -> column map of a table over all 256 bytes
 
 
 @njit(cache=True, nogil=True)

@@ -15,12 +15,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .automata.fsm import ByteDFA, literal_dfa, literal_dfa_ignorecase, regex_dfa, without_empty
+from .automata.fsm import ByteDFA, regex_dfa, without_empty
 from .automata.lexer import LexerTables, Terminal
-from .automata.parser import ParserTables, StackPool, acceptable_terms, build_lark, tables_from_lark
+from .automata.lr import LRBuilder
+from .automata.parser import ParserTables, StackPool, acceptable_terms
 from .automata.step import NEED_DFA, OK, POOL_FULL
 from .compile_cache import CacheWarning, CompileCache
 from .errors import GrammarError, LimitExceeded, RegexError, StructgenError
+from .frontend.ir import Grammar
 from .maskstore.store import MaskStore
 from .tokenizer import TokenizerInfo, TokenTrie
 
@@ -83,15 +85,15 @@ class CompiledGrammar:
     guarded by a lock, so matchers of the same grammar share the work.
     """
 
-    def __init__(self, grammar: str, start: str, tokenizer_info: TokenizerInfo, terminals: list[Terminal],
-                 parser: ParserTables, *, allow_trailing_ignore: bool = False,
-                 lexer_snapshot: dict[str, np.ndarray] | None = None) -> None:
-        self.grammar = grammar
-        self.start = start
+    def __init__(self, ir: Grammar, tokenizer_info: TokenizerInfo, parser: ParserTables, *,
+                 allow_trailing_ignore: bool = False, lexer_snapshot: dict[str, np.ndarray] | None = None) -> None:
+        self.ir = ir
+        self.grammar = ir.source if ir.source is not None else ir.text  # the text it came from, or the IR's
+        self.start = ir.nonterminals[ir.start]
         self.allow_trailing_ignore = allow_trailing_ignore
         self.relaxations: list = []  # set by frontends that relax unsupported input (lenient mode)
         self.tokenizer_info = tokenizer_info
-        self.terminals = terminals
+        self.terminals = ir.terminals
         self.parser = parser
         self.lexer = LexerTables(self.terminals, trailing_ignore=allow_trailing_ignore)
         self.lock = threading.RLock()
@@ -108,13 +110,11 @@ class CompiledGrammar:
         self.mask_store = MaskStore(self)
 
     @classmethod
-    def build(cls, grammar: str, start: str, tokenizer_info: TokenizerInfo, *, allow_trailing_ignore: bool = False,
-              terminal_dfas: dict[str, ByteDFA] | None = None) -> "CompiledGrammar":
-        """Compile Lark text: terminal byte DFAs and LALR(1) tables (the slow part the disk cache skips)."""
-        lark_parser, conflicts = build_lark(grammar, start)
-        terminals = _terminals(lark_parser, terminal_dfas or {})
-        parser = tables_from_lark(lark_parser, [t.name for t in terminals], start, conflicts)
-        return cls(grammar, start, tokenizer_info, terminals, parser, allow_trailing_ignore=allow_trailing_ignore)
+    def build(cls, ir: Grammar, tokenizer_info: TokenizerInfo, *, allow_trailing_ignore: bool = False,
+              prefer_shift: bool = False) -> "CompiledGrammar":
+        """Compile grammar IR: our LALR(1) tables (automata/lr.py), refusing unresolved conflicts."""
+        parser = lalr_tables(ir, prefer_shift=prefer_shift)
+        return cls(ir, tokenizer_info, parser, allow_trailing_ignore=allow_trailing_ignore)
 
     # --- the disk form (compile_cache.py): JSON metadata + plain arrays ------------------
 
@@ -123,14 +123,20 @@ class CompiledGrammar:
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Everything but the tokenizer as (JSON-able metadata, numpy arrays); inverse of from_arrays."""
         p = self.parser
+        ir = self.ir
         meta = {
-            "grammar": self.grammar, "start": self.start, "allow_trailing_ignore": self.allow_trailing_ignore,
+            "grammar": self.grammar, "allow_trailing_ignore": self.allow_trailing_ignore,
             "terminals": [[t.name, t.priority, t.is_literal, t.ignore] for t in self.terminals],
+            "ir_nonterminals": ir.nonterminals, "ir_start": ir.start, "ir_source": ir.source is not None,
             "nonterminals": p.nonterminal_names, "start_state": p.start_state, "end_state": p.end_state,
             "conflicts": p.conflicts,
             "relaxations": [[r.keyword, r.pointer, r.direction, r.detail] for r in self.relaxations],
         }
         arrays = {name: getattr(p, name) for name in self._PARSER_ARRAYS}
+        arrays["ir_lhs"] = np.array(ir.lhs, dtype=np.int32)
+        arrays["ir_rhs_len"] = np.array([len(x) for x in ir.rhs], dtype=np.int32)
+        arrays["ir_rhs"] = np.array([s for x in ir.rhs for s in x], dtype=np.int32)
+        arrays["ir_priority"] = np.array(ir.priority, dtype=np.int32)
         arrays["dfa_sizes"] = np.array([t.dfa.num_states for t in self.terminals], dtype=np.int64)
         arrays["dfa_trans"] = np.concatenate([t.dfa.trans for t in self.terminals] or [np.zeros((0, 256), np.int32)])
         arrays["dfa_accept"] = np.concatenate([t.dfa.accept for t in self.terminals] or [np.zeros(0, bool)])
@@ -154,8 +160,13 @@ class CompiledGrammar:
                               start_state=int(meta["start_state"]), end_state=int(meta["end_state"]),
                               conflicts=list(meta["conflicts"]),
                               **{name: arrays[name].astype(np.int32) for name in cls._PARSER_ARRAYS})
-        cg = cls(meta["grammar"], meta["start"], tokenizer_info, terminals, parser,
-                 allow_trailing_ignore=bool(meta["allow_trailing_ignore"]), lexer_snapshot=arrays)
+        ends = np.cumsum(arrays["ir_rhs_len"]).tolist()
+        flat = arrays["ir_rhs"].tolist()
+        rhs = [tuple(flat[e - n:e]) for e, n in zip(ends, arrays["ir_rhs_len"].tolist())]
+        ir = Grammar(terminals, list(meta["ir_nonterminals"]), arrays["ir_lhs"].tolist(), rhs, int(meta["ir_start"]),
+                     arrays["ir_priority"].tolist(), meta["grammar"] if meta["ir_source"] else None)
+        cg = cls(ir, tokenizer_info, parser, allow_trailing_ignore=bool(meta["allow_trailing_ignore"]),
+                 lexer_snapshot=arrays)
         if meta["relaxations"]:
             from .frontend.json_schema import Relaxation
 
@@ -202,31 +213,19 @@ class CompiledGrammar:
                 f"lexer_states={self.lexer.num_states}, vocab={self.tokenizer_info.vocab_size})")
 
 
-def _terminals(lark_parser, overrides: dict[str, ByteDFA]) -> list[Terminal]:
-    """Byte DFAs of the grammar's terminals; `overrides` gives some directly (frontends build DFAs
-    that a regex in Lark text cannot express, e.g. JSON-escaped string values)."""
-    from lark.lexer import PatternStr
-
-    ignore = set(lark_parser.ignore_tokens)
-    out = []
-    for td in lark_parser.terminals:
-        pat = td.pattern
-        try:
-            if td.name in overrides:
-                dfa = overrides[td.name]
-            elif isinstance(pat, PatternStr) and not pat.flags:
-                dfa = literal_dfa(pat.value.encode("utf-8"))
-            elif isinstance(pat, PatternStr) and set(pat.flags) == {"i"}:
-                dfa = literal_dfa_ignorecase(pat.value)
-            else:
-                dfa = regex_dfa(pat.to_regexp())
-        except RegexError as e:
-            raise GrammarError(f"terminal {td.name}: {e}") from e
-        if dfa.accept[0]:
-            raise GrammarError(f"terminal {td.name} matches the empty string")
-        # str(): Lark's Token names are GC-tracked objects, kept as long as the grammar is
-        out.append(Terminal(str(td.name), dfa, int(td.priority), isinstance(pat, PatternStr), td.name in ignore))
-    return out
+def lalr_tables(ir: Grammar, *, prefer_shift: bool = False) -> ParserTables:
+    """LALR(1) tables of a grammar; GrammarError naming the conflicts its language would lose to a silent choice."""
+    tables, unresolved, _ = LRBuilder(ir).tables(prefer_shift=prefer_shift)
+    if unresolved:
+        more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
+        hint = ("pass prefer_shift=True to resolve shift/reduce conflicts as shifts, which rejects the words that "
+                "need the reduction" if any(c.kind == "shift/reduce" for c in unresolved) else
+                "give one rule a higher priority (rule.2) to choose it")
+        err = GrammarError(f"grammar is not LALR(1): {unresolved[0]}{more}. Rewrite the rules to remove the "
+                           f"conflict, or {hint}")
+        err.conflicts = unresolved  # type: ignore[attr-defined]
+        raise err
+    return tables
 
 
 MEMORY_CACHE_GRAMMARS = 64  # compiled grammars a GrammarCompiler keeps in memory (least recently used dropped)
@@ -293,23 +292,27 @@ class GrammarCompiler:
         return cg
 
     def compile_grammar(self, grammar: str, start: str = "start", *, allow_trailing_ignore: bool = False,
-                        terminal_dfas: dict[str, ByteDFA] | None = None) -> CompiledGrammar:
-        """Compile a Lark grammar (LALR(1)).
+                        prefer_shift: bool = False, terminal_dfas: dict[str, ByteDFA] | None = None) -> CompiledGrammar:
+        """Compile a Lark grammar (LALR(1), our tables; Lark only reads the syntax).
 
         `%ignore` text is allowed before and between lexemes, and after the last one only while
         more input could still follow; `allow_trailing_ignore=True` gives Lark's exact semantics
         (ignored text after a complete output too), at the risk of a model never stopping.
-        `terminal_dfas` replaces the patterns of the named terminals by ready byte DFAs (for
-        frontends); such compiles are cached by the frontends' own keys.
+        A conflict in the LALR(1) tables raises GrammarError naming it; `prefer_shift=True` resolves
+        shift/reduce conflicts as shifts instead (Lark's silent default, which can reject valid words)
+        and records each in `parser.conflicts`. `terminal_dfas` replaces the patterns of the named
+        terminals by ready byte DFAs (such compiles are not cached).
         """
+        from .frontend.lark import lark_to_ir
+
         if not isinstance(grammar, str) or not grammar.strip():
             raise GrammarError("grammar text is empty")
-        build = lambda: CompiledGrammar.build(grammar, start, self.tokenizer_info,  # noqa: E731
-                                              allow_trailing_ignore=allow_trailing_ignore, terminal_dfas=terminal_dfas)
+        build = lambda: CompiledGrammar.build(lark_to_ir(grammar, start, terminal_dfas), self.tokenizer_info,  # noqa: E731
+                                              allow_trailing_ignore=allow_trailing_ignore, prefer_shift=prefer_shift)
         if terminal_dfas:
             with _gc_paused_compile():
                 return build()
-        return self._cached(("grammar", grammar, start, str(allow_trailing_ignore)), build)
+        return self._cached(("grammar", grammar, start, str(allow_trailing_ignore), str(prefer_shift)), build)
 
     def compile_json_schema(self, schema: Any, *, whitespace: str = "compact", strict: bool = True,
                             max_whitespace: int = 16, property_order: str = "declared",
@@ -336,12 +339,14 @@ class GrammarCompiler:
             sg = schema_to_grammar(schema, whitespace=whitespace, strict=strict, max_whitespace=max_whitespace,
                                    property_order=property_order, separators=tuple(separators))
             try:
-                cg = self.compile_grammar(sg.lark, terminal_dfas=sg.terminal_dfas)
+                cg = CompiledGrammar.build(sg.ir, self.tokenizer_info)
             except RecursionError:
                 raise LimitExceeded("the schema's grammar is nested too deeply to compile") from None
-            if cg.parser.conflicts:  # Lark resolved them by shifting: some valid instances would be cut off
+            except GrammarError as e:
+                if not getattr(e, "conflicts", None):
+                    raise
                 raise GrammarError("the schema's grammar is ambiguous (e.g. overlapping anyOf branches), which "
-                                   f"would silently reject valid instances: {cg.parser.conflicts[0]}")
+                                   f"would silently reject valid instances: {e.conflicts[0]}") from None
             cg.relaxations = list(sg.relaxations)
             return cg
 
@@ -353,17 +358,26 @@ class GrammarCompiler:
 
     def compile_regex(self, pattern: str) -> CompiledGrammar:
         """Compile a regular expression (full match) as a one-terminal grammar."""
+        from .frontend.ir import GrammarBuilder
+
         try:
             re.compile(pattern)
         except re.error as e:
             raise RegexError(f"invalid regex {pattern!r}: {e}") from e
-        if "\n" in pattern or "\r" in pattern:
-            pattern = pattern.replace("\n", "\\n").replace("\r", "\\r")
-        escaped = pattern.replace("\\/", "/").replace("/", "\\/")
-        if re.fullmatch(pattern, ""):  # the empty output is allowed: an optional non-empty terminal
-            return self._cached(("regex", pattern), lambda: self.compile_grammar(
-                f"start: [REGEX]\nREGEX: /{escaped}/\n", terminal_dfas={"REGEX": without_empty(regex_dfa(pattern))}))
-        return self.compile_grammar(f"start: REGEX\nREGEX: /{escaped}/\n")
+
+        def build() -> CompiledGrammar:
+            dfa = regex_dfa(pattern)
+            b = GrammarBuilder()
+            start = b.named("start")
+            if dfa.accept[0]:  # the empty output is allowed: an optional non-empty terminal
+                b.rule(start, [])
+                dfa = without_empty(dfa)
+            if dfa.num_states > 1 or dfa.accept.any():
+                b.rule(start, [b.terminal("REGEX", dfa)])
+            return CompiledGrammar.build(b.build(start, source=f"start: REGEX\nREGEX: /{pattern}/\n"),
+                                         self.tokenizer_info)
+
+        return self._cached(("regex", pattern), build)
 
 
 def builtin_grammar(name: str) -> str:

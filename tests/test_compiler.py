@@ -114,11 +114,32 @@ def test_invalid_regex(compiler: GrammarCompiler) -> None:
         compiler.compile_regex("[unclosed")
 
 
-def test_shift_reduce_conflicts_are_reported(compiler: GrammarCompiler) -> None:
-    cg = compiler.compile_grammar('start: e\ne: e "+" e | "x"')
-    assert cg.parser.conflicts
+def test_shift_reduce_conflicts_are_refused_unless_prefer_shift(compiler: GrammarCompiler) -> None:
+    grammar = 'start: e\ne: e "+" e | "x"'
+    with pytest.raises(GrammarError, match=r"not LALR\(1\): shift/reduce conflict on PLUS") as e:
+        compiler.compile_grammar(grammar)
+    assert e.value.conflicts[0].kind == "shift/reduce"
+    cg = compiler.compile_grammar(grammar, prefer_shift=True)  # the opt-in is recorded
+    assert cg.parser.conflicts and "resolved: shift (prefer_shift)" in cg.parser.conflicts[0]
     m = GrammarMatcher(cg)
     assert m.accept_string("x+x+x") and m.is_accepting()
+
+
+@pytest.mark.parametrize("grammar, word", [
+    # Lark resolved these conflicts as shifts and then rejected the word: the language changed silently
+    ('start: x | y\nx: "a" x? "b"\ny: "a" y? "b" "b"', "aaaaabbbbb"),
+    ('start: a\na: b a "x" | "y"\nb: "z"?', "yxxxxxxxx"),
+])
+def test_conflicts_that_would_change_the_language_are_refused(compiler: GrammarCompiler, grammar: str,
+                                                               word: str) -> None:
+    import lark
+
+    assert lark.Lark(grammar, parser="earley").parse(word)  # the word is in the language
+    with pytest.raises(GrammarError, match=r"not LALR\(1\)"):
+        compiler.compile_grammar(grammar)
+    cg = compiler.compile_grammar(grammar, prefer_shift=True)  # Lark's choice, on request: loses the word
+    m = GrammarMatcher(cg)
+    assert not (m.accept_string(word) and m.is_accepting())
 
 
 def test_compile_is_cached_and_deterministic(compiler: GrammarCompiler) -> None:

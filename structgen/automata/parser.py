@@ -1,4 +1,4 @@
-"""The PDA: Lark's LALR(1) tables as int arrays, and numba routines that run them.
+"""The PDA: LALR(1) tables (built by automata/lr.py) as int arrays, and numba routines that run them.
 
 Parser stacks live in a node pool as parent-linked lists (`pool_state[i]`, `pool_parent[i]`),
 so a stack snapshot is one index and the token-trie walk can backtrack in O(1) by resetting
@@ -7,20 +7,18 @@ the pool's fill pointer. Action encoding: 0 = error, s+1 = shift to s, -(r+1) = 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
-from ..errors import GrammarError
 
 OVERLAY = 256  # max states pushed by one simulated reduce chain (epsilon chains are short)
 
 
 @dataclass
 class ParserTables:
-    """Integer LALR(1) tables extracted from a Lark parser; terminal T (=num_terms) is $END."""
+    """Integer LALR(1) tables; terminal T (=num_terms) is $END; `conflicts` lists those resolved on request."""
 
     terminal_names: list[str]
     nonterminal_names: list[str]
@@ -37,129 +35,6 @@ class ParserTables:
     @property
     def num_terms(self) -> int:
         return len(self.terminal_names)
-
-
-class _ConflictLog(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
-        if "conflict" in msg.lower():
-            self.messages.append(msg)
-
-
-def _no_lexer():
-    """A Lark lexer class that builds nothing: structgen lexes with its own DFAs, and Lark's
-    lexers spend most of a compile checking terminal collisions we do not need."""
-    from lark.lexer import Lexer
-
-    class NoLexer(Lexer):
-        def __init__(self, lexer_conf) -> None:
-            self.lexer_conf = lexer_conf
-
-        def lex(self, *args):
-            raise NotImplementedError("structgen does not lex with Lark")
-
-    return NoLexer
-
-
-def build_lark(grammar: str, start: str):
-    """Build a Lark LALR parser, recording shift/reduce conflicts Lark resolves silently."""
-    import lark
-    from lark import logger as lark_logger
-
-    handler = _ConflictLog()
-    old_level = lark_logger.level
-    others = [(h, h.level) for h in lark_logger.handlers]
-    for h, _ in others:  # Lark's own stderr handler would print every debug line (e.g. "Unused rule")
-        h.setLevel(max(h.level, logging.WARNING))
-    lark_logger.addHandler(handler)
-    lark_logger.setLevel(logging.DEBUG)
-    try:
-        parser = lark.Lark(grammar, parser="lalr", lexer=_no_lexer(), start=start)
-    except lark.exceptions.GrammarError as e:
-        if "collision" not in str(e).lower() and "conflict" not in str(e).lower():
-            raise GrammarError(f"invalid Lark grammar: {e}") from e
-        raise GrammarError(
-            f"grammar is not LALR(1): {e}. Rewrite the rules to remove the conflict "
-            "(an Earley fallback is not implemented yet)."
-        ) from e
-    except (lark.exceptions.LarkError, SyntaxError, ValueError, KeyError) as e:
-        raise GrammarError(f"invalid Lark grammar: {e}") from e
-    finally:
-        lark_logger.removeHandler(handler)
-        lark_logger.setLevel(old_level)
-        for h, level in others:
-            h.setLevel(level)
-    return parser, handler.messages
-
-
-def tables_from_lark(parser, terminal_names: list[str], start: str, conflicts: list[str]) -> ParserTables:
-    """Convert Lark's ParseTable into dense integer tables, checking every nonterminal is productive."""
-    from lark.parsers.lalr_analysis import Shift
-
-    pt = parser.parser.parser.parser.parse_table
-    term_index = {n: i for i, n in enumerate(terminal_names)}
-    end_col = len(terminal_names)
-    rules = parser.rules
-    rule_index = {id(r): i for i, r in enumerate(rules)}
-    nts = sorted({str(r.origin.name) for r in rules})  # str(): not Lark Tokens, which the GC tracks
-    nt_index = {n: i for i, n in enumerate(nts)}
-    _check_productive(rules)
-
-    num_states = max(pt.states) + 1
-    action = np.zeros((num_states, end_col + 1), dtype=np.int32)
-    goto = np.full((num_states, len(nts)), -1, dtype=np.int32)
-    for s, row in pt.states.items():
-        for sym, (act, arg) in row.items():
-            if sym in nt_index:
-                goto[s, nt_index[sym]] = arg
-                continue
-            col = end_col if sym == "$END" else term_index.get(sym)
-            if col is None:
-                raise GrammarError(f"parse table names unknown terminal {sym!r}")
-            if act is Shift:
-                action[s, col] = arg + 1
-            else:
-                action[s, col] = -(rule_index[id(arg)] + 1)
-    rule_len = np.array([len(r.expansion) for r in rules], dtype=np.int32)
-    rule_lhs = np.array([nt_index[r.origin.name] for r in rules], dtype=np.int32)
-    nz = action[:, :end_col] != 0
-    row_ptr = np.zeros(num_states + 1, dtype=np.int32)
-    row_ptr[1:] = np.cumsum(nz.sum(axis=1))
-    row_terms = np.nonzero(nz)[1].astype(np.int32)
-    return ParserTables(
-        terminal_names=list(terminal_names),
-        nonterminal_names=nts,
-        action=action,
-        goto=goto,
-        rule_len=rule_len,
-        rule_lhs=rule_lhs,
-        row_ptr=row_ptr,
-        row_terms=row_terms,
-        start_state=int(pt.start_states[start]),
-        end_state=int(pt.end_states[start]),
-        conflicts=list(conflicts),
-    )
-
-
-def _check_productive(rules) -> None:
-    """Every nonterminal must derive some terminal string, else viable prefixes may be dead ends."""
-    productive: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for r in rules:
-            if r.origin.name in productive:
-                continue
-            if all(s.is_term or s.name in productive for s in r.expansion):
-                productive.add(r.origin.name)
-                changed = True
-    dead = sorted({r.origin.name for r in rules} - productive)
-    if dead:
-        raise GrammarError(f"rules derive no finite string (unproductive): {', '.join(dead)}")
 
 
 # --- numba routines over the tables -------------------------------------------------------

@@ -1,6 +1,6 @@
 """Canonical LR(1) tables: the parser model in which the top state alone gives the next terminals.
 
-The matcher runs Lark's LALR(1) tables and computes the exact set S of terminals it can shift
+The matcher runs our LALR(1) tables (automata/lr.py) and computes the exact set S of terminals it can shift
 next by simulating reductions down the whole stack. For analyses that treat the matcher as a
 pushdown system (the infilling oracle in `decoding/diffusion.py`), S must be a function of the
 top stack state only. Canonical LR(1) has that property: it never reduces on a lookahead that
@@ -9,7 +9,7 @@ exactly {t : (terminals so far)·t is a prefix of a sentence}. For a grammar wit
 conflicts (canonical LR(1) then has none either) both parsers accept the same language and
 have the same S after every prefix, so this model is exact for the matcher.
 
-Tables are built from the grammar's Lark rules, are plain Python (dicts per state: the oracle
+Tables are built from the grammar IR's rules, are plain Python (dicts per state: the oracle
 walks them from Python), and are memoized per (grammar text, start symbol).
 """
 
@@ -59,8 +59,6 @@ def canonical_lr1(compiled_grammar, *, max_states: int = DEFAULT_MAX_LR1_STATES)
     Raises GrammarError if the grammar has LR(1) conflicts (the matcher's LALR tables would then
     resolve them silently and this model would not be exact) and LimitExceeded past `max_states`.
     """
-    from .parser import build_lark
-
     cg = compiled_grammar
     key = (cg.grammar, cg.start, tuple(cg.parser.terminal_names))
     with _LOCK:
@@ -69,39 +67,23 @@ def canonical_lr1(compiled_grammar, *, max_states: int = DEFAULT_MAX_LR1_STATES)
         return got
     if cg.parser.conflicts:
         raise GrammarError(f"the grammar has LALR conflicts, which the oracle cannot model: {cg.parser.conflicts[0]}")
-    lark_parser, _ = build_lark(cg.grammar, cg.start)
-    tables = build_lr1(lark_parser.rules, cg.parser.terminal_names, cg.start, max_states=max_states)
+    tables = build_lr1(cg.ir, max_states=max_states)
     with _LOCK:
         _CACHE[key] = tables
     return tables
 
 
-def build_lr1(rules, terminal_names: list[str], start: str, *, max_states: int = DEFAULT_MAX_LR1_STATES) -> LR1Tables:
-    """Build canonical LR(1) tables from Lark rule objects (`origin.name`, `expansion[i].is_term/name`)."""
-    term_index = {n: i for i, n in enumerate(terminal_names)}
+def build_lr1(ir, *, max_states: int = DEFAULT_MAX_LR1_STATES) -> LR1Tables:
+    """Build canonical LR(1) tables from grammar IR (frontend/ir.py: terminal t, nonterminal ~j)."""
+    terminal_names = [t.name for t in ir.terminals]
     end = len(terminal_names)
-    nts = sorted({r.origin.name for r in rules})
-    nt_index = {n: i for i, n in enumerate(nts)}
-    if start not in nt_index:
-        raise GrammarError(f"start symbol {start!r} has no rules")
-    # symbols: terminal t -> t (0..end), nonterminal j -> -(j + 1)
-    lhs: list[int] = []
-    rhs: list[tuple[int, ...]] = []
-    for r in rules:
-        seq = []
-        for s in r.expansion:
-            if s.is_term:
-                if s.name not in term_index:
-                    raise GrammarError(f"rule uses unknown terminal {s.name!r}")
-                seq.append(term_index[s.name])
-            else:
-                seq.append(-(nt_index[s.name] + 1))
-        lhs.append(nt_index[r.origin.name])
-        rhs.append(tuple(seq))
+    nts = list(ir.nonterminals)
+    lhs: list[int] = list(ir.lhs)
+    rhs: list[tuple[int, ...]] = list(ir.rhs)
     aug = len(nts)  # the augmented start symbol S' -> start
     aug_rule = len(rhs)
     lhs.append(aug)
-    rhs.append((-(nt_index[start] + 1),))
+    rhs.append((~ir.start,))
     n_nt = len(nts) + 1
     by_lhs: list[list[int]] = [[] for _ in range(n_nt)]
     for i, a in enumerate(lhs):

@@ -1,0 +1,5 @@
+import sys
+
+from .emit import main
+
+sys.exit(main())

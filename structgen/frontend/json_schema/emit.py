@@ -1,0 +1,764 @@
+"""JSON Schema → grammar IR (frontend/ir.py), with ready byte DFAs for constrained strings and numbers.
+
+Each schema node becomes one nonterminal, named after its JSON pointer. The output language is a
+subset of the schema's instances written in one serialization style (declared property order, the
+chosen separators): every word is a valid instance. Expressions are built as lists of alternative
+symbol sequences (an optional part doubles them, as Lark's EBNF expansion does, so the grammar has
+the same LR(1) structure); repetition is a left-recursive nonterminal. In flexible style the
+optional whitespace between lexemes is one nullable nonterminal, not a doubling of every rule.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ...automata.fsm import (ANY_CHAR, ByteDFA, char_fsm, difference, fsm_json_string_dfa, intersect,
+                             json_string_body_dfa, json_string_dfa, literal_dfa, literals_dfa, regex_dfa)
+from ...errors import LimitExceeded, RegexError, SchemaError, UnsupportedFeature
+from ..ir import Grammar, GrammarBuilder
+from .normalize import (ANNOTATIONS, DEFAULT_MAX_WHITESPACE, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS,
+                        LONG_STRING, MAX_ARRAY_UNROLL, MAX_RULES, MAX_UNORDERED, NOT_STRINGS, NOT_VALUES, PRESENCE,
+                        TYPES, WHITESPACE_STYLES, WS_TERMINAL, NoValue, Normalizer, Relaxation, _internal_ok,
+                        _pred_eval, _pred_names, _ptr_escape, load_schema)
+
+Seq = tuple[int, ...]
+Expr = list[Seq]  # alternatives, each a sequence of IR symbols
+EMPTY: Expr = [()]
+
+
+def cat(*parts: Expr) -> Expr:
+    """The concatenation of expressions (every combination of their alternatives)."""
+    out: Expr = [()]
+    for p in parts:
+        if p == EMPTY:
+            continue
+        out = [a + b for a in out for b in p]
+    return out
+
+
+def union(*parts: Expr) -> Expr:
+    """The alternatives of all parts, each once, in order."""
+    return list(dict.fromkeys(a for p in parts for a in p))
+
+
+def opt(e: Expr) -> Expr:
+    return union(e, EMPTY)
+
+
+@dataclass
+class SchemaGrammar:
+    """The compiled form of a schema: grammar IR and the relaxations made (lenient mode)."""
+
+    ir: Grammar
+    relaxations: list[Relaxation] = field(default_factory=list)
+
+    @property
+    def lark(self) -> str:
+        """A readable rendering of the rules (Lark-like; DFA terminals are shown by size)."""
+        return self.ir.text
+
+
+def schema_to_grammar(schema: Any, *, whitespace: str = "compact", strict: bool = True,
+                      max_whitespace: int = DEFAULT_MAX_WHITESPACE, property_order: str = "declared",
+                      separators: tuple[str, str] = (", ", ": ")) -> SchemaGrammar:
+    """Compile a JSON Schema to grammar IR. `compact` writes one line with the given (item, key)
+    `separators` (default json.dumps' ", " and ": "); `flexible` allows a run of 1..max_whitespace JSON
+    whitespace characters between any two lexemes (none before the value or after it), so
+    `json.dumps(x, indent=2)` fits too. `property_order`: "declared" (schema order, then additional
+    properties) or "any"."""
+    if property_order not in ("declared", "any"):
+        raise ValueError(f"property_order must be 'declared' or 'any', not {property_order!r}")
+    if whitespace not in WHITESPACE_STYLES:
+        raise ValueError(f"whitespace {whitespace!r} is not supported; supported: {WHITESPACE_STYLES}")
+    if max_whitespace < 1:
+        raise ValueError("max_whitespace must be at least 1")
+    if len(separators) != 2 or any(x.strip(" \t\n\r") != mark for x, mark in zip(separators, ",:")):
+        raise ValueError(f"separators must be (item, key) like (', ', ': '), got {separators!r}")
+    try:
+        conv = Emitter(load_schema(schema), strict, max_whitespace if whitespace == "flexible" else None,
+                       property_order == "any", tuple(separators))
+        return conv.run()
+    except RecursionError:
+        raise LimitExceeded("the schema is nested too deeply to compile") from None
+
+
+def _hint(text: str, upper: bool = False) -> str:
+    return re.sub("[^A-Z0-9]" if upper else "[^a-z0-9]", "", text.upper() if upper else text.lower())[:20]
+
+
+class Emitter(Normalizer):
+    """Writes the IR of one schema: `schema()` returns the nonterminal of a node's values."""
+
+    def __init__(self, root: Any, strict: bool, max_whitespace: int | None = None, any_order: bool = False,
+                 separators: tuple[str, str] = (", ", ": ")) -> None:
+        super().__init__(root, strict)
+        self.any_order = any_order
+        self.separators = {", ": separators[0], ": ": separators[1]}
+        self.max_whitespace = max_whitespace
+        self.b = GrammarBuilder(max_rules=MAX_RULES)
+        self.memo: dict[Any, Any] = {}  # pointer / canonical text -> nonterminal
+        self.n = 0
+        self.ws: Expr = EMPTY  # optional whitespace after a lexeme
+        if max_whitespace is not None:
+            t = self.b.terminal(WS_TERMINAL, regex_dfa(f"[ \\t\\n\\r]{{1,{max_whitespace}}}"), key=("ws",))
+            w = self.b.nonterminal("ws")
+            self.b.rule(w, [t])
+            self.b.rule(w, [])
+            self.ws = [(w,)]
+
+    # --- output ------------------------------------------------------------------------
+
+    def run(self) -> SchemaGrammar:
+        top = self.schema(self.root, "#", self._base(self.root, ""))
+        start = self.b.nonterminal("start")
+        self.define(start, top)
+        return SchemaGrammar(self.b.build(start, prune=True), self.relaxations)
+
+    def lit(self, text: str) -> Expr:
+        """The terminal of a literal text (one per distinct text)."""
+        data = text.encode("utf-8", "surrogatepass")
+        return [(self.b.terminal(_literal_name(text), literal_dfa(data), key=("lit", data), is_literal=True),)]
+
+    def sep(self, text: str) -> Expr:
+        """A separator (", " or ": "): exact in compact style; in flexible style optional
+        whitespace may precede ":" and follow ":" or "," (the whitespace after a value is `self.ws`)."""
+        if self.max_whitespace is None:
+            return self.lit(self.separators.get(text, text))
+        mark = text.strip()
+        return cat(self.ws, self.lit(mark), self.ws) if mark == ":" else cat(self.lit(mark), self.ws)
+
+    def open_close(self, text: str) -> Expr:
+        """A bracket; in flexible style whitespace may follow an opening one."""
+        return cat(self.lit(text), self.ws) if text in "{[" else self.lit(text)
+
+    def new_nt(self, hint: str) -> int:
+        self.n += 1
+        return self.b.nonterminal(f"r{self.n}_{_hint(hint)}")
+
+    def new_rule(self, hint: str, body: Expr) -> Expr:
+        """A nonterminal deriving `body`; the expression of it."""
+        nt = self.new_nt(hint)
+        self.define(nt, body)
+        return [(nt,)]
+
+    def define(self, nt: int, body: Expr) -> None:
+        for alt in body:
+            self.b.rule(nt, alt)
+
+    def star(self, e: Expr) -> Expr:
+        """Zero or more repetitions of e (Lark's `e*`: a left-recursive nonterminal, then optional)."""
+        key = ("star", tuple(e))
+        nt = self.memo.get(key)
+        if nt is None:
+            nt = self.memo[key] = self.new_nt("star")
+            self.define(nt, union(e, cat([(nt,)], e)))
+        return [(nt,), ()]
+
+    def terminal(self, hint: str, pattern: str | None = None, dfa: ByteDFA | None = None,
+                 name: str | None = None) -> Expr:
+        """A terminal for a regex or a ready DFA; the same language (same cached DFA or regex) gets
+        the same terminal, so the lexer builds one DFA per distinct set of terminals, not per use."""
+        key = ("dfa", id(dfa)) if dfa is not None else ("re", pattern)
+        got = self.b.find_terminal(key)
+        if got is None:
+            if dfa is None:
+                try:
+                    dfa = regex_dfa(pattern)
+                except RegexError as e:
+                    raise SchemaError(f"cannot compile {hint} pattern {pattern!r}: {e}") from None
+            self.n += 1
+            got = self.b.terminal(name or f"T{self.n}_{_hint(hint, True)}", dfa, key=key)
+        return [(got,)]
+
+    # --- schemas --------------------------------------------------------------------------
+
+    def schema(self, s: Any, ptr: str, base: str) -> Expr:
+        """The nonterminal (as an expression) for the values valid under schema `s`."""
+        if s is True or s == {}:
+            return self.any_value()
+        if s is False:
+            raise NoValue("false", ptr, "a schema that accepts no value")
+        if not isinstance(s, dict):
+            raise SchemaError(f"a schema must be an object or a boolean, got {type(s).__name__}", ptr)
+        if "$ref" in s and self.legacy_ref:  # draft-07 and earlier: siblings of $ref are ignored
+            s = {"$ref": s["$ref"]}
+        base = self._base(s, base)
+        # identical subschemas (same text, same base URI) share one rule: two rules deriving the same
+        # text would collide in the LR tables where both are possible (anyOf branches)
+        key = f"{base}|{json.dumps(s, sort_keys=True, default=str)}" if "$ref" not in s else None
+        if key and key in self.memo:
+            return [(self.memo[key],)]
+        if "$ref" in s:
+            target, tptr, tbase = self.resolve(s["$ref"], base, ptr)
+            siblings = {k: v for k, v in s.items() if k not in ANNOTATIONS and k != "$ref"}
+            if siblings:
+                return self.schema(self.merge_all([target, siblings], ptr), ptr, base)
+            tkey = f"ref|{tptr}"
+            if tkey not in self.memo:
+                nt = self.new_nt("ref")
+                self.memo[tkey] = nt  # recursion goes through the name
+                try:
+                    self.define(nt, self.schema(target, tptr, tbase))
+                except NoValue:
+                    del self.memo[tkey]  # a rule-less nonterminal derives nothing: pruned at the end
+                    raise
+            return [(self.memo[tkey],)]
+        nt = self.new_nt(ptr.split("/")[-1].strip("#") or "root")
+        self.memo[key] = nt
+        try:
+            self.define(nt, self.body(s, ptr, base))
+        except NoValue:
+            del self.memo[key]
+            raise
+        return [(nt,)]
+
+    def body(self, s: dict, ptr: str, base: str) -> Expr:
+        # keywords outside the vocabulary are annotations by the spec: ignored, like "title"
+        values = self.finite_values(s, ptr)
+        if values is not None:  # a finite language: keep the values the whole schema accepts
+            rest = {k: v for k, v in s.items() if k not in ("enum", "const")} if ("enum" in s or "const" in s) else s
+            check = self.validator(rest, ptr).is_valid if any(k in KEYWORDS for k in rest) else (lambda v: True)
+            try:
+                kept = {json.dumps(v, sort_keys=True): v for v in values if check(v) and _internal_ok(s, v)}
+            except Exception as e:  # e.g. a ref or pattern jsonschema cannot handle
+                raise UnsupportedFeature("enum", ptr, f"cannot evaluate the schema on its values: {e}") from None
+            if not kept:
+                raise NoValue("enum" if "enum" in s else "const", ptr, "no value satisfies the schema")
+            strings = [v for v in kept.values() if isinstance(v, str)]
+            alts = [self.literal_value(v) for v in kept.values() if not isinstance(v, str) or len(strings) <= 8]
+            if len(strings) > 8:  # one terminal (a trie DFA) instead of a terminal per value
+                words = [json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass") for v in strings]
+                alts.append(self.terminal("enum", dfa=literals_dfa(words)))
+            return union(*alts)
+        if "allOf" in s:
+            parts = [{k: v for k, v in s.items() if k != "allOf"}] + list(s["allOf"])
+            return self.schema(self.merge_all(parts, ptr), ptr + "/allOf", base)
+        s = self.negation(self.presence(s), ptr)
+        for k in ("not", "if", "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "contains",
+                  "$dynamicRef", "$recursiveRef"):
+            if k in s and not (k == "if" and "then" not in s and "else" not in s):  # a lone `if` has no effect
+                self.unsupported(k, f"{ptr}/{k}", "not expressible yet", "more")
+        for k in ("anyOf", "oneOf"):
+            if k in s:
+                rest = {kk: v for kk, v in s.items() if kk != k}
+                if k == "anyOf" and any(b is True or b == {} for b in s[k]):
+                    return self.schema(rest or True, ptr + "/anyOf", base)  # one branch accepts everything
+                branches: list[Expr] = []
+                seen_branches: set[str] = set()
+                subs = self.exclusive([self.merge_all([rest, b], ptr) for b in s[k]], ptr) if k == "oneOf" else s[k]
+                rest = {} if k == "oneOf" else rest
+                for i, sub in enumerate(subs):
+                    if sub is None:
+                        continue
+                    canon = json.dumps(sub, sort_keys=True)
+                    if k == "anyOf" and canon in seen_branches:  # identical branches would collide in LR
+                        continue
+                    seen_branches.add(canon)
+                    merged = self.merge_all([rest, sub], ptr) if any(kk not in ANNOTATIONS for kk in rest) else sub
+                    try:
+                        branches.append(self.schema(merged, f"{ptr}/{k}/{i}", base))
+                    except NoValue:
+                        continue  # a branch no value satisfies adds nothing (and cannot overlap in oneOf)
+                if not branches:
+                    raise NoValue(k, ptr + "/" + k, "no branch can be satisfied")
+                return union(*branches)
+        types = s.get("type", list(TYPES))
+        types = [types] if isinstance(types, str) else list(types)
+        if "integer" in types and "number" in types:
+            types.remove("integer")
+        excluded = s.get(NOT_VALUES, [])
+        if any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in excluded):
+            self.unsupported("not", ptr + "/not", "excluding numbers is not expressible yet", "more")
+        if None in excluded and "null" in types:
+            types.remove("null")
+        alts: list[Expr | None] = []
+        for t in types:
+            try:
+                alts.append(self.typed(t, s, ptr, base))
+            except NoValue:  # no value of this type: the others may remain
+                alts.append(None)
+        if "boolean" in types:
+            alts[types.index("boolean")] = union(*(self.lit(b) for b in ("true", "false")
+                                                   if not any(v is (b == "true") for v in excluded))) or None
+        kept_alts = [a for a in alts if a]
+        if not kept_alts:
+            raise NoValue("type", ptr, "no value satisfies the constraints")
+        return union(*kept_alts)
+
+    # --- values ---------------------------------------------------------------------------
+
+    def named_terminal(self, name: str, pattern: str) -> Expr:
+        return self.terminal(name, pattern, name=name)
+
+    def any_value(self) -> Expr:
+        got = self.memo.get("json_value")
+        if got is None:
+            b = self.b
+            value, obj, member, arr = (b.nonterminal(n) for n in ("json_value", "json_object", "json_member",
+                                                                   "json_array"))
+            self.memo["json_value"] = got = [(value,)]
+            string = self.named_terminal("JSON_STRING", JSON_STRING)
+            self.define(value, union([(obj,)], [(arr,)], string, self.named_terminal("JSON_NUMBER", JSON_NUMBER),
+                                     self.lit("true"), self.lit("false"), self.lit("null")))
+            self.define(obj, cat(self.open_close("{"), opt(cat([(member,)], self.star(cat(self.sep(", "), [(member,)])))),
+                                 self.open_close("}")))
+            self.define(member, cat(string, self.sep(": "), got, self.ws))
+            item = cat(got, self.ws)
+            self.define(arr, cat(self.open_close("["), opt(cat(item, self.star(cat(self.sep(", "), item)))),
+                                 self.open_close("]")))
+        return got
+
+    def literal_value(self, v: Any) -> Expr:
+        """An exact JSON value (const/enum), written in the grammar's style."""
+        if isinstance(v, dict):
+            if not v:
+                return cat(self.open_close("{"), self.open_close("}"))
+            parts: list[Expr] = [self.open_close("{")]
+            for i, (k, x) in enumerate(v.items()):
+                if i:
+                    parts.append(self.sep(", "))
+                parts += [self.lit(json.dumps(k, ensure_ascii=False)), self.sep(": "), self.literal_value(x), self.ws]
+            return cat(*parts, self.open_close("}"))
+        if isinstance(v, list):
+            if not v:
+                return cat(self.open_close("["), self.open_close("]"))
+            parts = [self.open_close("[")]
+            for i, x in enumerate(v):
+                if i:
+                    parts.append(self.sep(", "))
+                parts += [self.literal_value(x), self.ws]
+            return cat(*parts, self.open_close("]"))
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e15:
+            from ..numbers import decimal_regex  # every literal of the same value: 1, 1.0, 1.00 (not 1e0)
+
+            return self.terminal("num", decimal_regex(minimum=v, maximum=v))
+        return self.lit(json.dumps(v, ensure_ascii=False))
+
+    def typed(self, t: str, s: dict, ptr: str, base: str) -> Expr | None:
+        if t == "null":
+            return self.lit("null")
+        if t == "boolean":
+            return union(self.lit("true"), self.lit("false"))
+        if t in ("integer", "number"):
+            return self.number(t, s, ptr)
+        if t == "string":
+            return self.string(s, ptr)
+        if t == "array":
+            return self.array(s, ptr, base)
+        if t == "object":
+            return self.object(s, ptr, base)
+        raise SchemaError(f"unknown type {t!r}", ptr + "/type")
+
+    def number(self, t: str, s: dict, ptr: str) -> Expr | None:
+        lo, hi = s.get("minimum"), s.get("maximum")
+        xlo, xhi = s.get("exclusiveMinimum"), s.get("exclusiveMaximum")
+        if isinstance(xlo, bool):  # draft-04 style booleans
+            xlo, lo = (lo if xlo else None), (None if xlo else lo)
+        if isinstance(xhi, bool):
+            xhi, hi = (hi if xhi else None), (None if xhi else hi)
+        from .. import numbers
+
+        multiple = s.get("multipleOf")
+        if multiple is not None and (isinstance(multiple, bool) or not isinstance(multiple, (int, float))
+                                     or multiple <= 0):
+            raise SchemaError("multipleOf must be a positive number", ptr + "/multipleOf")
+        if multiple == 1:  # exactly the integers
+            t, multiple = "integer", None
+        bounded = any(b is not None for b in (lo, hi, xlo, xhi))
+        if not bounded and multiple is None:
+            if t == "integer":
+                return self.named_terminal("JSON_INTEGER", JSON_INTEGER)
+            return self.named_terminal("JSON_NUMBER", JSON_NUMBER)
+        rx = None
+        if bounded:
+            fn = numbers.integer_regex if t == "integer" else numbers.decimal_regex
+            rx = fn(minimum=lo, maximum=hi, exclusive_minimum=xlo, exclusive_maximum=xhi)
+            if rx is None:
+                return None
+        if multiple is None:
+            return self.terminal(t, rx)
+        # multiples are written without exponent (as json.dumps writes numbers below 1e16)
+        dfa = numbers.multiple_of_dfa(multiple, t == "integer")
+        if dfa is None:
+            self.unsupported("multipleOf", ptr + "/multipleOf", f"{multiple} has too many digits", "more")
+            return self.terminal(t, rx) if rx else self.number(t, {k: v for k, v in s.items() if k != "multipleOf"}, ptr)
+        if rx is not None:
+            try:
+                dfa = intersect(dfa, regex_dfa(rx))
+            except RegexError:
+                return None
+        return self.terminal(t, dfa=dfa)
+
+    def string(self, s: dict, ptr: str) -> Expr:
+        only_length = not any(k in s for k in ("pattern", "format", NOT_STRINGS, NOT_VALUES))
+        hi = s.get("maxLength")
+        if only_length and (("maxLength" in s and hi is not None and int(hi) > LONG_STRING) or
+                            int(s.get("minLength", 0)) > LONG_STRING):
+            return self.long_string(int(s.get("minLength", 0)), None if hi is None else int(hi), ptr)
+        patterns = self.string_patterns(s, ptr)
+        exclude = list(s.get(NOT_STRINGS, []))
+        literals = [v for v in s.get(NOT_VALUES, []) if isinstance(v, str)]
+        if literals:
+            exclude.append(["|".join(re.escape(v) for v in literals)])
+        hostname = s.get("format") == "hostname"
+        if hostname:  # the label structure with the 253-character limit, as a DFA
+            from ..formats import HOSTNAME, hostname_string_dfa
+
+            patterns = [p for p in patterns if p != HOSTNAME]
+        if not patterns and not exclude and not hostname:
+            return self.named_terminal("JSON_STRING", JSON_STRING)
+        try:
+            if hostname:
+                dfa = hostname_string_dfa()
+                if patterns or exclude:
+                    dfa = intersect(dfa, json_string_dfa(patterns, exclude=tuple(exclude)), max_states=100_000)
+                return self.terminal("str", dfa=dfa)
+            return self.terminal("str", dfa=json_string_dfa(patterns, exclude=tuple(exclude)))
+        except RegexError as e:  # e.g. a pattern that can never match, or contradicts the length
+            raise NoValue("type", ptr, f"no string satisfies the constraints ({e})") from None
+
+    def long_string(self, lo: int, hi: int | None, ptr: str) -> Expr:
+        """A string of lo..hi characters as a run of fixed-size blocks plus a shorter rest, each a
+        lexeme of its own: a block is lexed as soon as it is full, so a string of length L is
+        always L // B blocks and the rest, and the grammar counts blocks (a DFA counting to hi
+        would need ~14 states per character)."""
+        top = hi if hi is not None else lo
+        block = 64 if top <= 64 * 256 else 256
+        if top > block * 256:
+            self.unsupported("maxLength" if hi is not None else "minLength", ptr,
+                             f"length bounds above {block * 256}", "more" if hi is not None else "less")
+            return self.string({k: v for k, v in {"minLength": min(lo, 1024)}.items()}, ptr)
+        quote = self.lit('"')
+        key = ("long", lo, hi)
+        if key in self.memo:
+            return self.memo[key]
+
+        def body(pattern: str, hint: str) -> Expr:
+            tkey = ("body", pattern)
+            if tkey not in self.memo:
+                self.memo[tkey] = self.terminal(hint, dfa=json_string_body_dfa(pattern))
+            return self.memo[tkey]
+
+        full = body(f"{ANY_CHAR}{{{block}}}", "block")
+        last = top // block if hi is not None else -(-lo // block)
+        nxt: Expr = EMPTY
+        for a in range(last, -1, -1):
+            alts: list[Expr] = []
+            if a < last:
+                alts.append(cat(full, nxt))
+            if hi is None and a == last:  # enough blocks for minLength: any rest
+                alts.append(cat(body(ANY_CHAR + "+", "rest"), quote))
+            else:
+                r_lo, r_hi = max(1, lo - block * a), min(block - 1, (hi if hi is not None else 10 ** 9) - block * a)
+                if r_lo <= r_hi:
+                    alts.append(cat(body(f"{ANY_CHAR}{{{r_lo},{r_hi}}}", "rest"), quote))
+            if lo <= block * a and (hi is None or block * a <= hi):
+                alts.append(quote)
+            nxt = self.new_rule("chars", union(*alts))
+        self.memo[key] = self.new_rule("longstr", cat(quote, nxt))
+        return self.memo[key]
+
+    def array(self, s: dict, ptr: str, base: str) -> Expr:
+        prefix = s.get("prefixItems")
+        items = s.get("items", True)
+        if isinstance(items, list):  # draft-07 tuple form
+            prefix, items = items, s.get("additionalItems", True)
+        prefix = list(prefix or [])
+        lo = int(s.get("minItems", 0))
+        hi = None if s.get("maxItems") is None else int(s["maxItems"])
+        if s.get("uniqueItems") is True and not self.unique_by_construction(prefix, items, hi, ptr):
+            self.unsupported("uniqueItems", ptr + "/uniqueItems", "not context-free", "more")
+        elems: list[Expr] = []
+        rest: Expr | None = None
+        try:  # an item no value satisfies caps the length before it
+            for i, p in enumerate(prefix):
+                elems.append(self.schema(p, f"{ptr}/prefixItems/{i}", base))
+            rest = None if items is False else self.schema(items, f"{ptr}/items", base)
+        except NoValue:
+            pass
+        k = len(elems)
+        top = k if rest is None else hi  # the longest allowed array (None: unbounded)
+        if top is not None and hi is not None:
+            top = min(top, hi)
+        if top is not None and lo > top:
+            raise NoValue("minItems", ptr + "/minItems", "no array length satisfies the bounds")
+        if max(top or 0, lo) > MAX_ARRAY_UNROLL:  # one rule per position up to the bound
+            raise UnsupportedFeature("maxItems" if (top or 0) >= lo else "minItems", ptr,
+                                     f"array length bounds above {MAX_ARRAY_UNROLL}")
+        sep = self.sep(", ")
+
+        def item(j: int) -> Expr:
+            return cat(elems[j] if j < k else rest, self.ws)
+
+        # after(j): what follows item j-1; optional from position lo on
+        after: Expr = EMPTY
+        if top is None:
+            after = self.star(cat(sep, rest, self.ws))
+            last = max(lo, k)
+        else:
+            last = top
+        for j in range(last - 1, 0, -1):
+            body = cat(sep, item(j), after)
+            after = self.new_rule("items", opt(body) if j >= lo else body)
+        if top == 0:
+            content = EMPTY
+        else:
+            first = cat(item(0), after)
+            content = opt(first) if lo == 0 else first
+        return self.new_rule("array", cat(self.open_close("["), content, self.open_close("]")))
+
+    def object(self, s: dict, ptr: str, base: str) -> Expr:
+        """Declared properties in declared order (required ones mandatory), then any number of
+        additional properties when allowed. Each separator is followed by a key that tells which
+        member comes next, so the grammar stays LALR(1). Rules are indexed by a state of what was
+        written so far: the member count (min/maxProperties) and which "watched" properties are
+        present (for dependentRequired and anyOf/oneOf/not over `required`, see `presence`)."""
+        props: dict = s.get("properties", {}) or {}
+        required = list(dict.fromkeys(s.get("required", [])))
+        addl = s.get("additionalProperties", True)
+        patterns = self.key_patterns(s.get("patternProperties") or {}, ptr)
+        names = self.key_filter(s.get("propertyNames", True), ptr + "/propertyNames")
+        required, preds = self.dependencies(s, required, ptr)
+        preds = preds + list(s.get(PRESENCE, []))
+        watched = list(dict.fromkeys(n for p in preds for n in _pred_names(p)))
+        undeclared = [n for n in required + watched if n not in props]
+        members: list[tuple[Expr, bool, str]] = []  # (member expression, required, name)
+        for n in list(props) + list(dict.fromkeys(undeclared)):
+            subs = [props[n]] if n in props else []
+            subs += [sub for _, fsm, sub in patterns if fsm.accepts(n)]
+            subs = subs or [addl]
+            n_ptr = f"{ptr}/properties/{_ptr_escape(n)}"
+            value = None
+            if all(x is not False for x in subs) and (names is None or names.accepts(n)):
+                try:
+                    value = self.schema(subs[0] if len(subs) == 1 else self.merge_all(subs, n_ptr), n_ptr, base)
+                except NoValue:
+                    pass
+            if value is None:
+                if n in required:
+                    raise NoValue("required", ptr + "/required", f"required {n!r} can never be present")
+                continue
+            members.append((cat(self.lit(json.dumps(n, ensure_ascii=False)), self.sep(": "), value, self.ws),
+                            n in required, n))
+        present_names = {n for _, _, n in members}
+        bit_of = {n: k for k, n in enumerate(n for _, r, n in members if n in watched and not r)}
+        if len(bit_of) > 10:
+            raise UnsupportedFeature("dependentRequired", ptr, "constraints over more than 10 optional properties")
+        last_watched = max([i for i, (_, _, n) in enumerate(members) if n in bit_of], default=-1)
+
+        def holds(bits: int) -> bool:
+            if bits < 0:
+                return True
+            return all(_pred_eval(p, lambda n: n in required and n in present_names or (
+                n in bit_of and bool(bits >> bit_of[n] & 1))) for p in preds)
+
+        extra = self.extra_members(set(props) | set(undeclared), patterns, names, addl, ptr, base)
+        lo = int(s.get("minProperties", 0))
+        hi = None if s.get("maxProperties") is None else int(s["maxProperties"])
+        n_req = sum(r for _, r, _ in members)
+        if lo <= n_req:
+            lo = 0  # always met
+        if hi is not None and extra is None and hi >= len(members):
+            hi = None  # never exceeded
+        if hi is not None and (hi < n_req or hi < lo):
+            raise NoValue("maxProperties", ptr + "/maxProperties", "no member count satisfies the bounds")
+        cap = hi if hi is not None else lo  # counts above `cap` behave alike (saturated)
+        if (len(members) + 1) * (cap + 1) * (1 << len(bit_of)) > 8192:
+            raise UnsupportedFeature("maxProperties" if hi is not None else "minProperties", ptr,
+                                     "member-count bounds too large to unroll")
+        sep = self.sep(", ")
+        memo: dict[tuple, Expr | None] = {}
+
+        def settle(i: int, bits: int) -> int | None:
+            """Once no watched member can follow, the bits only matter through whether they hold."""
+            if i > last_watched and bits >= 0:
+                return -1 if holds(bits) else None
+            return bits
+
+        def more(i: int, c: int, bits: int) -> Expr | None:
+            """What may follow after c members, the next one being member i or later (or extras)."""
+            bits = settle(i, bits)
+            if bits is None:
+                return None
+            if i == len(members) and hi is None and c >= cap:  # only extras left, no more counting
+                return EMPTY if extra is None else self.new_rule("more", self.star(cat(sep, extra)))
+            key = ("more", i, c, bits)
+            if key not in memo:
+                memo[key] = None
+                can_end = c >= lo and not any(r for _, r, _ in members[i:]) and holds(bits)
+                p = pick(i, c, bits)
+                if p is None:
+                    memo[key] = EMPTY if can_end else None
+                else:
+                    memo[key] = self.new_rule("more", opt(cat(sep, p)) if can_end else cat(sep, p))
+            return memo[key]
+
+        def pick(i: int, c: int, bits: int) -> Expr | None:
+            """A non-empty run of members after c written: member i or later, then extras."""
+            key = ("pick", i, c, bits)
+            if key not in memo:
+                memo[key] = None
+                c1 = c + 1 if hi is not None else min(c + 1, cap)
+                alts: list[Expr] = []
+                if hi is None or c + 1 <= hi:
+                    if i < len(members):
+                        name = members[i][2]
+                        b1 = bits | (1 << bit_of[name]) if name in bit_of and bits >= 0 else bits
+                        m = more(i + 1, c1, b1)
+                        if m is not None:
+                            alts.append(cat(members[i][0], m))
+                    elif extra is not None:
+                        m = more(i, c1, bits)
+                        if m is not None:
+                            alts.append(cat(extra, m))
+                if i < len(members) and not members[i][1]:
+                    p = pick(i + 1, c, bits)
+                    if p is not None:
+                        alts.append(p)
+                if alts:
+                    memo[key] = alts[0] if len(alts) == 1 else self.new_rule("pick", union(*alts))
+            return memo[key]
+
+        if self.any_order:
+            first = self.unordered(members, extra, lo, hi, preds, ptr)
+        else:
+            first = pick(0, 0, 0)  # `more` settles the bits once no watched member can follow
+        empty_ok = lo == 0 and n_req == 0 and holds(0)
+        if first is None and not empty_ok:
+            raise NoValue("type", ptr, "no object satisfies the constraints")
+        content = EMPTY if first is None else (opt(first) if empty_ok else first)
+        return self.new_rule("object", cat(self.open_close("{"), content, self.open_close("}")))
+
+    def unordered(self, members: list, extra: Expr | None, lo: int, hi: int | None, preds: list,
+                  ptr: str) -> Expr | None:
+        """Object members in any order (property_order="any"): rules are indexed by the set of
+        members written so far (2^n of them, so n is limited) and the member count."""
+        n = len(members)
+        if n > MAX_UNORDERED:
+            raise UnsupportedFeature("properties", ptr, f"any property order over more than {MAX_UNORDERED} properties")
+        names = [m[2] for m in members]
+        need = sum(1 << i for i, m in enumerate(members) if m[1])
+        cap = hi if hi is not None else lo
+        sep = self.sep(", ")
+
+        def step(c: int) -> int:
+            return c + 1 if hi is not None else min(c + 1, cap)
+
+        def can_end(mask: int, c: int) -> bool:
+            return c >= lo and mask & need == need and all(
+                _pred_eval(p, lambda x: x in names and bool(mask >> names.index(x) & 1)) for p in preds)
+
+        seen: dict[tuple[int, int], bool] = {}
+
+        def ok(mask: int, c: int) -> bool:
+            if (mask, c) not in seen:
+                seen[(mask, c)] = False
+                seen[(mask, c)] = can_end(mask, c) or bool(pick_alts(mask, c))
+            return seen[(mask, c)]
+
+        def pick_alts(mask: int, c: int) -> list[tuple[int | None, int]]:
+            if hi is not None and c + 1 > hi:
+                return []
+            alts: list[tuple[int | None, int]] = [(j, mask | 1 << j) for j in range(n) if not mask >> j & 1
+                                                  and ok(mask | 1 << j, step(c))]
+            if extra is not None and (step(c) != c and ok(mask, step(c)) or step(c) == c and can_end(mask, c)):
+                alts.append((None, mask))
+            return alts
+
+        memo: dict[tuple, int] = {}
+
+        def rule(kind: str, mask: int, c: int, body) -> Expr:
+            if (kind, mask, c) not in memo:
+                memo[(kind, mask, c)] = nt = self.new_nt(kind)
+                self.define(nt, body())
+            return [(memo[(kind, mask, c)],)]
+
+        def more(mask: int, c: int) -> Expr:
+            if not pick_alts(mask, c):
+                return EMPTY
+            return rule("more", mask, c, lambda: opt(cat(sep, pick(mask, c))) if can_end(mask, c)
+                        else cat(sep, pick(mask, c)))
+
+        def pick(mask: int, c: int) -> Expr:
+            def body() -> Expr:
+                return union(*(cat(members[j][0] if j is not None else extra, more(m2, step(c)))
+                               for j, m2 in pick_alts(mask, c)))
+            return rule("pick", mask, c, body)
+
+        return pick(0, 0) if pick_alts(0, 0) else None
+
+    def extra_members(self, declared: set[str], patterns: list, names, addl: Any, ptr: str,
+                      base: str) -> Expr | None:
+        """The rule for one undeclared member: keys split into regions by which patternProperties
+        they match (values must satisfy all of those, or additionalProperties when none)."""
+        if not patterns and names is None:
+            if addl is False:
+                return None
+            try:
+                value = self.schema(addl, ptr + "/additionalProperties", base)
+            except NoValue:
+                return None
+            return self.new_rule("extra", cat(self.other_key(declared), self.sep(": "), value, self.ws))
+        rest = char_fsm(ANY_CHAR + "*")
+        if declared:
+            rest = rest.difference(char_fsm("|".join(re.escape(k) for k in sorted(declared))))
+        if names is not None:
+            rest = rest & names
+        regions = [(rest, ())] if not rest.empty() else []
+        for idx, (_, fsm, _) in enumerate(patterns):
+            split = []
+            for region, matched in regions:
+                inside, outside = region & fsm, region.difference(fsm)
+                split += [(r, m) for r, m in ((inside, matched + (idx,)), (outside, matched)) if not r.empty()]
+            regions = split
+            if len(regions) > 64:
+                raise UnsupportedFeature("patternProperties", ptr + "/patternProperties",
+                                         "more than 64 distinct key regions")
+        alts: list[Expr] = []
+        for region, matched in regions:
+            subs = [patterns[i][2] for i in matched] or [addl]
+            if any(x is False for x in subs):
+                continue
+            r_ptr = (f"{ptr}/patternProperties/{_ptr_escape(patterns[matched[0]][0])}" if matched
+                     else ptr + "/additionalProperties")
+            if len(matched) > 1:
+                r_ptr += "/" + "+".join(str(i) for i in matched)
+            try:
+                value = self.schema(subs[0] if len(subs) == 1 else self.merge_all(subs, r_ptr), r_ptr, base)
+            except NoValue:  # keys of this region can never be present
+                continue
+            key = self.terminal("key", dfa=fsm_json_string_dfa(region))
+            alts.append(cat(key, self.sep(": "), value, self.ws))
+        return self.new_rule("extra", union(*alts)) if alts else None
+
+    def other_key(self, declared: set[str]) -> Expr:
+        """A JSON string key that is none of the declared property names (a DFA difference)."""
+        if not declared:
+            return self.named_terminal("JSON_STRING", JSON_STRING)
+        # on byte DFAs: a string value has one encoding (json.dumps's, the one the declared keys
+        # are written with), so enc(any - names) = enc(any) - enc(names)
+        names = literals_dfa([json.dumps(k, ensure_ascii=False).encode("utf-8", "surrogatepass") for k in declared])
+        return self.terminal("key", dfa=difference(json_string_dfa([]), names))
+
+
+def _literal_name(text: str) -> str:
+    """A terminal name for a literal: the text itself when it is a plain word, else a quoted form."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the grammar generated for a schema file (debugging aid)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print("usage: python -m structgen.frontend.json_schema SCHEMA.json [--lenient] [--flexible]")
+        return 2
+    g = schema_to_grammar(args[0], strict="--lenient" not in args,
+                          whitespace="flexible" if "--flexible" in args else "compact")
+    print(g.lark)
+    for r in g.relaxations:
+        print(f"// relaxed {r.keyword} at {r.pointer}: accepts {r.direction} ({r.detail})")
+    return 0

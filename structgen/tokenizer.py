@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from structgen.errors import TokenizerError
 
@@ -156,61 +157,13 @@ class TokenTrie:
         and empty tokens. One sort of the distinct byte strings, then one pass with a stack
         of the current path emits the preorder arrays."""
         excluded = set(int(i) for i in exclude)
-        groups: dict[bytes, list[int]] = {}
-        for tid, b in enumerate(token_bytes):
-            if b and tid not in excluded:
-                ids = groups.get(b)
-                if ids is None:
-                    groups[b] = [tid]
-                else:
-                    ids.append(tid)
-        keys = sorted(groups)  # bytes sort lexicographically by unsigned byte value
-
-        node_byte: list[int] = [-1]
-        node_depth: list[int] = [0]
-        node_skip: list[int] = [0]
-        node_tok_start: list[int] = [0]
-        node_tok_end: list[int] = [0]
-        tok_ids: list[int] = []
-        stack = [0]  # stack[d] = node at depth d on the current path
-        prev = b""
-        for key in keys:
-            # longest common prefix with the previous key (keys are distinct and sorted)
-            limit = min(len(prev), len(key))
-            lcp = 0
-            while lcp < limit and prev[lcp] == key[lcp]:
-                lcp += 1
-            n = len(node_byte)
-            while len(stack) > lcp + 1:
-                node_skip[stack.pop()] = n
-            ntok = len(tok_ids)
-            new = len(key) - lcp
-            stack.extend(range(n, n + new))
-            node_byte.extend(key[lcp:])
-            node_depth.extend(range(lcp + 1, len(key) + 1))
-            node_skip.extend([0] * new)
-            node_tok_start.extend([ntok] * new)
-            node_tok_end.extend([ntok] * new)
-            ids = groups[key]
-            tok_ids.extend(ids)
-            node_tok_end[-1] = ntok + len(ids)
-            prev = key
-        n = len(node_byte)
-        while stack:
-            node_skip[stack.pop()] = n
-        node_tok_start.append(len(tok_ids))
-
-        def arr(values: list[int]) -> np.ndarray:
-            return np.asarray(values, dtype=np.int32)
-
-        return cls(
-            arr(node_byte),
-            arr(node_depth),
-            arr(node_skip),
-            arr(node_tok_start),
-            arr(node_tok_end),
-            arr(tok_ids),
-        )
+        ids = sorted((i for i, b in enumerate(token_bytes) if b and i not in excluded), key=token_bytes.__getitem__)
+        # stable: ids of equal byte strings stay in increasing order
+        lengths = np.fromiter((len(token_bytes[i]) for i in ids), dtype=np.int64, count=len(ids))
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.frombuffer(b"".join([token_bytes[i] for i in ids]), dtype=np.uint8)
+        return cls(*_trie_arrays(flat, offsets), np.array(ids, dtype=np.int32))
 
     def find(self, data: bytes) -> int:
         """Node spelling exactly ``data`` (0 for b""), or -1 if no token starts with it."""
@@ -239,6 +192,63 @@ class TokenTrie:
 
     def __repr__(self) -> str:
         return f"TokenTrie(num_nodes={self.num_nodes}, tokens={len(self.tok_ids)}, max_depth={self.max_depth})"
+
+
+@njit(cache=True, nogil=True)
+def _lcp(flat, offsets, i):
+    """Length of the common prefix of sorted keys i - 1 and i (0 for the first)."""
+    if i == 0:
+        return 0
+    a, b, p = offsets[i], offsets[i + 1], offsets[i - 1]
+    limit = min(b - a, a - p)
+    n = 0
+    while n < limit and flat[p + n] == flat[a + n]:
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _trie_arrays(flat, offsets):
+    """Preorder trie arrays (byte, depth, skip, token start, token end) of sorted keys
+    `flat[offsets[i]:offsets[i + 1]]` (one per token; equal keys are adjacent): one pass with a
+    stack of the current path; a key adds the nodes past its common prefix with the previous one."""
+    k = len(offsets) - 1
+    n = 1
+    longest = 1
+    for i in range(k):
+        n += offsets[i + 1] - offsets[i] - _lcp(flat, offsets, i)
+        longest = max(longest, offsets[i + 1] - offsets[i] + 1)
+    node_byte = np.full(n, -1, dtype=np.int32)
+    node_depth = np.zeros(n, dtype=np.int32)
+    node_skip = np.zeros(n, dtype=np.int32)
+    node_tok_start = np.zeros(n + 1, dtype=np.int32)
+    node_tok_end = np.zeros(n, dtype=np.int32)
+    stack = np.zeros(longest, dtype=np.int64)
+    depth = 1  # stack[:depth] is the current path; stack[0] = root
+    m = 1
+    for i in range(k):
+        size = offsets[i + 1] - offsets[i]
+        lcp = _lcp(flat, offsets, i)
+        if i > 0 and lcp == size and offsets[i] - offsets[i - 1] == size:  # the same bytes: one more token
+            node_tok_end[m - 1] += 1
+            continue
+        while depth > lcp + 1:
+            depth -= 1
+            node_skip[stack[depth]] = m
+        for d in range(lcp, size):
+            node_byte[m] = flat[offsets[i] + d]
+            node_depth[m] = d + 1
+            node_tok_start[m] = i
+            node_tok_end[m] = i
+            stack[depth] = m
+            depth += 1
+            m += 1
+        node_tok_end[m - 1] = i + 1
+    while depth > 0:
+        depth -= 1
+        node_skip[stack[depth]] = m
+    node_tok_start[n] = k
+    return node_byte, node_depth, node_skip, node_tok_start, node_tok_end
 
 
 # --------------------------------------------------------------------------------------

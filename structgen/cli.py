@@ -563,7 +563,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     ms = (time.perf_counter() - t0) * 1e3
     if args.emit_lark:
         print(cg.grammar)
-    rules = sum(1 for line in cg.grammar.splitlines() if line[:1].islower())
+    rules = cg.ir.num_rules
     dfa_states = sum(t.dfa.num_states for t in cg.terminals)
     nbytes = (sum(t.dfa.trans.nbytes + t.dfa.accept.nbytes for t in cg.terminals)
               + sum(a.nbytes for a in vars(cg.parser).values() if hasattr(a, "nbytes")))

@@ -15,7 +15,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .automata.fsm import ByteDFA, regex_dfa, without_empty
+from .automata.fsm import ByteDFA, without_empty
+from .automata.regex_dfa import regex_dfa
 from .automata.lexer import LexerTables, Terminal
 from .automata.lr import LRBuilder
 from .automata.parser import ParserTables, StackPool, acceptable_terms
@@ -88,7 +89,6 @@ class CompiledGrammar:
     def __init__(self, ir: Grammar, tokenizer_info: TokenizerInfo, parser: ParserTables, *,
                  allow_trailing_ignore: bool = False, lexer_snapshot: dict[str, np.ndarray] | None = None) -> None:
         self.ir = ir
-        self.grammar = ir.source if ir.source is not None else ir.text  # the text it came from, or the IR's
         self.start = ir.nonterminals[ir.start]
         self.allow_trailing_ignore = allow_trailing_ignore
         self.relaxations: list = []  # set by frontends that relax unsupported input (lenient mode)
@@ -108,6 +108,11 @@ class CompiledGrammar:
             self.lexer.restore(lexer_snapshot)
             self.initial_lexer_state = int(lexer_snapshot["initial_lexer_state"])
         self.mask_store = MaskStore(self)
+
+    @property
+    def grammar(self) -> str:
+        """The grammar's text: what it was read from (Lark), else a rendering of its rules."""
+        return self.ir.source if self.ir.source is not None else self.ir.text
 
     @classmethod
     def build(cls, ir: Grammar, tokenizer_info: TokenizerInfo, *, allow_trailing_ignore: bool = False,

@@ -1,20 +1,16 @@
-"""Regular expressions → minimal byte-level DFAs as numpy tables.
+"""Byte DFAs as numpy tables: literals, UTF-8 ranges, minimisation, trimming and products.
 
-interegular parses a (Python-dialect) regex into a DFA over Unicode characters; here every
-character transition is expanded into its UTF-8 byte sequences, the resulting byte NFA is
-determinised, minimised and trimmed (no dead state), so a missing transition (-1) means "no
-word of the language continues this way".
+A DFA is minimised and trimmed (no dead state), so a missing transition (-1) means "no word of
+the language continues this way". Regexes become DFAs in regex_dfa.py; the lexer's product
+construction (product_bfs) lives here too.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from functools import lru_cache
 from dataclasses import dataclass
 
-import interegular
 import numpy as np
-from interegular.fsm import anything_else
 from numba import njit
 
 from ..errors import LimitExceeded, RegexError
@@ -22,7 +18,7 @@ from ..errors import LimitExceeded, RegexError
 MAX_UNICODE = 0x10FFFF
 SURROGATES = (0xD800, 0xDFFF)
 DEFAULT_MAX_STATES = 20_000
-ANY_CHAR = r"[\s\S]"  # any character; a range to U+10FFFF would make interegular enumerate it
+ANY_CHAR = r"[\s\S]"  # any character
 
 
 @dataclass(frozen=True)
@@ -38,6 +34,8 @@ class ByteDFA:
 
     def matches(self, data: bytes) -> bool:
         """Whether the whole byte string is in the language (for tests and debugging)."""
+        if self.num_states == 0:
+            return False
         s = 0
         for b in data:
             s = int(self.trans[s, b])
@@ -110,6 +108,8 @@ def literal_dfa_ignorecase(text: str) -> ByteDFA:
     for c in text:
         chars = sorted(_case_variants(c))
         parts.append("[" + "".join(_class_escape(x) for x in chars) + "]")
+    from .regex_dfa import regex_dfa
+
     return regex_dfa("".join(parts))
 
 
@@ -117,96 +117,10 @@ def _class_escape(c: str) -> str:
     return "\\" + c if c in "\\]^-[" else c
 
 
-@lru_cache(maxsize=1024)
-def char_fsm(pattern: str, max_states: int = DEFAULT_MAX_STATES):
-    """interegular's character-level FSM of a Python-dialect regex, under a state budget.
-    Cached (FSMs are never modified in place): schemas repeat the same patterns and formats."""
-    try:
-        with _bounded_crawl(max_states, pattern):
-            return interegular.parse_pattern(pattern).to_fsm()
-    except LimitExceeded:
-        raise
-    except Exception as e:  # interegular raises several unrelated types
-        raise RegexError(f"cannot compile regex {pattern!r}: {e}") from e
-
-
-@lru_cache(maxsize=1024)
-def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
-    """Minimal byte-level DFA of a Python-dialect regex (full match). Cached, read-only."""
-    return _frozen(_byte_dfa(_utf8_nfa(char_fsm(pattern, max_states)), max_states, pattern))
-
-
 def _frozen(dfa: ByteDFA) -> ByteDFA:
     """The same DFA with read-only arrays (it is shared through a cache)."""
     dfa.trans.flags.writeable = False
     dfa.accept.flags.writeable = False
-    return dfa
-
-
-def json_string_dfa(value_patterns: list[str], max_states: int = DEFAULT_MAX_STATES,
-                    exclude: tuple[list[str], ...] = ()) -> ByteDFA:
-    """DFA of the JSON string literals (quotes included, json.dumps-style escapes) whose decoded
-    value fully matches every regex in `value_patterns` (their intersection) and, for each group
-    in `exclude`, fails at least one of its regexes. Cached: schemas repeat the same constraints."""
-    return _json_string_dfa(tuple(value_patterns), max_states, tuple(tuple(g) for g in exclude))
-
-
-@lru_cache(maxsize=1024)
-def _json_string_dfa(value_patterns: tuple[str, ...], max_states: int, exclude: tuple[tuple[str, ...], ...]) -> ByteDFA:
-    desc = " & ".join(value_patterns) or "any string"
-    fsm = None
-    with _bounded_crawl(max_states, desc):
-        for p in value_patterns or [ANY_CHAR + "*"]:
-            f = char_fsm(p, max_states)
-            fsm = f if fsm is None else fsm & f
-        for group in exclude:
-            bad = None
-            for p in group or [ANY_CHAR + "*"]:
-                f = char_fsm(p, max_states)
-                bad = f if bad is None else bad & f
-            fsm = fsm.difference(bad)
-    return fsm_json_string_dfa(fsm, max_states, desc)
-
-
-@lru_cache(maxsize=256)
-def json_string_body_dfa(value_pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
-    """Like json_string_dfa([value_pattern]) without the quotes: the escaped contents of a string,
-    so that a long string can be split into several lexemes."""
-    quoted = json_string_dfa([value_pattern], max_states)
-    trans, accept = quoted.trans.copy(), np.zeros(quoted.num_states, dtype=bool)
-    quote = ord('"')
-    first = int(trans[0, quote])
-    is_end = quoted.accept & ~(quoted.trans >= 0).any(axis=1)  # after the closing quote
-    closing = (trans[:, quote] >= 0) & is_end[np.maximum(trans[:, quote], 0)]
-    accept[closing] = True
-    trans[closing, quote] = -1  # the closing quote becomes its own lexeme
-    perm = np.arange(len(accept))
-    perm[[0, first]] = perm[[first, 0]]  # the state after the opening quote becomes state 0
-    inv = np.argsort(perm)
-    trans = np.where(trans >= 0, inv[np.maximum(trans, 0)], -1)[perm].astype(np.int32)
-    trans, accept = _minimise(trans, accept[perm])
-    return _trim(trans, accept)
-
-
-def fsm_json_string_dfa(fsm, max_states: int = DEFAULT_MAX_STATES, desc: str = "string") -> ByteDFA:
-    """DFA of the JSON string literals whose decoded value is accepted by a character FSM."""
-    nfa = _utf8_nfa(fsm, json_escape=True)
-    sentinel = nfa.pop()
-    end, start = len(nfa), len(nfa) + 1
-    for _, _, f in sentinel:
-        nfa[f].append((0x22, 0x22, end))
-    nfa.append([])
-    nfa.append([(0x22, 0x22, 0)])
-    nfa.append([(-1, -1, end)])
-    return _byte_dfa(nfa, max_states, desc, start_node=start)
-
-
-def _byte_dfa(nfa, max_states: int, desc: str, start_node: int = 0) -> ByteDFA:
-    trans, accept = _determinise(nfa, max_states, desc, start_node)
-    trans, accept = _minimise(trans, accept)
-    dfa = _trim(trans, accept)
-    if dfa.num_states == 0 or not dfa.accept.any():
-        raise RegexError(f"regex {desc!r} matches nothing")
     return dfa
 
 
@@ -220,69 +134,7 @@ def without_empty(dfa: ByteDFA) -> ByteDFA:
     return ByteDFA(trans, accept)
 
 
-def _intern(index: dict, states: list, key, state, max_states: int, desc: str) -> int:
-    """The id of a state during a subset/product construction, numbering new ones within a budget."""
-    j = index.get(key)
-    if j is None:
-        j = len(states)
-        if j >= max_states:
-            raise LimitExceeded(f"regex {desc!r} needs more than {max_states} DFA states")
-        index[key] = j
-        states.append(state)
-    return j
-
-
-@contextmanager
-def _bounded_crawl(max_states: int, pattern: str):
-    """Run interegular with a state budget: its FSM operations all build states through
-    `interegular.fsm.crawl`, which has no limit (and a linear-time state lookup), so a pattern
-    like `(a|b)*a(a|b){20}` would otherwise run for minutes. Not thread-safe (module patch)."""
-    import interegular.fsm as ifsm
-
-    def crawl(alphabet, initial, final, follow):
-        def key(state):  # a hashable stand-in with the same equality (states may be sets or dicts)
-            if isinstance(state, dict):
-                return ("d", frozenset((k, key(v)) for k, v in state.items()))
-            if isinstance(state, (set, frozenset)):
-                return ("s", frozenset(key(v) for v in state))
-            if isinstance(state, (list, tuple)):
-                return ("t", tuple(key(v) for v in state))
-            return state
-
-        states = [initial]
-        index = {key(initial): 0}
-        finals = set()
-        trans_map = {}
-        i = 0
-        while i < len(states):
-            state = states[i]
-            if final(state):
-                finals.add(i)
-            trans_map[i] = {}
-            for transition in alphabet.by_transition:
-                try:
-                    nxt = follow(state, transition)
-                except ifsm.OblivionError:
-                    continue
-                trans_map[i][transition] = _intern(index, states, key(nxt), nxt, max_states, pattern)
-            i += 1
-        return ifsm.FSM(alphabet=alphabet, states=range(len(states)), initial=0, finals=finals, map=trans_map,
-                        __no_validation__=True)
-
-    original = ifsm.crawl
-    ifsm.crawl = crawl
-    try:
-        yield
-    finally:
-        ifsm.crawl = original
-
-
 # --- UTF-8 expansion --------------------------------------------------------------------
-
-
-def _codepoint_ranges(chars: list[int]) -> list[tuple[int, int]]:
-    """Sorted, merged inclusive ranges of the given code points."""
-    return list(merge_ranges((c, c) for c in chars))
 
 
 def merge_ranges(ranges) -> tuple[tuple[int, int], ...]:
@@ -389,95 +241,6 @@ def _encoded_sequences(lo: int, hi: int, json_escape: bool) -> list[list[tuple[i
     if start <= hi:
         out.extend(utf8_sequences(start, hi))
     return out
-
-
-def _utf8_nfa(fsm, json_escape: bool = False) -> list[list[tuple[int, int, int]]]:
-    """Byte NFA (per node: list of (lo, hi, target)) equivalent to a character FSM.
-
-    Nodes 0..n-1 are the FSM's states (renumbered, initial = 0, accepting marked with a
-    sentinel list at the end); intermediate nodes for multi-byte sequences are shared by
-    suffix, keyed by (target, remaining byte ranges). With `json_escape`, characters are
-    written as inside a JSON string (json.dumps style escapes for quote, backslash, controls).
-    """
-    states = sorted(fsm.states, key=lambda s: (s != fsm.initial, s))
-    index = {s: i for i, s in enumerate(states)}
-    mapping = fsm.alphabet._symbol_mapping
-    explicit = [ord(c) for c in mapping if c is not anything_else]
-    sym_chars: dict[int, list[int]] = {}
-    for c, sym in mapping.items():
-        if c is not anything_else:
-            sym_chars.setdefault(sym, []).append(ord(c))
-    sym_ranges: dict[int, list[tuple[int, int]]] = {}
-    for sym in set(mapping.values()):
-        rs = _codepoint_ranges(sym_chars.get(sym, []))
-        if anything_else in mapping and mapping[anything_else] == sym:
-            rs = sorted(rs + list(complement_ranges(_codepoint_ranges(explicit))))
-        sym_ranges[sym] = rs
-    seq_cache: dict[int, list[list[tuple[int, int]]]] = {}
-
-    nodes: list[list[tuple[int, int, int]]] = [[] for _ in states]
-    inter: dict[tuple, int] = {}
-
-    def node_for(target: int, rest: tuple) -> int:
-        if not rest:
-            return target
-        key = (target, rest)
-        got = inter.get(key)
-        if got is None:
-            got = len(nodes)
-            inter[key] = got
-            nodes.append([])
-            lo, hi = rest[0]
-            nodes[got].append((lo, hi, node_for(target, rest[1:])))
-        return got
-
-    for s in states:
-        for sym, t in fsm.map.get(s, {}).items():
-            if t not in index:
-                continue
-            if sym not in seq_cache:
-                seqs = []
-                for lo, hi in sym_ranges.get(sym, []):
-                    seqs.extend(_encoded_sequences(lo, hi, json_escape))
-                seq_cache[sym] = seqs
-            for seq in seq_cache[sym]:
-                lo, hi = seq[0]
-                nodes[index[s]].append((lo, hi, node_for(index[t], tuple(seq[1:]))))
-    finals = {index[s] for s in fsm.finals if s in index}
-    nodes.append([(-1, -1, f) for f in sorted(finals)])  # sentinel: accepting nodes
-    return nodes
-
-
-def _determinise(nfa, max_states: int, pattern: str, start_node: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    finals = {f for _, _, f in nfa[-1]}
-    nodes = nfa[:-1]
-    start = frozenset([start_node])
-    ids = {start: 0}
-    order = [start]
-    rows: list[np.ndarray] = []
-    i = 0
-    while i < len(order):
-        subset = order[i]
-        i += 1
-        targets: list[set[int] | None] = [None] * 256
-        for u in subset:
-            for lo, hi, v in nodes[u]:
-                for b in range(lo, hi + 1):
-                    t = targets[b]
-                    if t is None:
-                        targets[b] = {v}
-                    else:
-                        t.add(v)
-        row = np.full(256, -1, dtype=np.int32)
-        for b in range(256):
-            t = targets[b]
-            if t:
-                key = frozenset(t)
-                row[b] = _intern(ids, order, key, key, max_states, pattern)
-        rows.append(row)
-    trans = np.stack(rows).astype(np.int32)
-    accept = np.array([bool(s & finals) for s in order], dtype=bool)
-    return trans, accept
 
 
 def _minimise(trans: np.ndarray, accept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -303,7 +303,8 @@ HOSTNAME_MAX_LENGTH = 253  # RFC 1123 / RFC 1035: 255 octets on the wire, 253 ch
 def hostname_string_dfa():
     """Byte DFA of the JSON string literals (quotes included) of hostnames of at most 253
     characters: the label structure times a length counter (a regex cannot say it compactly)."""
-    from ..automata.fsm import intersect, regex_dfa
+    from ..automata.fsm import intersect
+    from ..automata.regex_dfa import regex_dfa
 
     return intersect(regex_dfa('"' + HOSTNAME + '"'),
                      regex_dfa('"[A-Za-z0-9.-]{0,%d}"' % HOSTNAME_MAX_LENGTH), max_states=100_000)

@@ -206,7 +206,7 @@ class GrammarBuilder:
         nonterminals are renumbered; without it such rules are an error (checked by Grammar.check)."""
         g = Grammar(self.terminals, self.nonterminals, self.lhs, self.rhs, ~start, self.priority, source)
         if prune:
-            g = pruned(g)
+            return pruned(g)  # productive and reachable by construction
         g.check()
         return g
 

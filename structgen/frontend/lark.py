@@ -6,7 +6,8 @@ terminal patterns become byte DFAs here, and Lark's parser generator is never ru
 
 from __future__ import annotations
 
-from ..automata.fsm import ByteDFA, literal_dfa, literal_dfa_ignorecase, regex_dfa
+from ..automata.fsm import ByteDFA, literal_dfa, literal_dfa_ignorecase
+from ..automata.regex_dfa import regex_dfa
 from ..errors import GrammarError, RegexError
 from .ir import Grammar, GrammarBuilder
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from structgen.automata.fsm import regex_dfa
+from structgen.automata.regex_dfa import regex_dfa
 from structgen.frontend.formats import FORMATS, format_regex
 
 SUITE = Path("/work/shared/data/json-schema-test-suite/tests/draft2020-12/optional/format")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from structgen.automata.fsm import regex_dfa
+from structgen.automata.regex_dfa import regex_dfa
 from structgen.frontend.numbers import decimal_regex, integer_regex
 
 INT_SHAPE = re.compile(r"-?(0|[1-9][0-9]*)")

@@ -21,7 +21,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from structgen.automata.fsm import regex_dfa
+from structgen.automata.regex_dfa import regex_dfa
 from structgen.errors import RegexError, UnsupportedFeature
 from structgen.frontend.regex import ecma_pattern_to_regex
 

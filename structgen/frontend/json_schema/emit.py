@@ -16,8 +16,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ...automata.fsm import (ANY_CHAR, ByteDFA, char_fsm, difference, fsm_json_string_dfa, intersect,
-                             json_string_body_dfa, json_string_dfa, literal_dfa, literals_dfa, regex_dfa)
+from ...automata.fsm import ANY_CHAR, ByteDFA, difference, intersect, literal_dfa, literals_dfa
+from ...automata.regex_dfa import json_string_body_dfa, json_string_dfa, meet, minus, quoted_dfa, regex_dfa
 from ...errors import LimitExceeded, RegexError, SchemaError, UnsupportedFeature
 from ..ir import Grammar, GrammarBuilder
 from .normalize import (ANNOTATIONS, DEFAULT_MAX_WHITESPACE, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS,
@@ -121,7 +121,10 @@ class Emitter(Normalizer):
     def lit(self, text: str) -> Expr:
         """The terminal of a literal text (one per distinct text)."""
         data = text.encode("utf-8", "surrogatepass")
-        return [(self.b.terminal(_literal_name(text), literal_dfa(data), key=("lit", data), is_literal=True),)]
+        t = self.b.find_terminal(("lit", data))
+        if t is None:
+            t = self.b.terminal(_literal_name(text), literal_dfa(data), key=("lit", data), is_literal=True)
+        return [(t,)]
 
     def sep(self, text: str) -> Expr:
         """A separator (", " or ": "): exact in compact style; in flexible style optional
@@ -529,11 +532,11 @@ class Emitter(Normalizer):
         members: list[tuple[Expr, bool, str]] = []  # (member expression, required, name)
         for n in list(props) + list(dict.fromkeys(undeclared)):
             subs = [props[n]] if n in props else []
-            subs += [sub for _, fsm, sub in patterns if fsm.accepts(n)]
+            subs += [sub for _, keys, sub in patterns if keys.matches(_literal(n))]
             subs = subs or [addl]
             n_ptr = f"{ptr}/properties/{_ptr_escape(n)}"
             value = None
-            if all(x is not False for x in subs) and (names is None or names.accepts(n)):
+            if all(x is not False for x in subs) and (names is None or names.matches(_literal(n))):
                 try:
                     value = self.schema(subs[0] if len(subs) == 1 else self.merge_all(subs, n_ptr), n_ptr, base)
                 except NoValue:
@@ -703,17 +706,19 @@ class Emitter(Normalizer):
             except NoValue:
                 return None
             return self.new_rule("extra", cat(self.other_key(declared), self.sep(": "), value, self.ws))
-        rest = char_fsm(ANY_CHAR + "*")
+        # key languages are DFAs of JSON string literals: one literal per string, so set algebra on
+        # them is set algebra on the keys
+        rest = quoted_dfa(ANY_CHAR + "*")
         if declared:
-            rest = rest.difference(char_fsm("|".join(re.escape(k) for k in sorted(declared))))
+            rest = minus(rest, literals_dfa([_literal(k) for k in sorted(declared)]))
         if names is not None:
-            rest = rest & names
-        regions = [(rest, ())] if not rest.empty() else []
-        for idx, (_, fsm, _) in enumerate(patterns):
+            rest = meet(rest, names)
+        regions = [(rest, ())] if rest.num_states else []
+        for idx, (_, keys, _) in enumerate(patterns):
             split = []
             for region, matched in regions:
-                inside, outside = region & fsm, region.difference(fsm)
-                split += [(r, m) for r, m in ((inside, matched + (idx,)), (outside, matched)) if not r.empty()]
+                inside, outside = meet(region, keys), minus(region, keys)
+                split += [(r, m) for r, m in ((inside, matched + (idx,)), (outside, matched)) if r.num_states]
             regions = split
             if len(regions) > 64:
                 raise UnsupportedFeature("patternProperties", ptr + "/patternProperties",
@@ -731,7 +736,7 @@ class Emitter(Normalizer):
                 value = self.schema(subs[0] if len(subs) == 1 else self.merge_all(subs, r_ptr), r_ptr, base)
             except NoValue:  # keys of this region can never be present
                 continue
-            key = self.terminal("key", dfa=fsm_json_string_dfa(region))
+            key = self.terminal("key", dfa=region)
             alts.append(cat(key, self.sep(": "), value, self.ws))
         return self.new_rule("extra", union(*alts)) if alts else None
 
@@ -741,8 +746,12 @@ class Emitter(Normalizer):
             return self.named_terminal("JSON_STRING", JSON_STRING)
         # on byte DFAs: a string value has one encoding (json.dumps's, the one the declared keys
         # are written with), so enc(any - names) = enc(any) - enc(names)
-        names = literals_dfa([json.dumps(k, ensure_ascii=False).encode("utf-8", "surrogatepass") for k in declared])
-        return self.terminal("key", dfa=difference(json_string_dfa([]), names))
+        return self.terminal("key", dfa=difference(json_string_dfa([]), literals_dfa([_literal(k) for k in declared])))
+
+
+def _literal(key: str) -> bytes:
+    """The JSON string literal of a key, as written (json.dumps without ASCII escapes)."""
+    return json.dumps(key, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 def _literal_name(text: str) -> str:

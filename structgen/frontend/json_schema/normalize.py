@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
-from ...automata.fsm import (ANY_CHAR, ByteDFA, char_fsm, difference, fsm_json_string_dfa, intersect,
-                            json_string_body_dfa, json_string_dfa, literals_dfa, regex_dfa)
+from ...automata.fsm import ANY_CHAR, ByteDFA
+from ...automata.regex_dfa import json_string_dfa, meet, quoted_dfa
 from ...errors import LimitExceeded, RegexError, SchemaError, StructgenError, UnsupportedFeature
 
 # keywords that only annotate: they never change which instances are valid
@@ -413,10 +413,10 @@ class Normalizer:
         if common == {"string"}:
             try:
                 pa, pb = self.string_patterns(a, ptr), self.string_patterns(b, ptr)
-                intersect(json_string_dfa(pa or [ANY_CHAR + "*"]), json_string_dfa(pb or [ANY_CHAR + "*"]))
-                return False
+                both = meet(json_string_dfa(pa or [ANY_CHAR + "*"]), json_string_dfa(pb or [ANY_CHAR + "*"]))
+                return both.num_states == 0  # no string in both
             except RegexError:
-                return True  # the intersection matches nothing
+                return True  # one side matches nothing
             except StructgenError:
                 return False
         if common == {"object"}:
@@ -630,24 +630,24 @@ class Normalizer:
         return out
 
     def key_patterns(self, pattern_props: dict, ptr: str) -> list[tuple[str, Any, Any]]:
-        """patternProperties as (pattern, character FSM of the keys it matches, value schema)."""
+        """patternProperties as (pattern, DFA of the JSON string literals of the keys it matches, value schema)."""
         from ..regex import ecma_pattern_to_regex
 
         out = []
         for pat, sub in pattern_props.items():
             p_ptr = f"{ptr}/patternProperties/{_ptr_escape(pat)}"
             try:
-                out.append((pat, char_fsm(ecma_pattern_to_regex(pat, "patternProperties", p_ptr)), sub))
+                out.append((pat, quoted_dfa(ecma_pattern_to_regex(pat, "patternProperties", p_ptr)), sub))
             except RegexError as e:
                 raise SchemaError(f"invalid pattern: {e}", p_ptr) from None
         return out
 
     def key_filter(self, names: Any, ptr: str):
-        """propertyNames as a character FSM of the allowed keys (None: any key)."""
+        """propertyNames as a DFA of the JSON string literals of the allowed keys (None: any key)."""
         if names is True or names == {}:
             return None
         if names is False:
-            return char_fsm("[^\\s\\S]")  # no key at all
+            return quoted_dfa("[^\\s\\S]")  # no key at all
         if not isinstance(names, dict):
             raise SchemaError("propertyNames must be a schema", ptr)
         if "$ref" in names:
@@ -661,15 +661,15 @@ class Normalizer:
             self.unsupported("format", ptr + "/format", "hostname keys are not expressible yet", "more")
         t = names.get("type", "string")
         if "string" not in ([t] if isinstance(t, str) else t):
-            return char_fsm("[^\\s\\S]")
+            return quoted_dfa("[^\\s\\S]")
         fsm = None
         for p in self.string_patterns(names, ptr) or [ANY_CHAR + "*"]:
-            f = char_fsm(p)
-            fsm = f if fsm is None else fsm & f
+            f = quoted_dfa(p)
+            fsm = f if fsm is None else meet(fsm, f)
         for k in ("enum", "const"):
             if k in names:
                 values = names["enum"] if k == "enum" else [names["const"]]
                 strs = [v for v in values if isinstance(v, str)]
-                lit = char_fsm("|".join(re.escape(v) for v in strs) or "[^\\s\\S]")
-                fsm = fsm & lit
+                lit = quoted_dfa("|".join(re.escape(v) for v in strs) or "[^\\s\\S]")
+                fsm = meet(fsm, lit)
         return fsm

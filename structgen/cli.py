@@ -331,7 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
                             f"test-suite); default: $STRUCTGEN_BENCH_DATA/{BENCH_DATA[mode]} or "
                             f"../shared/data/{BENCH_DATA[mode]} if there")
         m.add_argument("--engines", default="structgen,llguidance",
-                       help="comma-separated: structgen, llguidance, xgrammar, outlines-core (default: structgen,llguidance)")
+                       help="comma-separated: structgen, llguidance, xgrammar (strict_mode=False), xgrammar-strict "
+                            "(XGrammar's default strict_mode=True), outlines-core (default: structgen,llguidance)")
+        m.add_argument("--whitespace", choices=("compact", "flexible"), default="compact",
+                       help="the JSON whitespace every engine compiles for (instances are written compactly)")
         m.add_argument("--tokenizer", help="a tokenizer.json (or its folder); default: the embedded model's")
         m.add_argument("--limit", type=int, help="this many schemas, after a seeded shuffle")
         m.add_argument("--per-dataset", action="store_true", help="--limit applies to each dataset")
@@ -407,7 +410,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         data=args.data, engines=runner.parse_engines(args.engines), tokenizer_json=tokenizer_json,
         stop_ids=stop_ids, limit=args.limit, seed=args.seed, per_dataset=args.per_dataset, workers=args.workers,
         time_limit_s=args.time_limit, total_timeout_s=args.total_timeout, memory_limit_mb=args.memory_mb,
-        out=args.out, stem=args.name or args.mode.replace("-", "_"), quiet=args.quiet)
+        out=args.out, stem=args.name or args.mode.replace("-", "_"), quiet=args.quiet, whitespace=args.whitespace)
     if args.mode == "maskbench":
         runner.run_maskbench_mode(settings)
     elif args.mode == "test-suite":
@@ -569,7 +572,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
               + sum(a.nbytes for a in vars(cg.parser).values() if hasattr(a, "nbytes")))
     source = "loaded from the disk cache" if compiler.last_from_disk else "compiled"
     print(f"{source} in {ms:.1f} ms: {rules} rules, {len(cg.terminals)} terminals ({dfa_states} DFA states), "
-          f"{cg.parser.action.shape[0]} parser states, {cg.lexer.num_states} lexer states built, "
+          f"{cg.parser.num_states} parser states, {cg.lexer.num_states} lexer states built, "
           f"{nbytes / 1024:.0f} KiB of tables; mask store: {info.trie.num_nodes} trie nodes for "
           f"{info.vocab_size} tokens, entries built lazily")
     for r in cg.relaxations:

@@ -19,11 +19,13 @@ from .automata.fsm import ByteDFA, without_empty
 from .automata.regex_dfa import regex_dfa
 from .automata.lexer import LexerTables, Terminal
 from .automata.lr import LRBuilder
-from .automata.parser import ParserTables, StackPool, acceptable_terms
-from .automata.step import NEED_DFA, OK, POOL_FULL
+from .automata.objects import ObjectStates
+from .automata.parser import NEED_STATE, ParserTables, StackPool, acceptable_terms
+from .automata.step import NEED_DFA, NEED_LR, OK, POOL_FULL, can_end
 from .compile_cache import CacheWarning, CompileCache
 from .errors import GrammarError, LimitExceeded, RegexError, StructgenError
-from .frontend.ir import Grammar
+from .frontend.ir import Grammar, ObjectSpec
+from .options import DEFAULT_OPTIONS, CompileOptions, options_from_json
 from .maskstore.store import MaskStore
 from .tokenizer import TokenizerInfo, TokenTrie
 
@@ -87,19 +89,26 @@ class CompiledGrammar:
     """
 
     def __init__(self, ir: Grammar, tokenizer_info: TokenizerInfo, parser: ParserTables, *,
-                 allow_trailing_ignore: bool = False, lexer_snapshot: dict[str, np.ndarray] | None = None) -> None:
+                 options: CompileOptions = DEFAULT_OPTIONS, lexer_snapshot: dict[str, np.ndarray] | None = None,
+                 builder: LRBuilder | None = None) -> None:
         self.ir = ir
+        self.options = options
         self.start = ir.nonterminals[ir.start]
-        self.allow_trailing_ignore = allow_trailing_ignore
+        self.allow_trailing_ignore = allow_trailing_ignore = options.allow_trailing_ignore
         self.relaxations: list = []  # set by frontends that relax unsupported input (lenient mode)
         self.tokenizer_info = tokenizer_info
         self.terminals = ir.terminals
         self.parser = parser
-        self.lexer = LexerTables(self.terminals, trailing_ignore=allow_trailing_ignore)
+        self.objects = None  # object member constraints as parser state (automata/objects.py)
+        if ir.objects:  # the LR(0) states tell which rows the constraints govern
+            builder = builder or LRBuilder(ir, max_states=options.limits.max_lr_states)
+            self.objects = ObjectStates(ir, builder, builder.automaton or builder.lr0(), parser,
+                                        options.limits.max_lr_states)
+        self.lexer = LexerTables(self.terminals, trailing_ignore=allow_trailing_ignore,
+                                 max_states=options.limits.max_lexer_states)
         self.lock = threading.RLock()
         self._pool = StackPool()
         p = self.parser
-        self.P = (p.action, p.goto, p.rule_len, p.rule_lhs, np.int32(p.end_state), p.row_ptr, p.row_terms)
         self.words = np.zeros(self.lexer.set_words, dtype=np.uint64)
         self.initial_stack: tuple[int, ...] = (p.start_state,)
         if lexer_snapshot is None:
@@ -115,11 +124,16 @@ class CompiledGrammar:
         return self.ir.source if self.ir.source is not None else self.ir.text
 
     @classmethod
-    def build(cls, ir: Grammar, tokenizer_info: TokenizerInfo, *, allow_trailing_ignore: bool = False,
-              prefer_shift: bool = False) -> "CompiledGrammar":
+    def build(cls, ir: Grammar, tokenizer_info: TokenizerInfo,
+              options: CompileOptions = DEFAULT_OPTIONS) -> "CompiledGrammar":
         """Compile grammar IR: our LALR(1) tables (automata/lr.py), refusing unresolved conflicts."""
-        parser = lalr_tables(ir, prefer_shift=prefer_shift)
-        return cls(ir, tokenizer_info, parser, allow_trailing_ignore=allow_trailing_ignore)
+        tables, builder = lalr_tables(ir, options)
+        return cls(ir, tokenizer_info, tables, options=options, builder=builder)
+
+    @property
+    def P(self):
+        """The parser tables as the numba kernels read them (parser.ParserView)."""
+        return self.parser.view()
 
     # --- the disk form (compile_cache.py): JSON metadata + plain arrays ------------------
 
@@ -130,14 +144,18 @@ class CompiledGrammar:
         p = self.parser
         ir = self.ir
         meta = {
-            "grammar": self.grammar, "allow_trailing_ignore": self.allow_trailing_ignore,
+            "grammar": self.grammar, "options": json.loads(self.options.key()),
             "terminals": [[t.name, t.priority, t.is_literal, t.ignore] for t in self.terminals],
             "ir_nonterminals": ir.nonterminals, "ir_start": ir.start, "ir_source": ir.source is not None,
+            "ir_objects": [o.to_json() for o in ir.objects], "ir_member": [[r, k, j] for r, (k, j) in ir.member.items()],
             "nonterminals": p.nonterminal_names, "start_state": p.start_state, "end_state": p.end_state,
             "conflicts": p.conflicts,
             "relaxations": [[r.keyword, r.pointer, r.direction, r.detail] for r in self.relaxations],
         }
+        n = self.objects.n_base if self.objects is not None else p.num_states  # built on demand again
         arrays = {name: getattr(p, name) for name in self._PARSER_ARRAYS}
+        arrays["action"], arrays["goto"], arrays["row_ptr"] = p.action[:n], p.goto[:n], p.row_ptr[:n + 1]
+        arrays["row_terms"] = p.row_terms[:p.row_ptr[n]]
         arrays["ir_lhs"] = np.array(ir.lhs, dtype=np.int32)
         arrays["ir_rhs_len"] = np.array([len(x) for x in ir.rhs], dtype=np.int32)
         arrays["ir_rhs"] = np.array([s for x in ir.rhs for s in x], dtype=np.int32)
@@ -169,9 +187,9 @@ class CompiledGrammar:
         flat = arrays["ir_rhs"].tolist()
         rhs = [tuple(flat[e - n:e]) for e, n in zip(ends, arrays["ir_rhs_len"].tolist())]
         ir = Grammar(terminals, list(meta["ir_nonterminals"]), arrays["ir_lhs"].tolist(), rhs, int(meta["ir_start"]),
-                     arrays["ir_priority"].tolist(), meta["grammar"] if meta["ir_source"] else None)
-        cg = cls(ir, tokenizer_info, parser, allow_trailing_ignore=bool(meta["allow_trailing_ignore"]),
-                 lexer_snapshot=arrays)
+                     arrays["ir_priority"].tolist(), meta["grammar"] if meta["ir_source"] else None,
+                     [ObjectSpec.from_json(o) for o in meta["ir_objects"]], {r: (k, j) for r, k, j in meta["ir_member"]})
+        cg = cls(ir, tokenizer_info, parser, options=options_from_json(meta["options"]), lexer_snapshot=arrays)
         if meta["relaxations"]:
             from .frontend.json_schema import Relaxation
 
@@ -201,26 +219,45 @@ class CompiledGrammar:
                     self.lexer.dfa_for(self.words)
             elif status == POOL_FULL:
                 pool.grow()
+            elif status == NEED_LR:
+                self._build_state()
             else:
                 return res
 
+    def _build_state(self) -> None:
+        """Build the parametric state a kernel asked for (its (state, rule) request in the tables)."""
+        with self.lock:
+            st, r = (int(x) for x in self.parser.pg_req)
+            self.objects.resolve(st, r)
+
+    def can_end(self, ls: int, top: int, pool_n: int, pool: StackPool) -> bool:
+        """Whether the text so far (lexer state ls, stack at `top`) is a complete word."""
+        while True:
+            status, ok = can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, self.P,
+                                 self.L, pool.overlay, pool.touched)
+            if status != NEED_LR:
+                return bool(ok)
+            self._build_state()
+
     def _start_state_for(self, stack: tuple[int, ...]) -> int:
         top, _ = self._pool.load(stack)
-        p = self.parser
-        acceptable_terms(top, self._pool.state, self._pool.parent, p.action, p.goto, p.rule_len, p.rule_lhs,
-                         p.end_state, p.row_ptr, p.row_terms, self.words, self._pool.overlay, self._pool.touched)
+        while acceptable_terms(top, self._pool.state, self._pool.parent, self.P, self.words, self._pool.overlay,
+                               self._pool.touched) == NEED_STATE:
+            self._build_state()
         with self.lock:
             d = self.lexer.dfa_for(self.words)
         return int(self.lexer.dfa_start[d])
 
     def __repr__(self) -> str:
-        return (f"CompiledGrammar(terminals={len(self.terminals)}, lr_states={self.parser.action.shape[0]}, "
+        return (f"CompiledGrammar(terminals={len(self.terminals)}, lr_states={self.parser.num_states}, "
                 f"lexer_states={self.lexer.num_states}, vocab={self.tokenizer_info.vocab_size})")
 
 
-def lalr_tables(ir: Grammar, *, prefer_shift: bool = False) -> ParserTables:
-    """LALR(1) tables of a grammar; GrammarError naming the conflicts its language would lose to a silent choice."""
-    tables, unresolved, _ = LRBuilder(ir).tables(prefer_shift=prefer_shift)
+def lalr_tables(ir: Grammar, options: CompileOptions = DEFAULT_OPTIONS) -> tuple[ParserTables, LRBuilder]:
+    """LALR(1) tables of a grammar (and the builder, which holds the LR(0) states); GrammarError
+    naming the conflicts its language would lose to a silent choice."""
+    builder = LRBuilder(ir, max_states=options.limits.max_lr_states)
+    tables, unresolved, _ = builder.tables(prefer_shift=options.prefer_shift, max_cells=options.limits.max_table_cells)
     if unresolved:
         more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
         hint = ("pass prefer_shift=True to resolve shift/reduce conflicts as shifts, which rejects the words that "
@@ -230,7 +267,7 @@ def lalr_tables(ir: Grammar, *, prefer_shift: bool = False) -> ParserTables:
                            f"conflict, or {hint}")
         err.conflicts = unresolved  # type: ignore[attr-defined]
         raise err
-    return tables
+    return tables, builder
 
 
 MEMORY_CACHE_GRAMMARS = 64  # compiled grammars a GrammarCompiler keeps in memory (least recently used dropped)
@@ -245,8 +282,9 @@ class GrammarCompiler:
     """
 
     def __init__(self, tokenizer_info: TokenizerInfo, cache_dir: str | Path | None = None,
-                 max_cached: int = MEMORY_CACHE_GRAMMARS) -> None:
+                 max_cached: int = MEMORY_CACHE_GRAMMARS, options: CompileOptions = DEFAULT_OPTIONS) -> None:
         self.tokenizer_info = tokenizer_info
+        self.options = options  # the default of every compile call
         self._cache: OrderedDict[tuple, CompiledGrammar] = OrderedDict()
         self.max_cached = max_cached
         self.disk_cache = CompileCache(cache_dir) if cache_dir is not None else None
@@ -296,8 +334,8 @@ class GrammarCompiler:
             self._cache.popitem(last=False)
         return cg
 
-    def compile_grammar(self, grammar: str, start: str = "start", *, allow_trailing_ignore: bool = False,
-                        prefer_shift: bool = False, terminal_dfas: dict[str, ByteDFA] | None = None) -> CompiledGrammar:
+    def compile_grammar(self, grammar: str, start: str = "start", options: CompileOptions | None = None, *,
+                        terminal_dfas: dict[str, ByteDFA] | None = None, **changes: Any) -> CompiledGrammar:
         """Compile a Lark grammar (LALR(1), our tables; Lark only reads the syntax).
 
         `%ignore` text is allowed before and between lexemes, and after the last one only while
@@ -305,46 +343,54 @@ class GrammarCompiler:
         (ignored text after a complete output too), at the risk of a model never stopping.
         A conflict in the LALR(1) tables raises GrammarError naming it; `prefer_shift=True` resolves
         shift/reduce conflicts as shifts instead (Lark's silent default, which can reject valid words)
-        and records each in `parser.conflicts`. `terminal_dfas` replaces the patterns of the named
-        terminals by ready byte DFAs (such compiles are not cached).
+        and records each in `parser.conflicts`. Options are `options` (else the compiler's) with
+        `changes` applied (any CompileOptions or Limits field by name). `terminal_dfas` replaces the
+        patterns of the named terminals by ready byte DFAs (such compiles are not cached).
         """
         from .frontend.lark import lark_to_ir
 
         if not isinstance(grammar, str) or not grammar.strip():
             raise GrammarError("grammar text is empty")
-        build = lambda: CompiledGrammar.build(lark_to_ir(grammar, start, terminal_dfas), self.tokenizer_info,  # noqa: E731
-                                              allow_trailing_ignore=allow_trailing_ignore, prefer_shift=prefer_shift)
+        opts = self._options(options, changes)
+        build = lambda: CompiledGrammar.build(  # noqa: E731
+            lark_to_ir(grammar, start, terminal_dfas, max_dfa_states=opts.limits.max_dfa_states),
+            self.tokenizer_info, opts)
         if terminal_dfas:
             with _gc_paused_compile():
                 return build()
-        return self._cached(("grammar", grammar, start, str(allow_trailing_ignore), str(prefer_shift)), build)
+        return self._cached(("grammar", grammar, start, opts.key()), build)
 
-    def compile_json_schema(self, schema: Any, *, whitespace: str = "compact", strict: bool = True,
-                            max_whitespace: int = 16, property_order: str = "declared",
-                            separators: tuple[str, str] = (", ", ": ")) -> CompiledGrammar:
+    def compile_json_schema(self, schema: Any, options: CompileOptions | None = None, **changes: Any) -> CompiledGrammar:
         """Compile a JSON Schema (dict, JSON text, file path or pydantic model class).
 
-        `whitespace`: "compact" (one line with the (item, key) `separators`) or "flexible" (runs of at most
-        `max_whitespace` whitespace characters between lexemes); `property_order`: "declared" or
-        "any" (objects of at most 10 properties). Unsupported keywords raise
-        UnsupportedFeature (keyword + JSON pointer) unless `strict=False`; then
-        `CompiledGrammar.relaxations` lists what was relaxed and how.
+        Options (see CompileOptions) are `options` (else the compiler's) with `changes` applied:
+        `whitespace` ("compact": one line with the (item, key) `separators`; "flexible": runs of at
+        most `max_whitespace` whitespace characters between lexemes), `strict`, `property_order`
+        ("declared" or "any") and any Limits field. Unsupported keywords raise UnsupportedFeature
+        (keyword + JSON pointer) unless `strict=False`; then `CompiledGrammar.relaxations` lists
+        what was relaxed and how.
         """
         from .frontend.json_schema import load_schema, schema_to_grammar
 
+        opts = self._options(options, changes)
         schema = load_schema(schema)
         try:
             canonical = json.dumps(schema, sort_keys=True)
         except RecursionError:
             raise LimitExceeded("the schema is nested too deeply to compile") from None
-        key = ("json_schema", canonical, whitespace, str(strict), str(max_whitespace), property_order,
-               json.dumps(list(separators)))
 
         def build() -> CompiledGrammar:
-            sg = schema_to_grammar(schema, whitespace=whitespace, strict=strict, max_whitespace=max_whitespace,
-                                   property_order=property_order, separators=tuple(separators))
+            sg = schema_to_grammar(schema, options=opts)
             try:
-                cg = CompiledGrammar.build(sg.ir, self.tokenizer_info)
+                try:
+                    cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts)
+                except GrammarError as e:
+                    if not (getattr(e, "conflicts", None) and sg.ir.objects):
+                        raise
+                    # objects whose constraints are parser state must be told apart at their first
+                    # member; where anyOf branches share it, rules that defer the choice may not need to
+                    sg = schema_to_grammar(schema, options=opts, parametric=False)
+                    cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts)
             except RecursionError:
                 raise LimitExceeded("the schema's grammar is nested too deeply to compile") from None
             except GrammarError as e:
@@ -355,23 +401,24 @@ class GrammarCompiler:
             cg.relaxations = list(sg.relaxations)
             return cg
 
-        return self._cached(key, build)
+        return self._cached(("json_schema", canonical, opts.key()), build)
 
     def compile_builtin(self, name: str) -> CompiledGrammar:
         """Compile one of the grammars shipped in `grammars/` (json, arithmetic, sql, minilang)."""
         return self.compile_grammar(builtin_grammar(name))
 
-    def compile_regex(self, pattern: str) -> CompiledGrammar:
+    def compile_regex(self, pattern: str, options: CompileOptions | None = None, **changes: Any) -> CompiledGrammar:
         """Compile a regular expression (full match) as a one-terminal grammar."""
         from .frontend.ir import GrammarBuilder
 
+        opts = self._options(options, changes)
         try:
             re.compile(pattern)
         except re.error as e:
             raise RegexError(f"invalid regex {pattern!r}: {e}") from e
 
         def build() -> CompiledGrammar:
-            dfa = regex_dfa(pattern)
+            dfa = regex_dfa(pattern, opts.limits.max_dfa_states)
             b = GrammarBuilder()
             start = b.named("start")
             if dfa.accept[0]:  # the empty output is allowed: an optional non-empty terminal
@@ -380,9 +427,12 @@ class GrammarCompiler:
             if dfa.num_states > 1 or dfa.accept.any():
                 b.rule(start, [b.terminal("REGEX", dfa)])
             return CompiledGrammar.build(b.build(start, source=f"start: REGEX\nREGEX: /{pattern}/\n"),
-                                         self.tokenizer_info)
+                                         self.tokenizer_info, opts)
 
-        return self._cached(("regex", pattern), build)
+        return self._cached(("regex", pattern, opts.key()), build)
+
+    def _options(self, options: CompileOptions | None, changes: dict[str, Any]) -> CompileOptions:
+        return (options or self.options).with_(**changes)
 
 
 def builtin_grammar(name: str) -> str:

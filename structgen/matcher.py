@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .automata.parser import StackPool
-from .automata.step import OK, advance_bytes, can_end, end_lexeme
+from .automata.step import OK, advance_bytes, end_lexeme
 from .compiler import CompiledGrammar
 from .errors import StructgenError
 
@@ -55,8 +55,7 @@ class GrammarMatcher:
             return True
         top, pool_n = self._pool.load(self._stack)
         cg = self.compiled_grammar
-        return bool(can_end(np.int32(self._ls), np.int32(top), np.int32(pool_n), self._pool.state,
-                            self._pool.parent, cg.P, cg.L, self._pool.overlay, self._pool.touched))
+        return cg.can_end(self._ls, top, pool_n, self._pool)
 
     def _advance(self, data: np.ndarray) -> tuple[int, tuple[int, ...]] | None:
         cg = self.compiled_grammar

@@ -89,6 +89,7 @@ class LRBuilder:
         self.rules_of = rules_of
         self._predict_cache: dict[tuple[int, ...], tuple[dict[int, list[int]], list[int]]] = {}
         self.nullable = self._nullable()
+        self.automaton: Automaton | None = None  # the LR(0) states, once built
 
     # --- LR(0) ---------------------------------------------------------------------------
 
@@ -270,32 +271,30 @@ class LRBuilder:
         """(ParserTables, unresolved conflicts, resolved conflicts)."""
         from .parser import ParserTables
 
-        a = self.lr0()
+        a = self.automaton = self.lr0()
         la = self.lookaheads(a)
         g, T, nt0 = self.g, self.T, self.nt0
         S = len(a.trans)
         if S * (T + 1 + self.N) > max_cells:
             raise LimitExceeded(f"the parser tables need {S} states x {T + 1} terminals and {self.N} nonterminals, "
                                 f"more than {max_cells} cells (the max_table_cells limit)")
-        action = np.zeros((S, T + 1), dtype=np.int32)
-        goto = np.full((S, self.N), -1, dtype=np.int32)
         unresolved: list[Conflict] = []
         resolved: list[Conflict] = []
         prio = list(g.priority) + [0]
+        cells: list[tuple[int, int, int]] = []  # (state, terminal, action)
+        gotos: list[tuple[int, int, int]] = []  # (state, nonterminal, target)
         for p, tr in enumerate(a.trans):
-            row = action[p]
             for s, q in tr.items():
                 if s < nt0:
-                    row[s] = q + 1
+                    cells.append((p, s, q + 1))
                 else:
-                    goto[p, s - nt0] = q
+                    gotos.append((p, s - nt0, q))
             red = a.reduces[p]
             if not red:
                 continue
             if len(red) == 1 and not (la.get((p, red[0]), 0) & _terminal_bits(tr, nt0)):
                 r = red[0]
-                for t in _bits(la.get((p, r), 0)):
-                    row[t] = -(r + 1)
+                cells.extend((p, t, -(r + 1)) for t in _bits(la.get((p, r), 0)))
                 continue
             by_term: dict[int, list[int]] = {}
             for r in red:
@@ -315,13 +314,21 @@ class LRBuilder:
                     c = self._conflict(a, p, t, "shift/reduce", rules, "shift (prefer_shift)" if prefer_shift else "")
                     (resolved if prefer_shift else unresolved).append(c)
                     continue
-                row[t] = -(r + 1)
+                cells.append((p, t, -(r + 1)))
+        action = np.zeros((S, T + 1), dtype=np.int32)
+        goto = np.full((S, self.N), -1, dtype=np.int32)
+        c = np.array(cells, dtype=np.int64).reshape(-1, 3)
+        action[c[:, 0], c[:, 1]] = c[:, 2]
+        if gotos:
+            gt = np.array(gotos, dtype=np.int64)
+            goto[gt[:, 0], gt[:, 1]] = gt[:, 2]
         rule_len = np.array([len(s) for s in self.rhs], dtype=np.int32)
         rule_lhs = np.array(self.lhs, dtype=np.int32)
-        nz = action[:, :T] != 0
+        c = c[c[:, 1] < T]  # the CSR of terminals (not $END) with an action, by state then terminal
+        c = c[np.lexsort((c[:, 1], c[:, 0]))]
         row_ptr = np.zeros(S + 1, dtype=np.int32)
-        np.cumsum(nz.sum(axis=1), out=row_ptr[1:])
-        row_terms = np.nonzero(nz)[1].astype(np.int32)
+        np.cumsum(np.bincount(c[:, 0], minlength=S), out=row_ptr[1:])
+        row_terms = c[:, 1].astype(np.int32)
         x = a.trans[0][nt0 + g.start]
         end_state = a.trans[x][T]
         tables = ParserTables(

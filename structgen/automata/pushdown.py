@@ -67,6 +67,9 @@ def canonical_lr1(compiled_grammar, *, max_states: int = DEFAULT_MAX_LR1_STATES)
         return got
     if cg.parser.conflicts:
         raise GrammarError(f"the grammar has LALR conflicts, which the oracle cannot model: {cg.parser.conflicts[0]}")
+    if cg.ir.objects:  # their member constraints live in the runtime's parametric states, not in rules
+        raise GrammarError("the grammar keeps object member constraints as parser state (objects with many "
+                           "optional properties), which the oracle cannot model")
     tables = build_lr1(cg.ir, max_states=max_states)
     with _LOCK:
         _CACHE[key] = tables

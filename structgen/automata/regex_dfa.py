@@ -322,7 +322,7 @@ def nfa_to_dfa(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, start: int,
     trans, acc = _subset(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, np.int64(start), np.int64(accept),
                          rep, np.int64(max_states))
     if trans.shape[0] == 0:
-        raise LimitExceeded(f"regex {desc!r} needs more than {max_states} DFA states")
+        raise LimitExceeded(f"regex {desc!r} needs more than {max_states} DFA states (the max_dfa_states limit)")
     return np.ascontiguousarray(trans[:, cls_of]), acc
 
 

@@ -2,11 +2,11 @@
 
 Both the matcher (accept_token) and the mask-store trie walk call these functions, so the mask
 and the acceptance check cannot disagree. Status codes: OK, REJECT, NEED_DFA (the terminal set
-in `words` has no product DFA yet: build it and retry), POOL_FULL (grow the stack pool, retry).
+in `words` has no product DFA yet: build it and retry), POOL_FULL (grow the stack pool, retry),
+NEED_LR (a parametric parser state is missing: build it, see automata/objects.py, and retry).
 
 `L` is the lexer tuple (trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore,
-ht_keys, ht_vals); `P` the parser tuple (action, goto, rule_len, rule_lhs, end_state, row_ptr,
-row_terms).
+ht_keys, ht_vals); `P` the parser view (parser.ParserView).
 """
 
 from __future__ import annotations
@@ -14,32 +14,34 @@ from __future__ import annotations
 from numba import njit
 
 from .lexer import lookup_set
-from .parser import acceptable_terms, can_shift, feed_terminal
+from .parser import NEED_STATE, acceptable_terms, can_shift, feed_terminal
 
 OK = 0
 REJECT = 1
 NEED_DFA = 2
 POOL_FULL = 3
+NEED_LR = 4
 
 
 @njit(cache=True, nogil=True)
 def end_lexeme(term, ls, top, pool_n, pool_state, pool_parent, P, L, words, overlay, touched):
     """Emit `term` (ending the lexeme in lexer state `ls`); return the next lexeme's start state."""
-    action, goto, rule_len, rule_lhs, end_state, row_ptr, row_terms = P
     trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore, ht_keys, ht_vals = L
     if is_ignore[term]:
         return OK, dfa_start[state_dfa[ls]], top, pool_n
-    new_top, pool_n = feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule_len, rule_lhs, touched)
+    new_top, pool_n2 = feed_terminal(term, top, pool_state, pool_parent, pool_n, P, touched)
     if new_top == -1:
         return REJECT, ls, top, pool_n
     if new_top == -2:
         return POOL_FULL, ls, top, pool_n
-    acceptable_terms(new_top, pool_state, pool_parent, action, goto, rule_len, rule_lhs, end_state,
-                     row_ptr, row_terms, words, overlay, touched)
+    if new_top == NEED_STATE:
+        return NEED_LR, ls, top, pool_n
+    if acceptable_terms(new_top, pool_state, pool_parent, P, words, overlay, touched) == NEED_STATE:
+        return NEED_LR, ls, top, pool_n
     d = lookup_set(words, ht_keys, ht_vals)
     if d < 0:
         return NEED_DFA, ls, top, pool_n
-    return OK, dfa_start[d], new_top, pool_n
+    return OK, dfa_start[d], new_top, pool_n2
 
 
 @njit(cache=True, nogil=True)
@@ -81,18 +83,22 @@ def advance_bytes(data, ls, top, pool_n, pool_state, pool_parent, P, L, words, o
 
 @njit(cache=True, nogil=True)
 def can_end(ls, top, pool_n, pool_state, pool_parent, P, L, overlay, touched):
-    """Whether the text so far is a complete word (the stop token may be accepted)."""
-    action, goto, rule_len, rule_lhs, end_state, row_ptr, row_terms = P
+    """Whether the text so far is a complete word (the stop token may be accepted): (status, yes)."""
     accept_term = L[1]
     is_start = L[2]
     is_ignore = L[6]
-    end_col = action.shape[1] - 1
+    end_col = P.action.shape[1] - 1
     if not is_start[ls]:
         term = accept_term[ls]
         if term < 0:
-            return False
+            return OK, False
         if not is_ignore[term]:
-            top, pool_n = feed_terminal(term, top, pool_state, pool_parent, pool_n, action, goto, rule_len, rule_lhs, touched)
+            top, pool_n = feed_terminal(term, top, pool_state, pool_parent, pool_n, P, touched)
+            if top == NEED_STATE:
+                return NEED_LR, False
             if top < 0:
-                return False
-    return can_shift(end_col, top, pool_state, pool_parent, action, goto, rule_len, rule_lhs, end_state, overlay, touched)
+                return OK, False
+    ok = can_shift(end_col, top, pool_state, pool_parent, P, overlay, touched)
+    if ok == NEED_STATE:
+        return NEED_LR, False
+    return OK, ok == 1

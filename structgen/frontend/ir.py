@@ -36,6 +36,8 @@ class Grammar:
     start: int
     priority: list[int] = field(default_factory=list)
     source: str | None = None
+    objects: list["ObjectSpec"] = field(default_factory=list)  # member constraints kept as parser state
+    member: dict[int, tuple[int, int]] = field(default_factory=dict)  # rule -> (object, member index)
 
     def __post_init__(self) -> None:
         if not self.priority:
@@ -140,6 +142,157 @@ def literal_of(dfa: ByteDFA) -> bytes | None:
     return None
 
 
+@dataclass
+class ObjectSpec:
+    """A JSON object whose members' constraints are parser state, not rules (emit.py's `object`).
+
+    Its rules are `obj -> "{" "}" | "{" mem rest`, `rest -> "}" | sep mem rest`, and one rule
+    `mem -> KEY ":" value` per member (Grammar.member maps it to (object, index); index
+    len(names) is an undeclared key). That grammar allows any members in any number; the state
+    `(i, count, bits)` says what may come next, as the rules of an explicit encoding would:
+    members come in declared order from index i (optional ones may be skipped, required ones may
+    not), then undeclared ones; `count` members were written (saturated at `cap` when there is no
+    maximum); `bits` records which watched optional members are present (-1 once none can follow
+    and the predicates hold). The runtime (automata/objects.py) gives each reached state its own
+    LR states, so the LR automaton stays linear in the number of members.
+    """
+
+    obj: int  # nonterminal symbols (~j)
+    mem: int
+    rest: int
+    names: list[str]
+    required: list[bool]
+    extra: bool  # undeclared keys allowed (after the declared ones)
+    lo: int
+    hi: int | None
+    watched: dict[int, int]  # member index -> bit
+    preds: list  # presence predicates (normalize.py), over member names
+    always: list[str]  # names present in every object (required members)
+
+    def __post_init__(self) -> None:
+        self.cap = self.hi if self.hi is not None else self.lo
+        self.last_watched = max(self.watched, default=-1)
+        self._live: dict[tuple, bool] = {}
+        n = len(self.names)
+        self._next_required = [n] * (n + 1)  # the first required member at or after i
+        for i in range(n - 1, -1, -1):
+            self._next_required[i] = i if self.required[i] else self._next_required[i + 1]
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in ("obj", "mem", "rest", "names", "required", "extra", "lo", "hi",
+                                             "preds", "always")} | {"watched": [[k, v] for k, v in self.watched.items()]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ObjectSpec":
+        d = dict(d)
+        d["watched"] = {int(k): int(v) for k, v in d["watched"]}
+        d["preds"] = [_tuples(p) for p in d["preds"]]
+        return cls(**d)
+
+    def holds(self, bits: int) -> bool:
+        if bits < 0:
+            return True
+        from .json_schema.normalize import _pred_eval
+
+        def present(name: str) -> bool:
+            if name in self.always:
+                return True
+            i = self.names.index(name) if name in self.names else -1
+            return i in self.watched and bool(bits >> self.watched[i] & 1)
+        return all(_pred_eval(p, present) for p in self.preds)
+
+    def settle(self, i: int, bits: int) -> int | None:
+        """Once no watched member can follow, the bits only matter through whether they hold."""
+        if i > self.last_watched and bits >= 0:
+            return -1 if self.holds(bits) else None
+        return bits
+
+    def start(self) -> tuple[int, int, int]:
+        return (0, 0, self.settle(0, 0) if self.settle(0, 0) is not None else 0)
+
+    def can_close(self, state: tuple[int, int, int]) -> bool:
+        i, c, bits = state
+        return c >= self.lo and self._next_required[i] == len(self.names) and self.holds(bits)
+
+    def step(self, state: tuple[int, int, int], j: int) -> tuple[int, int, int] | None:
+        """The state after member j (len(names): an undeclared key), or None if it may not come next
+        or no object can be completed after it."""
+        new = self._next(state, j)
+        return new if new is not None and self.live(new) else None
+
+    def _next(self, state: tuple[int, int, int], j: int) -> tuple[int, int, int] | None:
+        """step() without the liveness check."""
+        i, c, bits = state
+        n = len(self.names)
+        if (self.hi is not None and c + 1 > self.hi) or j < i and j < n or self._next_required[i] < min(j, n):
+            return None
+        if j == n and not self.extra:
+            return None
+        c1 = c + 1 if self.hi is not None else min(c + 1, self.cap)
+        if j < n:
+            b1 = bits | (1 << self.watched[j]) if j in self.watched and bits >= 0 else bits
+            nxt = self.settle(j + 1, b1)
+            new = None if nxt is None else (j + 1, c1, nxt)
+        else:
+            nxt = self.settle(n, bits)
+            new = None if nxt is None else (n, c1, nxt)
+        return new
+
+    def live(self, state: tuple[int, int, int]) -> bool:
+        """Whether some object can still be completed from `state` (memoized; a depth-first search
+        with its own stack: it only moves forward in i, and at the end only up in the count)."""
+        got = self._live.get(state)
+        if got is not None:
+            return got
+        live = self._live
+        live[state] = False  # while open: a count that no longer grows is no way forward
+        stack = [(state, self._candidates(state))]
+        while stack:
+            st, todo = stack[-1]
+            if not live[st] and self.can_close(st):
+                live[st] = True
+            if not live[st]:
+                descended = False
+                for j in todo:
+                    nxt = self._next(st, j)
+                    if nxt is None:
+                        continue
+                    if nxt not in live:
+                        live[nxt] = False
+                        stack.append((nxt, self._candidates(nxt)))
+                        descended = True
+                        break
+                    if live[nxt]:
+                        live[st] = True
+                        break
+                if descended:
+                    continue
+            stack.pop()
+            if stack and live[st]:
+                live[stack[-1][0]] = True
+        return live[state]
+
+    def _candidates(self, state: tuple[int, int, int]):
+        """Members that may syntactically come next (before the liveness check), lazily."""
+        n = len(self.names)
+        for j in range(state[0], n):
+            yield j
+            if self.required[j]:
+                return
+        if self.extra:
+            yield n
+
+    def allowed_candidates(self, state: tuple[int, int, int]) -> list[int]:
+        return list(self._candidates(state))
+
+    def allowed(self, state: tuple[int, int, int]) -> list[int]:
+        return [j for j in self.allowed_candidates(state) if self.step(state, j) is not None]
+
+
+def _tuples(x):
+    return tuple(_tuples(v) for v in x) if isinstance(x, list) else x
+
+
 class GrammarBuilder:
     """Writes a Grammar incrementally: interned terminals, named nonterminals, appended rules."""
 
@@ -149,6 +302,8 @@ class GrammarBuilder:
         self.lhs: list[int] = []
         self.rhs: list[tuple[int, ...]] = []
         self.priority: list[int] = []
+        self.objects: list[ObjectSpec] = []
+        self.member: dict[int, tuple[int, int]] = {}
         self.max_rules = max_rules
         self._term_keys: dict[Hashable, int] = {}
         self._nt_names: dict[str, int] = {}
@@ -187,13 +342,14 @@ class GrammarBuilder:
             return self.nonterminal(name)
         return ~j
 
-    def rule(self, lhs: int, rhs: Sequence[int], priority: int = 0) -> None:
-        """Append `lhs -> rhs` (lhs a nonterminal symbol)."""
+    def rule(self, lhs: int, rhs: Sequence[int], priority: int = 0) -> int:
+        """Append `lhs -> rhs` (lhs a nonterminal symbol); returns the rule's index."""
         if len(self.lhs) >= self.max_rules:
             raise LimitExceeded(f"the grammar needs more than {self.max_rules} rules (the max_rules limit)")
         self.lhs.append(~lhs)
         self.rhs.append(tuple(rhs))
         self.priority.append(priority)
+        return len(self.lhs) - 1
 
     def alternatives(self, lhs: int, alts: Sequence[Sequence[int]]) -> int:
         for a in alts:
@@ -204,7 +360,8 @@ class GrammarBuilder:
         """The Grammar with start symbol `start`. With `prune`, rules that use a nonterminal deriving
         nothing are dropped (they add no word), then rules unreachable from the start, and the
         nonterminals are renumbered; without it such rules are an error (checked by Grammar.check)."""
-        g = Grammar(self.terminals, self.nonterminals, self.lhs, self.rhs, ~start, self.priority, source)
+        g = Grammar(self.terminals, self.nonterminals, self.lhs, self.rhs, ~start, self.priority, source,
+                    self.objects, self.member)
         if prune:
             return pruned(g)  # productive and reachable by construction
         g.check()
@@ -233,5 +390,13 @@ def pruned(g: Grammar) -> Grammar:
     new = {a: i for i, a in enumerate(keep)}
     rules = [r for r in live if g.lhs[r] in seen]
     rhs = [tuple(s if s >= 0 else ~new[~s] for s in g.rhs[r]) for r in rules]
+    objects, renumber = [], {}
+    for k, o in enumerate(g.objects):  # the objects still reached, with their nonterminals renumbered
+        if ~o.obj in new and ~o.mem in new and ~o.rest in new:
+            renumber[k] = len(objects)
+            o.obj, o.mem, o.rest = ~new[~o.obj], ~new[~o.mem], ~new[~o.rest]
+            objects.append(o)
+    member = {i: (renumber[g.member[r][0]], g.member[r][1]) for i, r in enumerate(rules)
+              if r in g.member and g.member[r][0] in renumber}
     return Grammar(g.terminals, [g.nonterminals[a] for a in keep], [new[g.lhs[r]] for r in rules], rhs,
-                   new[g.start], [g.priority[r] for r in rules], g.source)
+                   new[g.start], [g.priority[r] for r in rules], g.source, objects, member)

@@ -6,13 +6,14 @@ terminal patterns become byte DFAs here, and Lark's parser generator is never ru
 
 from __future__ import annotations
 
-from ..automata.fsm import ByteDFA, literal_dfa, literal_dfa_ignorecase
+from ..automata.fsm import DEFAULT_MAX_STATES, ByteDFA, literal_dfa, literal_dfa_ignorecase
 from ..automata.regex_dfa import regex_dfa
 from ..errors import GrammarError, RegexError
 from .ir import Grammar, GrammarBuilder
 
 
-def lark_to_ir(text: str, start: str = "start", terminal_dfas: dict[str, ByteDFA] | None = None) -> Grammar:
+def lark_to_ir(text: str, start: str = "start", terminal_dfas: dict[str, ByteDFA] | None = None, *,
+               max_dfa_states: int = DEFAULT_MAX_STATES) -> Grammar:
     """Read Lark text into a Grammar; `terminal_dfas` gives ready DFAs for the named terminals."""
     import lark
     from lark.lexer import PatternStr
@@ -40,7 +41,7 @@ def lark_to_ir(text: str, start: str = "start", terminal_dfas: dict[str, ByteDFA
             elif isinstance(pat, PatternStr) and set(pat.flags) == {"i"}:
                 dfa = literal_dfa_ignorecase(pat.value)
             else:
-                dfa = regex_dfa(pat.to_regexp())
+                dfa = regex_dfa(pat.to_regexp(), max_dfa_states)
         except RegexError as e:
             raise GrammarError(f"terminal {name}: {e}") from e
         index[name] = b.terminal(name, dfa, key=("name", name), priority=int(td.priority),

@@ -26,7 +26,6 @@ import numpy as np
 
 from ..automata.lexer import grow_mapped, mapped_array
 from ..automata.parser import StackPool
-from ..automata.step import can_end
 from .levels import LEVELS, component_walk, walk_plan
 from .walk import (boundary_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids,
                    ranges_bits, root_walk, set_ids, state_digest, trie_parents, walks_from, BYTE_COLUMNS)
@@ -380,8 +379,7 @@ class MaskStore:
             pool.touched[0] = top
             cg.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits, np.int32(top),
                    np.int32(pool_n), self._memo, np.zeros(1, dtype=np.int64))
-            if can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, cg.P, cg.L,
-                       pool.overlay, pool.touched):
+            if cg.can_end(ls, top, pool_n, pool):
                 bits |= self.stop_bits
             depth = pool_n - int(pool.touched[0])
         depths = self._depths.setdefault(ls, [])

@@ -19,12 +19,13 @@ from typing import Any, Sequence
 from ...automata.fsm import ANY_CHAR, ByteDFA, difference, intersect, literal_dfa, literals_dfa
 from ...automata.regex_dfa import json_string_body_dfa, json_string_dfa, meet, minus, quoted_dfa, regex_dfa
 from ...errors import LimitExceeded, RegexError, SchemaError, UnsupportedFeature
-from ..ir import Grammar, GrammarBuilder
-from .normalize import (ANNOTATIONS, DEFAULT_MAX_WHITESPACE, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS,
-                        LONG_STRING, MAX_ARRAY_UNROLL, MAX_RULES, MAX_UNORDERED, NOT_STRINGS, NOT_VALUES, PRESENCE,
-                        TYPES, WHITESPACE_STYLES, WS_TERMINAL, NoValue, Normalizer, Relaxation, _internal_ok,
+from ...options import DEFAULT_OPTIONS, CompileOptions
+from ..ir import Grammar, GrammarBuilder, ObjectSpec
+from .normalize import (ANNOTATIONS, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS, LONG_STRING, NOT_STRINGS,
+                        NOT_VALUES, PRESENCE, TYPES, WS_TERMINAL, NoValue, Normalizer, Relaxation, _internal_ok,
                         _pred_eval, _pred_names, _ptr_escape, load_schema)
 
+PARAMETRIC_MIN_OPTIONAL = 8  # objects with this many optional members keep their constraints as parser state
 Seq = tuple[int, ...]
 Expr = list[Seq]  # alternatives, each a sequence of IR symbols
 EMPTY: Expr = [()]
@@ -62,26 +63,18 @@ class SchemaGrammar:
         return self.ir.text
 
 
-def schema_to_grammar(schema: Any, *, whitespace: str = "compact", strict: bool = True,
-                      max_whitespace: int = DEFAULT_MAX_WHITESPACE, property_order: str = "declared",
-                      separators: tuple[str, str] = (", ", ": ")) -> SchemaGrammar:
-    """Compile a JSON Schema to grammar IR. `compact` writes one line with the given (item, key)
-    `separators` (default json.dumps' ", " and ": "); `flexible` allows a run of 1..max_whitespace JSON
+def schema_to_grammar(schema: Any, options: CompileOptions | None = None, *, parametric: bool = True,
+                      **changes: Any) -> SchemaGrammar:
+    """Compile a JSON Schema to grammar IR under `options` (structgen/options.py) with `changes`
+    applied. `whitespace="compact"` writes one line with the given (item, key) `separators`
+    (default json.dumps' ", " and ": "); "flexible" allows a run of 1..max_whitespace JSON
     whitespace characters between any two lexemes (none before the value or after it), so
-    `json.dumps(x, indent=2)` fits too. `property_order`: "declared" (schema order, then additional
-    properties) or "any"."""
-    if property_order not in ("declared", "any"):
-        raise ValueError(f"property_order must be 'declared' or 'any', not {property_order!r}")
-    if whitespace not in WHITESPACE_STYLES:
-        raise ValueError(f"whitespace {whitespace!r} is not supported; supported: {WHITESPACE_STYLES}")
-    if max_whitespace < 1:
-        raise ValueError("max_whitespace must be at least 1")
-    if len(separators) != 2 or any(x.strip(" \t\n\r") != mark for x, mark in zip(separators, ",:")):
-        raise ValueError(f"separators must be (item, key) like (', ', ': '), got {separators!r}")
+    `json.dumps(x, indent=2)` fits too. `property_order`: "declared" (schema order, then
+    additional properties) or "any". `parametric=False` writes every object's constraints as rules
+    (see Emitter.parametric_object)."""
+    opts = (options or DEFAULT_OPTIONS).with_(**changes)
     try:
-        conv = Emitter(load_schema(schema), strict, max_whitespace if whitespace == "flexible" else None,
-                       property_order == "any", tuple(separators))
-        return conv.run()
+        return Emitter(load_schema(schema), opts, parametric).run()
     except RecursionError:
         raise LimitExceeded("the schema is nested too deeply to compile") from None
 
@@ -93,13 +86,14 @@ def _hint(text: str, upper: bool = False) -> str:
 class Emitter(Normalizer):
     """Writes the IR of one schema: `schema()` returns the nonterminal of a node's values."""
 
-    def __init__(self, root: Any, strict: bool, max_whitespace: int | None = None, any_order: bool = False,
-                 separators: tuple[str, str] = (", ", ": ")) -> None:
-        super().__init__(root, strict)
-        self.any_order = any_order
-        self.separators = {", ": separators[0], ": ": separators[1]}
-        self.max_whitespace = max_whitespace
-        self.b = GrammarBuilder(max_rules=MAX_RULES)
+    def __init__(self, root: Any, options: CompileOptions = DEFAULT_OPTIONS, parametric: bool = True) -> None:
+        super().__init__(root, options.strict)
+        self.parametric = parametric
+        self.limits = options.limits
+        self.any_order = options.property_order == "any"
+        self.separators = {", ": options.separators[0], ": ": options.separators[1]}
+        self.max_whitespace = max_whitespace = options.max_whitespace if options.whitespace == "flexible" else None
+        self.b = GrammarBuilder(max_rules=options.limits.max_rules)
         self.memo: dict[Any, Any] = {}  # pointer / canonical text -> nonterminal
         self.n = 0
         self.ws: Expr = EMPTY  # optional whitespace after a lexeme
@@ -418,9 +412,10 @@ class Emitter(Normalizer):
             if hostname:
                 dfa = hostname_string_dfa()
                 if patterns or exclude:
-                    dfa = intersect(dfa, json_string_dfa(patterns, exclude=tuple(exclude)), max_states=100_000)
+                    dfa = intersect(dfa, json_string_dfa(patterns, self.limits.max_dfa_states, tuple(exclude)),
+                                    max_states=max(100_000, self.limits.max_dfa_states))
                 return self.terminal("str", dfa=dfa)
-            return self.terminal("str", dfa=json_string_dfa(patterns, exclude=tuple(exclude)))
+            return self.terminal("str", dfa=json_string_dfa(patterns, self.limits.max_dfa_states, tuple(exclude)))
         except RegexError as e:  # e.g. a pattern that can never match, or contradicts the length
             raise NoValue("type", ptr, f"no string satisfies the constraints ({e})") from None
 
@@ -489,9 +484,9 @@ class Emitter(Normalizer):
             top = min(top, hi)
         if top is not None and lo > top:
             raise NoValue("minItems", ptr + "/minItems", "no array length satisfies the bounds")
-        if max(top or 0, lo) > MAX_ARRAY_UNROLL:  # one rule per position up to the bound
+        if max(top or 0, lo) > self.limits.max_array_unroll:  # one rule per position up to the bound
             raise UnsupportedFeature("maxItems" if (top or 0) >= lo else "minItems", ptr,
-                                     f"array length bounds above {MAX_ARRAY_UNROLL}")
+                                     f"array length bounds above {self.limits.max_array_unroll} (max_array_unroll)")
         sep = self.sep(", ")
 
         def item(j: int) -> Expr:
@@ -559,7 +554,10 @@ class Emitter(Normalizer):
             return all(_pred_eval(p, lambda n: n in required and n in present_names or (
                 n in bit_of and bool(bits >> bit_of[n] & 1))) for p in preds)
 
-        extra = self.extra_members(set(props) | set(undeclared), patterns, names, addl, ptr, base)
+        n_optional = sum(not r for _, r, _ in members)
+        parametric = self.parametric and not self.any_order and n_optional >= PARAMETRIC_MIN_OPTIONAL
+        extra = self.extra_members(set(props) | set(undeclared), patterns, names, addl, ptr, base,
+                                   wrap=not parametric)
         lo = int(s.get("minProperties", 0))
         hi = None if s.get("maxProperties") is None else int(s["maxProperties"])
         n_req = sum(r for _, r, _ in members)
@@ -570,6 +568,9 @@ class Emitter(Normalizer):
         if hi is not None and (hi < n_req or hi < lo):
             raise NoValue("maxProperties", ptr + "/maxProperties", "no member count satisfies the bounds")
         cap = hi if hi is not None else lo  # counts above `cap` behave alike (saturated)
+        if parametric:
+            return self.parametric_object(members, extra, lo, hi, bit_of, preds,
+                                          [n for n in required if n in present_names], ptr)
         if (len(members) + 1) * (cap + 1) * (1 << len(bit_of)) > 8192:
             raise UnsupportedFeature("maxProperties" if hi is not None else "minProperties", ptr,
                                      "member-count bounds too large to unroll")
@@ -629,6 +630,13 @@ class Emitter(Normalizer):
         if self.any_order:
             first = self.unordered(members, extra, lo, hi, preds, ptr)
         else:
+            # from the last member back, so that no call recurses along the whole member list
+            # (combinations never reached are pruned with the unreachable rules)
+            for i in range(len(members), 0, -1):
+                for c in range(cap + 1):
+                    for bits in [-1] + list(range(1 << len(bit_of))):
+                        more(i, c, bits)
+                        pick(i, c, bits)
             first = pick(0, 0, 0)  # `more` settles the bits once no watched member can follow
         empty_ok = lo == 0 and n_req == 0 and holds(0)
         if first is None and not empty_ok:
@@ -636,13 +644,42 @@ class Emitter(Normalizer):
         content = EMPTY if first is None else (opt(first) if empty_ok else first)
         return self.new_rule("object", cat(self.open_close("{"), content, self.open_close("}")))
 
+    def parametric_object(self, members: list, extra: Expr | None, lo: int, hi: int | None, bit_of: dict,
+                          preds: list, always: list[str], ptr: str) -> Expr:
+        """Members in declared order with the constraints kept as parser state (ObjectSpec): rules
+        linear in the members (`obj -> "{" mem rest`, `rest -> "}" | sep mem rest`, a `mem` rule per
+        member), where the explicit encoding needs one per pair of optional members."""
+        b = self.b
+        names = [n for _, _, n in members]
+        spec = ObjectSpec(obj=self.new_nt("object"), mem=self.new_nt("member"), rest=self.new_nt("rest"),
+                          names=names, required=[r for _, r, _ in members], extra=extra is not None, lo=lo, hi=hi,
+                          watched={i: bit_of[n] for i, n in enumerate(names) if n in bit_of}, preds=list(preds),
+                          always=always)
+        start = spec.start()
+        if start[2] is None or not spec.live(start):
+            raise NoValue("type", ptr, "no object satisfies the constraints")
+        k = len(b.objects)
+        b.objects.append(spec)
+        for j, (m, _, _) in enumerate(members):
+            for alt in m:
+                b.member[b.rule(spec.mem, alt)] = (k, j)
+        for alt in extra or []:
+            b.member[b.rule(spec.mem, alt)] = (k, len(names))
+        if spec.can_close(start):
+            self.define(spec.obj, cat(self.open_close("{"), self.open_close("}")))
+        self.define(spec.obj, cat(self.open_close("{"), [(spec.mem, spec.rest)]))
+        self.define(spec.rest, self.lit("}"))
+        self.define(spec.rest, cat(self.sep(", "), [(spec.mem, spec.rest)]))
+        return [(spec.obj,)]
+
     def unordered(self, members: list, extra: Expr | None, lo: int, hi: int | None, preds: list,
                   ptr: str) -> Expr | None:
         """Object members in any order (property_order="any"): rules are indexed by the set of
         members written so far (2^n of them, so n is limited) and the member count."""
         n = len(members)
-        if n > MAX_UNORDERED:
-            raise UnsupportedFeature("properties", ptr, f"any property order over more than {MAX_UNORDERED} properties")
+        if n > self.limits.max_unordered:
+            raise UnsupportedFeature("properties", ptr, f"any property order over more than {self.limits.max_unordered} "
+                                     "properties (max_unordered)")
         names = [m[2] for m in members]
         need = sum(1 << i for i, m in enumerate(members) if m[1])
         cap = hi if hi is not None else lo
@@ -695,9 +732,10 @@ class Emitter(Normalizer):
         return pick(0, 0) if pick_alts(0, 0) else None
 
     def extra_members(self, declared: set[str], patterns: list, names, addl: Any, ptr: str,
-                      base: str) -> Expr | None:
-        """The rule for one undeclared member: keys split into regions by which patternProperties
-        they match (values must satisfy all of those, or additionalProperties when none)."""
+                      base: str, wrap: bool = True) -> Expr | None:
+        """The rule for one undeclared member (or, without `wrap`, its alternatives): keys split into
+        regions by which patternProperties they match (values must satisfy all of those, or
+        additionalProperties when none)."""
         if not patterns and names is None:
             if addl is False:
                 return None
@@ -705,7 +743,8 @@ class Emitter(Normalizer):
                 value = self.schema(addl, ptr + "/additionalProperties", base)
             except NoValue:
                 return None
-            return self.new_rule("extra", cat(self.other_key(declared), self.sep(": "), value, self.ws))
+            alts = cat(self.other_key(declared), self.sep(": "), value, self.ws)
+            return self.new_rule("extra", alts) if wrap else alts
         # key languages are DFAs of JSON string literals: one literal per string, so set algebra on
         # them is set algebra on the keys
         rest = quoted_dfa(ANY_CHAR + "*")
@@ -738,7 +777,9 @@ class Emitter(Normalizer):
                 continue
             key = self.terminal("key", dfa=region)
             alts.append(cat(key, self.sep(": "), value, self.ws))
-        return self.new_rule("extra", union(*alts)) if alts else None
+        if not alts:
+            return None
+        return self.new_rule("extra", union(*alts)) if wrap else union(*alts)
 
     def other_key(self, declared: set[str]) -> Expr:
         """A JSON string key that is none of the declared property names (a DFA difference)."""

@@ -26,16 +26,11 @@ ANNOTATIONS = {
     "contentSchema", "$defs", "definitions", "discriminator", "xml", "externalDocs", "example", "id",
     "nullable",  # OpenAPI's, not JSON Schema's: validators ignore it, so honoring it would accept invalid data
 }
-WHITESPACE_STYLES = ("compact", "flexible")
 WS_TERMINAL = "JSON_WS"
-DEFAULT_MAX_WHITESPACE = 16
 JSON_STRING = r'"([^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'  # as in grammars/json.lark
 JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 JSON_INTEGER = r"-?(0|[1-9][0-9]*)"
 TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
-MAX_RULES = 20_000
-MAX_ARRAY_UNROLL = 1024
-MAX_UNORDERED = 10  # property_order="any" needs a rule per subset of the properties  # Lark's LALR construction time grows with the rule count
 MAX_LENGTH_BOUND = 1024  # a length-counting string DFA has ~14 states per character
 LONG_STRING = 256  # strings with only length bounds above this are split into block lexemes
 # keywords that constrain instances (2020-12 and draft-07 validation/applicator vocabularies)

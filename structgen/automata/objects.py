@@ -1,0 +1,171 @@
+"""Object member constraints as parser state: LR states built per (state, constraint state), on demand.
+
+A grammar's ObjectSpecs (frontend/ir.py) have permissive rules (any members, any number), so the
+LR automaton stays linear in the number of members. The states of an object's member list carry
+its constraint state `c`:
+- *static* states (before the first member) always carry the spec's start state; their rows are
+  filtered once, in place, when the tables are built;
+- *dynamic* states (after a member, or after a separator) carry a `c` that changes with each
+  member. A (base state, c) pair gets a runtime state id the first time the parser reaches it:
+  its rows are copies of the base state's, with the shifts that `c` forbids removed.
+A shift is removed when every item it advances is a member rule of a member `c` does not allow,
+the rule `rest -> "}"` when `c` cannot close, or the separator of `rest -> sep mem rest` when no
+member may follow. The goto on the member nonterminal depends on which member rule was reduced,
+so `goto` holds GOTO_BY_RULE there and the target is in a hash table keyed by (state, rule),
+filled when a kernel asks for it (status NEED_LR). Reduces are left as they are: the runtime
+simulates reductions down to a shift (parser.can_shift), so its terminal sets stay exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import GrammarError, LimitExceeded
+from .parser import GOTO_BY_RULE, ParserTables, pg_insert
+
+
+class ObjectStates:
+    """The parametric part of one grammar's parser tables (grows the tables in place)."""
+
+    def __init__(self, ir, builder, automaton, tables: ParserTables, max_states: int) -> None:
+        self.ir = ir
+        self.tables = tables
+        self.max_states = max_states
+        self.n_rules = len(tables.rule_len)
+        nt0, nir = builder.nt0, ir.num_rules
+        self.trans = automaton.trans
+        self.kernels = automaton.kernels
+        self.item_rule, self.base = builder.item_rule, builder.base
+        specs = ir.objects
+        # nonterminal (LR index) -> (object, kind)
+        role: dict[int, tuple[int, str]] = {}
+        for k, o in enumerate(specs):
+            role[~o.obj] = (k, "obj")
+            role[~o.rest] = (k, "rest")
+        self.mem_nt = [~o.mem for o in specs]
+        self.start_c = [o.start() for o in specs]
+        self.static: dict[int, set[int]] = {}  # base state -> objects (each at its start state)
+        self.dynamic: dict[int, int] = {}  # base state -> its object
+        for s, kernel in enumerate(automaton.kernels):
+            stat, dyn = set(), set()
+            for it in kernel:
+                r = self.item_rule[it]
+                if r >= nir:
+                    continue
+                got = role.get(ir.lhs[r])
+                if got is None:
+                    continue
+                k, kind = got
+                d, seq = it - self.base[r], ir.rhs[r]
+                if d >= len(seq):
+                    continue  # complete: reduced whatever the state
+                mem_at = seq.index(specs[k].mem) if specs[k].mem in seq else len(seq)
+                if kind == "obj" and d <= mem_at:
+                    stat.add(k)
+                else:
+                    dyn.add(k)
+            if dyn:
+                if len(dyn | stat) > 1:
+                    raise GrammarError("internal: an LR state mixes the member lists of two objects")
+                self.dynamic[s] = dyn.pop()
+            elif stat:
+                self.static[s] = stat
+        self.known: dict[tuple[int, int, tuple], int] = {}  # (base state, object, c) -> runtime id
+        self.info: dict[int, tuple[int, int, tuple]] = {}  # runtime id -> (base state, object, c)
+        self.n_base = len(automaton.trans)
+        for s, objs in self.static.items():
+            for k in objs:
+                self.tables.goto[s, self.mem_nt[k]] = GOTO_BY_RULE
+            self._filter_row(s, s, {k: self.start_c[k] for k in objs})
+        for s, k in self.dynamic.items():  # base dynamic rows are never reached: only their copies
+            self.tables.goto[s, self.mem_nt[k]] = GOTO_BY_RULE
+        self.tables.rebuild_rows()
+
+    # --- rows ----------------------------------------------------------------------------
+
+    def _keeps(self, q: int, params: dict[int, tuple]) -> bool:
+        """Whether the shift into state q stays, the objects of the source state being at `params`."""
+        ir = self.ir
+        for it in self.kernels[q]:
+            r = self.item_rule[it]
+            d = it - self.base[r]
+            hit = ir.member.get(r)
+            if hit is not None and d == 1 and hit[0] in params:
+                k, j = hit
+                if ir.objects[k].step(params[k], j) is not None:
+                    return True
+                continue
+            if r < ir.num_rules and d == 1:
+                k = self._rest_of(ir.lhs[r], params)
+                if k is not None:
+                    spec, c = ir.objects[k], params[k]
+                    if len(ir.rhs[r]) == 1:  # rest -> "}"
+                        if spec.can_close(c):
+                            return True
+                    elif spec.allowed(c):  # rest -> sep mem rest
+                        return True
+                    continue
+            return True  # an item no constraint governs
+        return False
+
+    def _rest_of(self, lhs: int, params: dict[int, tuple]) -> int | None:
+        for k in params:
+            if ~self.ir.objects[k].rest == lhs:
+                return k
+        return None
+
+    def _filter_row(self, s: int, row: int, params: dict[int, tuple]) -> None:
+        """Remove from action row `row` (a copy of base state s) the shifts `params` forbid."""
+        action = self.tables.action
+        T = action.shape[1] - 1
+        for t, q in self._shifts(s):
+            if t < T and not self._keeps(q, params):
+                action[row, t] = 0
+
+    def _shifts(self, s: int) -> list[tuple[int, int]]:
+        nt0 = self.tables.action.shape[1]  # builder symbols: terminals and $END below this
+        return [(x, q) for x, q in self.trans[s].items() if x < nt0]
+
+    # --- runtime ---------------------------------------------------------------------------
+
+    def state_for(self, s: int, k: int, c: tuple) -> int:
+        """The runtime id of base state s with object k at constraint state c (built if new)."""
+        key = (s, k, c)
+        got = self.known.get(key)
+        if got is not None:
+            return got
+        t = self.tables
+        n = t.num_states
+        if n >= self.max_states:
+            raise LimitExceeded(f"the parser needs more than {self.max_states} states (the max_lr_states limit)")
+        t.add_state(s)
+        self.known[key] = n
+        self.info[n] = key
+        self._filter_row(s, n, {k: c})
+        t.finish_row(n)  # (its successors below change shift targets, not which terminals have one)
+        for x, q in self.trans[s].items():  # successors in the same member list carry c too
+            if self.dynamic.get(q) != k:
+                continue
+            nt0 = t.action.shape[1]
+            if x < nt0:
+                if t.action[n, x] > 0:
+                    t.action[n, x] = self.state_for(q, k, c) + 1
+            elif x - nt0 != self.mem_nt[k]:
+                t.goto[n, x - nt0] = self.state_for(q, k, c)
+        return n
+
+    def resolve(self, st: int, r: int) -> None:
+        """Fill the goto of runtime state st on reducing member rule r (a kernel's NEED_LR request)."""
+        k, j = self.ir.member[r]
+        if st in self.info:
+            s, k2, c = self.info[st]
+        else:
+            s, k2, c = st, k, self.start_c[k]
+        if k2 != k:
+            raise GrammarError("internal: a member reduced in another object's state")
+        c2 = self.ir.objects[k].step(c, j)
+        if c2 is None:
+            raise GrammarError("internal: a member the state does not allow was reduced")
+        q = self.trans[s][self.tables.action.shape[1] + self.mem_nt[k]]
+        target = self.state_for(q, k, c2)
+        self.tables.set_rule_goto(st, r, target)

@@ -1,0 +1,93 @@
+"""One documented options/limits object per compile. It is also the compile-cache key.
+
+`CompileOptions` says how an input is turned into a grammar: whitespace style, strictness,
+property order, conflict policy. `Limits` bounds what a compile may build. Passing past a limit
+raises LimitExceeded, which names the limit. Both are frozen dataclasses of plain values, so an
+options object is hashable and JSON-able. `GrammarCompiler` caches compiled grammars by (input,
+options).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+WHITESPACE_STYLES = ("compact", "flexible")
+PROPERTY_ORDERS = ("declared", "any")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource bounds of one compile. The cost of each is noted next to its default."""
+
+    max_rules: int = 200_000  # grammar IR rules: ~100 B each, plus LR items
+    max_lr_states: int = 1_000_000  # LR(0) states: ~1 kB of Python objects each while building
+    max_table_cells: int = 200_000_000  # action + goto cells of the parser tables (4 B each)
+    max_dfa_states: int = 20_000  # per regex / string-constraint DFA: 1 kB each (256 int32 columns)
+    max_lexer_states: int = 500_000  # product DFA states built for a grammar, over its lifetime (1 kB each)
+    max_array_unroll: int = 1024  # JSON Schema: array length bounds (minItems/maxItems) unrolled into rules
+    max_unordered: int = 10  # JSON Schema, property_order="any": properties per object (2^n rules)
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """How an input compiles. Fields that do not apply to an input kind are ignored, but they are
+    still part of the cache key.
+
+    JSON Schema:
+    - `whitespace`: "compact" writes one line with `separators` (item, key), as json.dumps does.
+      "flexible" allows 1..`max_whitespace` JSON whitespace characters between any two lexemes, and
+      none before or after the value.
+    - `strict`: an unsupported keyword raises UnsupportedFeature. With False, it is relaxed instead,
+      and each relaxation is listed in `CompiledGrammar.relaxations`.
+    - `property_order`: "declared" (the schema's order, then additional properties) or "any".
+
+    Grammars (Lark text):
+    - `prefer_shift`: resolve shift/reduce conflicts as shifts (Lark's silent default, which can reject
+      valid words) and record them. Without it, such a conflict raises GrammarError.
+    - `allow_trailing_ignore`: allow %ignore text after a complete output (Lark's exact language).
+    """
+
+    whitespace: str = "compact"
+    max_whitespace: int = 16
+    separators: tuple[str, str] = (", ", ": ")
+    strict: bool = True
+    property_order: str = "declared"
+    prefer_shift: bool = False
+    allow_trailing_ignore: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if self.whitespace not in WHITESPACE_STYLES:
+            raise ValueError(f"whitespace {self.whitespace!r} is not supported; supported: {WHITESPACE_STYLES}")
+        if self.property_order not in PROPERTY_ORDERS:
+            raise ValueError(f"property_order must be 'declared' or 'any', not {self.property_order!r}")
+        if self.max_whitespace < 1:
+            raise ValueError("max_whitespace must be at least 1")
+        seps = tuple(self.separators)
+        if len(seps) != 2 or any(x.strip(" \t\n\r") != mark for x, mark in zip(seps, ",:")):
+            raise ValueError(f"separators must be (item, key) like (', ', ': '), got {self.separators!r}")
+        object.__setattr__(self, "separators", seps)
+
+    def with_(self, **changes: Any) -> "CompileOptions":
+        """A copy with some fields changed. A key that names a Limits field changes that limit."""
+        limit_names = {f.name for f in fields(Limits)}
+        limits = {k: changes.pop(k) for k in list(changes) if k in limit_names}
+        if limits:
+            changes["limits"] = replace(self.limits, **limits)
+        return replace(self, **changes) if changes else self
+
+    def key(self) -> str:
+        """The options as canonical JSON text: the compile-cache key part."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+DEFAULT_OPTIONS = CompileOptions()
+
+
+def options_from_json(d: dict[str, Any]) -> CompileOptions:
+    """The inverse of json.loads(options.key())."""
+    d = dict(d)
+    limits = Limits(**d.pop("limits", {}))
+    return CompileOptions(**{**d, "separators": tuple(d.get("separators", (", ", ": ")))}, limits=limits)

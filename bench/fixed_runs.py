@@ -2,7 +2,9 @@
 """The fixed `structgen bench` configurations whose results are committed under bench/results/.
 
     python bench/fixed_runs.py maskbench     # 1,000 MaskBench schemas, Llama-3 tokenizer, one worker (thread)
-                                             # per engine: structgen, llguidance, xgrammar
+                                             # per engine: structgen, llguidance, xgrammar (strict_mode=False)
+                                             # and xgrammar-strict (its default), compact whitespace
+    python bench/fixed_runs.py maskbench-flexible   # the same with flexible whitespace
     python bench/fixed_runs.py test-suite    # JSON Schema Test Suite (2020-12 + draft-07), same engines
     python bench/fixed_runs.py coverage      # JSONSchemaBench, 50 schemas per dataset, SmolLM2 through
                                              # llama-cpp, structgen and llguidance, 2 workers
@@ -21,11 +23,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 LLAMA3 = DATA / "tokenizers" / "llama3"
-ENGINES = "structgen,llguidance,xgrammar"
+ENGINES = "structgen,llguidance,xgrammar,xgrammar-strict"
 
 CONFIGS = {
     "maskbench": ["maskbench", "--data", str(DATA / "maskbench"), "--engines", ENGINES, "--tokenizer", str(LLAMA3),
                   "--limit", "1000", "--workers", "1", "--time-limit", "10"],
+    "maskbench-flexible": ["maskbench", "--data", str(DATA / "maskbench"), "--engines", ENGINES, "--tokenizer",
+                           str(LLAMA3), "--limit", "1000", "--workers", "1", "--time-limit", "10",
+                           "--whitespace", "flexible", "--name", "maskbench_flexible"],
     "test-suite": ["test-suite", "--data", str(DATA / "json-schema-test-suite"), "--engines", ENGINES,
                    "--tokenizer", str(LLAMA3), "--workers", "1", "--time-limit", "10"],
     "coverage": ["coverage", "--data", str(DATA / "jsonschemabench"), "--engines", "structgen,llguidance",

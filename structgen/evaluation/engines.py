@@ -14,13 +14,20 @@ the mask computation and nothing else, so a caller may time exactly that call.
 
 Adapters:
 
-- `structgen`: `GrammarCompiler.compile_json_schema(schema, strict=True)` (compact whitespace).
-- `llguidance`: `grammar_from_json_schema` with whitespace fixed to the compact form; a non-empty
+Every engine takes a `whitespace` mode, "compact" (the default; json.dumps' one line) or
+"flexible" (whitespace allowed between lexemes); instances are always written compactly, which
+both modes accept.
+
+- `structgen`: `GrammarCompiler.compile_json_schema(schema, strict=True, whitespace=...)`.
+- `llguidance`: `grammar_from_json_schema` with `whitespace_flexible=False` and the compact
+  separators, or (flexible) `whitespace_flexible=True` with its default separators; a non-empty
   `validate_grammar` is a compile error.
-- `xgrammar`: `compile_json_schema(any_whitespace=False, separators=(", ", ": "), strict_mode=False)`
+- `xgrammar`: `compile_json_schema(any_whitespace=False, separators=(", ", ": "), strict_mode=False)`, or
+  (flexible) `any_whitespace=True` with its default separators
   (XGrammar's `strict_mode` forbids properties and items the schema does not declare, which changes
   the language; JSON Schema allows them) on a single compile thread; its vocabulary is its own
   decoding of the tokenizer with the special tokens blanked, as the other engines treat them.
+- `xgrammar-strict`: the same with XGrammar's default `strict_mode=True`.
 - `outlines-core`: the schema's regex (`build_regex_from_schema`, whitespace `[ ]?`: the regex puts
   optional whitespace around every separator, a superset of the compact form) indexed over the
   vocabulary's token bytes.
@@ -43,7 +50,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-ENGINE_NAMES = ("structgen", "llguidance", "xgrammar", "outlines-core")
+ENGINE_NAMES = ("structgen", "llguidance", "xgrammar", "xgrammar-strict", "outlines-core")
+WHITESPACE_MODES = ("compact", "flexible")
 KEYS = ("compile_error", "valid_accepted", "valid_rejected", "invalid_accepted", "invalid_rejected")
 ITEM_SEPARATOR, KEY_SEPARATOR = ", ", ": "  # json.dumps' defaults without indent
 
@@ -139,9 +147,12 @@ class SchemaEngine:
 
     name = ""
 
-    def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int]) -> None:
+    def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int], whitespace: str = "compact") -> None:
         if not stop_ids:
             raise ValueError("stop_ids must name at least one stop token")
+        if whitespace not in WHITESPACE_MODES:
+            raise ValueError(f"whitespace must be one of {WHITESPACE_MODES}, not {whitespace!r}")
+        self.whitespace = whitespace
         self.tokenizer_json = Path(tokenizer_json)
         self.stop_ids = tuple(int(t) for t in stop_ids)
         self.stop_id = self.stop_ids[0]  # the one `walk` ends with; every stop id is accepted
@@ -217,12 +228,12 @@ class _StructgenMatcher(EngineMatcher):
 
 
 class StructgenEngine(SchemaEngine):
-    """structgen, `compile_json_schema(schema, strict=True)` (compact whitespace)."""
+    """structgen, `compile_json_schema(schema, strict=True, whitespace=...)`."""
 
     name = "structgen"
 
-    def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int]) -> None:
-        super().__init__(tokenizer_json, stop_ids)
+    def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int], whitespace: str = "compact") -> None:
+        super().__init__(tokenizer_json, stop_ids, whitespace)
         from structgen import GrammarCompiler
 
         self.info = _structgen_tokenizer(str(self.tokenizer_json), self.vocab_size, self.stop_ids)
@@ -237,7 +248,7 @@ class StructgenEngine(SchemaEngine):
         from structgen import StructgenError
 
         try:
-            return self.compiler.compile_json_schema(schema, strict=True)
+            return self.compiler.compile_json_schema(schema, strict=True, whitespace=self.whitespace)
         except StructgenError as e:
             raise CompileError(f"{type(e).__name__}: {e}") from e
 
@@ -282,13 +293,15 @@ class _LLGuidanceMatcher(EngineMatcher):
 
 
 class LLGuidanceEngine(SchemaEngine):
-    """llguidance with compact JSON whitespace; a non-empty `validate_grammar` is a compile error."""
+    """llguidance (compact separators, or flexible whitespace); a non-empty `validate_grammar` is a compile error."""
 
     name = "llguidance"
-    JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ITEM_SEPARATOR, "key_separator": KEY_SEPARATOR}
 
-    def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int]) -> None:
-        super().__init__(tokenizer_json, stop_ids)
+    def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int], whitespace: str = "compact") -> None:
+        super().__init__(tokenizer_json, stop_ids, whitespace)
+        # flexible: llguidance's defaults, "," and ":" with any whitespace around them
+        self.JSON_OPTIONS = {"whitespace_flexible": True} if whitespace == "flexible" else {
+            "whitespace_flexible": False, "item_separator": ITEM_SEPARATOR, "key_separator": KEY_SEPARATOR}
         self._ll = _import(self.name, "llguidance")
         self.lltok = self._ll.LLTokenizer(str(self.tokenizer_json), n_vocab=self.vocab_size,
                                           eos_token=list(self.stop_ids))
@@ -339,12 +352,15 @@ class _XGrammarMatcher(EngineMatcher):
 
 
 class XGrammarEngine(SchemaEngine):
-    """XGrammar: compact separators, JSON Schema's open objects (`strict_mode=False`), one compile thread."""
+    """XGrammar: compact separators (or any whitespace), JSON Schema's open objects (`strict_mode=False`),
+    one compile thread."""
 
     name = "xgrammar"
+    strict_mode = False
 
-    def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int], max_threads: int = 1) -> None:
-        super().__init__(tokenizer_json, stop_ids)
+    def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int], whitespace: str = "compact",
+                 max_threads: int = 1) -> None:
+        super().__init__(tokenizer_json, stop_ids, whitespace)
         self._xgr = _import(self.name, "xgrammar")
         transformers = _import(self.name, "transformers")
         hf = transformers.PreTrainedTokenizerFast(tokenizer_file=str(self.tokenizer_json))
@@ -363,13 +379,23 @@ class XGrammarEngine(SchemaEngine):
     def compile(self, schema: Any) -> Any:
         try:
             text = schema_text(schema)
+            if self.whitespace == "flexible":  # XGrammar's "," and ":" with any whitespace around them
+                return self.compiler.compile_json_schema(text, any_whitespace=True, strict_mode=self.strict_mode)
             return self.compiler.compile_json_schema(text, any_whitespace=False,
-                                                      separators=(ITEM_SEPARATOR, KEY_SEPARATOR), strict_mode=False)
+                                                      separators=(ITEM_SEPARATOR, KEY_SEPARATOR),
+                                                      strict_mode=self.strict_mode)
         except Exception as e:  # unsupported or malformed schema: XGrammar refuses it
             raise CompileError(f"{type(e).__name__}: {e}") from e
 
     def matcher(self, compiled: Any) -> EngineMatcher:
         return _XGrammarMatcher(self._xgr.GrammarMatcher(compiled))
+
+
+class XGrammarStrictEngine(XGrammarEngine):
+    """XGrammar in its default configuration, `strict_mode=True` (no undeclared properties or items)."""
+
+    name = "xgrammar-strict"
+    strict_mode = True
 
 
 # -------------------------------------------------------------------------------------- outlines-core
@@ -417,10 +443,10 @@ class OutlinesCoreEngine(SchemaEngine):
     """outlines-core: the schema's regex, indexed over the token bytes (structgen's decoding of the vocabulary)."""
 
     name = "outlines-core"
-    WHITESPACE = r"[ ]?"
 
-    def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int]) -> None:
-        super().__init__(tokenizer_json, stop_ids)
+    def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int], whitespace: str = "compact") -> None:
+        super().__init__(tokenizer_json, stop_ids, whitespace)
+        self.WHITESPACE = r"[ ]?" if whitespace == "compact" else r"[ \t\n\r]*"
         self._oc = _import(self.name, "outlines_core")
         info = _structgen_tokenizer(str(self.tokenizer_json), self.vocab_size, self.stop_ids)
         skip = self.special_ids | set(self.stop_ids)
@@ -450,17 +476,18 @@ class OutlinesCoreEngine(SchemaEngine):
 # --------------------------------------------------------------------------------------- registry
 
 ENGINES: dict[str, type[SchemaEngine]] = {
-    e.name: e for e in (StructgenEngine, LLGuidanceEngine, XGrammarEngine, OutlinesCoreEngine)
+    e.name: e for e in (StructgenEngine, LLGuidanceEngine, XGrammarEngine, XGrammarStrictEngine, OutlinesCoreEngine)
 }
 _REQUIRES = {"structgen": ("tokenizers",), "llguidance": ("tokenizers", "llguidance"),
-             "xgrammar": ("tokenizers", "transformers", "xgrammar"), "outlines-core": ("tokenizers", "outlines_core")}
+             "xgrammar": ("tokenizers", "transformers", "xgrammar"),
+             "xgrammar-strict": ("tokenizers", "transformers", "xgrammar"), "outlines-core": ("tokenizers", "outlines_core")}
 
 
-def make_engine(name: str, tokenizer_json: Path, stop_ids: Sequence[int]) -> SchemaEngine:
+def make_engine(name: str, tokenizer_json: Path, stop_ids: Sequence[int], whitespace: str = "compact") -> SchemaEngine:
     """The adapter called `name` (one of ENGINE_NAMES); `EngineUnavailable` if it cannot run here."""
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r}; expected one of {ENGINE_NAMES}")
-    return ENGINES[name](tokenizer_json, stop_ids)
+    return ENGINES[name](tokenizer_json, stop_ids, whitespace)
 
 
 @lru_cache(maxsize=None)

@@ -45,11 +45,11 @@ WARMUP_ROW = {"dataset": "warmup", "id": "0",
                         {"data": {"a": 1}, "valid": False}]}
 
 
-def init_worker(arg: tuple[str, str, list[int]]) -> None:
+def init_worker(arg: tuple) -> None:
     """Pool initializer: build the engine once per worker process and warm it up (JIT caches)."""
     global _ENGINE, _STOP
-    name, tokenizer_json, stop_ids = arg
-    _ENGINE = make_engine(name, tokenizer_json, stop_ids)
+    name, tokenizer_json, stop_ids, *rest = arg
+    _ENGINE = make_engine(name, tokenizer_json, stop_ids, *rest)
     _STOP = int(stop_ids[0])
     replay_row(WARMUP_ROW)
     gc.collect()
@@ -141,9 +141,10 @@ def failed_row(row: dict, status: str, detail: Any) -> dict:
 
 def run_maskbench(engine: str, rows: list[dict], tokenizer_json: str, stop_ids: list[int], *, workers: int = 1,
                   time_limit_s: float = 10.0, total_timeout_s: float | None = None, memory_limit_mb: int = 8192,
-                  on_result: Callable[[int, Any], None] | None = None) -> list[dict]:
+                  on_result: Callable[[int, Any], None] | None = None, whitespace: str = "compact") -> list[dict]:
     """Replay `rows` with one engine in isolated worker processes; one record per row, in order."""
-    outcomes = run_isolated(replay_row, rows, init=init_worker, init_arg=(engine, str(tokenizer_json), list(stop_ids)),
+    outcomes = run_isolated(replay_row, rows, init=init_worker,
+                            init_arg=(engine, str(tokenizer_json), list(stop_ids), whitespace),
                             workers=workers, time_limit_s=time_limit_s, total_timeout_s=total_timeout_s,
                             memory_limit_mb=memory_limit_mb, on_result=on_result)
     out = []

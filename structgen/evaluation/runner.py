@@ -33,6 +33,7 @@ class BenchSettings:
     time_limit_s: float = 10.0
     total_timeout_s: float | None = None
     memory_limit_mb: int = 8192
+    whitespace: str = "compact"  # JSON Schema engines: "compact" or "flexible" (see engines.py)
     out: str = "bench/results"
     stem: str = "maskbench"
     quiet: bool = False
@@ -77,7 +78,7 @@ def _progress(total: int, label: str, quiet: bool):
 def engine_version(name: str, s: BenchSettings, engines: dict, all_rows: dict) -> str | None:
     """The engine's version, or None after recording it as unavailable (its package is not installed)."""
     try:
-        return make_engine(name, s.tokenizer_json, s.stop_ids).version()
+        return make_engine(name, s.tokenizer_json, s.stop_ids, s.whitespace).version()
     except EngineUnavailable as e:
         engines[name], all_rows[name] = {"version": None, "unavailable": str(e), "totals": {}}, []
         print(f"structgen bench: {name} skipped: {e}", file=sys.stderr)
@@ -129,7 +130,7 @@ def run_replay(mode: str, rows: list[dict], s: BenchSettings) -> dict:
         try:
             records = run_maskbench(name, rows, s.tokenizer_json, s.stop_ids, workers=s.workers,
                                     time_limit_s=s.time_limit_s, total_timeout_s=s.total_timeout_s,
-                                    memory_limit_mb=s.memory_limit_mb, on_result=on_result)
+                                    memory_limit_mb=s.memory_limit_mb, on_result=on_result, whitespace=s.whitespace)
         finally:
             close()
         engines[name] = _engine_summary(name, records, version)
@@ -138,7 +139,8 @@ def run_replay(mode: str, rows: list[dict], s: BenchSettings) -> dict:
     doc = report.build_results(mode, s.as_dict(), engines, all_rows, machine)
     out = Path(s.out)
     report.write_results(doc, out, s.stem)
-    table = report.markdown_table(table_columns(engines), TABLE_KEYS, f"{mode} ({len(rows)} schemas)")
+    table = report.markdown_table(table_columns(engines), TABLE_KEYS,
+                                  f"{mode} ({len(rows)} schemas, {s.whitespace} whitespace)")
     (out / f"{s.stem}.md").write_text(table + "\n", encoding="utf-8")
     report.plot_cdf({n: e["mask_us"].get("cdf", []) for n, e in engines.items() if "mask_us" in e},
                     out / f"{s.stem}_mask_cdf.png", "per-token mask time (us, log)",

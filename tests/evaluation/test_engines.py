@@ -35,7 +35,8 @@ from structgen.evaluation.engines import (
 
 LLAMA3 = TOKENIZERS / "llama3" / "tokenizer.json"
 STOP_IDS = (128001, 128009)  # <|end_of_text|>, <|eot_id|>
-PEER_MODULES = {"llguidance": "llguidance", "xgrammar": "xgrammar", "outlines-core": "outlines_core"}
+PEER_MODULES = {"llguidance": "llguidance", "xgrammar": "xgrammar", "xgrammar-strict": "xgrammar",
+                "outlines-core": "outlines_core"}
 
 pytestmark = pytest.mark.skipif(not LLAMA3.is_file(), reason=f"Llama-3 tokenizer not found at {LLAMA3}")
 
@@ -82,7 +83,7 @@ def _allowed(row: np.ndarray) -> np.ndarray:
 
 
 def test_registry() -> None:
-    assert ENGINE_NAMES == ("structgen", "llguidance", "xgrammar", "outlines-core")
+    assert ENGINE_NAMES == ("structgen", "llguidance", "xgrammar", "xgrammar-strict", "outlines-core")
     assert "structgen" in available_engines()
     assert set(available_engines()) <= set(ENGINE_NAMES)
     assert engine_names("both") == ("structgen", "llguidance")
@@ -138,6 +139,19 @@ def test_mask_allows_each_next_token(engine_name: str, case: str) -> None:
     assert not m.is_accepting()
     m.fill_mask(row)
     assert np.array_equal(row, first), "reset does not restore the initial mask"
+
+
+@pytest.mark.parametrize("name", ["structgen", "llguidance", "xgrammar"])
+def test_flexible_whitespace_mode(name: str) -> None:
+    if name in PEER_MODULES:
+        pytest.importorskip(PEER_MODULES[name])
+    engine = make_engine(name, LLAMA3, STOP_IDS, "flexible")
+    schema, valid, invalid, _ = CASES["object-required"]
+    compiled = engine.compile(schema)
+    assert engine.accepts(compiled, json.dumps(valid, indent=2))
+    assert not engine.accepts(compiled, json.dumps(invalid, indent=2))
+    strict_compact = make_engine(name, LLAMA3, STOP_IDS)
+    assert not strict_compact.accepts(strict_compact.compile(schema), json.dumps(valid, indent=2))
 
 
 # ------------------------------------------------------------------ structgen vs llguidance

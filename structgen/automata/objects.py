@@ -164,8 +164,8 @@ class ObjectStates:
         if k2 != k:
             raise GrammarError("internal: a member reduced in another object's state")
         c2 = self.ir.objects[k].step(c, j)
-        if c2 is None:
-            raise GrammarError("internal: a member the state does not allow was reduced")
+        if c2 is None:  # a member this state does not allow: the one parse the tables chose is no word
+            self.tables.set_rule_goto(st, r, -1)
+            return
         q = self.trans[s][self.tables.action.shape[1] + self.mem_nt[k]]
-        target = self.state_for(q, k, c2)
-        self.tables.set_rule_goto(st, r, target)
+        self.tables.set_rule_goto(st, r, self.state_for(q, k, c2))

@@ -20,7 +20,7 @@ from .automata.regex_dfa import regex_dfa
 from .automata.lexer import LexerTables, Terminal
 from .automata.lr import LRBuilder
 from .automata.objects import ObjectStates
-from .automata.parser import NEED_STATE, ParserTables, StackPool, acceptable_terms
+from .automata.parser import NEED_STATE, ParserTables, StackPool, acceptable_terms, sparse_table
 from .automata.step import NEED_DFA, NEED_LR, OK, POOL_FULL, can_end
 from .compile_cache import CacheWarning, CompileCache
 from .errors import GrammarError, LimitExceeded, RegexError, StructgenError
@@ -137,7 +137,7 @@ class CompiledGrammar:
 
     # --- the disk form (compile_cache.py): JSON metadata + plain arrays ------------------
 
-    _PARSER_ARRAYS = ("action", "goto", "rule_len", "rule_lhs", "row_ptr", "row_terms")
+    _PARSER_ARRAYS = ("action", "rule_len", "rule_lhs", "row_ptr", "row_terms")
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Everything but the tokenizer as (JSON-able metadata, numpy arrays); inverse of from_arrays."""
@@ -154,8 +154,10 @@ class CompiledGrammar:
         }
         n = self.objects.n_base if self.objects is not None else p.num_states  # built on demand again
         arrays = {name: getattr(p, name) for name in self._PARSER_ARRAYS}
-        arrays["action"], arrays["goto"], arrays["row_ptr"] = p.action[:n], p.goto[:n], p.row_ptr[:n + 1]
+        arrays["action"], arrays["row_ptr"] = p.action[:n], p.row_ptr[:n + 1]
         arrays["row_terms"] = p.row_terms[:p.row_ptr[n]]
+        live = (p.goto_keys >= 0) & (p.goto_keys // p.K < n)
+        arrays["goto_keys"], arrays["goto_vals"] = p.goto_keys[live], p.goto_vals[live]
         arrays["ir_lhs"] = np.array(ir.lhs, dtype=np.int32)
         arrays["ir_rhs_len"] = np.array([len(x) for x in ir.rhs], dtype=np.int32)
         arrays["ir_rhs"] = np.array([s for x in ir.rhs for s in x], dtype=np.int32)
@@ -179,9 +181,10 @@ class CompiledGrammar:
                      int(priority), bool(is_literal), bool(ignore))
             for i, (name, priority, is_literal, ignore) in enumerate(meta["terminals"])
         ]
+        goto_keys, goto_vals = sparse_table(arrays["goto_keys"], arrays["goto_vals"])
         parser = ParserTables(terminal_names=[t.name for t in terminals], nonterminal_names=list(meta["nonterminals"]),
                               start_state=int(meta["start_state"]), end_state=int(meta["end_state"]),
-                              conflicts=list(meta["conflicts"]),
+                              conflicts=list(meta["conflicts"]), goto_keys=goto_keys, goto_vals=goto_vals,
                               **{name: arrays[name].astype(np.int32) for name in cls._PARSER_ARRAYS})
         ends = np.cumsum(arrays["ir_rhs_len"]).tolist()
         flat = arrays["ir_rhs"].tolist()
@@ -227,7 +230,7 @@ class CompiledGrammar:
     def _build_state(self) -> None:
         """Build the parametric state a kernel asked for (its (state, rule) request in the tables)."""
         with self.lock:
-            st, r = (int(x) for x in self.parser.pg_req)
+            st, r = (int(x) for x in self.parser.need)
             self.objects.resolve(st, r)
 
     def can_end(self, ls: int, top: int, pool_n: int, pool: StackPool) -> bool:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..frontend.ir import Grammar
 
 DEFAULT_MAX_LR_STATES = 1_000_000
-DEFAULT_MAX_TABLE_CELLS = 200_000_000  # action + goto cells (int32): 800 MB
+DEFAULT_MAX_TABLE_CELLS = 200_000_000  # action cells (int32): 800 MB
 
 
 @dataclass(frozen=True)
@@ -269,15 +269,15 @@ class LRBuilder:
 
     def tables(self, *, prefer_shift: bool = False, max_cells: int = DEFAULT_MAX_TABLE_CELLS):
         """(ParserTables, unresolved conflicts, resolved conflicts)."""
-        from .parser import ParserTables
+        from .parser import ParserTables, sparse_table
 
         a = self.automaton = self.lr0()
         la = self.lookaheads(a)
         g, T, nt0 = self.g, self.T, self.nt0
         S = len(a.trans)
-        if S * (T + 1 + self.N) > max_cells:
-            raise LimitExceeded(f"the parser tables need {S} states x {T + 1} terminals and {self.N} nonterminals, "
-                                f"more than {max_cells} cells (the max_table_cells limit)")
+        if S * (T + 1) > max_cells:
+            raise LimitExceeded(f"the parser tables need {S} states x {T + 1} terminals, more than {max_cells} "
+                                "cells (the max_table_cells limit)")
         unresolved: list[Conflict] = []
         resolved: list[Conflict] = []
         prio = list(g.priority) + [0]
@@ -316,12 +316,11 @@ class LRBuilder:
                     continue
                 cells.append((p, t, -(r + 1)))
         action = np.zeros((S, T + 1), dtype=np.int32)
-        goto = np.full((S, self.N), -1, dtype=np.int32)
         c = np.array(cells, dtype=np.int64).reshape(-1, 3)
         action[c[:, 0], c[:, 1]] = c[:, 2]
-        if gotos:
-            gt = np.array(gotos, dtype=np.int64)
-            goto[gt[:, 0], gt[:, 1]] = gt[:, 2]
+        gt = np.array(gotos, dtype=np.int64).reshape(-1, 3)
+        K = self.N + len(self.rhs)  # goto keys: state * K + nonterminal (see ParserTables)
+        goto_keys, goto_vals = sparse_table(gt[:, 0] * K + gt[:, 1], gt[:, 2])
         rule_len = np.array([len(s) for s in self.rhs], dtype=np.int32)
         rule_lhs = np.array(self.lhs, dtype=np.int32)
         c = c[c[:, 1] < T]  # the CSR of terminals (not $END) with an action, by state then terminal
@@ -333,7 +332,8 @@ class LRBuilder:
         end_state = a.trans[x][T]
         tables = ParserTables(
             terminal_names=[t.name for t in g.terminals], nonterminal_names=list(g.nonterminals) + ["$root"],
-            action=action, goto=goto, rule_len=rule_len, rule_lhs=rule_lhs, row_ptr=row_ptr, row_terms=row_terms,
+            action=action, goto_keys=goto_keys, goto_vals=goto_vals, rule_len=rule_len, rule_lhs=rule_lhs,
+            row_ptr=row_ptr, row_terms=row_terms,
             start_state=0, end_state=int(end_state), conflicts=[str(c) for c in resolved])
         return tables, unresolved, resolved
 

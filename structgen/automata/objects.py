@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GrammarError, LimitExceeded
-from .parser import GOTO_BY_RULE, ParserTables, pg_insert
+from .parser import GOTO_BY_RULE, ParserTables
 
 
 class ObjectStates:
@@ -75,10 +75,8 @@ class ObjectStates:
         self.n_base = len(automaton.trans)
         for s, objs in self.static.items():
             for k in objs:
-                self.tables.goto[s, self.mem_nt[k]] = GOTO_BY_RULE
+                self.tables.set_goto(s, self.mem_nt[k], GOTO_BY_RULE)
             self._filter_row(s, s, {k: self.start_c[k] for k in objs})
-        for s, k in self.dynamic.items():  # base dynamic rows are never reached: only their copies
-            self.tables.goto[s, self.mem_nt[k]] = GOTO_BY_RULE
         self.tables.rebuild_rows()
 
     # --- rows ----------------------------------------------------------------------------
@@ -143,15 +141,15 @@ class ObjectStates:
         self.info[n] = key
         self._filter_row(s, n, {k: c})
         t.finish_row(n)  # (its successors below change shift targets, not which terminals have one)
+        nt0 = t.action.shape[1]
         for x, q in self.trans[s].items():  # successors in the same member list carry c too
-            if self.dynamic.get(q) != k:
-                continue
-            nt0 = t.action.shape[1]
-            if x < nt0:
-                if t.action[n, x] > 0:
-                    t.action[n, x] = self.state_for(q, k, c) + 1
-            elif x - nt0 != self.mem_nt[k]:
-                t.goto[n, x - nt0] = self.state_for(q, k, c)
+            if x >= nt0:  # gotos: the copy has none of its own yet
+                if x - nt0 == self.mem_nt[k]:
+                    t.set_goto(n, x - nt0, GOTO_BY_RULE)
+                else:
+                    t.set_goto(n, x - nt0, self.state_for(q, k, c) if self.dynamic.get(q) == k else q)
+            elif self.dynamic.get(q) == k and t.action[n, x] > 0:
+                t.action[n, x] = self.state_for(q, k, c) + 1
         return n
 
     def resolve(self, st: int, r: int) -> None:

@@ -21,13 +21,18 @@ OVERLAY = 256  # max states pushed by one simulated reduce chain (epsilon chains
 class ParserTables:
     """Integer LALR(1) tables; terminal T (=num_terms) is $END; `conflicts` lists those resolved on request.
 
-    Rows past the automaton's own states are parametric states (automata/objects.py), appended
-    as the parser reaches them; arrays keep spare rows (`num_states` are in use)."""
+    `goto` is sparse: an open-addressing table (`goto_keys`, `goto_vals`) from (state, nonterminal)
+    keys `state * K + nonterminal` (K = nonterminals + rules); where the target depends on the rule
+    reduced (a member of a constrained object, automata/objects.py) it holds GOTO_BY_RULE and the
+    target is under the key `state * K + nonterminals + rule`. Rows past the automaton's own states
+    are parametric states, appended as the parser reaches them (`num_states` of the action rows are
+    in use)."""
 
     terminal_names: list[str]
     nonterminal_names: list[str]
     action: np.ndarray  # int32 (S, T+1)
-    goto: np.ndarray  # int32 (S, NT), -1 where undefined, GOTO_BY_RULE where the rule decides
+    goto_keys: np.ndarray  # int64 (power of two,), -1 where empty
+    goto_vals: np.ndarray  # int32
     rule_len: np.ndarray  # int32 (R,)
     rule_lhs: np.ndarray  # int32 (R,)
     row_ptr: np.ndarray  # int32 (S+1,) CSR over terminals (not $END) with an action
@@ -36,22 +41,44 @@ class ParserTables:
     end_state: int
     conflicts: list[str]
     num_states: int = -1
-    pg_keys: np.ndarray = field(default_factory=lambda: np.full(1, -1, dtype=np.int64))
-    pg_vals: np.ndarray = field(default_factory=lambda: np.full(1, -1, dtype=np.int32))
-    pg_used: int = 0
-    pg_req: np.ndarray = field(default_factory=lambda: np.zeros(2, dtype=np.int64))
+    need: np.ndarray = field(default_factory=lambda: np.zeros(2, dtype=np.int64))  # a kernel's NEED_STATE request
 
     def __post_init__(self) -> None:
         if self.num_states < 0:
             self.num_states = int(self.action.shape[0])
+        self.goto_used = int((self.goto_keys >= 0).sum())
 
     @property
     def num_terms(self) -> int:
         return len(self.terminal_names)
 
+    @property
+    def K(self) -> int:
+        return len(self.nonterminal_names) + len(self.rule_len)
+
     def view(self) -> "ParserView":
-        return ParserView(self.action, self.goto, self.rule_len, self.rule_lhs, np.int32(self.end_state),
-                          self.row_ptr, self.row_terms, self.pg_keys, self.pg_vals, self.pg_req)
+        return ParserView(self.action, self.goto_keys, self.goto_vals, np.int64(self.K),
+                          np.int32(len(self.nonterminal_names)), self.rule_len, self.rule_lhs,
+                          np.int32(self.end_state), self.row_ptr, self.row_terms, self.need)
+
+    def goto(self, st: int, nt: int) -> int:
+        """The goto of state st on nonterminal nt (-1: none; GOTO_BY_RULE: see set_rule_goto)."""
+        return int(hash_get(self.goto_keys, self.goto_vals, np.int64(st * self.K + nt)))
+
+    def set_goto(self, st: int, nt: int, target: int) -> None:
+        self._put(st * self.K + nt, target)
+
+    def set_rule_goto(self, st: int, r: int, target: int) -> None:
+        """Record the goto of state st on reducing rule r (its left side's goto is GOTO_BY_RULE)."""
+        self._put(st * self.K + len(self.nonterminal_names) + r, target)
+
+    def _put(self, key: int, target: int) -> None:
+        if 2 * (self.goto_used + 1) > len(self.goto_keys):
+            keys, vals = self.goto_keys, self.goto_vals
+            live = keys >= 0
+            self.goto_keys, self.goto_vals = sparse_table(keys[live], vals[live], 2 * (self.goto_used + 1))
+        if hash_put(self.goto_keys, self.goto_vals, np.int64(key), np.int32(target)):
+            self.goto_used += 1
 
     def rebuild_rows(self) -> None:
         """Drop from the CSR the terminals whose action was removed (rows in use)."""
@@ -66,15 +93,16 @@ class ParserTables:
         self.row_terms = terms[keep].copy()
 
     def add_state(self, copy_of: int) -> int:
-        """Append a state whose rows are copies of state `copy_of`'s; finish_row() completes it."""
+        """Append a state whose action row is a copy of state `copy_of`'s (its gotos are set by the
+        caller); finish_row() completes it."""
         n = self.num_states
         if n >= self.action.shape[0]:
-            cap = max(2 * n, 16)
-            self.action = _grown_rows(self.action, cap, 0)
-            self.goto = _grown_rows(self.goto, cap, -1)
+            cap = max(n + n // 2, 16)  # modest steps: each is a copy of the whole action table
+            grown = np.zeros((cap, self.action.shape[1]), dtype=np.int32)
+            grown[:n] = self.action[:n]
+            self.action = grown
             self.row_ptr = np.concatenate([self.row_ptr, np.zeros(cap + 1 - len(self.row_ptr), dtype=np.int32)])
         self.action[n] = self.action[copy_of]
-        self.goto[n] = self.goto[copy_of]
         self.num_states = n + 1
         return n
 
@@ -90,82 +118,92 @@ class ParserTables:
         self.row_terms[start:need] = terms
         self.row_ptr[n + 1] = need
 
-    def set_rule_goto(self, st: int, r: int, target: int) -> None:
-        """Record the goto of state st on reducing rule r (where `goto` holds GOTO_BY_RULE)."""
-        if 2 * (self.pg_used + 1) > len(self.pg_keys):
-            old = [(int(k), int(v)) for k, v in zip(self.pg_keys, self.pg_vals) if k >= 0]
-            cap = max(64, 4 * len(self.pg_keys))
-            self.pg_keys = np.full(cap, -1, dtype=np.int64)
-            self.pg_vals = np.full(cap, -1, dtype=np.int32)
-            n = len(self.rule_len)
-            for k, v in old:
-                pg_insert(self.pg_keys, self.pg_vals, np.int64(k // n), np.int64(k % n), np.int64(n), np.int32(v))
-        pg_insert(self.pg_keys, self.pg_vals, np.int64(st), np.int64(r), np.int64(len(self.rule_len)), np.int32(target))
-        self.pg_used += 1
 
-
-def _grown_rows(a: np.ndarray, cap: int, fill: int) -> np.ndarray:
-    out = np.full((cap,) + a.shape[1:], fill, dtype=a.dtype)
-    out[:a.shape[0]] = a
-    return out
+def sparse_table(keys: np.ndarray, vals: np.ndarray, room: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An open-addressing table (power-of-two size, at most half full) holding keys -> vals."""
+    cap = 8
+    while cap < 2 * max(len(keys), room):
+        cap *= 2
+    tk, tv = np.full(cap, -1, dtype=np.int64), np.full(cap, -1, dtype=np.int32)
+    hash_put_many(tk, tv, np.ascontiguousarray(keys, dtype=np.int64), np.ascontiguousarray(vals, dtype=np.int32))
+    return tk, tv
 
 
 class ParserView(NamedTuple):
-    """The tables numba kernels read (named, so kernels take one argument). `pg_keys`/`pg_vals` map
-    (state, member rule) to the goto target where `goto` holds GOTO_BY_RULE (automata/objects.py);
-    a miss is written to `pg_req` (state, rule) and reported as NEED_STATE."""
+    """The tables numba kernels read (named, so kernels take one argument); see ParserTables. A
+    goto that is missing where the rule decides is written to `need` (state, rule) and reported
+    as NEED_STATE."""
 
     action: np.ndarray
-    goto: np.ndarray
+    goto_keys: np.ndarray
+    goto_vals: np.ndarray
+    K: np.int64
+    n_nonterminals: np.int32
     rule_len: np.ndarray
     rule_lhs: np.ndarray
     end_state: np.int32
     row_ptr: np.ndarray
     row_terms: np.ndarray
-    pg_keys: np.ndarray  # int64 (power of two,), -1 where empty
-    pg_vals: np.ndarray  # int32
-    pg_req: np.ndarray  # int64 (2,)
+    need: np.ndarray
 
 
-GOTO_BY_RULE = -2  # in `goto`: the target depends on the rule reduced (a member of a constrained object)
+GOTO_BY_RULE = -2  # a goto whose target depends on the rule reduced (a member of a constrained object)
 NEED_STATE = -3  # a parametric state that is not built yet (see ParserView)
+_MISSING = -4
 
 
 @njit(cache=True, nogil=True)
-def _pg_slot(key, mask):
+def _slot(key, mask):
     h = key ^ (key >> 17)
     h = (h * 0x2545F4914F6CDD1D) & 0x7FFFFFFFFFFFFFFF
     return (h ^ (h >> 29)) & mask
 
 
 @njit(cache=True, nogil=True)
-def pg_insert(keys, vals, st, r, n_rules, target):
-    """Record goto (state st, rule r) -> target in the open-addressing table (which has room)."""
-    key = np.int64(st) * n_rules + r
+def hash_put(keys, vals, key, val):
+    """Set key -> val (the table has room); True if the key is new."""
     mask = keys.shape[0] - 1
-    h = _pg_slot(key, mask)
+    h = _slot(key, mask)
     while keys[h] != -1 and keys[h] != key:
         h = (h + 1) & mask
+    new = keys[h] == -1
     keys[h] = key
-    vals[h] = target
+    vals[h] = val
+    return new
+
+
+@njit(cache=True, nogil=True)
+def hash_put_many(keys, vals, ks, vs):
+    for i in range(ks.shape[0]):
+        hash_put(keys, vals, ks[i], vs[i])
+
+
+@njit(cache=True, nogil=True)
+def hash_get(keys, vals, key):
+    """The value of key, or _MISSING."""
+    mask = keys.shape[0] - 1
+    h = _slot(key, mask)
+    while keys[h] != -1:
+        if keys[h] == key:
+            return vals[h]
+        h = (h + 1) & mask
+    return _MISSING
 
 
 @njit(cache=True, nogil=True)
 def goto_after(st, r, P):
     """The state entered from `st` on reducing rule r: goto by its left side, or by the rule itself."""
-    g = P.goto[st, P.rule_lhs[r]]
+    g = hash_get(P.goto_keys, P.goto_vals, np.int64(st) * P.K + P.rule_lhs[r])
+    if g == _MISSING:
+        return -1
     if g != GOTO_BY_RULE:
         return g
-    key = np.int64(st) * P.rule_len.shape[0] + r
-    mask = P.pg_keys.shape[0] - 1
-    h = _pg_slot(key, mask)
-    while P.pg_keys[h] != -1:
-        if P.pg_keys[h] == key:
-            return P.pg_vals[h]
-        h = (h + 1) & mask
-    P.pg_req[0] = st
-    P.pg_req[1] = r
-    return NEED_STATE
+    g = hash_get(P.goto_keys, P.goto_vals, np.int64(st) * P.K + P.n_nonterminals + r)
+    if g == _MISSING:
+        P.need[0] = st
+        P.need[1] = r
+        return NEED_STATE
+    return g
 
 
 @njit(cache=True, nogil=True)

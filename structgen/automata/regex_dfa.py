@@ -24,6 +24,7 @@ from .fsm import (ANY_CHAR, DEFAULT_MAX_STATES, MAX_UNICODE, ByteDFA, _encoded_s
                   complement_ranges, merge_ranges)
 
 MAX_NFA_NODES = 2_000_000
+SUBSET_SLACK = 4  # the subset construction's states per state of the minimal DFA allowed (see _dfa_of)
 _ASCII = {
     C.CATEGORY_DIGIT: ((0x30, 0x39),),
     C.CATEGORY_WORD: ((0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)),
@@ -47,6 +48,13 @@ def case_variants(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int],
     return merge_ranges(list(ranges) + extra) if extra else ranges
 
 
+@lru_cache(maxsize=4096)
+def _sequences(ranges: tuple[tuple[int, int], ...], json_escape: bool) -> tuple[list[tuple[int, int]], ...]:
+    """The byte-range sequences of a character set (UTF-8, or json.dumps' escaped form); repeated
+    classes (`[\\s\\S]{1,1024}`) are expanded once."""
+    return tuple(seq for lo, hi in ranges for seq in _encoded_sequences(lo, hi, json_escape))
+
+
 class _NFA:
     """A Thompson NFA under construction: per node, epsilon targets and byte-range edges. With
     `json_escape`, a character is written as inside a JSON string (json.dumps' escapes)."""
@@ -68,16 +76,15 @@ class _NFA:
         """A fragment matching one character of `ranges` (its UTF-8 byte sequences share prefixes)."""
         start, end = self.node(), self.node()
         inner: dict[tuple[int, int, int], int] = {}
-        for lo, hi in ranges:
-            for seq in _encoded_sequences(lo, hi, self.json_escape):
-                cur = start
-                for blo, bhi in seq[:-1]:
-                    nxt = inner.get((cur, blo, bhi))
-                    if nxt is None:
-                        nxt = inner[(cur, blo, bhi)] = self.node()
-                        self.edges[cur].append((blo, bhi, nxt))
-                    cur = nxt
-                self.edges[cur].append((seq[-1][0], seq[-1][1], end))
+        for seq in _sequences(ranges, self.json_escape):
+            cur = start
+            for blo, bhi in seq[:-1]:
+                nxt = inner.get((cur, blo, bhi))
+                if nxt is None:
+                    nxt = inner[(cur, blo, bhi)] = self.node()
+                    self.edges[cur].append((blo, bhi, nxt))
+                cur = nxt
+            self.edges[cur].append((seq[-1][0], seq[-1][1], end))
         return start, end
 
     def empty(self) -> tuple[int, int]:
@@ -213,11 +220,16 @@ def regex_nfa(pattern: str, *, quoted: bool = False, max_nodes: int = MAX_NFA_NO
 
 
 def _dfa_of(pattern: str, quoted: bool, max_states: int) -> ByteDFA:
-    """The minimal trimmed DFA (possibly with no state: the empty language)."""
+    """The minimal trimmed DFA (possibly with no state: the empty language). `max_states` bounds the
+    minimal DFA; the subset construction before minimising may use up to SUBSET_SLACK times that."""
     nfa = regex_nfa(pattern, quoted=quoted)
-    trans, accept = nfa_to_dfa(*nfa, max_states=max_states, desc=pattern)
+    trans, accept = nfa_to_dfa(*nfa, max_states=SUBSET_SLACK * max_states, desc=pattern)
     trans, accept = _minimise(trans, accept)
-    return _trim(trans, accept)
+    dfa = _trim(trans, accept)
+    if dfa.num_states > max_states:
+        raise LimitExceeded(f"regex {pattern!r} needs {dfa.num_states} DFA states, more than {max_states} "
+                            "(the max_dfa_states limit)")
+    return dfa
 
 
 @lru_cache(maxsize=1024)
@@ -322,7 +334,8 @@ def nfa_to_dfa(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, start: int,
     trans, acc = _subset(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, np.int64(start), np.int64(accept),
                          rep, np.int64(max_states))
     if trans.shape[0] == 0:
-        raise LimitExceeded(f"regex {desc!r} needs more than {max_states} DFA states (the max_dfa_states limit)")
+        raise LimitExceeded(f"regex {desc!r} needs more than {max_states // SUBSET_SLACK} DFA states "
+                            "(the max_dfa_states limit)")
     return np.ascontiguousarray(trans[:, cls_of]), acc
 
 

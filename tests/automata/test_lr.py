@@ -72,7 +72,7 @@ def same_automaton(text: str, prefer_shift: bool = False) -> tuple[int, int]:
                 assert kind is not Shift, (s, name)
                 assert rule_key[-a - 1] == (arg.origin.name, tuple(x.name for x in arg.expansion))
         for j, name in enumerate(nts[:-1]):
-            g = int(ours.goto[s, j])
+            g = ours.goto(s, j)
             theirs = row.get(name)
             assert (g >= 0) == (theirs is not None), (s, name)
             if g >= 0:

@@ -517,6 +517,15 @@ def class_rows(table, row0, trans, rep, off):
 
 
 @njit(cache=True, nogil=True)
+def pool_equal(pool, at, vec, k):
+    """Whether pool[at:at + k] equals vec[:k] (a set stored in a hash table's pool)."""
+    for x in range(k):
+        if pool[at + x] != vec[x]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _rows_hash(rows, m):
     h = np.uint64(1469598103934665603)
     for i in range(m):
@@ -591,15 +600,9 @@ def product_bfs(table, filled, src, offsets, single, max_states, code, known):
             found = -1
             while hvals[i] >= 0:
                 j = hvals[i]
-                if size[j] == m:
-                    same = True
-                    for x in range(m):
-                        if pool[start[j] + x] != nv[x]:
-                            same = False
-                            break
-                    if same:
-                        found = j
-                        break
+                if size[j] == m and pool_equal(pool, start[j], nv, m):
+                    found = j
+                    break
                 i = (i + 1) & (hcap - 1)
             if found < 0:
                 g = known_lookup(nv, m, code, known)

@@ -94,29 +94,9 @@ class LRBuilder:
     # --- LR(0) ---------------------------------------------------------------------------
 
     def _nullable(self) -> list[bool]:
-        null = [False] * self.N
-        waiting: list[list[int]] = [[] for _ in range(self.N)]
-        count = [0] * len(self.rhs)
-        work = []
         nt0 = self.nt0
-        for r, seq in enumerate(self.rhs):
-            if all(s >= nt0 for s in seq):
-                count[r] = len(seq)
-                for s in seq:
-                    waiting[s - nt0].append(r)
-                if not seq:
-                    work.append(r)
-        while work:
-            r = work.pop()
-            a = self.lhs[r]
-            if null[a]:
-                continue
-            null[a] = True
-            for r2 in waiting[a]:
-                count[r2] -= 1
-                if count[r2] == 0:
-                    work.append(r2)
-        return null
+        needs = [[s - nt0 for s in seq] if all(s >= nt0 for s in seq) else None for seq in self.rhs]
+        return deriving(self.N, self.lhs, needs)
 
     def _predicted(self, nts: tuple[int, ...]) -> tuple[dict[int, list[int]], list[int]]:
         """Moves (symbol -> items after it) and empty rules of the closure of the nonterminals `nts`."""
@@ -360,6 +340,35 @@ class LRBuilder:
     def _rule_text(self, r: int) -> str:
         body = " ".join(self._sym_name(s) for s in self.rhs[r]) or "<empty>"
         return f"{self._sym_name(self.nt0 + self.lhs[r])}: {body}"
+
+
+def deriving(n: int, lhs: list[int], needs: list[list[int] | None]) -> list[bool]:
+    """Which of n nonterminals have a rule r whose `needs[r]` nonterminals all have one too (None:
+    rule r never counts): nullable and productive nonterminals alike, by a worklist over rules."""
+    found = [False] * n
+    waiting: list[list[int]] = [[] for _ in range(n)]  # nonterminal -> rules that wait for it
+    missing = [0] * len(lhs)
+    work = []
+    for r, need in enumerate(needs):
+        if need is None:
+            continue
+        need = set(need)
+        missing[r] = len(need)
+        for a in need:
+            waiting[a].append(r)
+        if not need:
+            work.append(r)
+    while work:
+        r = work.pop()
+        a = lhs[r]
+        if found[a]:
+            continue
+        found[a] = True
+        for r2 in waiting[a]:
+            missing[r2] -= 1
+            if missing[r2] == 0:
+                work.append(r2)
+    return found
 
 
 def _terminal_bits(tr: dict[int, int], nt0: int) -> int:

@@ -21,7 +21,7 @@ from numba import njit
 
 from ..errors import LimitExceeded, RegexError
 from .fsm import (ANY_CHAR, DEFAULT_MAX_STATES, MAX_UNICODE, ByteDFA, _encoded_sequences, _frozen, _minimise, _product, _trim,
-                  complement_ranges, merge_ranges)
+                  complement_ranges, merge_ranges, pool_equal)
 
 MAX_NFA_NODES = 2_000_000
 SUBSET_SLACK = 4  # the subset construction's states per state of the minimal DFA allowed (see _dfa_of)
@@ -236,10 +236,7 @@ def _dfa_of(pattern: str, quoted: bool, max_states: int) -> ByteDFA:
 def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
     """Minimal byte-level DFA of a Python-dialect regex (full match) over UTF-8. Cached, read-only;
     RegexError if it matches nothing."""
-    dfa = _dfa_of(pattern, False, max_states)
-    if dfa.num_states == 0:
-        raise RegexError(f"regex {pattern!r} matches nothing")
-    return _frozen(dfa)
+    return _nonempty(_dfa_of(pattern, False, max_states), pattern)
 
 
 @lru_cache(maxsize=1024)
@@ -285,6 +282,11 @@ def _json_string_dfa(value_patterns: tuple[str, ...], max_states: int, exclude: 
             d = quoted_dfa(p, max_states)
             bad = d if bad is None else meet(bad, d, max_states)
         dfa = minus(dfa, bad, max_states)
+    return _nonempty(dfa, desc)
+
+
+def _nonempty(dfa: ByteDFA, desc: str) -> ByteDFA:
+    """dfa, read-only; RegexError if it accepts nothing."""
     if dfa.num_states == 0:
         raise RegexError(f"regex {desc!r} matches nothing")
     return _frozen(dfa)
@@ -420,15 +422,9 @@ def _subset(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, start, accept,
             found = -1
             while slots[slot] >= 0:
                 t = slots[slot]
-                if hashes[t] == h and ptr[t + 1] - ptr[t] == k:
-                    same = True
-                    for q in range(k):
-                        if pool[ptr[t] + q] != s[q]:
-                            same = False
-                            break
-                    if same:
-                        found = t
-                        break
+                if hashes[t] == h and ptr[t + 1] - ptr[t] == k and pool_equal(pool, ptr[t], s, k):
+                    found = t
+                    break
                 slot = (slot + np.uint64(1)) & np.uint64(cap - 1)
             if found < 0:
                 if n >= max_states:

@@ -15,6 +15,7 @@ from typing import Hashable, Sequence
 
 from ..automata.fsm import ByteDFA
 from ..automata.lexer import Terminal
+from ..automata.lr import deriving
 from ..errors import GrammarError, LimitExceeded
 
 DEFAULT_MAX_RULES = 200_000
@@ -96,30 +97,8 @@ class Grammar:
 
 
 def productive_nonterminals(g: Grammar) -> list[bool]:
-    """Which nonterminals derive some terminal string (a worklist over rules: linear in the grammar)."""
-    n = len(g.nonterminals)
-    productive = [False] * n
-    waiting: list[list[int]] = [[] for _ in range(n)]  # nonterminal -> rules that wait for it
-    missing = [0] * g.num_rules
-    work = []
-    for r, seq in enumerate(g.rhs):
-        nts = {~s for s in seq if s < 0}
-        missing[r] = len(nts)
-        for a in nts:
-            waiting[a].append(r)
-        if not nts:
-            work.append(r)
-    while work:
-        r = work.pop()
-        a = g.lhs[r]
-        if productive[a]:
-            continue
-        productive[a] = True
-        for r2 in waiting[a]:
-            missing[r2] -= 1
-            if missing[r2] == 0:
-                work.append(r2)
-    return productive
+    """Which nonterminals derive some terminal string (linear in the grammar)."""
+    return deriving(len(g.nonterminals), g.lhs, [[~s for s in seq if s < 0] for seq in g.rhs])
 
 
 def literal_of(dfa: ByteDFA) -> bytes | None:

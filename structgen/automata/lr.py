@@ -17,14 +17,13 @@ accepting move is the shift of $END (column T), and `end_state` is where it lead
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from ..errors import LimitExceeded
 
-if TYPE_CHECKING:
-    from ..frontend.ir import Grammar
+Grammar = Any  # frontend/ir.py's Grammar (not imported: the frontend depends on automata, not the reverse)
 
 DEFAULT_MAX_LR_STATES = 1_000_000
 DEFAULT_MAX_TABLE_CELLS = 200_000_000  # action cells (int32): 800 MB
@@ -60,7 +59,7 @@ class Automaton:
 class LRBuilder:
     """One LR construction over a Grammar (LR(0) states, then LALR(1) lookaheads, then tables)."""
 
-    def __init__(self, g: "Grammar", *, max_states: int = DEFAULT_MAX_LR_STATES) -> None:
+    def __init__(self, g: Grammar, *, max_states: int = DEFAULT_MAX_LR_STATES) -> None:
         self.g = g
         self.max_states = max_states
         T = self.T = len(g.terminals)

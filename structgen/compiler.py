@@ -24,7 +24,7 @@ from .automata.parser import NEED_STATE, ParserTables, StackPool, acceptable_ter
 from .automata.step import NEED_DFA, NEED_LR, OK, POOL_FULL, can_end
 from .compile_cache import CacheWarning, CompileCache
 from .errors import GrammarError, LimitExceeded, RegexError, StructgenError
-from .frontend.ir import Grammar, ObjectSpec
+from .frontend.ir import Grammar, GrammarBuilder, ObjectSpec
 from .options import DEFAULT_OPTIONS, CompileOptions, options_from_json
 from .maskstore.store import MaskStore
 from .tokenizer import TokenizerInfo, TokenTrie
@@ -412,8 +412,6 @@ class GrammarCompiler:
 
     def compile_regex(self, pattern: str, options: CompileOptions | None = None, **changes: Any) -> CompiledGrammar:
         """Compile a regular expression (full match) as a one-terminal grammar."""
-        from .frontend.ir import GrammarBuilder
-
         opts = self._options(options, changes)
         try:
             re.compile(pattern)
@@ -426,9 +424,8 @@ class GrammarCompiler:
             start = b.named("start")
             if dfa.accept[0]:  # the empty output is allowed: an optional non-empty terminal
                 b.rule(start, [])
-                dfa = without_empty(dfa)
-            if dfa.num_states > 1 or dfa.accept.any():
-                b.rule(start, [b.terminal("REGEX", dfa)])
+            if (dfa.trans >= 0).any():  # a trimmed DFA with a transition has a non-empty word
+                b.rule(start, [b.terminal("REGEX", without_empty(dfa))])
             return CompiledGrammar.build(b.build(start, source=f"start: REGEX\nREGEX: /{pattern}/\n"),
                                          self.tokenizer_info, opts)
 

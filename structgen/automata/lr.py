@@ -46,14 +46,12 @@ class Conflict:
 
 @dataclass
 class Automaton:
-    """LR(0) states with their transitions and reduce rules (rules numbered as in the IR, the root last)."""
+    """LR(0) states (0 is the start) with their transitions and reduce rules (rules numbered as in the
+    IR, the root last). Symbols: terminal t, $END = T, nonterminal j = T + 1 + j."""
 
-    num_terms: int  # T; symbol T is $END, nonterminal j is T + 1 + j
     trans: list[dict[int, int]]  # state -> symbol -> state
     reduces: list[list[int]]  # state -> rules with a complete item
     kernels: list[tuple[int, ...]]
-    root_rule: int
-    start_state: int
 
 
 class LRBuilder:
@@ -65,7 +63,6 @@ class LRBuilder:
         T = self.T = len(g.terminals)
         N = len(g.nonterminals)
         self.N = N + 1  # plus $root
-        self.end = T
         nt0 = T + 1  # symbol of nonterminal 0
         # rules in symbol space; the root rule last
         self.rhs = [tuple(s if s >= 0 else nt0 + ~s for s in seq) for seq in g.rhs]
@@ -178,7 +175,7 @@ class LRBuilder:
                 tr[x] = j
             trans.append(tr)
             reduces.append(red)
-        return Automaton(self.T, trans, reduces, kernels, self.root_rule, 0)
+        return Automaton(trans, reduces, kernels)
 
     # --- LALR(1) lookaheads ----------------------------------------------------------------
 
@@ -189,13 +186,7 @@ class LRBuilder:
         # nonterminal transitions x = (p, A) and their direct reads
         xs: list[tuple[int, int]] = []
         x_index: dict[tuple[int, int], int] = {}
-        shift_bits = []
-        for p, tr in enumerate(trans):
-            bits = 0
-            for s in tr:
-                if s < nt0:
-                    bits |= 1 << s
-            shift_bits.append(bits)
+        shift_bits = [_terminal_bits(tr, nt0) for tr in trans]
         for p, tr in enumerate(trans):
             for s in tr:
                 if s >= nt0:

@@ -18,8 +18,6 @@ simulates reductions down to a shift (parser.can_shift), so its terminal sets st
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import GrammarError, LimitExceeded
 from .parser import GOTO_BY_RULE, ParserTables
 
@@ -31,8 +29,7 @@ class ObjectStates:
         self.ir = ir
         self.tables = tables
         self.max_states = max_states
-        self.n_rules = len(tables.rule_len)
-        nt0, nir = builder.nt0, ir.num_rules
+        nir = ir.num_rules
         self.trans = automaton.trans
         self.kernels = automaton.kernels
         self.item_rule, self.base = builder.item_rule, builder.base

@@ -136,9 +136,6 @@ class ObjectSpec:
     LR states, so the LR automaton stays linear in the number of members.
     """
 
-    obj: int  # nonterminal symbols (~j)
-    mem: int
-    rest: int
     names: list[str]
     required: list[bool]
     extra: bool  # undeclared keys allowed (after the declared ones)
@@ -147,6 +144,9 @@ class ObjectSpec:
     watched: dict[int, int]  # member index -> bit
     preds: list  # presence predicates (normalize.py), over member names
     always: list[str]  # names present in every object (required members)
+    obj: int = 0  # its nonterminal symbols (~j), once its rules are written (emit.parametric_object)
+    mem: int = 0
+    rest: int = 0
 
     def __post_init__(self) -> None:
         self.cap = self.hi if self.hi is not None else self.lo
@@ -169,16 +169,16 @@ class ObjectSpec:
         return cls(**d)
 
     def holds(self, bits: int) -> bool:
+        """Whether the presence predicates hold with the watched members of `bits` present."""
         if bits < 0:
             return True
-        from .json_schema.normalize import _pred_eval
 
         def present(name: str) -> bool:
             if name in self.always:
                 return True
             i = self.names.index(name) if name in self.names else -1
             return i in self.watched and bool(bits >> self.watched[i] & 1)
-        return all(_pred_eval(p, present) for p in self.preds)
+        return all(presence_holds(p, present) for p in self.preds)
 
     def settle(self, i: int, bits: int) -> int | None:
         """Once no watched member can follow, the bits only matter through whether they hold."""
@@ -187,7 +187,9 @@ class ObjectSpec:
         return bits
 
     def start(self) -> tuple[int, int, int]:
-        return (0, 0, self.settle(0, 0) if self.settle(0, 0) is not None else 0)
+        """The state before the first member (its bits settled when nothing is watched)."""
+        bits = self.settle(0, 0)
+        return (0, 0, 0 if bits is None else bits)  # None: the predicates fail, and live() says so
 
     def can_close(self, state: tuple[int, int, int]) -> bool:
         i, c, bits = state
@@ -261,11 +263,22 @@ class ObjectSpec:
         if self.extra:
             yield n
 
-    def allowed_candidates(self, state: tuple[int, int, int]) -> list[int]:
-        return list(self._candidates(state))
-
     def allowed(self, state: tuple[int, int, int]) -> list[int]:
-        return [j for j in self.allowed_candidates(state) if self.step(state, j) is not None]
+        """The members (len(names): an undeclared key) that may come next."""
+        return [j for j in self._candidates(state) if self.step(state, j) is not None]
+
+
+def presence_holds(p: tuple, present) -> bool:
+    """Whether presence predicate `p` (normalize.py: dependentRequired, anyOf / oneOf / not / if over
+    `required`) holds when `present(name)` says which members an object has."""
+    if p[0] == "dep":
+        return not present(p[1]) or all(present(n) for n in p[2])
+    if p[0] == "if":
+        return all(present(n) for n in (p[2] if all(present(n) for n in p[1]) else p[3]))
+    if p[0] == "not":
+        return not all(present(n) for n in p[1])
+    hits = sum(all(present(n) for n in branch) for branch in p[1])
+    return hits >= 1 if p[0] == "anyOf" else hits == 1
 
 
 def _tuples(x):
@@ -329,11 +342,6 @@ class GrammarBuilder:
         self.rhs.append(tuple(rhs))
         self.priority.append(priority)
         return len(self.lhs) - 1
-
-    def alternatives(self, lhs: int, alts: Sequence[Sequence[int]]) -> int:
-        for a in alts:
-            self.rule(lhs, a)
-        return lhs
 
     def build(self, start: int, source: str | None = None, *, prune: bool = False) -> Grammar:
         """The Grammar with start symbol `start`. With `prune`, rules that use a nonterminal deriving

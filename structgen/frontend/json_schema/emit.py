@@ -20,10 +20,10 @@ from ...automata.fsm import ANY_CHAR, ByteDFA, difference, intersect, literal_df
 from ...automata.regex_dfa import json_string_body_dfa, json_string_dfa, meet, minus, quoted_dfa, regex_dfa
 from ...errors import LimitExceeded, RegexError, SchemaError, UnsupportedFeature
 from ...options import DEFAULT_OPTIONS, CompileOptions
-from ..ir import Grammar, GrammarBuilder, ObjectSpec
+from ..ir import Grammar, GrammarBuilder, ObjectSpec, presence_holds
 from .normalize import (ANNOTATIONS, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS, LONG_STRING, NOT_STRINGS,
                         NOT_VALUES, PRESENCE, TYPES, WS_TERMINAL, NoValue, Normalizer, Relaxation, _internal_ok,
-                        _pred_eval, _pred_names, _ptr_escape, load_schema)
+                        _pred_names, _ptr_escape, load_schema)
 
 PARAMETRIC_MIN_OPTIONAL = 8  # objects with this many optional members keep their constraints as parser state
 Seq = tuple[int, ...]
@@ -546,14 +546,6 @@ class Emitter(Normalizer):
         bit_of = {n: k for k, n in enumerate(n for _, r, n in members if n in watched and not r)}
         if len(bit_of) > 10:
             raise UnsupportedFeature("dependentRequired", ptr, "constraints over more than 10 optional properties")
-        last_watched = max([i for i, (_, _, n) in enumerate(members) if n in bit_of], default=-1)
-
-        def holds(bits: int) -> bool:
-            if bits < 0:
-                return True
-            return all(_pred_eval(p, lambda n: n in required and n in present_names or (
-                n in bit_of and bool(bits >> bit_of[n] & 1))) for p in preds)
-
         n_optional = sum(not r for _, r, _ in members)
         parametric = self.parametric and not self.any_order and n_optional >= PARAMETRIC_MIN_OPTIONAL
         extra = self.extra_members(set(props) | set(undeclared), patterns, names, addl, ptr, base,
@@ -568,24 +560,23 @@ class Emitter(Normalizer):
         if hi is not None and (hi < n_req or hi < lo):
             raise NoValue("maxProperties", ptr + "/maxProperties", "no member count satisfies the bounds")
         cap = hi if hi is not None else lo  # counts above `cap` behave alike (saturated)
+        # what may come next after which members: the same ObjectSpec whether its states become
+        # rules (below) or parser state (parametric_object)
+        names_in_order = [n for _, _, n in members]
+        spec = ObjectSpec(names=names_in_order, required=[r for _, r, _ in members], extra=extra is not None, lo=lo,
+                          hi=hi, watched={i: bit_of[n] for i, n in enumerate(names_in_order) if n in bit_of},
+                          preds=list(preds), always=[n for n in required if n in present_names])
         if parametric:
-            return self.parametric_object(members, extra, lo, hi, bit_of, preds,
-                                          [n for n in required if n in present_names], ptr)
+            return self.parametric_object(spec, members, extra, ptr)
         if (len(members) + 1) * (cap + 1) * (1 << len(bit_of)) > 8192:
             raise UnsupportedFeature("maxProperties" if hi is not None else "minProperties", ptr,
                                      "member-count bounds too large to unroll")
         sep = self.sep(", ")
         memo: dict[tuple, Expr | None] = {}
 
-        def settle(i: int, bits: int) -> int | None:
-            """Once no watched member can follow, the bits only matter through whether they hold."""
-            if i > last_watched and bits >= 0:
-                return -1 if holds(bits) else None
-            return bits
-
         def more(i: int, c: int, bits: int) -> Expr | None:
             """What may follow after c members, the next one being member i or later (or extras)."""
-            bits = settle(i, bits)
+            bits = spec.settle(i, bits)
             if bits is None:
                 return None
             if i == len(members) and hi is None and c >= cap:  # only extras left, no more counting
@@ -593,7 +584,7 @@ class Emitter(Normalizer):
             key = ("more", i, c, bits)
             if key not in memo:
                 memo[key] = None
-                can_end = c >= lo and not any(r for _, r, _ in members[i:]) and holds(bits)
+                can_end = spec.can_close((i, c, bits))
                 p = pick(i, c, bits)
                 if p is None:
                     memo[key] = EMPTY if can_end else None
@@ -610,8 +601,7 @@ class Emitter(Normalizer):
                 alts: list[Expr] = []
                 if hi is None or c + 1 <= hi:
                     if i < len(members):
-                        name = members[i][2]
-                        b1 = bits | (1 << bit_of[name]) if name in bit_of and bits >= 0 else bits
+                        b1 = bits | (1 << spec.watched[i]) if i in spec.watched and bits >= 0 else bits
                         m = more(i + 1, c1, b1)
                         if m is not None:
                             alts.append(cat(members[i][0], m))
@@ -638,33 +628,28 @@ class Emitter(Normalizer):
                         more(i, c, bits)
                         pick(i, c, bits)
             first = pick(0, 0, 0)  # `more` settles the bits once no watched member can follow
-        empty_ok = lo == 0 and n_req == 0 and holds(0)
+        empty_ok = spec.can_close((0, 0, 0))
         if first is None and not empty_ok:
             raise NoValue("type", ptr, "no object satisfies the constraints")
         content = EMPTY if first is None else (opt(first) if empty_ok else first)
         return self.new_rule("object", cat(self.open_close("{"), content, self.open_close("}")))
 
-    def parametric_object(self, members: list, extra: Expr | None, lo: int, hi: int | None, bit_of: dict,
-                          preds: list, always: list[str], ptr: str) -> Expr:
+    def parametric_object(self, spec: ObjectSpec, members: list, extra: Expr | None, ptr: str) -> Expr:
         """Members in declared order with the constraints kept as parser state (ObjectSpec): rules
         linear in the members (`obj -> "{" mem rest`, `rest -> "}" | sep mem rest`, a `mem` rule per
         member), where the explicit encoding needs one per pair of optional members."""
         b = self.b
-        names = [n for _, _, n in members]
-        spec = ObjectSpec(obj=self.new_nt("object"), mem=self.new_nt("member"), rest=self.new_nt("rest"),
-                          names=names, required=[r for _, r, _ in members], extra=extra is not None, lo=lo, hi=hi,
-                          watched={i: bit_of[n] for i, n in enumerate(names) if n in bit_of}, preds=list(preds),
-                          always=always)
         start = spec.start()
-        if start[2] is None or not spec.live(start):
+        if not spec.live(start):
             raise NoValue("type", ptr, "no object satisfies the constraints")
+        spec.obj, spec.mem, spec.rest = self.new_nt("object"), self.new_nt("member"), self.new_nt("rest")
         k = len(b.objects)
         b.objects.append(spec)
         for j, (m, _, _) in enumerate(members):
             for alt in m:
                 b.member[b.rule(spec.mem, alt)] = (k, j)
         for alt in extra or []:
-            b.member[b.rule(spec.mem, alt)] = (k, len(names))
+            b.member[b.rule(spec.mem, alt)] = (k, len(spec.names))
         if spec.can_close(start):
             self.define(spec.obj, cat(self.open_close("{"), self.open_close("}")))
         self.define(spec.obj, cat(self.open_close("{"), [(spec.mem, spec.rest)]))
@@ -690,7 +675,7 @@ class Emitter(Normalizer):
 
         def can_end(mask: int, c: int) -> bool:
             return c >= lo and mask & need == need and all(
-                _pred_eval(p, lambda x: x in names and bool(mask >> names.index(x) & 1)) for p in preds)
+                presence_holds(p, lambda x: x in names and bool(mask >> names.index(x) & 1)) for p in preds)
 
         seen: dict[tuple[int, int], bool] = {}
 

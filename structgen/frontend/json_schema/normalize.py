@@ -17,6 +17,7 @@ from urllib.parse import unquote, urldefrag, urljoin
 
 from ...automata.fsm import ANY_CHAR, ByteDFA
 from ...automata.regex_dfa import json_string_dfa, meet, quoted_dfa
+from ..ir import presence_holds
 from ...errors import LimitExceeded, RegexError, SchemaError, StructgenError, UnsupportedFeature
 
 # keywords that only annotate: they never change which instances are valid
@@ -97,17 +98,6 @@ def _pred_names(p: tuple) -> list[str]:
     return [n for branch in p[1] for n in branch]
 
 
-def _pred_eval(p: tuple, present) -> bool:
-    if p[0] == "dep":
-        return not present(p[1]) or all(present(n) for n in p[2])
-    if p[0] == "if":
-        return all(present(n) for n in (p[2] if all(present(n) for n in p[1]) else p[3]))
-    if p[0] == "not":
-        return not all(present(n) for n in p[1])
-    hits = sum(all(present(n) for n in branch) for branch in p[1])
-    return hits >= 1 if p[0] == "anyOf" else hits == 1
-
-
 def _internal_ok(s: dict, v: Any) -> bool:
     """Whether value v meets the constraints merging moved into internal keys (jsonschema ignores them)."""
     if any(v == x and type(v) is type(x) for x in s.get(NOT_VALUES, [])):
@@ -115,7 +105,7 @@ def _internal_ok(s: dict, v: Any) -> bool:
     if isinstance(v, str) and any(all(re.fullmatch(p, v) for p in group) for group in s.get(NOT_STRINGS, [])):
         return False
     if isinstance(v, dict):
-        return all(_pred_eval(p, lambda n: n in v) for p in s.get(PRESENCE, []))
+        return all(presence_holds(p, lambda n: n in v) for p in s.get(PRESENCE, []))
     return not (s.get(PRESENCE) and any(p[0] == "not" or (p[0] == "oneOf" and len(p[1]) > 1)
                                          for p in s[PRESENCE]))
 

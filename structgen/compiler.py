@@ -24,7 +24,7 @@ from .automata.parser import NEED_STATE, ParserTables, StackPool, acceptable_ter
 from .automata.step import NEED_DFA, NEED_LR, OK, POOL_FULL, can_end
 from .compile_cache import CacheWarning, CompileCache
 from .errors import GrammarError, LimitExceeded, RegexError, StructgenError
-from .frontend.ir import Grammar, GrammarBuilder, ObjectSpec
+from .frontend.ir import Grammar, GrammarBuilder, object_from_json
 from .options import DEFAULT_OPTIONS, CompileOptions, options_from_json
 from .maskstore.store import MaskStore
 from .tokenizer import TokenizerInfo, TokenTrie
@@ -191,7 +191,7 @@ class CompiledGrammar:
         rhs = [tuple(flat[e - n:e]) for e, n in zip(ends, arrays["ir_rhs_len"].tolist())]
         ir = Grammar(terminals, list(meta["ir_nonterminals"]), arrays["ir_lhs"].tolist(), rhs, int(meta["ir_start"]),
                      arrays["ir_priority"].tolist(), meta["grammar"] if meta["ir_source"] else None,
-                     [ObjectSpec.from_json(o) for o in meta["ir_objects"]], {r: (k, j) for r, k, j in meta["ir_member"]})
+                     [object_from_json(o) for o in meta["ir_objects"]], {r: (k, j) for r, k, j in meta["ir_member"]})
         cg = cls(ir, tokenizer_info, parser, options=options_from_json(meta["options"]), lexer_snapshot=arrays)
         if meta["relaxations"]:
             from .frontend.json_schema import Relaxation

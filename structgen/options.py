@@ -27,7 +27,8 @@ class Limits:
     max_dfa_states: int = 20_000  # per regex / string-constraint DFA: 1 kB each (256 int32 columns)
     max_lexer_states: int = 500_000  # product DFA states built for a grammar, over its lifetime (1 kB each)
     max_array_unroll: int = 1024  # JSON Schema: array length bounds (minItems/maxItems) unrolled into rules
-    max_unordered: int = 10  # JSON Schema, property_order="any": properties per object (2^n rules)
+    max_unordered: int = 10  # JSON Schema, property_order="any", objects written as rules (the fallback
+    # when the parser-state encoding conflicts): properties per object (2^n rules)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,10 @@ class CompileOptions:
       none before or after the value.
     - `strict`: an unsupported keyword raises UnsupportedFeature. With False, it is relaxed instead,
       and each relaxation is listed in `CompiledGrammar.relaxations`.
-    - `property_order`: "declared" (the schema's order, then additional properties) or "any".
+    - `property_order`: "declared" (the schema's order, then additional properties) or "any" (every
+      order, as JSON objects are unordered; members still at most once). Both are linear in the number
+      of properties; anyOf/oneOf over object schemas become one object whose branches are followed
+      side by side, so a discriminating member may come anywhere.
 
     Grammars (Lark text):
     - `prefer_shift`: resolve shift/reduce conflicts as shifts (Lark's silent default, which can reject

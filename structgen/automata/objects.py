@@ -97,7 +97,7 @@ class ObjectStates:
                     if len(ir.rhs[r]) == 1:  # rest -> "}"
                         if spec.can_close(c):
                             return True
-                    elif spec.allowed(c):  # rest -> sep mem rest
+                    elif spec.can_continue(c):  # rest -> sep mem rest
                         return True
                     continue
             return True  # an item no constraint governs

@@ -37,7 +37,7 @@ class Grammar:
     start: int
     priority: list[int] = field(default_factory=list)
     source: str | None = None
-    objects: list["ObjectSpec"] = field(default_factory=list)  # member constraints kept as parser state
+    objects: list["ObjectSpec | ObjectUnion"] = field(default_factory=list)  # member constraints as parser state
     member: dict[int, tuple[int, int]] = field(default_factory=dict)  # rule -> (object, member index)
 
     def __post_init__(self) -> None:
@@ -134,6 +134,10 @@ class ObjectSpec:
     maximum); `bits` records which watched optional members are present (-1 once none can follow
     and the predicates hold). The runtime (automata/objects.py) gives each reached state its own
     LR states, so the LR automaton stays linear in the number of members.
+
+    With `any_order`, members come in any order: the state is `(used, count, bits)`, `used` a
+    bitset of the members written, and a member may come next if unused and some object can still
+    be completed after it (a closed form over counts and the few watched members, see `_live_any`).
     """
 
     names: list[str]
@@ -144,6 +148,7 @@ class ObjectSpec:
     watched: dict[int, int]  # member index -> bit
     preds: list  # presence predicates (normalize.py), over member names
     always: list[str]  # names present in every object (required members)
+    any_order: bool = False  # members in any order (property_order="any"), each at most once
     obj: int = 0  # its nonterminal symbols (~j), once its rules are written (emit.parametric_object)
     mem: int = 0
     rest: int = 0
@@ -156,10 +161,14 @@ class ObjectSpec:
         self._next_required = [n] * (n + 1)  # the first required member at or after i
         for i in range(n - 1, -1, -1):
             self._next_required[i] = i if self.required[i] else self._next_required[i + 1]
+        # any order: bitsets over member indices (required; optional and not watched) and over bits
+        self._need = sum(1 << i for i in range(n) if self.required[i])
+        self._free = sum(1 << i for i in range(n) if not self.required[i] and i not in self.watched)
+        self._all_bits = sum(1 << b for b in self.watched.values())
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in ("obj", "mem", "rest", "names", "required", "extra", "lo", "hi",
-                                             "preds", "always")} | {"watched": [[k, v] for k, v in self.watched.items()]}
+                                             "preds", "always", "any_order")} | {"watched": [[k, v] for k, v in self.watched.items()]}
 
     @classmethod
     def from_json(cls, d: dict) -> "ObjectSpec":
@@ -182,7 +191,7 @@ class ObjectSpec:
 
     def settle(self, i: int, bits: int) -> int | None:
         """Once no watched member can follow, the bits only matter through whether they hold."""
-        if i > self.last_watched and bits >= 0:
+        if i > self.last_watched and bits >= 0 and not self.any_order:
             return -1 if self.holds(bits) else None
         return bits
 
@@ -193,6 +202,8 @@ class ObjectSpec:
 
     def can_close(self, state: tuple[int, int, int]) -> bool:
         i, c, bits = state
+        if self.any_order:
+            return c >= self.lo and i & self._need == self._need and self.holds(bits)
         return c >= self.lo and self._next_required[i] == len(self.names) and self.holds(bits)
 
     def step(self, state: tuple[int, int, int], j: int) -> tuple[int, int, int] | None:
@@ -205,6 +216,13 @@ class ObjectSpec:
         """step() without the liveness check."""
         i, c, bits = state
         n = len(self.names)
+        if self.any_order:
+            if (self.hi is not None and c + 1 > self.hi) or (j < n and i >> j & 1) or (j == n and not self.extra):
+                return None
+            c1 = c + 1 if self.hi is not None else min(c + 1, self.cap)
+            if j in self.watched:
+                bits |= 1 << self.watched[j]
+            return (i | 1 << j if j < n else i, c1, bits)
         if (self.hi is not None and c + 1 > self.hi) or j < i and j < n or self._next_required[i] < min(j, n):
             return None
         if j == n and not self.extra:
@@ -222,6 +240,8 @@ class ObjectSpec:
     def live(self, state: tuple[int, int, int]) -> bool:
         """Whether some object can still be completed from `state` (memoized; a depth-first search
         with its own stack: it only moves forward in i, and at the end only up in the count)."""
+        if self.any_order:
+            return self._live_any(state)
         got = self._live.get(state)
         if got is not None:
             return got
@@ -253,9 +273,42 @@ class ObjectSpec:
                 live[stack[-1][0]] = True
         return live[state]
 
+    def _live_any(self, state: tuple[int, int, int]) -> bool:
+        """live() in any order: some set of unused watched members W makes the predicates hold, and
+        the count can land in [lo, hi] with every unused required member, W, and any number of the
+        unused unwatched optional members (and of undeclared ones, when allowed) added."""
+        used, c, bits = state
+        req = (self._need & ~used).bit_count()
+        free = (self._free & ~used).bit_count()
+        key = (c, req, free, bits)
+        got = self._live.get(key)
+        if got is not None:
+            return got
+        open_bits = self._all_bits & ~bits
+        hi = self.hi if self.hi is not None else float("inf")
+        live = False
+        sub = open_bits
+        while True:  # every subset of the unused watched members (at most 2^10)
+            low = c + req + sub.bit_count()
+            top = float("inf") if self.extra else low + free
+            if low <= hi and top >= self.lo and self.holds(bits | sub):
+                live = True
+                break
+            if sub == 0:
+                break
+            sub = (sub - 1) & open_bits
+        self._live[key] = live
+        return live
+
     def _candidates(self, state: tuple[int, int, int]):
         """Members that may syntactically come next (before the liveness check), lazily."""
         n = len(self.names)
+        if self.any_order:
+            used = state[0]
+            yield from (j for j in range(n) if not used >> j & 1)
+            if self.extra:
+                yield n
+            return
         for j in range(state[0], n):
             yield j
             if self.required[j]:
@@ -266,6 +319,62 @@ class ObjectSpec:
     def allowed(self, state: tuple[int, int, int]) -> list[int]:
         """The members (len(names): an undeclared key) that may come next."""
         return [j for j in self._candidates(state) if self.step(state, j) is not None]
+
+    def can_continue(self, state: tuple[int, int, int]) -> bool:
+        """Whether some member may come next (allowed() is not empty)."""
+        return any(self.step(state, j) is not None for j in self._candidates(state))
+
+
+@dataclass
+class ObjectUnion:
+    """anyOf over object schemas in any property order, as one member list (emit.object_union).
+
+    Its rules are an ObjectSpec's, with a `mem` rule per distinct (key, value) among the branches:
+    `members[u]` lists the (branch, member index) pairs that rule u is (an index len(names) is the
+    branch's undeclared key). The LR tables are conflict-free only if the values of one key in two
+    branches are the same rule or disjoint languages, so the reduced rule tells exactly which
+    branches the member is valid in. The state is the tuple of the branches' states, None for a
+    branch the members so far do not fit; the object may close when some branch may.
+    """
+
+    branches: list[ObjectSpec]
+    members: list[list[tuple[int, int]]]
+    obj: int = 0
+    mem: int = 0
+    rest: int = 0
+
+    def to_json(self) -> dict:
+        return {"obj": self.obj, "mem": self.mem, "rest": self.rest, "members": self.members,
+                "branches": [b.to_json() for b in self.branches]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ObjectUnion":
+        return cls([ObjectSpec.from_json(b) for b in d["branches"]], [[tuple(x) for x in m] for m in d["members"]],
+                   d["obj"], d["mem"], d["rest"])
+
+    def start(self) -> tuple:
+        return tuple(st if b.live(st) else None for b in self.branches for st in [b.start()])
+
+    def live(self, state: tuple) -> bool:
+        return any(st is not None and b.live(st) for b, st in zip(self.branches, state))
+
+    def can_close(self, state: tuple) -> bool:
+        return any(st is not None and b.can_close(st) for b, st in zip(self.branches, state))
+
+    def can_continue(self, state: tuple) -> bool:
+        return any(st is not None and b.can_continue(st) for b, st in zip(self.branches, state))
+
+    def step(self, state: tuple, u: int) -> tuple | None:
+        new: list = [None] * len(state)
+        for k, j in self.members[u]:
+            if state[k] is not None:
+                new[k] = self.branches[k].step(state[k], j)
+        return tuple(new) if any(x is not None for x in new) else None
+
+
+def object_from_json(d: dict) -> "ObjectSpec | ObjectUnion":
+    """An IR object (ObjectSpec or ObjectUnion) from its to_json()."""
+    return ObjectUnion.from_json(d) if "branches" in d else ObjectSpec.from_json(d)
 
 
 def presence_holds(p: tuple, present) -> bool:
@@ -294,7 +403,7 @@ class GrammarBuilder:
         self.lhs: list[int] = []
         self.rhs: list[tuple[int, ...]] = []
         self.priority: list[int] = []
-        self.objects: list[ObjectSpec] = []
+        self.objects: list[ObjectSpec | ObjectUnion] = []
         self.member: dict[int, tuple[int, int]] = {}
         self.max_rules = max_rules
         self._term_keys: dict[Hashable, int] = {}

@@ -1,8 +1,8 @@
 """JSON Schema → grammar IR (frontend/ir.py), with ready byte DFAs for constrained strings and numbers.
 
 Each schema node becomes one nonterminal, named after its JSON pointer. The output language is a
-subset of the schema's instances written in one serialization style (declared property order, the
-chosen separators): every word is a valid instance. Expressions are built as lists of alternative
+subset of the schema's instances written in one serialization style (the chosen property order
+and separators): every word is a valid instance. Expressions are built as lists of alternative
 symbol sequences (an optional part doubles them, as Lark's EBNF expansion does, so the grammar has
 the same LR(1) structure); repetition is a left-recursive nonterminal. In flexible style the
 optional whitespace between lexemes is one nullable nonterminal, not a doubling of every rule.
@@ -16,38 +16,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ...automata.fsm import ANY_CHAR, ByteDFA, difference, intersect, literal_dfa, literals_dfa
-from ...automata.regex_dfa import json_string_body_dfa, json_string_dfa, meet, minus, quoted_dfa, regex_dfa
+from ...automata.fsm import ANY_CHAR, ByteDFA, intersect, literal_dfa, literals_dfa
+from ...automata.regex_dfa import json_string_body_dfa, json_string_dfa, regex_dfa
 from ...errors import LimitExceeded, RegexError, SchemaError, UnsupportedFeature
 from ...options import DEFAULT_OPTIONS, CompileOptions
-from ..ir import Grammar, GrammarBuilder, ObjectSpec, presence_holds
+from ..ir import Grammar, GrammarBuilder
+from .expr import EMPTY, Expr, cat, opt, union
 from .normalize import (ANNOTATIONS, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS, LONG_STRING, NOT_STRINGS,
-                        NOT_VALUES, PRESENCE, TYPES, WS_TERMINAL, NoValue, Normalizer, Relaxation, _internal_ok,
-                        _pred_names, _ptr_escape, load_schema)
-
-PARAMETRIC_MIN_OPTIONAL = 8  # objects with this many optional members keep their constraints as parser state
-Seq = tuple[int, ...]
-Expr = list[Seq]  # alternatives, each a sequence of IR symbols
-EMPTY: Expr = [()]
-
-
-def cat(*parts: Expr) -> Expr:
-    """The concatenation of expressions (every combination of their alternatives)."""
-    out: Expr = [()]
-    for p in parts:
-        if p == EMPTY:
-            continue
-        out = [a + b for a in out for b in p]
-    return out
-
-
-def union(*parts: Expr) -> Expr:
-    """The alternatives of all parts, each once, in order."""
-    return list(dict.fromkeys(a for p in parts for a in p))
-
-
-def opt(e: Expr) -> Expr:
-    return union(e, EMPTY)
+                        NOT_VALUES, TYPES, WS_TERMINAL, NoValue, Normalizer, Relaxation, _internal_ok, load_schema)
+from .objects import ObjectEmitter, _object_const, _UnionRefused, _without_annotations
 
 
 @dataclass
@@ -83,7 +60,7 @@ def _hint(text: str, upper: bool = False) -> str:
     return re.sub("[^A-Z0-9]" if upper else "[^a-z0-9]", "", text.upper() if upper else text.lower())[:20]
 
 
-class Emitter(Normalizer):
+class Emitter(ObjectEmitter, Normalizer):
     """Writes the IR of one schema: `schema()` returns the nonterminal of a node's values."""
 
     def __init__(self, root: Any, options: CompileOptions = DEFAULT_OPTIONS, parametric: bool = True) -> None:
@@ -186,7 +163,7 @@ class Emitter(Normalizer):
         base = self._base(s, base)
         # identical subschemas (same text, same base URI) share one rule: two rules deriving the same
         # text would collide in the LR tables where both are possible (anyOf branches)
-        key = f"{base}|{json.dumps(s, sort_keys=True, default=str)}" if "$ref" not in s else None
+        key = f"{base}|{json.dumps(_without_annotations(s), sort_keys=True, default=str)}" if "$ref" not in s else None
         if key and key in self.memo:
             return [(self.memo[key],)]
         if "$ref" in s:
@@ -226,7 +203,16 @@ class Emitter(Normalizer):
             if not kept:
                 raise NoValue("enum" if "enum" in s else "const", ptr, "no value satisfies the schema")
             strings = [v for v in kept.values() if isinstance(v, str)]
-            alts = [self.literal_value(v) for v in kept.values() if not isinstance(v, str) or len(strings) <= 8]
+            objects = [v for v in kept.values() if isinstance(v, dict) and len(v) > 1]
+            if not (self.any_order and self.parametric and len(objects) > 1):
+                objects = []  # else: one object whose branches are the values (their members in any order)
+            alts = [self.literal_value(v) for v in kept.values() if not isinstance(v, str) or len(strings) <= 8
+                    if not any(v is o for o in objects)]
+            if objects:
+                try:
+                    alts.append(self.object_union([(_object_const(o), ptr, "") for o in objects], ptr))
+                except _UnionRefused:
+                    alts += [self.literal_value(o) for o in objects]
             if len(strings) > 8:  # one terminal (a trie DFA) instead of a terminal per value
                 words = [json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass") for v in strings]
                 alts.append(self.terminal("enum", dfa=literals_dfa(words)))
@@ -248,6 +234,7 @@ class Emitter(Normalizer):
                 seen_branches: set[str] = set()
                 subs = self.exclusive([self.merge_all([rest, b], ptr) for b in s[k]], ptr) if k == "oneOf" else s[k]
                 rest = {} if k == "oneOf" else rest
+                kept: list[tuple[int, Any]] = []
                 for i, sub in enumerate(subs):
                     if sub is None:
                         continue
@@ -255,11 +242,28 @@ class Emitter(Normalizer):
                     if k == "anyOf" and canon in seen_branches:  # identical branches would collide in LR
                         continue
                     seen_branches.add(canon)
-                    merged = self.merge_all([rest, sub], ptr) if any(kk not in ANNOTATIONS for kk in rest) else sub
+                    kept.append((i, self.merge_all([rest, sub], ptr) if any(kk not in ANNOTATIONS for kk in rest)
+                                 else sub))
+                objects = self.object_branches(kept, f"{ptr}/{k}", base) if self.parametric and self.any_order else {}
+                for i, merged in kept:
+                    if i in objects:
+                        continue
                     try:
                         branches.append(self.schema(merged, f"{ptr}/{k}/{i}", base))
                     except NoValue:
                         continue  # a branch no value satisfies adds nothing (and cannot overlap in oneOf)
+                if objects:
+                    try:
+                        branches.append(self.object_union([o for v in objects.values() for o in v], f"{ptr}/{k}"))
+                    except NoValue:
+                        pass
+                    except _UnionRefused:  # each branch its own object (LALR may still tell them apart)
+                        for i, merged in kept:
+                            if i in objects:
+                                try:
+                                    branches.append(self.schema(merged, f"{ptr}/{k}/{i}", base))
+                                except NoValue:
+                                    continue
                 if not branches:
                     raise NoValue(k, ptr + "/" + k, "no branch can be satisfied")
                 return union(*branches)
@@ -310,8 +314,11 @@ class Emitter(Normalizer):
         return got
 
     def literal_value(self, v: Any) -> Expr:
-        """An exact JSON value (const/enum), written in the grammar's style."""
+        """An exact JSON value (const/enum), written in the grammar's style (objects in any member
+        order with property_order="any")."""
         if isinstance(v, dict):
+            if self.any_order and len(v) > 1:
+                return self.schema(_object_const(v), "#/const", "")
             if not v:
                 return cat(self.open_close("{"), self.open_close("}"))
             parts: list[Expr] = [self.open_close("{")]
@@ -508,277 +515,6 @@ class Emitter(Normalizer):
             first = cat(item(0), after)
             content = opt(first) if lo == 0 else first
         return self.new_rule("array", cat(self.open_close("["), content, self.open_close("]")))
-
-    def object(self, s: dict, ptr: str, base: str) -> Expr:
-        """Declared properties in declared order (required ones mandatory), then any number of
-        additional properties when allowed. Each separator is followed by a key that tells which
-        member comes next, so the grammar stays LALR(1). Rules are indexed by a state of what was
-        written so far: the member count (min/maxProperties) and which "watched" properties are
-        present (for dependentRequired and anyOf/oneOf/not over `required`, see `presence`)."""
-        props: dict = s.get("properties", {}) or {}
-        required = list(dict.fromkeys(s.get("required", [])))
-        addl = s.get("additionalProperties", True)
-        patterns = self.key_patterns(s.get("patternProperties") or {}, ptr)
-        names = self.key_filter(s.get("propertyNames", True), ptr + "/propertyNames")
-        required, preds = self.dependencies(s, required, ptr)
-        preds = preds + list(s.get(PRESENCE, []))
-        watched = list(dict.fromkeys(n for p in preds for n in _pred_names(p)))
-        undeclared = [n for n in required + watched if n not in props]
-        members: list[tuple[Expr, bool, str]] = []  # (member expression, required, name)
-        for n in list(props) + list(dict.fromkeys(undeclared)):
-            subs = [props[n]] if n in props else []
-            subs += [sub for _, keys, sub in patterns if keys.matches(_literal(n))]
-            subs = subs or [addl]
-            n_ptr = f"{ptr}/properties/{_ptr_escape(n)}"
-            value = None
-            if all(x is not False for x in subs) and (names is None or names.matches(_literal(n))):
-                try:
-                    value = self.schema(subs[0] if len(subs) == 1 else self.merge_all(subs, n_ptr), n_ptr, base)
-                except NoValue:
-                    pass
-            if value is None:
-                if n in required:
-                    raise NoValue("required", ptr + "/required", f"required {n!r} can never be present")
-                continue
-            members.append((cat(self.lit(json.dumps(n, ensure_ascii=False)), self.sep(": "), value, self.ws),
-                            n in required, n))
-        present_names = {n for _, _, n in members}
-        bit_of = {n: k for k, n in enumerate(n for _, r, n in members if n in watched and not r)}
-        if len(bit_of) > 10:
-            raise UnsupportedFeature("dependentRequired", ptr, "constraints over more than 10 optional properties")
-        n_optional = sum(not r for _, r, _ in members)
-        parametric = self.parametric and not self.any_order and n_optional >= PARAMETRIC_MIN_OPTIONAL
-        extra = self.extra_members(set(props) | set(undeclared), patterns, names, addl, ptr, base,
-                                   wrap=not parametric)
-        lo = int(s.get("minProperties", 0))
-        hi = None if s.get("maxProperties") is None else int(s["maxProperties"])
-        n_req = sum(r for _, r, _ in members)
-        if lo <= n_req:
-            lo = 0  # always met
-        if hi is not None and extra is None and hi >= len(members):
-            hi = None  # never exceeded
-        if hi is not None and (hi < n_req or hi < lo):
-            raise NoValue("maxProperties", ptr + "/maxProperties", "no member count satisfies the bounds")
-        cap = hi if hi is not None else lo  # counts above `cap` behave alike (saturated)
-        # what may come next after which members: the same ObjectSpec whether its states become
-        # rules (below) or parser state (parametric_object)
-        names_in_order = [n for _, _, n in members]
-        spec = ObjectSpec(names=names_in_order, required=[r for _, r, _ in members], extra=extra is not None, lo=lo,
-                          hi=hi, watched={i: bit_of[n] for i, n in enumerate(names_in_order) if n in bit_of},
-                          preds=list(preds), always=[n for n in required if n in present_names])
-        if parametric:
-            return self.parametric_object(spec, members, extra, ptr)
-        if (len(members) + 1) * (cap + 1) * (1 << len(bit_of)) > 8192:
-            raise UnsupportedFeature("maxProperties" if hi is not None else "minProperties", ptr,
-                                     "member-count bounds too large to unroll")
-        sep = self.sep(", ")
-        memo: dict[tuple, Expr | None] = {}
-
-        def more(i: int, c: int, bits: int) -> Expr | None:
-            """What may follow after c members, the next one being member i or later (or extras)."""
-            bits = spec.settle(i, bits)
-            if bits is None:
-                return None
-            if i == len(members) and hi is None and c >= cap:  # only extras left, no more counting
-                return EMPTY if extra is None else self.new_rule("more", self.star(cat(sep, extra)))
-            key = ("more", i, c, bits)
-            if key not in memo:
-                memo[key] = None
-                can_end = spec.can_close((i, c, bits))
-                p = pick(i, c, bits)
-                if p is None:
-                    memo[key] = EMPTY if can_end else None
-                else:
-                    memo[key] = self.new_rule("more", opt(cat(sep, p)) if can_end else cat(sep, p))
-            return memo[key]
-
-        def pick(i: int, c: int, bits: int) -> Expr | None:
-            """A non-empty run of members after c written: member i or later, then extras."""
-            key = ("pick", i, c, bits)
-            if key not in memo:
-                memo[key] = None
-                c1 = c + 1 if hi is not None else min(c + 1, cap)
-                alts: list[Expr] = []
-                if hi is None or c + 1 <= hi:
-                    if i < len(members):
-                        b1 = bits | (1 << spec.watched[i]) if i in spec.watched and bits >= 0 else bits
-                        m = more(i + 1, c1, b1)
-                        if m is not None:
-                            alts.append(cat(members[i][0], m))
-                    elif extra is not None:
-                        m = more(i, c1, bits)
-                        if m is not None:
-                            alts.append(cat(extra, m))
-                if i < len(members) and not members[i][1]:
-                    p = pick(i + 1, c, bits)
-                    if p is not None:
-                        alts.append(p)
-                if alts:
-                    memo[key] = alts[0] if len(alts) == 1 else self.new_rule("pick", union(*alts))
-            return memo[key]
-
-        if self.any_order:
-            first = self.unordered(members, extra, lo, hi, preds, ptr)
-        else:
-            # from the last member back, so that no call recurses along the whole member list
-            # (combinations never reached are pruned with the unreachable rules)
-            for i in range(len(members), 0, -1):
-                for c in range(cap + 1):
-                    for bits in [-1] + list(range(1 << len(bit_of))):
-                        more(i, c, bits)
-                        pick(i, c, bits)
-            first = pick(0, 0, 0)  # `more` settles the bits once no watched member can follow
-        empty_ok = spec.can_close((0, 0, 0))
-        if first is None and not empty_ok:
-            raise NoValue("type", ptr, "no object satisfies the constraints")
-        content = EMPTY if first is None else (opt(first) if empty_ok else first)
-        return self.new_rule("object", cat(self.open_close("{"), content, self.open_close("}")))
-
-    def parametric_object(self, spec: ObjectSpec, members: list, extra: Expr | None, ptr: str) -> Expr:
-        """Members in declared order with the constraints kept as parser state (ObjectSpec): rules
-        linear in the members (`obj -> "{" mem rest`, `rest -> "}" | sep mem rest`, a `mem` rule per
-        member), where the explicit encoding needs one per pair of optional members."""
-        b = self.b
-        start = spec.start()
-        if not spec.live(start):
-            raise NoValue("type", ptr, "no object satisfies the constraints")
-        spec.obj, spec.mem, spec.rest = self.new_nt("object"), self.new_nt("member"), self.new_nt("rest")
-        k = len(b.objects)
-        b.objects.append(spec)
-        for j, (m, _, _) in enumerate(members):
-            for alt in m:
-                b.member[b.rule(spec.mem, alt)] = (k, j)
-        for alt in extra or []:
-            b.member[b.rule(spec.mem, alt)] = (k, len(spec.names))
-        if spec.can_close(start):
-            self.define(spec.obj, cat(self.open_close("{"), self.open_close("}")))
-        self.define(spec.obj, cat(self.open_close("{"), [(spec.mem, spec.rest)]))
-        self.define(spec.rest, self.lit("}"))
-        self.define(spec.rest, cat(self.sep(", "), [(spec.mem, spec.rest)]))
-        return [(spec.obj,)]
-
-    def unordered(self, members: list, extra: Expr | None, lo: int, hi: int | None, preds: list,
-                  ptr: str) -> Expr | None:
-        """Object members in any order (property_order="any"): rules are indexed by the set of
-        members written so far (2^n of them, so n is limited) and the member count."""
-        n = len(members)
-        if n > self.limits.max_unordered:
-            raise UnsupportedFeature("properties", ptr, f"any property order over more than {self.limits.max_unordered} "
-                                     "properties (max_unordered)")
-        names = [m[2] for m in members]
-        need = sum(1 << i for i, m in enumerate(members) if m[1])
-        cap = hi if hi is not None else lo
-        sep = self.sep(", ")
-
-        def step(c: int) -> int:
-            return c + 1 if hi is not None else min(c + 1, cap)
-
-        def can_end(mask: int, c: int) -> bool:
-            return c >= lo and mask & need == need and all(
-                presence_holds(p, lambda x: x in names and bool(mask >> names.index(x) & 1)) for p in preds)
-
-        seen: dict[tuple[int, int], bool] = {}
-
-        def ok(mask: int, c: int) -> bool:
-            if (mask, c) not in seen:
-                seen[(mask, c)] = False
-                seen[(mask, c)] = can_end(mask, c) or bool(pick_alts(mask, c))
-            return seen[(mask, c)]
-
-        def pick_alts(mask: int, c: int) -> list[tuple[int | None, int]]:
-            if hi is not None and c + 1 > hi:
-                return []
-            alts: list[tuple[int | None, int]] = [(j, mask | 1 << j) for j in range(n) if not mask >> j & 1
-                                                  and ok(mask | 1 << j, step(c))]
-            if extra is not None and (step(c) != c and ok(mask, step(c)) or step(c) == c and can_end(mask, c)):
-                alts.append((None, mask))
-            return alts
-
-        memo: dict[tuple, int] = {}
-
-        def rule(kind: str, mask: int, c: int, body) -> Expr:
-            if (kind, mask, c) not in memo:
-                memo[(kind, mask, c)] = nt = self.new_nt(kind)
-                self.define(nt, body())
-            return [(memo[(kind, mask, c)],)]
-
-        def more(mask: int, c: int) -> Expr:
-            if not pick_alts(mask, c):
-                return EMPTY
-            return rule("more", mask, c, lambda: opt(cat(sep, pick(mask, c))) if can_end(mask, c)
-                        else cat(sep, pick(mask, c)))
-
-        def pick(mask: int, c: int) -> Expr:
-            def body() -> Expr:
-                return union(*(cat(members[j][0] if j is not None else extra, more(m2, step(c)))
-                               for j, m2 in pick_alts(mask, c)))
-            return rule("pick", mask, c, body)
-
-        return pick(0, 0) if pick_alts(0, 0) else None
-
-    def extra_members(self, declared: set[str], patterns: list, names, addl: Any, ptr: str,
-                      base: str, wrap: bool = True) -> Expr | None:
-        """The rule for one undeclared member (or, without `wrap`, its alternatives): keys split into
-        regions by which patternProperties they match (values must satisfy all of those, or
-        additionalProperties when none)."""
-        if not patterns and names is None:
-            if addl is False:
-                return None
-            try:
-                value = self.schema(addl, ptr + "/additionalProperties", base)
-            except NoValue:
-                return None
-            alts = cat(self.other_key(declared), self.sep(": "), value, self.ws)
-            return self.new_rule("extra", alts) if wrap else alts
-        # key languages are DFAs of JSON string literals: one literal per string, so set algebra on
-        # them is set algebra on the keys
-        rest = quoted_dfa(ANY_CHAR + "*")
-        if declared:
-            rest = minus(rest, literals_dfa([_literal(k) for k in sorted(declared)]))
-        if names is not None:
-            rest = meet(rest, names)
-        regions = [(rest, ())] if rest.num_states else []
-        for idx, (_, keys, _) in enumerate(patterns):
-            split = []
-            for region, matched in regions:
-                inside, outside = meet(region, keys), minus(region, keys)
-                split += [(r, m) for r, m in ((inside, matched + (idx,)), (outside, matched)) if r.num_states]
-            regions = split
-            if len(regions) > 64:
-                raise UnsupportedFeature("patternProperties", ptr + "/patternProperties",
-                                         "more than 64 distinct key regions")
-        alts: list[Expr] = []
-        for region, matched in regions:
-            subs = [patterns[i][2] for i in matched] or [addl]
-            if any(x is False for x in subs):
-                continue
-            r_ptr = (f"{ptr}/patternProperties/{_ptr_escape(patterns[matched[0]][0])}" if matched
-                     else ptr + "/additionalProperties")
-            if len(matched) > 1:
-                r_ptr += "/" + "+".join(str(i) for i in matched)
-            try:
-                value = self.schema(subs[0] if len(subs) == 1 else self.merge_all(subs, r_ptr), r_ptr, base)
-            except NoValue:  # keys of this region can never be present
-                continue
-            key = self.terminal("key", dfa=region)
-            alts.append(cat(key, self.sep(": "), value, self.ws))
-        if not alts:
-            return None
-        return self.new_rule("extra", union(*alts)) if wrap else union(*alts)
-
-    def other_key(self, declared: set[str]) -> Expr:
-        """A JSON string key that is none of the declared property names (a DFA difference)."""
-        if not declared:
-            return self.named_terminal("JSON_STRING", JSON_STRING)
-        # on byte DFAs: a string value has one encoding (json.dumps's, the one the declared keys
-        # are written with), so enc(any - names) = enc(any) - enc(names)
-        return self.terminal("key", dfa=difference(json_string_dfa([]), literals_dfa([_literal(k) for k in declared])))
-
-
-def _literal(key: str) -> bytes:
-    """The JSON string literal of a key, as written (json.dumps without ASCII escapes)."""
-    return json.dumps(key, ensure_ascii=False).encode("utf-8", "surrogatepass")
-
 
 def _literal_name(text: str) -> str:
     """A terminal name for a literal: the text itself when it is a plain word, else a quoted form."""

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
-from ...automata.fsm import ANY_CHAR, ByteDFA
+from ...automata.fsm import ANY_CHAR
 from ...automata.regex_dfa import json_string_dfa, meet, quoted_dfa
 from ..ir import presence_holds
 from ...errors import LimitExceeded, RegexError, SchemaError, StructgenError, UnsupportedFeature

@@ -2,7 +2,8 @@
 """The fixed `structgen bench` configurations whose results are committed under bench/results/.
 
     python bench/fixed_runs.py maskbench     # 1,000 MaskBench schemas, Llama-3 tokenizer, one worker (thread)
-                                             # per engine: structgen and llguidance, compact whitespace
+                                             # per engine: structgen (property_order="any"), structgen-declared
+                                             # and llguidance, compact whitespace
     python bench/fixed_runs.py maskbench-flexible        # the same with flexible whitespace
     python bench/fixed_runs.py maskbench-peers           # 200 of them with every engine: also XGrammar with
     python bench/fixed_runs.py maskbench-peers-flexible  # strict_mode=False and in its default (xgrammar-strict)
@@ -24,14 +25,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 LLAMA3 = DATA / "tokenizers" / "llama3"
-ENGINES = "structgen,llguidance,xgrammar,xgrammar-strict"
+ENGINES = "structgen,structgen-declared,llguidance,xgrammar,xgrammar-strict"
+MAIN = "structgen,structgen-declared,llguidance"  # structgen in both property orders (any, declared)
 
 MASKBENCH = ["maskbench", "--data", str(DATA / "maskbench"), "--tokenizer", str(LLAMA3), "--workers", "1",
              "--time-limit", "10"]
 CONFIGS = {
     # structgen and llguidance over all 1,000 schemas, in both whitespace modes
-    "maskbench": MASKBENCH + ["--engines", "structgen,llguidance", "--limit", "1000"],
-    "maskbench-flexible": MASKBENCH + ["--engines", "structgen,llguidance", "--limit", "1000", "--whitespace",
+    "maskbench": MASKBENCH + ["--engines", MAIN, "--limit", "1000"],
+    "maskbench-flexible": MASKBENCH + ["--engines", MAIN, "--limit", "1000", "--whitespace",
                                        "flexible", "--name", "maskbench_flexible"],
     # every engine, XGrammar in both configurations, on the first 200 of the same 1,000: XGrammar alone needs
     # ~35 minutes per configuration and mode for all 1,000 (compile timeouts), so this is where it is compared

@@ -4,6 +4,9 @@
     python bench/object_scaling.py            # n = 10 / 100 / 1,000 / 10,000, flexible whitespace, strict
     python bench/object_scaling.py --whitespace compact
 
+structgen compiles with property_order="any" (JSON objects are unordered), structgen-declared with
+"declared" (the schema's order, as the peers generate).
+
 Each (engine, n) runs in a fresh process (one thread), so nothing is shared between sizes; the
 time is compile plus the first mask, as time to first mask is. Writes bench/results/object_scaling.json
 and prints a markdown table. Peers: llguidance (whitespace_flexible as chosen) and XGrammar
@@ -61,7 +64,7 @@ def run(engine: str, n: int, whitespace: str, timeout: float) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--whitespace", choices=("compact", "flexible"), default="flexible")
-    ap.add_argument("--engines", default="structgen,llguidance,xgrammar")
+    ap.add_argument("--engines", default="structgen,structgen-declared,llguidance,xgrammar")
     ap.add_argument("--timeout", type=float, default=120)
     args = ap.parse_args()
     rows = [run(e, n, args.whitespace, args.timeout) for n in SIZES for e in args.engines.split(",")]

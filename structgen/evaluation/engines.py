@@ -50,7 +50,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-ENGINE_NAMES = ("structgen", "llguidance", "xgrammar", "xgrammar-strict", "outlines-core")
+ENGINE_NAMES = ("structgen", "structgen-declared", "llguidance", "xgrammar", "xgrammar-strict", "outlines-core")
 WHITESPACE_MODES = ("compact", "flexible")
 KEYS = ("compile_error", "valid_accepted", "valid_rejected", "invalid_accepted", "invalid_rejected")
 ITEM_SEPARATOR, KEY_SEPARATOR = ", ", ": "  # json.dumps' defaults without indent
@@ -228,9 +228,11 @@ class _StructgenMatcher(EngineMatcher):
 
 
 class StructgenEngine(SchemaEngine):
-    """structgen, `compile_json_schema(schema, strict=True, whitespace=...)`."""
+    """structgen, `compile_json_schema(schema, strict=True, whitespace=..., property_order="any")`:
+    JSON objects are unordered, so every order of an instance's members is in the language."""
 
     name = "structgen"
+    property_order = "any"
 
     def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int], whitespace: str = "compact") -> None:
         super().__init__(tokenizer_json, stop_ids, whitespace)
@@ -248,7 +250,8 @@ class StructgenEngine(SchemaEngine):
         from structgen import StructgenError
 
         try:
-            return self.compiler.compile_json_schema(schema, strict=True, whitespace=self.whitespace)
+            return self.compiler.compile_json_schema(schema, strict=True, whitespace=self.whitespace,
+                                                     property_order=self.property_order)
         except StructgenError as e:
             raise CompileError(f"{type(e).__name__}: {e}") from e
 
@@ -256,6 +259,14 @@ class StructgenEngine(SchemaEngine):
         from structgen import GrammarMatcher
 
         return _StructgenMatcher(GrammarMatcher(compiled))
+
+
+class StructgenDeclaredEngine(StructgenEngine):
+    """structgen with `property_order="declared"` (members in the schema's order, as llguidance and
+    XGrammar generate them)."""
+
+    name = "structgen-declared"
+    property_order = "declared"
 
 
 # ----------------------------------------------------------------------------------------- llguidance
@@ -476,9 +487,9 @@ class OutlinesCoreEngine(SchemaEngine):
 # --------------------------------------------------------------------------------------- registry
 
 ENGINES: dict[str, type[SchemaEngine]] = {
-    e.name: e for e in (StructgenEngine, LLGuidanceEngine, XGrammarEngine, XGrammarStrictEngine, OutlinesCoreEngine)
+    e.name: e for e in (StructgenEngine, StructgenDeclaredEngine, LLGuidanceEngine, XGrammarEngine, XGrammarStrictEngine, OutlinesCoreEngine)
 }
-_REQUIRES = {"structgen": ("tokenizers",), "llguidance": ("tokenizers", "llguidance"),
+_REQUIRES = {"structgen": ("tokenizers",), "structgen-declared": ("tokenizers",), "llguidance": ("tokenizers", "llguidance"),
              "xgrammar": ("tokenizers", "transformers", "xgrammar"),
              "xgrammar-strict": ("tokenizers", "transformers", "xgrammar"), "outlines-core": ("tokenizers", "outlines_core")}
 

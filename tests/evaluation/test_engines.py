@@ -83,7 +83,7 @@ def _allowed(row: np.ndarray) -> np.ndarray:
 
 
 def test_registry() -> None:
-    assert ENGINE_NAMES == ("structgen", "llguidance", "xgrammar", "xgrammar-strict", "outlines-core")
+    assert ENGINE_NAMES == ("structgen", "structgen-declared", "llguidance", "xgrammar", "xgrammar-strict", "outlines-core")
     assert "structgen" in available_engines()
     assert set(available_engines()) <= set(ENGINE_NAMES)
     assert engine_names("both") == ("structgen", "llguidance")
@@ -169,8 +169,9 @@ def _explained(kind: str, data: bytes, forced: bytes) -> bool:
 def test_structgen_mask_equals_llguidance(case: str) -> None:
     llguidance = pytest.importorskip("llguidance")
     schema, valid, _, known = CASES[case]
-    sg, ll = _engine("structgen"), _engine("llguidance")
-    sg_m, ll_m = sg.matcher(_compiled("structgen", case)), ll.matcher(_compiled("llguidance", case))
+    # llguidance writes members in declared order: the same language as structgen-declared
+    sg, ll = _engine("structgen-declared"), _engine("llguidance")
+    sg_m, ll_m = sg.matcher(_compiled("structgen-declared", case)), ll.matcher(_compiled("llguidance", case))
     # a raw llguidance matcher in lockstep, to ask for the forced text
     probe = llguidance.LLMatcher(ll.lltok, _compiled("llguidance", case), log_level=0)
     token_bytes = sg.info.token_bytes

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
@@ -393,12 +394,16 @@ class TokenizerInfo:
         needed). EOS comes from a sibling ``tokenizer_config.json`` when there is one,
         else from well-known token names; ``stop_token_ids`` overrides both."""
         path = Path(path)
+        config_path = path.with_name("tokenizer_config.json")
+        cache = _vocab_cache_file(path, config_path, vocab_size, stop_token_ids)
+        got = _load_vocab_cache(cls, cache)
+        if got is not None:
+            return got
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise TokenizerError(f"cannot read tokenizer file {path}: {exc}") from exc
         eos_names: list[str] = []
-        config_path = path.with_name("tokenizer_config.json")
         if config_path.is_file():
             try:
                 config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -410,13 +415,15 @@ class TokenizerInfo:
             if isinstance(eos, str):
                 eos_names.append(eos)
         name = path.parent.name or path.stem
-        return cls._from_json_data(
+        info = cls._from_json_data(
             data,
             vocab_size=vocab_size,
             stop_token_ids=stop_token_ids,
             eos_names=eos_names,
             name=name,
         )
+        _save_vocab_cache(info, cache)
+        return info
 
     @classmethod
     def from_huggingface(
@@ -782,3 +789,58 @@ def _post_processor_special_ids(post: Any) -> set[int]:
                 if isinstance(entry, dict):
                     ids.update(i for i in entry.get("ids", ()) if isinstance(i, int))
     return ids
+
+
+# ---- the vocabulary cache of from_tokenizer_json --------------------------------------------
+# Parsing a tokenizer.json (Llama-3's is 9 MB, mostly BPE merges a mask never needs) is most of a
+# cold start; the decoded vocabulary is kept as one .npz per (file, size, mtime, arguments).
+
+_VOCAB_CACHE_VERSION = 1
+
+
+def _vocab_cache_file(path: Path, config_path: Path, vocab_size: int | None,
+                      stop_token_ids: Iterable[int] | None) -> Path | None:
+    """Where the decoded vocabulary of this file and these arguments is cached (None: no cache)."""
+    env = os.environ.get("STRUCTGEN_CACHE_DIR")
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "structgen"
+    try:
+        st = path.stat()
+        cst = config_path.stat() if config_path.is_file() else None
+    except OSError:
+        return None
+    key = json.dumps([_VOCAB_CACHE_VERSION, str(path.resolve()), st.st_size, st.st_mtime_ns,
+                      cst and (cst.st_size, cst.st_mtime_ns), vocab_size,
+                      None if stop_token_ids is None else sorted(int(i) for i in stop_token_ids)])
+    return root / "tokenizers" / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".npz")
+
+
+def _save_vocab_cache(info: TokenizerInfo, cache: Path | None) -> None:
+    if cache is None:
+        return
+    lengths = np.fromiter((len(b) for b in info.token_bytes), dtype=np.int64, count=len(info.token_bytes))
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, blob=np.frombuffer(b"".join(info.token_bytes), dtype=np.uint8), lengths=lengths,
+                 special=info.special_ids, stops=np.array(info.stop_token_ids, dtype=np.int64),
+                 meta=np.array([json.dumps({"vocab_size": info.vocab_size, "prepend_space": info.prepend_space,
+                                            "name": info.name})]))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only home: parse the file each time
+
+
+def _load_vocab_cache(cls: type, cache: Path | None) -> TokenizerInfo | None:
+    if cache is None or not cache.is_file():
+        return None
+    try:
+        with np.load(cache) as z:
+            blob, lengths = z["blob"].tobytes(), z["lengths"]
+            special, stops, meta = z["special"], z["stops"], json.loads(str(z["meta"][0]))
+    except Exception:  # noqa: BLE001 - a partial or foreign file: parse the tokenizer again
+        return None
+    ends = np.cumsum(lengths).tolist()
+    starts = [0] + ends[:-1]
+    token_bytes = [blob[a:b] for a, b in zip(starts, ends)]
+    return cls(token_bytes, special_ids=special.tolist(), stop_token_ids=stops.tolist(),
+               vocab_size=meta["vocab_size"], prepend_space=meta["prepend_space"], name=meta["name"])

@@ -737,3 +737,27 @@ def test_from_huggingface_gguf_smollm2() -> None:
     assert info.special_ids.tolist() == list(range(17))
     assert info.stop_token_ids == [2]
     assert info.fingerprint() == ref.fingerprint()
+
+
+def test_from_tokenizer_json_caches_the_decoded_vocabulary(tmp_path, monkeypatch) -> None:
+    """The second load of a tokenizer.json reads the cached vocabulary: the same TokenizerInfo; a
+    changed file (size or mtime) or other arguments are parsed again."""
+    monkeypatch.setenv("STRUCTGEN_CACHE_DIR", str(tmp_path / "cache"))
+    src = TOKDIR / "smollm2" / "tokenizer.json"
+    path = tmp_path / "smollm2" / "tokenizer.json"
+    path.parent.mkdir()
+    path.write_bytes(src.read_bytes())
+    first = TokenizerInfo.from_tokenizer_json(path)
+    assert len(list((tmp_path / "cache" / "tokenizers").glob("*.npz"))) == 1
+    again = TokenizerInfo.from_tokenizer_json(path)
+    for a, b in ((first, again),):
+        assert a.token_bytes == b.token_bytes and a.vocab_size == b.vocab_size and a.name == b.name
+        assert a.stop_token_ids == b.stop_token_ids and a.prepend_space == b.prepend_space
+        assert (a.special_ids == b.special_ids).all()
+    other = TokenizerInfo.from_tokenizer_json(path, stop_token_ids=[7])
+    assert other.stop_token_ids == [7]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["added_tokens"].append({"id": first.vocab_size, "content": "<extra>", "special": True})
+    path.write_text(json.dumps(data), encoding="utf-8")
+    changed = TokenizerInfo.from_tokenizer_json(path)
+    assert changed.vocab_size == first.vocab_size + 1 and changed.token_bytes[-1] == b"<extra>"

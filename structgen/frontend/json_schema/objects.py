@@ -293,13 +293,17 @@ class ObjectEmitter:
         finite = [self.finite_values(v[0], v[1]) if isinstance(v[0], dict) else None for _, _, v in uses]
         values = {json.dumps(x, sort_keys=True): x for f in finite if f is not None for x in f}
         rest = [(k, j, v) for (k, j, v), f in zip(uses, finite) if f is None]
-        if rest and any(not (x is None or isinstance(x, (str, bool))) for x in values.values()):
-            raise _UnionRefused(name)  # only strings, booleans and null can be cut out of a schema
         groups: dict[tuple, list] = {}  # the uses a value is valid in -> its values
+        cut = []  # finite values the other schemas accept too: cut out of those
         for x in values.values():
             where = tuple(i for i, (_, _, (vs, p, _)) in enumerate(uses) if vs is True or self.accepts_value(vs, p, x))
             if where:
                 groups.setdefault(where, []).append(x)
+            if any(finite[i] is None for i in where):
+                if not (x is None or isinstance(x, (str, bool))):
+                    raise _UnionRefused(name)  # only strings, booleans and null can be cut out of a schema
+                cut.append(x)
+        values = {json.dumps(x, sort_keys=True): x for x in cut}
         for where, vals in groups.items():
             for alt in cat(key, self.sep(": "), union(*(self.literal_value(x) for x in vals)), self.ws):
                 out.setdefault(alt, []).extend(uses[i][:2] for i in where)

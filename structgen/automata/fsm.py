@@ -74,18 +74,23 @@ _EXTRA_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 
 def literals_dfa(words: list[bytes]) -> ByteDFA:
     """Minimal DFA of a finite set of byte strings (a trie, then acyclic minimisation)."""
-    rows = [np.full(256, -1, dtype=np.int32)]
+    children: list[dict[int, int]] = [{}]
     accept = [False]
     for w in words:
         s = 0
         for b in w:
-            if rows[s][b] < 0:
-                rows[s][b] = len(rows)
-                rows.append(np.full(256, -1, dtype=np.int32))
+            nxt = children[s].get(b)
+            if nxt is None:
+                nxt = children[s][b] = len(children)
+                children.append({})
                 accept.append(False)
-            s = int(rows[s][b])
+            s = nxt
         accept[s] = True
-    trans, acc = _minimise(np.stack(rows), np.array(accept, dtype=bool))
+    trans = np.full((len(children), 256), -1, dtype=np.int32)
+    src = [s for s, kids in enumerate(children) for _ in kids]
+    if src:  # one fill for the whole trie (a row per node cost a numpy allocation each)
+        trans[src, [b for kids in children for b in kids]] = [t for kids in children for t in kids.values()]
+    trans, acc = _minimise(trans, np.array(accept, dtype=bool))
     return _trim(trans, acc)
 
 

@@ -23,7 +23,7 @@ from .automata.objects import ObjectStates
 from .automata.parser import NEED_STATE, ParserTables, StackPool, acceptable_terms, sparse_table
 from .automata.step import NEED_DFA, NEED_LR, OK, POOL_FULL, can_end
 from .compile_cache import CacheWarning, CompileCache
-from .errors import GrammarError, LimitExceeded, RegexError, StructgenError
+from .errors import GrammarError, LimitExceeded, RegexError, StructgenError, UnsupportedFeature
 from .frontend.ir import Grammar, GrammarBuilder, object_from_json
 from .options import DEFAULT_OPTIONS, CompileOptions, options_from_json
 from .maskstore.store import MaskStore
@@ -392,7 +392,16 @@ class GrammarCompiler:
                         raise
                     # objects whose constraints are parser state must be told apart at their first
                     # member; where anyOf branches share it, rules that defer the choice may not need to
-                    sg = schema_to_grammar(schema, options=opts, parametric=False)
+                    try:
+                        sg = schema_to_grammar(schema, options=opts, parametric=False)
+                    except UnsupportedFeature as e2:
+                        if opts.property_order != "any":
+                            raise
+                        raise UnsupportedFeature(
+                            e2.keyword, e2.json_pointer, "anyOf / oneOf branches that are objects with one key of "
+                            "overlapping values in two branches (two different object schemas, say) cannot be "
+                            "told apart in any property order without a GLR parser; property_order='declared' "
+                            f"may compile it (LALR conflict: {e.conflicts[0]}; then: {e2})") from None
                     cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts)
             except RecursionError:
                 raise LimitExceeded("the schema's grammar is nested too deeply to compile") from None

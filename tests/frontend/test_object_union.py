@@ -91,3 +91,21 @@ def test_one_of_required_sets_is_exclusive_in_any_order(tokenizer_llama3, order)
     for keys in (["side", "radius", "shape"], ["radius", "shape", "side"]):
         assert not accepts(cg, {k: both[k] for k in keys})
     assert not accepts(cg, {"shape": "circle"})
+
+
+def test_branches_only_glr_could_follow_are_refused_with_the_reason(tokenizer_llama3) -> None:
+    """Two different object schemas under one key of two big branches: not compiled wrong, refused,
+    and the message says why and what compiles instead."""
+    from structgen import UnsupportedFeature
+
+    def branch(kind: str, data: dict) -> dict:
+        props = {f"p{i}": {"type": "string"} for i in range(11)}
+        return {"type": "object", "properties": {"kind": {"const": kind}, "data": data, **props}, "required": ["kind"]}
+
+    schema = {"anyOf": [branch("a", {"type": "object", "properties": {"x": {"type": "string"}}}),
+                        branch("b", {"type": "object", "properties": {"y": {"type": "integer"}}})]}
+    compiler = GrammarCompiler(tokenizer_llama3)
+    with pytest.raises(UnsupportedFeature, match="GLR parser; property_order='declared' may compile it"):
+        compiler.compile_json_schema(schema, property_order="any")
+    cg = compiler.compile_json_schema(schema, property_order="declared")
+    assert accepts(cg, {"kind": "b", "data": {"y": 1}})

@@ -22,6 +22,33 @@ from ..errors import GrammarError, LimitExceeded
 from .parser import GOTO_BY_RULE, ParserTables
 
 
+def _first_sets(ir) -> tuple[list[set[int]], list[bool]]:
+    """FIRST sets and nullability of every nonterminal of a grammar IR (a fixpoint)."""
+    n = len(ir.nonterminals)
+    first: list[set[int]] = [set() for _ in range(n)]
+    nullable = [False] * n
+    changed = True
+    while changed:
+        changed = False
+        for a, seq in zip(ir.lhs, ir.rhs):
+            before = len(first[a])
+            all_null = True
+            for x in seq:
+                if x >= 0:
+                    first[a].add(x)
+                    all_null = False
+                    break
+                first[a] |= first[~x]
+                if not nullable[~x]:
+                    all_null = False
+                    break
+            if all_null and not nullable[a]:
+                nullable[a] = changed = True
+            if len(first[a]) != before:
+                changed = True
+    return first, nullable
+
+
 class ObjectStates:
     """The parametric part of one grammar's parser tables (grows the tables in place)."""
 
@@ -40,6 +67,10 @@ class ObjectStates:
             role[~o.obj] = (k, "obj")
             role[~o.rest] = (k, "rest")
         self.mem_nt = [~o.mem for o in specs]
+        self.unions = {k for k, o in enumerate(specs) if hasattr(o, "branches")}  # ir.ObjectUnion
+        self._first: list[set[int]] | None = None  # FIRST sets of the IR's nonterminals (unions only)
+        self._nullable: list[bool] | None = None
+        self._owners: dict[int, dict[int, set[int]]] = {}  # inner union state -> terminal -> members
         self.start_c = [o.start() for o in specs]
         self.static: dict[int, set[int]] = {}  # base state -> objects (each at its start state)
         self.dynamic: dict[int, int] = {}  # base state -> its object
@@ -48,6 +79,10 @@ class ObjectStates:
             for it in kernel:
                 r = self.item_rule[it]
                 if r >= nir:
+                    continue
+                hit = ir.member.get(r)
+                if hit is not None and hit[0] in self.unions and 1 <= it - self.base[r] < len(ir.rhs[r]):
+                    dyn.add(hit[0])  # inside a union's member: which rule it is decides the branches
                     continue
                 got = role.get(ir.lhs[r])
                 if got is None:
@@ -85,7 +120,7 @@ class ObjectStates:
             r = self.item_rule[it]
             d = it - self.base[r]
             hit = ir.member.get(r)
-            if hit is not None and d == 1 and hit[0] in params:
+            if hit is not None and d >= 1 and hit[0] in params:
                 k, j = hit
                 if ir.objects[k].step(params[k], j) is not None:
                     return True
@@ -113,9 +148,49 @@ class ObjectStates:
         """Remove from action row `row` (a copy of base state s) the shifts `params` forbid."""
         action = self.tables.action
         T = action.shape[1] - 1
+        owners = self._value_owners(s) if any(k in self.unions for k in params) else {}
         for t, q in self._shifts(s):
             if t < T and not self._keeps(q, params):
                 action[row, t] = 0
+            elif t in owners:  # the first terminal of a value: some member it can start must be allowed
+                k = next(iter(params))
+                if not any(self.ir.objects[k].step(params[k], u) is not None for u in owners[t]):
+                    action[row, t] = 0
+
+    def _value_owners(self, s: int) -> dict[int, set[int]]:
+        """For a state inside a union's member (every kernel item a member rule): terminal -> the
+        members whose rest can start with it (FIRST of the item's suffix), so that the first terminal
+        of a value that only a forbidden member can take is no shift (a value nonterminal's own items
+        say nothing of the member). Empty when some kernel item is not a member rule."""
+        got = self._owners.get(s)
+        if got is not None:
+            return got
+        ir = self.ir
+        out: dict[int, set[int]] = {}
+        for it in self.kernels[s]:
+            r = self.item_rule[it]
+            hit = ir.member.get(r) if r < ir.num_rules else None
+            if hit is None or hit[0] not in self.unions:
+                out = {}
+                break
+            for t in self._first_of(ir.rhs[r][it - self.base[r]:]):
+                out.setdefault(t, set()).add(hit[1])
+        self._owners[s] = out
+        return out
+
+    def _first_of(self, seq: tuple) -> set[int]:
+        """FIRST of a symbol sequence of the IR (terminals t >= 0, nonterminals ~j)."""
+        if self._first is None:
+            self._first, self._nullable = _first_sets(self.ir)
+        out: set[int] = set()
+        for x in seq:
+            if x >= 0:
+                out.add(x)
+                return out
+            out |= self._first[~x]
+            if not self._nullable[~x]:
+                return out
+        return out
 
     def _shifts(self, s: int) -> list[tuple[int, int]]:
         nt0 = self.tables.action.shape[1]  # builder symbols: terminals and $END below this

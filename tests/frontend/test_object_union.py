@@ -66,6 +66,41 @@ def test_object_unions_agree_with_jsonschema(tokenizer_llama3) -> None:
     assert unions >= 30 and checked >= 2000
 
 
+def no_dead_end(cg, text: str) -> bool:
+    """Along `text` (until it is rejected), some token or the stop token is always allowed."""
+    import numpy as np
+
+    m = GrammarMatcher(cg)
+    mask = np.zeros((1, (cg.tokenizer_info.vocab_size + 31) // 32), dtype=np.int32)
+    for ch in text:
+        m.fill_next_token_bitmask(mask, 0)
+        if not mask.any():
+            return False
+        if not m.accept_string(ch):
+            return True
+    m.fill_next_token_bitmask(mask, 0)
+    return bool(mask.any())
+
+
+def test_object_union_masks_have_no_dead_ends(tokenizer_llama3) -> None:
+    """Soundness: a member value only a dead branch could take is not allowed at its first byte (the
+    reduction that would reject it comes one token later)."""
+    rng = random.Random(12)
+    compiler = GrammarCompiler(tokenizer_llama3)
+    walked = 0
+    for _ in range(60):
+        schema = random_union(rng)
+        try:
+            cg = compiler.compile_json_schema(schema, property_order="any")
+        except StructgenError:
+            continue
+        for _ in range(8):
+            text = json.dumps(random_instance(rng))
+            assert no_dead_end(cg, text), (schema, text)
+            walked += 1
+    assert walked >= 200
+
+
 @pytest.mark.parametrize("order", [["shape", "radius"], ["radius", "shape"]])
 def test_the_discriminator_may_come_last(tokenizer_llama3, order) -> None:
     circle = {"type": "object", "properties": {"shape": {"const": "circle"}, "radius": {"type": "number"}},

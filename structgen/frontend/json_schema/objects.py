@@ -317,6 +317,14 @@ class ObjectEmitter:
             owners.setdefault(text(vs), []).append((k, j))
         items = list(distinct.values())
         owner_lists = list(owners.values())
+        # an array or object literal and another value of that type start alike: which member it is
+        # would only show later, after a mask allowed it (a dead end where that member is forbidden)
+        literal_kinds = {"array" if isinstance(x, list) else "object" for vals in groups.values() for x in vals
+                         if isinstance(x, (list, dict))}
+        if literal_kinds and (len(groups) > 1 and len(literal_kinds) > 0 and sum(
+                1 for vals in groups.values() if any(isinstance(x, (list, dict)) for x in vals)) > 1 or any(
+                literal_kinds & (_type_set(vs) if isinstance(vs, dict) else {"array", "object"}) for vs, _, _ in items)):
+            raise _UnionRefused(name)
         if len(items) == 1:
             regions = [(items[0], [0])]
         else:

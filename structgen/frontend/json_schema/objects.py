@@ -303,27 +303,26 @@ class ObjectEmitter:
                 if not (x is None or isinstance(x, (str, bool))):
                     raise _UnionRefused(name)  # only strings, booleans and null can be cut out of a schema
                 cut.append(x)
-        values = {json.dumps(x, sort_keys=True): x for x in cut}
         for where, vals in groups.items():
             for alt in cat(key, self.sep(": "), union(*(self.literal_value(x) for x in vals)), self.ws):
                 out.setdefault(alt, []).extend(uses[i][:2] for i in where)
         distinct: dict[str, tuple] = {}  # the other schemas, without the finite values
         owners: dict[str, list[tuple[int, int]]] = {}
         for k, j, (vs, p, b) in rest:
-            if values:
+            if cut:
                 vs = {**(vs if isinstance(vs, dict) else {}), NOT_VALUES: [
-                    *(vs.get(NOT_VALUES, []) if isinstance(vs, dict) else []), *values.values()]}
+                    *(vs.get(NOT_VALUES, []) if isinstance(vs, dict) else []), *cut]}
             distinct.setdefault(text(vs), (vs, p, b))
             owners.setdefault(text(vs), []).append((k, j))
         items = list(distinct.values())
         owner_lists = list(owners.values())
         # an array or object literal and another value of that type start alike: which member it is
         # would only show later, after a mask allowed it (a dead end where that member is forbidden)
-        literal_kinds = {"array" if isinstance(x, list) else "object" for vals in groups.values() for x in vals
-                         if isinstance(x, (list, dict))}
-        if literal_kinds and (len(groups) > 1 and len(literal_kinds) > 0 and sum(
-                1 for vals in groups.values() if any(isinstance(x, (list, dict)) for x in vals)) > 1 or any(
-                literal_kinds & (_type_set(vs) if isinstance(vs, dict) else {"array", "object"}) for vs, _, _ in items)):
+        literal_groups = [{"array" if isinstance(x, list) else "object" for x in vals if isinstance(x, (list, dict))}
+                          for vals in groups.values()]
+        kinds = set().union(*literal_groups)
+        if sum(map(bool, literal_groups)) > 1 or any(
+                kinds & (_type_set(vs) if isinstance(vs, dict) else {"array", "object"}) for vs, _, _ in items):
             raise _UnionRefused(name)
         if len(items) == 1:
             regions = [(items[0], [0])]
@@ -338,100 +337,63 @@ class ObjectEmitter:
                 out.setdefault(alt, []).extend(pair for i in where for pair in owner_lists[i])
         return list(out.items())
 
-    def type_regions(self, items: list[tuple], name: str) -> list[tuple[tuple, list[int]]]:
+    def type_regions(self, items: list[tuple], name: str) -> list[tuple[Any, list[int]]]:
         """Value schemas `(schema, pointer, base)` cut into disjoint regions, each with the indices of
         the schemas it lies in: per JSON type, a type only one schema allows is its part of that
         schema; one several allow must be all of that type in each of them (then shared) or, for
-        strings, constrained by string patterns only (then cut by which patterns hold). Else
-        _UnionRefused: the schemas overlap in a way the union cannot tell apart."""
-        def admits(vs: Any) -> set[str]:
-            return _type_set(vs) if isinstance(vs, dict) else {"null", "boolean", "number", "string", "array", "object"}
+        numbers and strings, one lexeme each (then cut by DFA set algebra). Else _UnionRefused: the
+        schemas overlap in a way the union cannot tell apart. A region is a (schema, pointer, base)
+        or a ready terminal expression."""
+        def constrains_only(vs: Any, t: str, allowed: set) -> bool:  # keys: annotations, `allowed`, other types'
+            return not isinstance(vs, dict) or all(
+                k in ANNOTATIONS or k in ("type", NOT_VALUES) or k in allowed or k not in KEYWORDS and k not in (
+                    NOT_STRINGS, PRESENCE) or any(k in TYPE_KEYWORDS[u] for u in TYPE_KEYWORDS if u != t) for k in vs)
+
+        def integer(vs: Any) -> bool:
+            return isinstance(vs, dict) and vs.get("type") in ("integer", ["integer"])
 
         def whole(vs: Any, t: str) -> bool:  # every value of type t (but the excluded finite values)
-            if not isinstance(vs, dict):
-                return True
-            if t == "number" and vs.get("type") in ("integer", ["integer"]):
-                return False
-            for k in vs:
-                if k in ANNOTATIONS or k in ("type", NOT_VALUES) or any(
-                        k in TYPE_KEYWORDS[u] for u in TYPE_KEYWORDS if u != t):
-                    continue
-                if k in KEYWORDS or k in (NOT_STRINGS, PRESENCE):
-                    return False
-            return True
-
-        def numeric(vs: Any) -> bool:  # numbers constrained by number() keywords only
-            if not isinstance(vs, dict):
-                return True
-            if any(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vs.get(NOT_VALUES, [])):
-                return False
-            return all(k in ANNOTATIONS or k in ("type", NOT_VALUES) or k in TYPE_KEYWORDS["number"] or any(
-                k in TYPE_KEYWORDS[u] for u in TYPE_KEYWORDS if u != "number") or k not in KEYWORDS and k not in (
-                NOT_STRINGS, PRESENCE) for k in vs)
+            return not (t == "number" and integer(vs)) and constrains_only(vs, t, set())
 
         def excluded(vs: Any) -> str:
             return json.dumps(vs.get(NOT_VALUES, []) if isinstance(vs, dict) else [], sort_keys=True)
 
-        def part(vs: Any, t: str) -> Any:
-            base = dict(vs) if isinstance(vs, dict) else {}
-            if not (t == "number" and base.get("type") in ("integer", ["integer"])):
-                base["type"] = t
-            else:
-                base["type"] = "integer"
-            return base
+        def part(vs: Any, t: str) -> dict:
+            return {**(vs if isinstance(vs, dict) else {}), "type": "integer" if t == "number" and integer(vs) else t}
 
-        out: list[tuple[tuple, list[int]]] = []
+        out: list[tuple[Any, list[int]]] = []
         for t in ("null", "boolean", "number", "string", "array", "object"):
-            idx = [i for i, (vs, _, _) in enumerate(items) if t in admits(vs)]
+            idx = [i for i, (vs, _, _) in enumerate(items) if t in (
+                _type_set(vs) if isinstance(vs, dict) else {"null", "boolean", "number", "string", "array", "object"})]
             if not idx:
                 continue
-            first = items[idx[0]]
-            if len(idx) == 1 or all(whole(items[i][0], t) for i in idx) and len(
-                    {excluded(items[i][0]) for i in idx}) == 1:
-                out.append(((part(first[0], t), first[1], first[2]), idx))
+            if len(idx) == 1 or all(whole(items[i][0], t) for i in idx) and len({excluded(items[i][0]) for i in idx}) == 1:
+                out.append(((part(items[idx[0]][0], t), *items[idx[0]][1:]), idx))
                 continue
-            if t == "number" and all(numeric(items[i][0]) for i in idx):
-                # one terminal each (number()), so regions are DFA set algebra on them
+            if len(idx) > 4 or len({excluded(items[i][0]) for i in idx}) > 1:
+                raise _UnionRefused(name)
+            if t == "number" and all(constrains_only(items[i][0], t, TYPE_KEYWORDS["number"]) for i in idx) and not any(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for i in idx if isinstance(items[i][0], dict)
+                    for x in items[i][0].get(NOT_VALUES, [])):
+                # number() gives one terminal each
                 dfas = []
                 for i in idx:
-                    vs = items[i][0] if isinstance(items[i][0], dict) else {}
-                    kind = "integer" if vs.get("type") in ("integer", ["integer"]) else "number"
-                    e = self.number(kind, vs, items[i][1])
+                    e = self.number("integer" if integer(items[i][0]) else "number", part(items[i][0], t), items[i][1])
                     dfas.append(None if e is None else self.b.terminals[e[0][0]].dfa)
-                for mask in range(1, 1 << len(idx)):
-                    if len(idx) > 6 or any(dfas[n] is None for n in range(len(idx)) if mask >> n & 1):
-                        continue
-                    inside = [dfas[n] for n in range(len(idx)) if mask >> n & 1]
-                    region = inside[0]
-                    for d in inside[1:]:
-                        region = intersect(region, d)
-                    for n in range(len(idx)):
-                        if not mask >> n & 1 and dfas[n] is not None and region.num_states:
-                            region = difference(region, dfas[n])
-                    if region.num_states and region.accept.any():
-                        out.append((self.terminal("num", dfa=region), [idx[n] for n in range(len(idx)) if mask >> n & 1]))
-                continue
-            strings = [part(items[i][0], "string") for i in idx]
-            common = [x.pop(NOT_VALUES, []) for x in strings][0]  # the finite values, cut from all alike
-            if t != "string" or len(idx) > 4 or not all(_string_only(x) for x in strings) or len(
-                    {excluded(items[i][0]) for i in idx}) > 1:
+                gone = None
+            elif t == "string":
+                strings = [part(items[i][0], t) for i in idx]
+                common = [x.pop(NOT_VALUES, []) for x in strings][0]  # the finite values, cut from all alike
+                if not all(_string_only(x) for x in strings):
+                    raise _UnionRefused(name)
+                # as DFAs of the JSON-encoded strings (as common_strings does)
+                dfas = [json_string_dfa(self.string_patterns(x, items[i][1]) or [ANY_CHAR + "*"])
+                        for x, i in zip(strings, idx)]
+                gone = literals_dfa([_literal(v) for v in common if isinstance(v, str)]) if common else None
+            else:
                 raise _UnionRefused(name)
-            # as DFAs of the JSON-encoded strings (as common_strings does), regions are set algebra
-            dfas = [json_string_dfa(self.string_patterns(x, items[i][1]) or [ANY_CHAR + "*"])
-                    for x, i in zip(strings, idx)]
-            gone = literals_dfa([_literal(v) for v in common if isinstance(v, str)]) if common else None
-            for mask in range(1, 1 << len(idx)):
-                region = None
-                for n in range(len(idx)):
-                    if mask >> n & 1:
-                        region = dfas[n] if region is None else intersect(region, dfas[n])
-                for n in range(len(idx)):
-                    if not mask >> n & 1 and region.num_states:
-                        region = difference(region, dfas[n])
-                if region.num_states and gone is not None:
-                    region = difference(region, gone)
-                if region.num_states and region.accept.any():
-                    out.append((self.terminal("str", dfa=region), [idx[n] for n in range(len(idx)) if mask >> n & 1]))
+            for region, inside in _subset_regions(dfas, gone):
+                out.append((self.terminal(t, dfa=region), [idx[n] for n in inside]))
         return out
 
     def accepts_value(self, s: Any, ptr: str, v: Any) -> bool:
@@ -581,6 +543,25 @@ class ObjectEmitter:
             self.memo[key] = self.terminal("key", dfa=difference(json_string_dfa([]),
                                                                 literals_dfa([_literal(k) for k in declared])))
         return self.memo[key]
+
+
+def _subset_regions(dfas: list, gone=None):
+    """(DFA, member indices) for each non-empty set of languages: the words in exactly those
+    (none None: an empty language), less the words of `gone`."""
+    for mask in range(1, 1 << len(dfas)):
+        inside = [n for n in range(len(dfas)) if mask >> n & 1]
+        if any(dfas[n] is None for n in inside):
+            continue
+        region = dfas[inside[0]]
+        for n in inside[1:]:
+            region = intersect(region, dfas[n])
+        for n, d in enumerate(dfas):
+            if not mask >> n & 1 and d is not None and region.num_states:
+                region = difference(region, d)
+        if region.num_states and gone is not None:
+            region = difference(region, gone)
+        if region.num_states and region.accept.any():
+            yield region, inside
 
 
 class _UnionRefused(Exception):

@@ -46,9 +46,9 @@ def engine_digest() -> str:
 
 def default_cache_dir() -> Path:
     """`$STRUCTGEN_CACHE_DIR/compiled`, else `~/.cache/structgen/compiled`."""
-    env = os.environ.get("STRUCTGEN_CACHE_DIR")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "structgen"
-    return root / "compiled"
+    from .models import default_cache_root
+
+    return default_cache_root() / "compiled"
 
 
 def _digest(meta_bytes: bytes, arrays: dict[str, np.ndarray]) -> np.ndarray:

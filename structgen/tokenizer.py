@@ -801,8 +801,9 @@ _VOCAB_CACHE_VERSION = 1
 def _vocab_cache_file(path: Path, config_path: Path, vocab_size: int | None,
                       stop_token_ids: Iterable[int] | None) -> Path | None:
     """Where the decoded vocabulary of this file and these arguments is cached (None: no cache)."""
-    env = os.environ.get("STRUCTGEN_CACHE_DIR")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "structgen"
+    from .models import default_cache_root
+
+    root = default_cache_root()
     try:
         st = path.stat()
         cst = config_path.stat() if config_path.is_file() else None

@@ -20,8 +20,9 @@ from .automata.regex_dfa import regex_dfa
 from .automata.lexer import LexerTables, Terminal
 from .automata.lr import LRBuilder
 from .automata.objects import ObjectStates
-from .automata.parser import NEED_STATE, ParserTables, StackPool, acceptable_terms, sparse_table
-from .automata.step import NEED_DFA, NEED_LR, OK, POOL_FULL, can_end
+from .automata import glr
+from .automata.parser import NEED_STATE, TOO_MANY, ParserTables, StackPool, acceptable_terms, sparse_table
+from .automata.step import GLR_LIMIT, NEED_DFA, NEED_FORK, NEED_LR, OK, POOL_FULL, can_end
 from .compile_cache import CacheWarning, CompileCache
 from .errors import GrammarError, LimitExceeded, RegexError, StructgenError, UnsupportedFeature
 from .frontend.ir import Grammar, GrammarBuilder, object_from_json
@@ -112,7 +113,7 @@ class CompiledGrammar:
         self.words = np.zeros(self.lexer.set_words, dtype=np.uint64)
         self.initial_stack: tuple[int, ...] = (p.start_state,)
         if lexer_snapshot is None:
-            self.initial_lexer_state = self._start_state_for(self.initial_stack)
+            self.initial_lexer_state = self.start_state(self.initial_stack)
         else:  # from the disk cache: the product DFAs (the initial one included) are ready
             self.lexer.restore(lexer_snapshot)
             self.initial_lexer_state = int(lexer_snapshot["initial_lexer_state"])
@@ -125,9 +126,20 @@ class CompiledGrammar:
 
     @classmethod
     def build(cls, ir: Grammar, tokenizer_info: TokenizerInfo,
-              options: CompileOptions = DEFAULT_OPTIONS) -> "CompiledGrammar":
-        """Compile grammar IR: our LALR(1) tables (automata/lr.py), refusing unresolved conflicts."""
-        tables, builder = lalr_tables(ir, options)
+              options: CompileOptions = DEFAULT_OPTIONS, *, glr_ok: bool = True) -> "CompiledGrammar":
+        """Compile grammar IR: our LALR(1) tables (automata/lr.py). A grammar with conflicts runs on
+        the GLR path (its ε-free form, every conflict kept) when `glr_ok`, else GrammarError names them."""
+        try:
+            tables, builder = lalr_tables(ir, options)
+        except GrammarError as e:
+            if not (glr_ok and getattr(e, "conflicts", None) and not ir.objects):
+                raise
+            from .frontend.epsilon_free import epsilon_free
+
+            ir = epsilon_free(ir)
+            builder = LRBuilder(ir, max_states=options.limits.max_lr_states)
+            tables, _, _ = builder.tables(prefer_shift=options.prefer_shift,
+                                          max_cells=options.limits.max_table_cells, glr=True)
         return cls(ir, tokenizer_info, tables, options=options, builder=builder)
 
     @property
@@ -137,7 +149,7 @@ class CompiledGrammar:
 
     # --- the disk form (compile_cache.py): JSON metadata + plain arrays ------------------
 
-    _PARSER_ARRAYS = ("action", "rule_len", "rule_lhs", "row_ptr", "row_terms")
+    _PARSER_ARRAYS = ("action", "rule_len", "rule_lhs", "row_ptr", "row_terms", "fork_ptr", "fork_acts")
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Everything but the tokenizer as (JSON-able metadata, numpy arrays); inverse of from_arrays."""
@@ -234,22 +246,40 @@ class CompiledGrammar:
             self.objects.resolve(st, r)
 
     def can_end(self, ls: int, top: int, pool_n: int, pool: StackPool) -> bool:
-        """Whether the text so far (lexer state ls, stack at `top`) is a complete word."""
+        """Whether the text so far (lexer state ls, stack at `top`) is a complete word. Where the
+        pending lexeme meets a conflict cell (GLR), whether some of its actions lead to accepting
+        (the pool is reloaded then)."""
         while True:
             status, ok = can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, self.P,
                                  self.L, pool.overlay, pool.touched)
-            if status != NEED_LR:
+            if status == NEED_LR:
+                self._build_state()
+                continue
+            if status == GLR_LIMIT:
+                raise glr.too_many(f"{glr.GLR_MAX_STEPS} reductions")
+            if status != NEED_FORK:
                 return bool(ok)
-            self._build_state()
+            for s in glr.feed_all(self.parser, pool.read(top), int(self.lexer.accept_term[ls])):
+                t2, n2 = pool.load(s)  # then at the start of a lexeme: only the parser is asked
+                if self.can_end(self.initial_lexer_state, t2, n2, pool):
+                    return True
+            return False
 
-    def _start_state_for(self, stack: tuple[int, ...]) -> int:
-        top, _ = self._pool.load(stack)
-        while acceptable_terms(top, self._pool.state, self._pool.parent, self.P, self.words, self._pool.overlay,
-                               self._pool.touched) == NEED_STATE:
-            self._build_state()
+    def start_state(self, stack: tuple[int, ...]) -> int:
+        """The lexer state that starts a lexeme after `stack` (its DFA of the terminals it can shift)."""
         with self.lock:
+            top, _ = self._pool.load(stack)
+            while True:
+                got = acceptable_terms(top, self._pool.state, self._pool.parent, self.P, self.words, self._pool.overlay,
+                                       self._pool.touched)
+                if got == NEED_STATE:
+                    self._build_state()
+                    continue
+                if got == TOO_MANY:
+                    raise glr.too_many(f"{glr.GLR_MAX_STEPS} reductions")
+                break
             d = self.lexer.dfa_for(self.words)
-        return int(self.lexer.dfa_start[d])
+            return int(self.lexer.dfa_start[d])
 
     def __repr__(self) -> str:
         return (f"CompiledGrammar(terminals={len(self.terminals)}, lr_states={self.parser.num_states}, "
@@ -338,8 +368,11 @@ class GrammarCompiler:
         return cg
 
     def compile_grammar(self, grammar: str, start: str = "start", options: CompileOptions | None = None, *,
-                        terminal_dfas: dict[str, ByteDFA] | None = None, **changes: Any) -> CompiledGrammar:
-        """Compile a Lark grammar (LALR(1), our tables; Lark only reads the syntax).
+                        syntax: str = "lark", terminal_dfas: dict[str, ByteDFA] | None = None,
+                        **changes: Any) -> CompiledGrammar:
+        """Compile a grammar: Lark text (`syntax="lark"`), llama.cpp GBNF ("gbnf") or XGrammar's EBNF
+        ("ebnf"; both start at `root` unless `start` names another rule). Our LR tables; a grammar
+        with conflicts runs on the GLR path with every conflict kept (automata/glr.py).
 
         `%ignore` text is allowed before and between lexemes, and after the last one only while
         more input could still follow; `allow_trailing_ignore=True` gives Lark's exact semantics
@@ -354,14 +387,23 @@ class GrammarCompiler:
 
         if not isinstance(grammar, str) or not grammar.strip():
             raise GrammarError("grammar text is empty")
+        if syntax not in ("lark", "gbnf", "ebnf"):
+            raise GrammarError(f"unknown grammar syntax {syntax!r}: use 'lark', 'gbnf' or 'ebnf'")
         opts = self._options(options, changes)
-        build = lambda: CompiledGrammar.build(  # noqa: E731
-            lark_to_ir(grammar, start, terminal_dfas, max_dfa_states=opts.limits.max_dfa_states),
-            self.tokenizer_info, opts)
+        if syntax == "lark":
+            read = lambda: lark_to_ir(grammar, start, terminal_dfas,  # noqa: E731
+                                      max_dfa_states=opts.limits.max_dfa_states)
+        else:
+            from .frontend.gbnf import gbnf_to_ir
+
+            root = "root" if start == "start" else start
+            read = lambda: gbnf_to_ir(grammar, root, dialect=syntax,  # noqa: E731
+                                      max_dfa_states=opts.limits.max_dfa_states)
+        build = lambda: CompiledGrammar.build(read(), self.tokenizer_info, opts)  # noqa: E731
         if terminal_dfas:
             with _gc_paused_compile():
                 return build()
-        return self._cached(("grammar", grammar, start, opts.key()), build)
+        return self._cached(("grammar", syntax, grammar, start, opts.key()), build)
 
     def compile_json_schema(self, schema: Any, options: CompileOptions | None = None, **changes: Any) -> CompiledGrammar:
         """Compile a JSON Schema (dict, JSON text, file path or pydantic model class).
@@ -383,10 +425,12 @@ class GrammarCompiler:
             raise LimitExceeded("the schema is nested too deeply to compile") from None
 
         def build() -> CompiledGrammar:
+            # not on the GLR path yet: two anyOf branches' terminals may match the same text (a lexer
+            # tie, settled by one terminal) where a grammar's conflicts would need both
             sg = schema_to_grammar(schema, options=opts)
             try:
                 try:
-                    cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts)
+                    cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts, glr_ok=False)
                 except GrammarError as e:
                     if not (getattr(e, "conflicts", None) and sg.ir.objects):
                         raise
@@ -402,7 +446,7 @@ class GrammarCompiler:
                             "overlapping values in two branches (two different object schemas, say) cannot be "
                             "told apart in any property order without a GLR parser; property_order='declared' "
                             f"may compile it (LALR conflict: {e.conflicts[0]}; then: {e2})") from None
-                    cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts)
+                    cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts, glr_ok=False)
             except RecursionError:
                 raise LimitExceeded("the schema's grammar is nested too deeply to compile") from None
             except GrammarError as e:

@@ -1,11 +1,15 @@
-"""GrammarMatcher: the per-sequence runtime state (lexer state + parser stack) and its masks."""
+"""GrammarMatcher: the per-sequence runtime state (lexer state + parser stack) and its masks.
+
+The state is a tuple of branches (lexer state, parser stack): one for an LALR(1) grammar, and on
+the GLR path (automata/glr.py) one per live parse; a token is allowed iff some branch allows it."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .automata import glr
 from .automata.parser import StackPool
-from .automata.step import OK, advance_bytes, end_lexeme
+from .automata.step import NEED_FORK, OK, advance_bytes, end_lexeme
 from .compiler import CompiledGrammar
 from .errors import StructgenError
 
@@ -40,10 +44,18 @@ class GrammarMatcher:
     def reset(self) -> None:
         """Back to the empty output."""
         cg = self.compiled_grammar
-        self._ls = cg.initial_lexer_state
-        self._stack = cg.initial_stack
+        self._branches: tuple[glr.Branch, ...] = ((cg.initial_lexer_state, cg.initial_stack),)
         self._terminated = False
-        self._history: list[tuple[int, tuple[int, ...], bool]] = []
+        self._history: list[tuple[tuple[glr.Branch, ...], bool]] = []
+
+    @property
+    def _ls(self) -> int:
+        """The lexer state of the first branch (the only one of an LALR(1) grammar)."""
+        return self._branches[0][0]
+
+    @property
+    def _stack(self) -> tuple[int, ...]:
+        return self._branches[0][1]
 
     def is_terminated(self) -> bool:
         """True once a stop token was accepted at a complete word."""
@@ -53,24 +65,33 @@ class GrammarMatcher:
         """Whether the output so far is a complete word (a stop token would be accepted)."""
         if self._terminated:
             return True
-        top, pool_n = self._pool.load(self._stack)
         cg = self.compiled_grammar
-        return cg.can_end(self._ls, top, pool_n, self._pool)
+        for ls, stack in self._branches:
+            top, pool_n = self._pool.load(stack)
+            if cg.can_end(ls, top, pool_n, self._pool):
+                return True
+        return False
 
-    def _advance(self, data: np.ndarray) -> tuple[int, tuple[int, ...]] | None:
+    def _advance(self, data: np.ndarray) -> tuple[glr.Branch, ...] | None:
+        """The branches after `data`, or None if it leaves the language."""
         cg = self.compiled_grammar
-        top, pool_n = self._pool.load(self._stack)
-        status, ls, new_top, _ = cg.run(self._pool, advance_bytes, data, np.int32(self._ls), np.int32(top),
-                                        np.int32(pool_n))
-        if status != OK:
-            return None
-        return int(ls), self._pool.read(int(new_top))
+        if len(self._branches) == 1:
+            ls, stack = self._branches[0]
+            top, pool_n = self._pool.load(stack)
+            status, ls2, new_top, _, _ = cg.run(self._pool, advance_bytes, data, np.int64(0), np.int32(ls),
+                                                np.int32(top), np.int32(pool_n))
+            if status == OK:
+                return ((int(ls2), self._pool.read(int(new_top))),)
+            if status != NEED_FORK:
+                return None
+        got = glr.advance(cg, self._pool, list(self._branches), data)
+        return tuple(sorted(got)) if got else None
 
-    def _push(self, ls: int, stack: tuple[int, ...], terminated: bool) -> None:
-        self._history.append((self._ls, self._stack, self._terminated))
+    def _push(self, branches: tuple[glr.Branch, ...], terminated: bool) -> None:
+        self._history.append((self._branches, self._terminated))
         if self.max_rollback_tokens >= 0 and len(self._history) > self.max_rollback_tokens:
             del self._history[0]
-        self._ls, self._stack, self._terminated = ls, stack, terminated
+        self._branches, self._terminated = branches, terminated
 
     # --- tokens --------------------------------------------------------------------------
 
@@ -82,7 +103,7 @@ class GrammarMatcher:
         if token_id in self._stop:
             if not self.is_accepting():
                 return False
-            self._push(self._ls, self._stack, True)
+            self._push(self._branches, True)
             return True
         if token_id < 0 or token_id >= len(self._token_bytes) or self._special[token_id]:
             return False
@@ -100,7 +121,7 @@ class GrammarMatcher:
         got = self._advance(np.frombuffer(data, dtype=np.uint8))
         if got is None:
             return False
-        self._push(got[0], got[1], False)
+        self._push(got, False)
         return True
 
     def rollback(self, num_tokens: int = 1) -> None:
@@ -108,7 +129,7 @@ class GrammarMatcher:
         if num_tokens > len(self._history):
             raise StructgenError(f"cannot roll back {num_tokens} tokens; only {len(self._history)} recorded")
         for _ in range(num_tokens):
-            self._ls, self._stack, self._terminated = self._history.pop()
+            self._branches, self._terminated = self._history.pop()
 
     def expected_terminals(self, lexeme: bytes = b"") -> list[str]:
         """Names of the terminals that could continue the output here (for error messages).
@@ -119,20 +140,26 @@ class GrammarMatcher:
         cg = self.compiled_grammar
         lx = cg.lexer
         names: list[str] = []
-        for t in lx.dfa_sets[lx.state_dfa[self._ls]]:  # ignored text (whitespace) is not listed
-            s, dfa = 0, cg.terminals[t].dfa
-            for b in lexeme:
-                s = dfa.trans[s, b] if s >= 0 else -1
-            if s >= 0 and (dfa.trans[s] >= 0).any():
-                names.append(cg.terminals[t].name)
-        term = int(lx.accept_term[self._ls])
-        if lexeme and term >= 0:  # a complete lexeme: the terminals that may start after it
-            top, pool_n = self._pool.load(self._stack)
-            status, ls2, _, _ = cg.run(self._pool, end_lexeme, np.int32(term), np.int32(self._ls), np.int32(top),
+        for ls, stack in self._branches:
+            for t in lx.dfa_sets[lx.state_dfa[ls]]:  # ignored text (whitespace) is not listed
+                s, dfa = 0, cg.terminals[t].dfa
+                for b in lexeme:
+                    s = dfa.trans[s, b] if s >= 0 else -1
+                if s >= 0 and (dfa.trans[s] >= 0).any():
+                    names.append(cg.terminals[t].name)
+            term = int(lx.accept_term[ls])
+            if not (lexeme and term >= 0):
+                continue
+            # a complete lexeme: the terminals that may start after it
+            top, pool_n = self._pool.load(stack)
+            status, ls2, _, _ = cg.run(self._pool, end_lexeme, np.int32(term), np.int32(ls), np.int32(top),
                                        np.int32(pool_n))
             self._pool.invalidate()
-            if status == OK:
-                names.extend(cg.terminals[t].name for t in lx.dfa_sets[lx.state_dfa[ls2]])
+            after = [int(ls2)] if status == OK else []
+            if status == NEED_FORK:
+                after = [cg.start_state(s) for s in glr.feed_all(cg.parser, stack, term)]
+            for ls3 in after:
+                names.extend(cg.terminals[t].name for t in lx.dfa_sets[lx.state_dfa[ls3]])
         ignored = {t.name for t in cg.terminals if t.ignore}
         return sorted(set(names) - ignored)
 
@@ -143,7 +170,12 @@ class GrammarMatcher:
         store = self.compiled_grammar.mask_store
         if self._terminated:
             return store.stop_bits
-        return store.mask(self._ls, self._stack, self._pool)
+        if len(self._branches) == 1:
+            return store.mask(self._ls, self._stack, self._pool)
+        bits = store.mask(*self._branches[0], self._pool).copy()
+        for ls, stack in self._branches[1:]:
+            bits |= store.mask(ls, stack, self._pool)
+        return bits
 
     def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
         """Write the packed int32 mask (bit t of word t // 32) into row `index` of `bitmask`."""
@@ -157,7 +189,7 @@ class GrammarMatcher:
         """The longest string the grammar forces next (empty when there is a choice)."""
         if self._terminated:
             return ""
-        saved = (self._ls, self._stack)
+        saved = self._branches
         out = bytearray()
         one = np.zeros(1, dtype=np.uint8)
         try:
@@ -177,9 +209,9 @@ class GrammarMatcher:
                 if forced is None:
                     break
                 out.append(fb)
-                self._ls, self._stack = forced
+                self._branches = forced
         finally:
-            self._ls, self._stack = saved
+            self._branches = saved
         # only return whole UTF-8 characters
         while out:
             try:

@@ -98,7 +98,6 @@ def test_lark_features(compiler: GrammarCompiler) -> None:
     [
         ("", GrammarError, "empty"),
         ('start: "a" (', GrammarError, "invalid Lark grammar"),
-        ('start: a | b\na: "x"\nb: "x"', GrammarError, "not LALR(1)"),
         ('start: "x" start', GrammarError, "unproductive"),
         ("start: R\nR: /a*/", GrammarError, "matches the empty string"),
         ("start: R\nR: /(?<=a)b/", GrammarError, "R"),
@@ -114,29 +113,37 @@ def test_invalid_regex(compiler: GrammarCompiler) -> None:
         compiler.compile_regex("[unclosed")
 
 
-def test_shift_reduce_conflicts_are_refused_unless_prefer_shift(compiler: GrammarCompiler) -> None:
+def test_conflicts_run_on_the_glr_path_unless_prefer_shift(compiler: GrammarCompiler) -> None:
     grammar = 'start: e\ne: e "+" e | "x"'
-    with pytest.raises(GrammarError, match=r"not LALR\(1\): shift/reduce conflict on PLUS") as e:
-        compiler.compile_grammar(grammar)
-    assert e.value.conflicts[0].kind == "shift/reduce"
+    cg = compiler.compile_grammar(grammar)  # ambiguous: every conflict is kept (GLR) and recorded
+    assert cg.parser.glr and any("shift/reduce conflict on PLUS" in c for c in cg.parser.conflicts)
+    m = GrammarMatcher(cg)
+    assert m.accept_string("x+x+x") and m.is_accepting()
     cg = compiler.compile_grammar(grammar, prefer_shift=True)  # the opt-in is recorded
-    assert cg.parser.conflicts and "resolved: shift (prefer_shift)" in cg.parser.conflicts[0]
+    assert not cg.parser.glr and "resolved: shift (prefer_shift)" in cg.parser.conflicts[0]
     m = GrammarMatcher(cg)
     assert m.accept_string("x+x+x") and m.is_accepting()
 
 
+def test_reduce_reduce_conflicts_keep_both_rules(compiler: GrammarCompiler) -> None:
+    cg = compiler.compile_grammar('start: a "1" | b "2"\na: "x"\nb: "x"')
+    m = GrammarMatcher(cg)
+    assert m.accept_string("x2") and m.is_accepting()
+    m.reset()
+    assert m.accept_string("x1") and m.is_accepting()
+
+
 @pytest.mark.parametrize("grammar, word", [
-    # Lark resolved these conflicts as shifts and then rejected the word: the language changed silently
+    # Lark resolves these conflicts as shifts and then rejects the word; the GLR path keeps it
     ('start: x | y\nx: "a" x? "b"\ny: "a" y? "b" "b"', "aaaaabbbbb"),
     ('start: a\na: b a "x" | "y"\nb: "z"?', "yxxxxxxxx"),
 ])
-def test_conflicts_that_would_change_the_language_are_refused(compiler: GrammarCompiler, grammar: str,
-                                                               word: str) -> None:
+def test_conflicts_keep_the_language(compiler: GrammarCompiler, grammar: str, word: str) -> None:
     import lark
 
     assert lark.Lark(grammar, parser="earley").parse(word)  # the word is in the language
-    with pytest.raises(GrammarError, match=r"not LALR\(1\)"):
-        compiler.compile_grammar(grammar)
+    m = GrammarMatcher(compiler.compile_grammar(grammar))
+    assert m.accept_string(word) and m.is_accepting()
     cg = compiler.compile_grammar(grammar, prefer_shift=True)  # Lark's choice, on request: loses the word
     m = GrammarMatcher(cg)
     assert not (m.accept_string(word) and m.is_accepting())

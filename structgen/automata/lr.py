@@ -237,8 +237,9 @@ class LRBuilder:
 
     # --- tables ----------------------------------------------------------------------------
 
-    def tables(self, *, prefer_shift: bool = False, max_cells: int = DEFAULT_MAX_TABLE_CELLS):
-        """(ParserTables, unresolved conflicts, resolved conflicts)."""
+    def tables(self, *, prefer_shift: bool = False, max_cells: int = DEFAULT_MAX_TABLE_CELLS, glr: bool = False):
+        """(ParserTables, unresolved conflicts, resolved conflicts). With `glr`, an unresolved conflict
+        cell keeps every action: it holds fork k (see ParserTables.fork_ptr) for the GLR runtime."""
         from .parser import ParserTables, sparse_table
 
         a = self.automaton = self.lr0()
@@ -252,6 +253,9 @@ class LRBuilder:
         resolved: list[Conflict] = []
         prio = list(g.priority) + [0]
         cells: list[tuple[int, int, int]] = []  # (state, terminal, action)
+        forks: list[list[int]] = []  # the actions of each kept conflict (glr), shift first
+        fork_cells: list[tuple[int, int, int]] = []
+        n_rules = len(self.rhs)
         gotos: list[tuple[int, int, int]] = []  # (state, nonterminal, target)
         for p, tr in enumerate(a.trans):
             for s, q in tr.items():
@@ -278,16 +282,33 @@ class LRBuilder:
                         rules = ranked[:1]
                     else:
                         unresolved.append(self._conflict(a, p, t, "reduce/reduce", rules, ""))
-                        continue
-                r = rules[0]
+                        if not glr:
+                            continue
+                acts = [-(r + 1) for r in rules]
                 if t in tr:
-                    c = self._conflict(a, p, t, "shift/reduce", rules, "shift (prefer_shift)" if prefer_shift else "")
-                    (resolved if prefer_shift else unresolved).append(c)
+                    if prefer_shift:
+                        resolved.append(self._conflict(a, p, t, "shift/reduce", rules, "shift (prefer_shift)"))
+                        continue
+                    unresolved.append(self._conflict(a, p, t, "shift/reduce", rules, ""))
+                    if not glr:
+                        continue
+                    acts.insert(0, tr[t] + 1)
+                if len(acts) == 1:
+                    cells.append((p, t, acts[0]))
                     continue
-                cells.append((p, t, -(r + 1)))
+                code = -(n_rules + 1 + len(forks))
+                forks.append(acts)
+                fork_cells.append((p, t, code))
+                if t not in tr:
+                    cells.append((p, t, code))
         action = np.zeros((S, T + 1), dtype=np.int32)
         c = np.array(cells, dtype=np.int64).reshape(-1, 3)
         action[c[:, 0], c[:, 1]] = c[:, 2]
+        for p, t, code in fork_cells:
+            action[p, t] = code
+        fork_ptr = np.zeros(len(forks) + 1, dtype=np.int32)
+        np.cumsum([len(f) for f in forks], out=fork_ptr[1:])
+        fork_acts = np.array([x for f in forks for x in f], dtype=np.int32)
         gt = np.array(gotos, dtype=np.int64).reshape(-1, 3)
         K = self.N + len(self.rhs)  # goto keys: state * K + nonterminal (see ParserTables)
         goto_keys, goto_vals = sparse_table(gt[:, 0] * K + gt[:, 1], gt[:, 2])
@@ -304,7 +325,8 @@ class LRBuilder:
             terminal_names=[t.name for t in g.terminals], nonterminal_names=list(g.nonterminals) + ["$root"],
             action=action, goto_keys=goto_keys, goto_vals=goto_vals, rule_len=rule_len, rule_lhs=rule_lhs,
             row_ptr=row_ptr, row_terms=row_terms,
-            start_state=0, end_state=int(end_state), conflicts=[str(c) for c in resolved])
+            start_state=0, end_state=int(end_state), conflicts=[str(c) for c in resolved + (unresolved if glr else [])],
+            fork_ptr=fork_ptr, fork_acts=fork_acts)
         return tables, unresolved, resolved
 
     def _conflict(self, a: Automaton, p: int, t: int, kind: str, rules: list[int], resolution: str) -> Conflict:

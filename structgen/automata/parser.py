@@ -42,11 +42,19 @@ class ParserTables:
     conflicts: list[str]
     num_states: int = -1
     need: np.ndarray = field(default_factory=lambda: np.zeros(2, dtype=np.int64))  # a kernel's NEED_STATE request
+    # GLR: action -(R + 1 + k) (R rules) is fork k, whose actions are fork_acts[fork_ptr[k]:fork_ptr[k + 1]]
+    fork_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int32))
+    fork_acts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
     def __post_init__(self) -> None:
         if self.num_states < 0:
             self.num_states = int(self.action.shape[0])
         self.goto_used = int((self.goto_keys >= 0).sum())
+
+    @property
+    def glr(self) -> bool:
+        """Whether some cell keeps a conflict (the runtime follows every action: automata/glr.py)."""
+        return len(self.fork_ptr) > 1
 
     @property
     def num_terms(self) -> int:
@@ -59,7 +67,8 @@ class ParserTables:
     def view(self) -> "ParserView":
         return ParserView(self.action, self.goto_keys, self.goto_vals, np.int64(self.K),
                           np.int32(len(self.nonterminal_names)), self.rule_len, self.rule_lhs,
-                          np.int32(self.end_state), self.row_ptr, self.row_terms, self.need)
+                          np.int32(self.end_state), self.row_ptr, self.row_terms, self.need, self.fork_ptr,
+                          self.fork_acts)
 
     def goto(self, st: int, nt: int) -> int:
         """The goto of state st on nonterminal nt (-1: none; GOTO_BY_RULE: see set_rule_goto)."""
@@ -145,11 +154,17 @@ class ParserView(NamedTuple):
     row_ptr: np.ndarray
     row_terms: np.ndarray
     need: np.ndarray
+    fork_ptr: np.ndarray
+    fork_acts: np.ndarray
 
 
 GOTO_BY_RULE = -2  # a goto whose target depends on the rule reduced (a member of a constrained object)
 NEED_STATE = -3  # a parametric state that is not built yet (see ParserView)
 _MISSING = -4
+FORK = -5  # feed_terminal met a conflict cell: the caller follows each action (automata/glr.py)
+TOO_MANY = -6  # can_shift's search over conflict cells passed GLR_MAX_STEPS
+GLR_MAX_STEPS = 100_000  # reductions one can_shift may simulate across its alternatives
+GLR_MAX_PENDING = 1024  # alternatives one can_shift may hold open at once
 
 
 @njit(cache=True, nogil=True)
@@ -216,54 +231,107 @@ def stack_top_state(overlay, ov_n, base, pool_state):
 @njit(cache=True, nogil=True)
 def can_shift(term, base, pool_state, pool_parent, P, overlay, touched):
     """Whether terminal `term` (or $END) is accepted by the stack at `base` after its reductions:
-    1 yes, 0 no, NEED_STATE when a parametric state must be built first.
+    1 yes, 0 no, NEED_STATE when a parametric state must be built first, TOO_MANY past the GLR
+    search budget.
 
     Simulates without touching the pool: pushed states go to the local `overlay` array.
     For $END, 1 means the parser accepts. `touched[0]` records the deepest pool node read.
+    A conflict cell (GLR) is searched depth first: its other actions wait as choice points
+    (the stack position and a copy of the overlay), taken when the current path dies.
     """
     action = P.action
+    n_rules = P.rule_len.shape[0]
+    end_col = action.shape[1] - 1
     ov_n = 0
+    n_cp = 0
+    cp_base = np.empty(0, dtype=np.int32)
+    cp_ovn = np.empty(0, dtype=np.int32)
+    cp_act = np.empty(0, dtype=np.int32)
+    cp_ov = np.empty((0, 0), dtype=np.int32)
+    steps = 0
+    a = 0
     while True:
-        st = stack_top_state(overlay, ov_n, base, pool_state)
-        a = action[st, term]
         if a == 0:
-            return 0
-        if a > 0:
+            st = stack_top_state(overlay, ov_n, base, pool_state)
+            a = action[st, term]
+            if a < -n_rules:  # a conflict: take the first action, keep the others
+                k = -a - 1 - n_rules
+                lo, hi = P.fork_ptr[k], P.fork_ptr[k + 1]
+                if cp_base.shape[0] == 0:
+                    cp_base = np.empty(GLR_MAX_PENDING, dtype=np.int32)
+                    cp_ovn = np.empty(GLR_MAX_PENDING, dtype=np.int32)
+                    cp_act = np.empty(GLR_MAX_PENDING, dtype=np.int32)
+                    cp_ov = np.empty((GLR_MAX_PENDING, overlay.shape[0]), dtype=np.int32)
+                for j in range(hi - 1, lo, -1):
+                    if n_cp >= GLR_MAX_PENDING:
+                        return TOO_MANY
+                    cp_base[n_cp] = base
+                    cp_ovn[n_cp] = ov_n
+                    cp_act[n_cp] = P.fork_acts[j]
+                    for x in range(ov_n):
+                        cp_ov[n_cp, x] = overlay[x]
+                    n_cp += 1
+                a = P.fork_acts[lo]
+        dead = False
+        if a == 0:
+            dead = True
+        elif a > 0:
             return 1
-        r = -a - 1
-        k = P.rule_len[r]
-        if k <= ov_n:
-            ov_n -= k
         else:
-            k -= ov_n
-            ov_n = 0
-            for _ in range(k):
-                base = pool_parent[base]
-            if base < touched[0]:
-                touched[0] = base
-        g = goto_after(stack_top_state(overlay, ov_n, base, pool_state), r, P)
-        if g == NEED_STATE:
-            return NEED_STATE
-        if g < 0:
-            return 0
-        if g == P.end_state:
-            return 1 if term == action.shape[1] - 1 else 0
-        if ov_n >= overlay.shape[0]:
-            return 0
-        overlay[ov_n] = g
-        ov_n += 1
+            steps += 1
+            if steps > GLR_MAX_STEPS:
+                return TOO_MANY
+            r = -a - 1
+            k = P.rule_len[r]
+            if k <= ov_n:
+                ov_n -= k
+            else:
+                k -= ov_n
+                ov_n = 0
+                for _ in range(k):
+                    base = pool_parent[base]
+                if base < touched[0]:
+                    touched[0] = base
+            g = goto_after(stack_top_state(overlay, ov_n, base, pool_state), r, P)
+            if g == NEED_STATE:
+                return NEED_STATE
+            if g < 0:
+                dead = True
+            elif g == P.end_state:
+                if term == end_col:
+                    return 1
+                dead = True
+            elif ov_n >= overlay.shape[0]:
+                dead = True
+            else:
+                overlay[ov_n] = g
+                ov_n += 1
+        a = 0
+        if dead:
+            if n_cp == 0:
+                return 0
+            n_cp -= 1
+            base = cp_base[n_cp]
+            ov_n = cp_ovn[n_cp]
+            for x in range(ov_n):
+                overlay[x] = cp_ov[n_cp, x]
+            a = cp_act[n_cp]
 
 
 @njit(cache=True, nogil=True)
 def feed_terminal(term, top, pool_state, pool_parent, pool_n, P, touched):
     """Reduce as needed and shift `term`; returns (new_top, new_pool_n), new_top = -1 on error,
-    -2 when the pool is full, NEED_STATE when a parametric state must be built first."""
+    -2 when the pool is full, NEED_STATE when a parametric state must be built first, FORK at a
+    conflict cell (the pool above new_pool_n is scratch then; glr.py follows every action)."""
     action = P.action
+    n_rules = P.rule_len.shape[0]
     while True:
         st = pool_state[top]
         a = action[st, term]
         if a == 0:
             return -1, pool_n
+        if a < -n_rules:
+            return FORK, pool_n
         if pool_n >= pool_state.shape[0]:
             return -2, pool_n
         if a > 0:
@@ -289,15 +357,15 @@ def feed_terminal(term, top, pool_state, pool_parent, pool_n, P, touched):
 @njit(cache=True, nogil=True)
 def acceptable_terms(top, pool_state, pool_parent, P, out_words, overlay, touched):
     """Exact set of terminals the stack can shift next (LALR rows over-approximate it), as bits;
-    returns 0, or NEED_STATE (the set is then incomplete)."""
+    returns 0, or NEED_STATE / TOO_MANY (the set is then incomplete)."""
     for i in range(out_words.shape[0]):
         out_words[i] = 0
     st = pool_state[top]
     for j in range(P.row_ptr[st], P.row_ptr[st + 1]):
         t = P.row_terms[j]
         ok = 1 if P.action[st, t] > 0 else can_shift(t, top, pool_state, pool_parent, P, overlay, touched)
-        if ok == NEED_STATE:
-            return NEED_STATE
+        if ok == NEED_STATE or ok == TOO_MANY:
+            return ok
         if ok == 1:
             out_words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
     return 0

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..automata.lexer import grow_mapped, mapped_array
+from ..automata import glr
 from ..automata.parser import StackPool
+from ..automata.step import GLR_LIMIT
 from .levels import LEVELS, component_walk, walk_plan
 from .walk import (boundary_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids,
                    ranges_bits, root_walk, set_ids, state_digest, trie_parents, walks_from, BYTE_COLUMNS)
@@ -211,6 +213,11 @@ class MaskStore:
         self._term_accept: dict[int, np.ndarray] = {}
         self.hits = 0
         self.misses = 0
+        # a walk's GLR work (walk._fork): tasks, the latest task at each trie node, fork results, and
+        # the results of each memoized fork; a grammar without conflicts never writes them
+        n = 1 << 16 if cg.parser.glr else 1
+        self._tasks = (np.empty((n, 4), dtype=np.int32), np.full(trie.num_nodes + 1 if n > 1 else 1, -1, dtype=np.int32),
+                       np.empty((n, 2), dtype=np.int32), np.empty((n, 2), dtype=np.int32))
 
     def lexeme_entry(self, ls: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(context-independent bits, boundary nodes, lexer states before them) for lexer state ls.
@@ -360,6 +367,29 @@ class MaskStore:
                               np.full(1, DIGEST_MAX_CELLS, dtype=np.int64))
         return int(h1), int(h2)
 
+    def _boundary(self, bnodes: np.ndarray, bstates: np.ndarray, stack: tuple[int, ...], bits: np.ndarray,
+                  pool: StackPool) -> None:
+        """boundary_walk of the entries from `stack` into `bits` (and of the forks it meets, GLR).
+        Caller holds cg.lock."""
+        cg = self.cg
+        while True:
+            top, pool_n = pool.load(stack)
+            pool.touched[0] = top
+            progress = np.zeros(6, dtype=np.int64)
+            status, _ = cg.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits,
+                               np.int32(top), np.int32(pool_n), self._memo, progress, self._tasks)
+            if status != GLR_LIMIT:
+                return
+            table, head, fres, fmemo = self._tasks
+            head[:] = -1
+            if progress[2] + 64 < len(table) and progress[4] + 64 < len(fres):
+                raise glr.too_many(f"{glr.GLR_MAX_STEPS} reductions")
+            if len(table) >= 1 << 24:
+                raise glr.too_many("16M fork tasks in one mask")
+            # more forks than the tables hold: again with 4x the room (bits only gain allowed tokens)
+            self._tasks = (np.empty((4 * len(table), 4), dtype=np.int32), head,
+                           np.empty((4 * len(fres), 2), dtype=np.int32), fmemo)
+
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:
         """The allowed-token bitset (uint32 words) for lexer state `ls` and parser `stack`."""
         for j in self._depths.get(ls, ()):
@@ -375,13 +405,13 @@ class MaskStore:
         with cg.lock:
             ci_bits, bnodes, bstates = self.lexeme_entry(ls)
             bits = ci_bits.copy()
+            self._boundary(bnodes, bstates, stack, bits, pool)
             top, pool_n = pool.load(stack)
-            pool.touched[0] = top
-            cg.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits, np.int32(top),
-                   np.int32(pool_n), self._memo, np.zeros(1, dtype=np.int64))
             if cg.can_end(ls, top, pool_n, pool):
                 bits |= self.stop_bits
-            depth = pool_n - int(pool.touched[0])
+            depth = pool_n - int(pool.touched[0])  # how many top states of `stack` were read
+            if cg.parser.glr:  # forks read the stack in Python (glr.feed_all): the key is all of it
+                depth = len(stack)
         depths = self._depths.setdefault(ls, [])
         if depth not in depths:
             depths.append(depth)

@@ -12,7 +12,9 @@ import numpy as np
 from numba import njit
 
 from ..automata.lexer import BYTES as BYTE_COLUMNS  # the byte -> column map of a table over all 256 bytes
-from ..automata.step import OK, POOL_FULL, REJECT, end_lexeme
+from ..automata.lexer import lookup_set
+from ..automata.parser import GLR_MAX_STEPS, TOO_MANY, acceptable_terms, goto_after
+from ..automata.step import GLR_LIMIT, NEED_DFA, NEED_FORK, OK, POOL_FULL, REJECT, end_lexeme
 
 
 
@@ -446,18 +448,180 @@ def _copy_config(t2, floor, res_n, res_end, pool_state, pool_parent):
 
 
 @njit(cache=True, nogil=True)
-def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, pool_state, pool_parent, P, L,
+def _same_stack(a, b, base_n, pool_state, pool_parent):
+    """Whether the stacks at pool nodes a and b have the same states (compared top down until they
+    share a node; two distinct nodes of the loaded stack, below base_n, count as different)."""
+    while a != b:
+        if (a < base_n and b < base_n) or pool_state[a] != pool_state[b]:
+            return False
+        a, b = pool_parent[a], pool_parent[b]
+        if a < 0 or b < 0:
+            return a == b
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _same_config(kt, cfg_top, n_cfg, base_n, pool_state, pool_parent):
+    """A memoized configuration whose stack has the same states as the one at node kt, or -1 (not
+    configuration 0, the loaded stack: no lexeme starts there, its entries start mid-lexeme)."""
+    for j in range(1, n_cfg):
+        if _same_stack(kt, cfg_top[j], base_n, pool_state, pool_parent):
+            return j
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _fork(term, t2, base_n, prog, region_end, tasks, pool_state, pool_parent, P, L, words, overlay, touched):
+    """Follow every action of a conflict cell (GLR) for `term` from the stack at t2: the stacks that
+    shift `term`, with the lexer state that starts the next lexeme after each, are appended to the
+    results table (tasks[2], rows prog[4] ..); returns (status, first row, end row). The stacks
+    live in the fork region of the pool (prog[3] .. region_end; t2's nodes above the loaded stack
+    are copied there first), which the walk never reuses. Status: OK, NEED_DFA / POOL_FULL
+    (nothing kept; call again), GLR_LIMIT (too many reductions, or a full table)."""
+    dfa_start = L[5]
+    ht_keys, ht_vals = L[7], L[8]
+    action = P.action
+    n_rules = P.rule_len.shape[0]
+    fill = prog[3]
+    k = 0
+    x = t2
+    while x >= base_n:
+        k += 1
+        x = pool_parent[x]
+    if fill + k + 64 > region_end:
+        return POOL_FULL, 0, 0
+    below = x
+    x = t2
+    for j in range(k - 1, -1, -1):
+        pool_state[fill + j] = pool_state[x]
+        x = pool_parent[x]
+    for j in range(k):
+        pool_parent[fill + j] = below if j == 0 else fill + j - 1
+    start = fill + k - 1 if k > 0 else t2
+    fill += k
+    cp_node = np.empty(256, dtype=np.int32)
+    cp_act = np.empty(256, dtype=np.int32)
+    res = np.empty(64, dtype=np.int32)
+    n_res = 0
+    cp_node[0] = start
+    cp_act[0] = 0
+    n_cp = 1
+    steps = 0
+    while n_cp > 0:
+        n_cp -= 1
+        x = cp_node[n_cp]
+        a = cp_act[n_cp]
+        if a == 0:
+            a = action[pool_state[x], term]
+            if a < -n_rules:
+                f = -a - 1 - n_rules
+                lo, hi = P.fork_ptr[f], P.fork_ptr[f + 1]
+                if n_cp + hi - lo > cp_node.shape[0]:
+                    return GLR_LIMIT, 0, 0
+                for j in range(hi - 1, lo - 1, -1):
+                    cp_node[n_cp] = x
+                    cp_act[n_cp] = P.fork_acts[j]
+                    n_cp += 1
+                continue
+            if a == 0:
+                continue
+        if fill + 1 > region_end:
+            return POOL_FULL, 0, 0
+        if a > 0:
+            pool_state[fill] = a - 1
+            pool_parent[fill] = x
+            dup = False
+            for j in range(n_res):
+                if pool_state[res[j]] == a - 1 and pool_parent[res[j]] == x:
+                    dup = True
+            if not dup:
+                if n_res >= res.shape[0]:
+                    return GLR_LIMIT, 0, 0
+                res[n_res] = fill
+                n_res += 1
+                fill += 1
+            continue
+        steps += 1
+        if steps > GLR_MAX_STEPS:
+            return GLR_LIMIT, 0, 0
+        r = -a - 1
+        y = x
+        for _ in range(P.rule_len[r]):
+            y = pool_parent[y]
+        g = goto_after(pool_state[y], r, P)
+        if g < 0:
+            continue
+        pool_state[fill] = g
+        pool_parent[fill] = y
+        if n_cp >= cp_node.shape[0]:
+            return GLR_LIMIT, 0, 0
+        cp_node[n_cp] = fill
+        cp_act[n_cp] = 0
+        n_cp += 1
+        fill += 1
+    # the lexer state each result starts its next lexeme in; all DFAs exist before any is kept
+    fres = tasks[2]
+    lo = prog[4]
+    if lo + n_res > fres.shape[0]:
+        return GLR_LIMIT, 0, 0
+    for j in range(n_res):
+        got = acceptable_terms(res[j], pool_state, pool_parent, P, words, overlay, touched)
+        if got == TOO_MANY:
+            return GLR_LIMIT, 0, 0
+        d = lookup_set(words, ht_keys, ht_vals)
+        if d < 0:
+            return NEED_DFA, 0, 0
+        fres[lo + j, 0] = dfa_start[d]
+        fres[lo + j, 1] = res[j]
+    prog[4] = lo + n_res
+    prog[3] = fill
+    return OK, lo, lo + n_res
+
+
+@njit(cache=True, nogil=True)
+def _add_tasks(i, lo, hi, base_n, prog, tasks, pool_state, pool_parent):
+    """Tasks at trie node i for the fork results lo .. hi-1 (a result whose stack a task at node i
+    already has, reached by another path, is not repeated); False if the task table is full."""
+    table, head, fres = tasks[0], tasks[1], tasks[2]
+    if prog[2] + hi - lo > table.shape[0]:
+        return False
+    for j in range(lo, hi):
+        t = head[i]
+        while t >= 0 and not (table[t, 1] == fres[j, 0] and _same_stack(table[t, 2], fres[j, 1], base_n, pool_state,
+                                                                         pool_parent)):
+            t = table[t, 3]
+        if t >= 0:
+            continue
+        t = prog[2]
+        table[t, 0] = i
+        table[t, 1] = fres[j, 0]
+        table[t, 2] = fres[j, 1]
+        table[t, 3] = head[i]
+        head[i] = t
+        prog[2] = t + 1
+    return True
+
+
+@njit(cache=True, nogil=True)
+def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, tasks, pool_state, pool_parent, P, L,
                   words, overlay, touched):
     """Walk the boundary subtrees with lexer and parser; set bits of viable tokens.
 
     The byte step is step_byte's (extend the lexeme, or end it greedily and restart with the
     byte), with lexeme ends memoized: parser configurations reached by ending lexemes from the
     base stack (and from those) are kept in a reserved pool region, keyed (config, terminal), so
-    the thousands of tokens that end the same lexeme the same way share one parser step.
+    the thousands of tokens that end the same lexeme the same way share one parser step; a
+    configuration whose stack equals a known one is that one (a loop over characters stays one).
     Returns (status, entries_done); NEED_DFA / POOL_FULL ask the caller to fix and call again.
     Walks entries progress[0] .. nb - 1 and, when it stops, writes the entry it stopped in to
     progress[0], so the call again resumes there (a walk needing k new lexer DFAs is not
     done k + 1 times).
+
+    GLR: where a lexeme's terminal meets a conflict cell, _fork adds a task per stack that shifts
+    it (its node, the lexer state of the next lexeme, the stack); tasks (progress[1] done of
+    progress[2]) are walked after the entries like entries that start a lexeme at their node.
+    progress[3] is the fill pointer of the fork region. Layout of the pool: the loaded stack
+    (0 .. pool_n-1), configurations, the fork region, then scratch.
     """
     node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
     trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore, ht_keys, ht_vals = L
@@ -465,9 +629,15 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
     num_cfg = cfg_top.shape[0]
     res_n = pool_n
     res_end = pool_n + 16 * num_cfg
-    scratch = res_end
+    glr = P.fork_ptr.shape[0] > 1
+    region_end = res_end + (pool_state.shape[0] - res_end) // 2 if glr else res_end
+    scratch = region_end
     if scratch + 64 > pool_state.shape[0]:
         return POOL_FULL, 0
+    if progress[3] < res_end:
+        progress[3] = res_end
+    progress[4] = 0  # fork results and their memo (child = -3 - f) hold for one call
+    progress[5] = 0
     n_cfg = 1
     cfg_top[0] = top
     d_ls = np.empty(max_depth + 1, dtype=np.int32)
@@ -476,15 +646,46 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
     d_cfg = np.empty(max_depth + 1, dtype=np.int32)
     status = OK
     done = nb
-    for e in range(progress[0], nb):
-        i0 = bnodes[e]
+    e = progress[0]
+    while status == OK:
+        if e < nb:  # an entry
+            i0 = bnodes[e]
+            unit_top = top
+            unit_ls = bstates[e]
+            unit_cfg = 0
+        elif progress[1] < progress[2]:  # a fork's task: a lexeme starts at its node
+            k = progress[1]
+            i0 = tasks[0][k, 0]
+            unit_ls = ~tasks[0][k, 1]
+            unit_top = tasks[0][k, 2]
+            unit_cfg = -1
+            if n_cfg < num_cfg:  # its stack is a configuration too (nodes in the fork region stay)
+                unit_cfg = n_cfg
+                cfg_top[n_cfg] = unit_top
+                cfg_start[n_cfg] = tasks[0][k, 1]
+                n_cfg += 1
+        else:
+            break
+        t_mark, fill_mark = progress[2], progress[3]  # a unit stopped midway is walked again from its start
         d0 = node_depth[i0]
-        d_ls[d0 - 1] = bstates[e]
-        d_top[d0 - 1] = top
-        d_pool[d0 - 1] = scratch
-        d_cfg[d0 - 1] = 0
         i = i0
         end = node_skip[i0]
+        if unit_ls < 0:  # a lexeme starts at i0
+            ns = trans[~unit_ls, node_byte[i0]]
+            if ns < 0:
+                i = end
+            else:
+                d_ls[d0] = ns
+                d_top[d0] = unit_top
+                d_pool[d0] = scratch
+                d_cfg[d0] = unit_cfg
+                _set_tokens(i0, node_tok_start, node_tok_end, tok_ids, bits)
+                i = i0 + 1
+        else:
+            d_ls[d0 - 1] = unit_ls
+            d_top[d0 - 1] = unit_top
+            d_pool[d0 - 1] = scratch
+            d_cfg[d0 - 1] = unit_cfg
         while i < end:
             d = node_depth[i]
             b = node_byte[i]
@@ -505,6 +706,14 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
                     if k == -2:
                         i = node_skip[i]
                         continue
+                    if k <= -3:  # a fork met before from this configuration
+                        f = -3 - k
+                        if not _add_tasks(i, tasks[3][f, 0], tasks[3][f, 1], pool_n, progress, tasks, pool_state,
+                                          pool_parent):
+                            status = GLR_LIMIT
+                            break
+                        i = node_skip[i]
+                        continue
                     ls2 = cfg_start[k]
                     t2 = cfg_top[k]
                     c = k
@@ -516,22 +725,47 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
                             child[c, term] = -2
                         i = node_skip[i]
                         continue
+                    if st == NEED_FORK:
+                        st, lo, hi = _fork(term, t2, pool_n, progress, region_end, tasks, pool_state, pool_parent, P,
+                                           L, words, overlay, touched)
+                        if st == OK:
+                            if c >= 0 and progress[5] < tasks[3].shape[0]:
+                                f = progress[5]
+                                tasks[3][f, 0] = lo
+                                tasks[3][f, 1] = hi
+                                progress[5] = f + 1
+                                child[c, term] = -3 - f
+                            if not _add_tasks(i, lo, hi, pool_n, progress, tasks, pool_state, pool_parent):
+                                st = GLR_LIMIT
+                        if st == OK:
+                            i = node_skip[i]
+                            continue
                     if st != OK:
                         status = st
                         done = e
                         progress[0] = e
+                        for k in range(progress[2] - 1, t_mark - 1, -1):  # forget this unit's tasks
+                            tasks[1][tasks[0][k, 0]] = tasks[0][k, 3]
+                        progress[2] = t_mark
+                        progress[3] = fill_mark
                         break
                     newc = -1
                     if c >= 0 and n_cfg < num_cfg:
                         kt, res_n2 = _copy_config(t3, pn, res_n, res_end, pool_state, pool_parent)
                         if kt >= 0:
-                            res_n = res_n2
-                            newc = n_cfg
-                            n_cfg += 1
-                            cfg_top[newc] = kt
-                            cfg_start[newc] = ls2
-                            child[c, term] = newc
-                            t3 = kt
+                            same = _same_config(kt, cfg_top, n_cfg, pool_n, pool_state, pool_parent)
+                            if same >= 0:  # a stack seen before (a loop: `chars: chars char`): reuse it
+                                newc = same
+                                child[c, term] = same
+                                t3 = cfg_top[same]
+                            else:
+                                res_n = res_n2
+                                newc = n_cfg
+                                n_cfg += 1
+                                cfg_top[newc] = kt
+                                cfg_start[newc] = ls2
+                                child[c, term] = newc
+                                t3 = kt
                             pn2 = pn
                     t2 = t3
                     pn = pn2
@@ -548,6 +782,14 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
             i += 1
         if status != OK:
             break
+        if e < nb:
+            e += 1
+        else:
+            progress[1] += 1
+    if status == OK:
+        progress[0] = nb
+        for k in range(progress[2]):  # the task index by node, clean for the next walk
+            tasks[1][tasks[0][k, 0]] = -1
     for k in range(n_cfg):
         for j in range(child.shape[1]):
             child[k, j] = -1

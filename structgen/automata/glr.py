@@ -1,0 +1,94 @@
+"""GLR over our LR tables: where a terminal meets a conflict cell, every action is followed.
+
+A grammar with conflicts (automata/lr.py, `glr=True`; made ε-free by frontend/epsilon_free.py)
+keeps every action of a conflict cell as a fork. The numba kernels run each parser stack as in the
+deterministic case and stop with NEED_FORK where a lexeme's terminal meets a fork; here, in Python,
+that terminal is fed along every action, giving the stacks that shift it (a stack set, deduplicated:
+equal stacks are one). A runtime configuration is then a set of branches (lexer state, stack): a
+token is allowed iff some branch allows it, the output is complete iff some branch can end, and
+the mask is the union of the branches' masks (maskstore/store.py follows forks inside its walk).
+
+Bounds: a fork yields at most GLR_MAX_STACKS stacks and a configuration holds at most that many
+branches; past it, LimitExceeded. parser.can_shift's search over forks is bounded by
+GLR_MAX_STEPS reductions (status GLR_LIMIT, also LimitExceeded).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LimitExceeded
+from .parser import GLR_MAX_STEPS, ParserTables
+from .step import GLR_LIMIT, NEED_FORK, OK, advance_bytes
+
+GLR_MAX_STACKS = 1024  # stacks one configuration (or one fork) may hold
+
+Branch = tuple[int, tuple[int, ...]]  # (lexer state, parser stack bottom first)
+
+
+def too_many(what: str) -> LimitExceeded:
+    return LimitExceeded(f"the grammar's GLR parse needs more than {what} here (ambiguity grows without bound, "
+                         "or the grammar is very ambiguous); see automata/glr.py")
+
+
+def feed_all(p: ParserTables, stack: tuple[int, ...], term: int) -> list[tuple[int, ...]]:
+    """The stacks that reduce as needed and shift `term` from `stack`, along every action of every fork."""
+    action, rule_len, rule_lhs = p.action, p.rule_len, p.rule_lhs
+    n_rules = len(rule_len)
+    out: dict[tuple[int, ...], None] = {}
+    work: list[tuple[tuple[int, ...], int]] = [(stack, 0)]
+    steps = 0
+    while work:
+        st, a = work.pop()
+        if a == 0:
+            a = int(action[st[-1], term])
+            if a < -n_rules:
+                k = -a - 1 - n_rules
+                work.extend((st, int(x)) for x in p.fork_acts[p.fork_ptr[k]:p.fork_ptr[k + 1]][::-1])
+                continue
+            if a == 0:
+                continue
+        if a > 0:
+            out[st + (a - 1,)] = None
+            if len(out) > GLR_MAX_STACKS:
+                raise too_many(f"{GLR_MAX_STACKS} stacks")
+            continue
+        steps += 1
+        if steps > GLR_MAX_STEPS:
+            raise too_many(f"{GLR_MAX_STEPS} reductions")
+        r = -a - 1
+        base = st[:len(st) - int(rule_len[r])]
+        g = p.goto(base[-1], int(rule_lhs[r]))
+        if g >= 0:
+            work.append((base + (g,), 0))
+    return list(out)
+
+
+def advance(cg, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
+    """The branches after the bytes `data` (empty: the text left the language on every branch)."""
+    out: dict[Branch, None] = {}
+    work = [(ls, stack, 0) for ls, stack in branches]
+    n = len(data)
+    trans, accept_term = cg.lexer.trans, cg.lexer.accept_term
+    while work:
+        ls, stack, i = work.pop()
+        top, pool_n = pool.load(stack)
+        status, ls2, top2, _, at = cg.run(pool, advance_bytes, data, np.int64(i), np.int32(ls), np.int32(top),
+                                          np.int32(pool_n))
+        if status == OK:
+            out[(int(ls2), pool.read(int(top2)))] = None
+        elif status == NEED_FORK:
+            before = pool.read(int(top2))
+            for s in feed_all(cg.parser, before, int(accept_term[ls2])):
+                ls0 = cg.start_state(s)
+                if at == n:
+                    out[(ls0, s)] = None
+                    continue
+                ns = int(trans[ls0, data[at]])
+                if ns >= 0:
+                    work.append((ns, s, at + 1))
+        elif status == GLR_LIMIT:
+            raise too_many(f"{GLR_MAX_STEPS} reductions")
+        if len(out) + len(work) > GLR_MAX_STACKS:
+            raise too_many(f"{GLR_MAX_STACKS} branches")
+    return list(out)

@@ -41,6 +41,14 @@ def schema_hint(schema) -> str:
     return f"Reply with one JSON value that follows this JSON Schema: {json.dumps(schema)}"
 
 
+def _grammar_syntax(args: argparse.Namespace) -> str:
+    """--syntax, else by the file's extension: .gbnf (llama.cpp), .ebnf (XGrammar), else Lark."""
+    if getattr(args, "syntax", None):
+        return args.syntax
+    suffix = Path(args.grammar).suffix.lower()
+    return {".gbnf": "gbnf", ".ebnf": "ebnf"}.get(suffix, "lark")
+
+
 def _grammar_text(arg: str) -> str:
     from .compiler import builtin_grammar
 
@@ -129,7 +137,7 @@ def _compile_source(compiler, args: argparse.Namespace, schema):
         return _compile_schema(compiler, schema, args), schema_hint(schema)
     if args.regex is not None:
         return compiler.compile_regex(args.regex), f"Answer with text matching the regular expression {args.regex}."
-    return (compiler.compile_grammar(_grammar_text(args.grammar)),
+    return (compiler.compile_grammar(_grammar_text(args.grammar), syntax=_grammar_syntax(args)),
             HINTS.get(args.grammar, "Reply with only the output, nothing else."))
 
 
@@ -285,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="generate text constrained by a grammar or regex", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     src = g.add_mutually_exclusive_group(required=True)
-    src.add_argument("--grammar", help="a .lark file, or a shipped grammar name: json, arithmetic, sql, minilang")
+    src.add_argument("--grammar", help="a .lark, .gbnf (llama.cpp) or .ebnf (XGrammar) file, or a shipped grammar "
+                     "name: json, arithmetic, sql, minilang")
     src.add_argument("--regex", help="a regular expression the whole output must match")
     src.add_argument("--schema", help="a JSON Schema: a file or JSON text")
     src.add_argument("--pydantic", help="a pydantic model class as module:Class")
@@ -431,13 +440,15 @@ def _source_command(sub, common, name: str, help_text: str) -> argparse.Argument
                        parents=[common])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--schema", help="a JSON Schema: a file or JSON text")
-    src.add_argument("--grammar", help="a .lark file or a shipped grammar name")
+    src.add_argument("--grammar", help="a .lark, .gbnf or .ebnf file, or a shipped grammar name")
     src.add_argument("--regex", help="a regular expression")
     _schema_options(p)
     return p
 
 
 def _schema_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--syntax", choices=("lark", "gbnf", "ebnf"),
+                   help="the --grammar file's syntax (default: by its extension, .gbnf / .ebnf, else lark)")
     p.add_argument("--whitespace", choices=("compact", "flexible"), default="compact",
                    help="JSON layout: compact (json.dumps one line) or flexible (bounded whitespace)")
     p.add_argument("--lenient", action="store_true",
@@ -507,7 +518,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 0 if ours else 1
     if args.grammar:
         # %ignore'd text (a final newline) may end the file, as Lark allows
-        cg = compiler.compile_grammar(_grammar_text(args.grammar), allow_trailing_ignore=True)
+        cg = compiler.compile_grammar(_grammar_text(args.grammar), syntax=_grammar_syntax(args),
+                                      allow_trailing_ignore=True)
         data = _read_text(args.input, "text file").encode("utf-8")
     else:
         cg = compiler.compile_regex(args.regex)

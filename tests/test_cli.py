@@ -38,7 +38,7 @@ def test_help_shows_examples() -> None:
         (["generate", "--grammar", "no-such-grammar", "hi"], "no such file and no shipped grammar"),
         (["generate", "--regex", "[unclosed", "hi"], "invalid regex '[unclosed': unterminated character set"),
         (["generate", "--grammar", "tests/data/bad_syntax.lark", "hi"], "invalid Lark grammar"),
-        (["generate", "--grammar", "tests/data/not_lalr.lark", "hi"], "not LALR(1)"),
+        (["generate", "--grammar", "tests/data/unproductive.lark", "hi"], "unproductive"),
         (["validate", "--schema", "no/such/schema.json", "examples/ada.json"], "cannot read schema file"),
         (["validate", "--schema", "examples/person.json", "no/such/instance.json"], "cannot read instance file"),
         (["validate", "--schema", "examples/person.json", "README.md"], "not valid JSON"),
@@ -135,3 +135,17 @@ def test_bench_finds_the_shared_data_without_data_option(tmp_path) -> None:
     res = run("bench", "maskbench", "--engines", "structgen", "--limit", "1", "--quiet", "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr
     assert "| pass |" in res.stdout and (tmp_path / "maskbench.json").exists()
+
+
+def test_gbnf_grammars_by_extension_or_syntax(tmp_path) -> None:
+    res = run("compile", "--grammar", "grammars/todo.gbnf")
+    assert res.returncode == 0, res.stderr
+    text = tmp_path / "todo.txt"
+    text.write_text("- [high] Buy milk\n- [low] Call mom", encoding="utf-8")
+    res = run("validate", "--grammar", "grammars/todo.gbnf", str(text))
+    assert res.returncode == 0 and "match" in res.stdout, res.stdout + res.stderr
+    plain = tmp_path / "todo.grammar"
+    plain.write_text((REPO / "grammars" / "todo.gbnf").read_text(encoding="utf-8"), encoding="utf-8")
+    assert run("compile", "--grammar", str(plain), "--syntax", "gbnf").returncode == 0
+    res = run("compile", "--grammar", str(plain))  # read as Lark: a clear syntax error
+    assert res.returncode == 2 and "invalid Lark grammar" in res.stderr

@@ -49,6 +49,14 @@ def _check(args: list[str], text: str) -> None:
 
         schema = json.loads((REPO / args[args.index("--schema") + 1]).read_text(encoding="utf-8"))
         jsonschema.validate(json.loads(text), schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    elif "--grammar" in args and args[args.index("--grammar") + 1].endswith(".gbnf"):
+        sys.path.insert(0, str(REPO / "tests" / "frontend"))
+        import lark
+        from gbnf_oracle import gbnf_to_lark_earley  # an independent translation (Earley)
+
+        path = REPO / args[args.index("--grammar") + 1]
+        lark.Lark(gbnf_to_lark_earley(path.read_text(encoding="utf-8")), parser="earley", lexer="dynamic",
+                  start="root").parse(text)
     elif "--grammar" in args:
         name = args[args.index("--grammar") + 1]
         if name == "json":

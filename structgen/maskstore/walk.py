@@ -483,22 +483,11 @@ def _fork(term, t2, base_n, prog, region_end, tasks, pool_state, pool_parent, P,
     action = P.action
     n_rules = P.rule_len.shape[0]
     fill = prog[3]
-    k = 0
-    x = t2
-    while x >= base_n:
-        k += 1
-        x = pool_parent[x]
-    if fill + k + 64 > region_end:
-        return POOL_FULL, 0, 0
-    below = x
-    x = t2
-    for j in range(k - 1, -1, -1):
-        pool_state[fill + j] = pool_state[x]
-        x = pool_parent[x]
-    for j in range(k):
-        pool_parent[fill + j] = below if j == 0 else fill + j - 1
-    start = fill + k - 1 if k > 0 else t2
-    fill += k
+    start = t2
+    if t2 >= base_n:
+        start, fill = _copy_config(t2, base_n, fill, region_end - 64, pool_state, pool_parent)
+        if start < 0:
+            return POOL_FULL, 0, 0
     cp_node = np.empty(256, dtype=np.int32)
     cp_act = np.empty(256, dtype=np.int32)
     res = np.empty(64, dtype=np.int32)

@@ -194,9 +194,10 @@ class MaskStore:
         self._lru: OrderedDict[tuple[int, tuple[int, ...]], np.ndarray] = OrderedDict()
         self._depths: dict[int, list[int]] = {}  # lexer state -> stack depths its entries depend on
         self.max_entries = max_entries
-        num_cfg = 256  # parser configurations memoized per walk (see boundary_walk)
+        num_cfg = 4096 if cg.parser.glr else 256  # parser configurations memoized per walk (see boundary_walk)
         self._memo = (np.zeros(num_cfg, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32),
-                      np.full((num_cfg, max(1, len(cg.terminals))), -1, dtype=np.int32))
+                      np.full((num_cfg, max(1, len(cg.terminals))), -1, dtype=np.int32),
+                      np.full(2 * num_cfg, -1, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32))
         self._parents = _trie_parents_of(trie)
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
         self._is_literal = np.array([t.is_literal for t in cg.terminals], dtype=np.bool_)

@@ -461,13 +461,39 @@ def _same_stack(a, b, base_n, pool_state, pool_parent):
 
 
 @njit(cache=True, nogil=True)
-def _same_config(kt, cfg_top, n_cfg, base_n, pool_state, pool_parent):
+def _config_slot(kt, pool_state, pool_parent, mask):
+    """The hash slot of a stack by its top three states."""
+    h = np.int64(pool_state[kt]) * 1000003
+    p = pool_parent[kt]
+    if p >= 0:
+        h = (h ^ pool_state[p]) * 1000003
+        q = pool_parent[p]
+        if q >= 0:
+            h = (h ^ pool_state[q]) * 1000003
+    return (h ^ (h >> 17)) & mask
+
+
+@njit(cache=True, nogil=True)
+def _same_config(kt, memo, base_n, pool_state, pool_parent):
     """A memoized configuration whose stack has the same states as the one at node kt, or -1 (not
-    configuration 0, the loaded stack: no lexeme starts there, its entries start mid-lexeme)."""
-    for j in range(1, n_cfg):
-        if _same_stack(kt, cfg_top[j], base_n, pool_state, pool_parent):
+    configuration 0, the loaded stack: no lexeme starts there, its entries start mid-lexeme).
+    Configurations are indexed by their top three states (memo[3]: slot -> latest, memo[4]: next)."""
+    cfg_top, head, nxt = memo[0], memo[3], memo[4]
+    j = head[_config_slot(kt, pool_state, pool_parent, head.shape[0] - 1)]
+    while j >= 0:
+        if j > 0 and _same_stack(kt, cfg_top[j], base_n, pool_state, pool_parent):
             return j
+        j = nxt[j]
     return -1
+
+
+@njit(cache=True, nogil=True)
+def _index_config(j, memo, pool_state, pool_parent):
+    """Add configuration j (its top node set) to the index _same_config reads."""
+    head, nxt = memo[3], memo[4]
+    slot = _config_slot(memo[0][j], pool_state, pool_parent, head.shape[0] - 1)
+    nxt[j] = head[slot]
+    head[slot] = j
 
 
 @njit(cache=True, nogil=True)
@@ -614,7 +640,7 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
     """
     node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
     trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore, ht_keys, ht_vals = L
-    cfg_top, cfg_start, child = memo
+    cfg_top, cfg_start, child = memo[0], memo[1], memo[2]
     num_cfg = cfg_top.shape[0]
     res_n = pool_n
     res_end = pool_n + 16 * num_cfg
@@ -647,11 +673,13 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
             i0 = tasks[0][k, 0]
             unit_ls = ~tasks[0][k, 1]
             unit_top = tasks[0][k, 2]
-            unit_cfg = -1
-            if n_cfg < num_cfg:  # its stack is a configuration too (nodes in the fork region stay)
+            # its stack is a configuration too (nodes in the fork region stay): a known one, or a new one
+            unit_cfg = _same_config(unit_top, memo, pool_n, pool_state, pool_parent)
+            if unit_cfg < 0 and n_cfg < num_cfg:
                 unit_cfg = n_cfg
                 cfg_top[n_cfg] = unit_top
                 cfg_start[n_cfg] = tasks[0][k, 1]
+                _index_config(n_cfg, memo, pool_state, pool_parent)
                 n_cfg += 1
         else:
             break
@@ -742,7 +770,7 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
                     if c >= 0 and n_cfg < num_cfg:
                         kt, res_n2 = _copy_config(t3, pn, res_n, res_end, pool_state, pool_parent)
                         if kt >= 0:
-                            same = _same_config(kt, cfg_top, n_cfg, pool_n, pool_state, pool_parent)
+                            same = _same_config(kt, memo, pool_n, pool_state, pool_parent)
                             if same >= 0:  # a stack seen before (a loop: `chars: chars char`): reuse it
                                 newc = same
                                 child[c, term] = same
@@ -753,6 +781,7 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
                                 n_cfg += 1
                                 cfg_top[newc] = kt
                                 cfg_start[newc] = ls2
+                                _index_config(newc, memo, pool_state, pool_parent)
                                 child[c, term] = newc
                                 t3 = kt
                             pn2 = pn
@@ -782,4 +811,5 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
     for k in range(n_cfg):
         for j in range(child.shape[1]):
             child[k, j] = -1
+        memo[3][_config_slot(cfg_top[k], pool_state, pool_parent, memo[3].shape[0] - 1)] = -1
     return status, done

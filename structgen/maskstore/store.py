@@ -214,7 +214,7 @@ class MaskStore:
         self._term_accept: dict[int, np.ndarray] = {}
         self.hits = 0
         self.misses = 0
-        # a walk's GLR work (walk._fork): tasks, the latest task at each trie node, fork results, and
+        # a walk's GLR work (configs.fork): tasks, the latest task at each trie node, fork results, and
         # the results of each memoized fork; a grammar without conflicts never writes them
         n = 1 << 16 if cg.parser.glr else 1
         self._tasks = (np.empty((n, 4), dtype=np.int32), np.full(trie.num_nodes + 1 if n > 1 else 1, -1, dtype=np.int32),

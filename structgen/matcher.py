@@ -185,6 +185,17 @@ class GrammarMatcher:
         row[:n] = bits[:n]
         row[n:] = 0
 
+    def _candidate_bytes(self) -> np.ndarray:
+        """Bytes that may come next by the lexer alone (a necessary condition): those that extend a
+        branch's lexeme, or any byte where a lexeme can end."""
+        lx = self.compiled_grammar.lexer
+        ok = np.zeros(256, dtype=bool)
+        for ls, _ in self._branches:
+            if lx.accept_term[ls] >= 0:
+                return np.arange(256)
+            ok |= lx.trans[ls] >= 0
+        return np.flatnonzero(ok)
+
     def find_jump_forward_string(self, max_bytes: int = 4096) -> str:
         """The longest string the grammar forces next (empty when there is a choice)."""
         if self._terminated:
@@ -197,7 +208,7 @@ class GrammarMatcher:
                 if self.is_accepting():
                     break
                 forced = None
-                for b in range(256):
+                for b in self._candidate_bytes():
                     one[0] = b
                     got = self._advance(one)
                     if got is not None:

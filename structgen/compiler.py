@@ -256,7 +256,7 @@ class CompiledGrammar:
                 self._build_state()
                 continue
             if status == GLR_LIMIT:
-                raise glr.too_many(f"{glr.GLR_MAX_STEPS} reductions")
+                raise glr.too_many()
             if status != NEED_FORK:
                 return bool(ok)
             for s in glr.feed_all(self.parser, pool.read(top), int(self.lexer.accept_term[ls])):
@@ -276,7 +276,7 @@ class CompiledGrammar:
                     self._build_state()
                     continue
                 if got == TOO_MANY:
-                    raise glr.too_many(f"{glr.GLR_MAX_STEPS} reductions")
+                    raise glr.too_many()
                 break
             d = self.lexer.dfa_for(self.words)
             return int(self.lexer.dfa_start[d])

@@ -26,7 +26,8 @@ GLR_MAX_STACKS = 1024  # stacks one configuration (or one fork) may hold
 Branch = tuple[int, tuple[int, ...]]  # (lexer state, parser stack bottom first)
 
 
-def too_many(what: str) -> LimitExceeded:
+def too_many(what: str = f"{GLR_MAX_STEPS} reductions") -> LimitExceeded:
+    """The error for a GLR bound passed (by default the reductions of one search, status GLR_LIMIT)."""
     return LimitExceeded(f"the grammar's GLR parse needs more than {what} here (ambiguity grows without bound, "
                          "or the grammar is very ambiguous); see automata/glr.py")
 
@@ -55,7 +56,7 @@ def feed_all(p: ParserTables, stack: tuple[int, ...], term: int) -> list[tuple[i
             continue
         steps += 1
         if steps > GLR_MAX_STEPS:
-            raise too_many(f"{GLR_MAX_STEPS} reductions")
+            raise too_many()
         r = -a - 1
         base = st[:len(st) - int(rule_len[r])]
         g = p.goto(base[-1], int(rule_lhs[r]))
@@ -88,7 +89,7 @@ def advance(cg, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
                 if ns >= 0:
                     work.append((ns, s, at + 1))
         elif status == GLR_LIMIT:
-            raise too_many(f"{GLR_MAX_STEPS} reductions")
+            raise too_many()
         if len(out) + len(work) > GLR_MAX_STACKS:
             raise too_many(f"{GLR_MAX_STACKS} branches")
     return list(out)

@@ -384,7 +384,7 @@ class MaskStore:
             table, head, fres, fmemo = self._tasks
             head[:] = -1
             if progress[2] + 64 < len(table) and progress[4] + 64 < len(fres):
-                raise glr.too_many(f"{glr.GLR_MAX_STEPS} reductions")
+                raise glr.too_many()
             if len(table) >= 1 << 24:
                 raise glr.too_many("16M fork tasks in one mask")
             # more forks than the tables hold: again with 4x the room (bits only gain allowed tokens)

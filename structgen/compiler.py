@@ -23,6 +23,7 @@ from .automata.objects import ObjectStates
 from .automata import glr
 from .automata.parser import NEED_STATE, TOO_MANY, ParserTables, StackPool, acceptable_terms, sparse_table
 from .automata.step import GLR_LIMIT, NEED_DFA, NEED_FORK, NEED_LR, OK, POOL_FULL, can_end
+from .budget import compile_budget
 from .compile_cache import CacheWarning, CompileCache
 from .errors import GrammarError, LimitExceeded, RegexError, StructgenError, UnsupportedFeature
 from .frontend.ir import Grammar, GrammarBuilder, object_from_json
@@ -339,8 +340,9 @@ class GrammarCompiler:
         else:
             self.disk_cache.store(name, {}, {k: getattr(info.trie, k) for k in self._TRIE_ARRAYS})
 
-    def _cached(self, key: tuple[str, ...], build) -> CompiledGrammar:
-        """The memoized CompiledGrammar for `key`: from memory, else from disk, else `build()` (then stored)."""
+    def _cached(self, key: tuple[str, ...], build, opts: CompileOptions) -> CompiledGrammar:
+        """The memoized CompiledGrammar for `key`: from memory, else from disk, else `build()` (then
+        stored) within the compile budget of `opts`."""
         self.last_from_disk = False
         cg = self._cache.get(key)
         if cg is not None:
@@ -358,8 +360,11 @@ class GrammarCompiler:
                     warnings.warn(f"compile cache entry {disk.path(name)} does not fit ({e}); rebuilding it",
                                   CacheWarning, stacklevel=3)
         if cg is None:
-            with _gc_paused_compile():
-                cg = build()
+            with _gc_paused_compile(), compile_budget(opts.limits.max_compile_seconds):
+                try:
+                    cg = build()
+                except RecursionError:
+                    raise LimitExceeded("the input is nested too deeply to compile", limit="recursion depth") from None
             if disk is not None:
                 disk.store(name, *cg.to_arrays())
         self._cache[key] = cg
@@ -390,6 +395,9 @@ class GrammarCompiler:
         if syntax not in ("lark", "gbnf", "ebnf"):
             raise GrammarError(f"unknown grammar syntax {syntax!r}: use 'lark', 'gbnf' or 'ebnf'")
         opts = self._options(options, changes)
+        if len(grammar) > opts.limits.max_grammar_bytes:
+            raise LimitExceeded(f"the grammar text has {len(grammar):,} characters, more than {opts.limits.max_grammar_bytes:,}",
+                                limit="max_grammar_bytes")
         if syntax == "lark":
             read = lambda: lark_to_ir(grammar, start, terminal_dfas,  # noqa: E731
                                       max_dfa_states=opts.limits.max_dfa_states)
@@ -401,9 +409,9 @@ class GrammarCompiler:
                                       max_dfa_states=opts.limits.max_dfa_states)
         build = lambda: CompiledGrammar.build(read(), self.tokenizer_info, opts)  # noqa: E731
         if terminal_dfas:
-            with _gc_paused_compile():
+            with _gc_paused_compile(), compile_budget(opts.limits.max_compile_seconds):
                 return build()
-        return self._cached(("grammar", syntax, grammar, start, opts.key()), build)
+        return self._cached(("grammar", syntax, grammar, start, opts.key()), build, opts)
 
     def compile_json_schema(self, schema: Any, options: CompileOptions | None = None, **changes: Any) -> CompiledGrammar:
         """Compile a JSON Schema (dict, JSON text, file path or pydantic model class).
@@ -457,7 +465,7 @@ class GrammarCompiler:
             cg.relaxations = list(sg.relaxations)
             return cg
 
-        return self._cached(("json_schema", canonical, opts.key()), build)
+        return self._cached(("json_schema", canonical, opts.key()), build, opts)
 
     def compile_builtin(self, name: str) -> CompiledGrammar:
         """Compile one of the grammars shipped in `grammars/` (json, arithmetic, sql, minilang)."""
@@ -482,7 +490,7 @@ class GrammarCompiler:
             return CompiledGrammar.build(b.build(start, source=f"start: REGEX\nREGEX: /{pattern}/\n"),
                                          self.tokenizer_info, opts)
 
-        return self._cached(("regex", pattern, opts.key()), build)
+        return self._cached(("regex", pattern, opts.key()), build, opts)
 
     def _options(self, options: CompileOptions | None, changes: dict[str, Any]) -> CompileOptions:
         return (options or self.options).with_(**changes)

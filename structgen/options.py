@@ -19,7 +19,8 @@ PROPERTY_ORDERS = ("declared", "any")
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource bounds of one compile. The cost of each is noted next to its default."""
+    """Resource bounds of one compile. The cost of each is noted next to its default. Every one is on
+    by default; past one, LimitExceeded names it (`limit`) and where in the input it was hit (`where`)."""
 
     max_rules: int = 200_000  # grammar IR rules: ~100 B each, plus LR items
     max_lr_states: int = 1_000_000  # LR(0) states: ~1 kB of Python objects each while building
@@ -27,6 +28,10 @@ class Limits:
     max_dfa_states: int = 20_000  # per regex / string-constraint DFA: 1 kB each (256 int32 columns)
     max_lexer_states: int = 500_000  # product DFA states built for a grammar, over its lifetime (1 kB each)
     max_array_unroll: int = 1024  # JSON Schema: array length bounds (minItems/maxItems) unrolled into rules
+    max_grammar_bytes: int = 262_144  # grammar text (Lark, GBNF): Lark's loader is pure Python (~100 kB/s)
+    # and cannot stop midway, so its input is bounded instead
+    max_compile_seconds: float = 5.0  # wall-clock budget of one compile (numba's own JIT time excluded);
+    # 0 = none. Past it LimitExceeded names the place reached (JSON pointer, rule, regex)
     max_unordered: int = 10  # JSON Schema, property_order="any", objects written as rules (the fallback
     # when the parser-state encoding conflicts): properties per object (2^n rules)
 

@@ -572,8 +572,8 @@ def _product(a: ByteDFA, b: ByteDFA, minus: bool, max_states: int) -> ByteDFA:
     vecs, trans = product_bfs(table, np.ones(len(table), dtype=np.bool_), _NO_SRC, np.array([0, na], dtype=np.int32),
                               np.full(2, -1, dtype=np.int32), max_states, *no_known(len(table)))
     if vecs.shape[0] == 0:
-        raise LimitExceeded(f"{'difference' if minus else 'intersection'} needs more than {max_states} states "
-                            "(the max_dfa_states limit)")
+        raise LimitExceeded(f"{'difference' if minus else 'intersection'} needs more than {max_states} states",
+                            limit="max_dfa_states")
     x, y = vecs[:, 0], vecs[:, 1]
     acc_a = (x >= 0) & a.accept[np.maximum(x, 0)]
     acc_b = (y >= 0) & b.accept[np.maximum(y - na, 0)]

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..budget import check as check_budget
 from ..errors import LimitExceeded
 
 Grammar = Any  # frontend/ir.py's Grammar (not imported: the frontend depends on automata, not the reverse)
@@ -136,6 +137,8 @@ class LRBuilder:
         i = 0
         while i < len(kernels):
             kernel = kernels[i]
+            if not i & 255:
+                check_budget(lambda: f"LR state {i} (item of rule {self._rule_text(item_rule[kernel[0]])!r})")
             i += 1
             moves: dict[int, list[int]] = {}
             red: list[int] = []
@@ -196,6 +199,8 @@ class LRBuilder:
         dr = [shift_bits[trans[p][s]] for p, s in xs]
         reads: list[list[int]] = [[] for _ in range(nx)]
         for x, (p, s) in enumerate(xs):
+            if not x & 1023:
+                check_budget("the LALR(1) lookaheads (reads)")
             q = trans[p][s]
             for c in trans[q]:
                 if c >= nt0 and nullable[c - nt0]:
@@ -212,6 +217,8 @@ class LRBuilder:
         lookback: dict[tuple[int, int], list[int]] = {}
         rules_of = self.rules_of
         for x, (p, b) in enumerate(xs):
+            if not x & 255:
+                check_budget(lambda: f"the LALR(1) lookaheads of rule {self._sym_name(b)!r}")
             for r in rules_of[b - nt0]:
                 seq = rhs[r]
                 st = p
@@ -258,6 +265,8 @@ class LRBuilder:
         n_rules = len(self.rhs)
         gotos: list[tuple[int, int, int]] = []  # (state, nonterminal, target)
         for p, tr in enumerate(a.trans):
+            if not p & 255:
+                check_budget(f"the parser tables (state {p})")
             for s, q in tr.items():
                 if s < nt0:
                     cells.append((p, s, q + 1))

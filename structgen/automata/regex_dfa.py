@@ -19,7 +19,8 @@ from re import _parser as sre_parse
 import numpy as np
 from numba import njit
 
-from ..errors import LimitExceeded, RegexError
+from ..budget import check as check_budget
+from ..errors import LimitExceeded, RegexError, shown
 from .fsm import (ANY_CHAR, DEFAULT_MAX_STATES, MAX_UNICODE, ByteDFA, _encoded_sequences, _frozen, _minimise, _product, _trim,
                   complement_ranges, merge_ranges, pool_equal)
 
@@ -67,7 +68,7 @@ class _NFA:
 
     def node(self) -> int:
         if len(self.eps) >= self.max_nodes:
-            raise LimitExceeded(f"the regex needs more than {self.max_nodes} NFA nodes")
+            raise LimitExceeded(f"the regex needs more than {self.max_nodes} NFA nodes", limit="NFA nodes")
         self.eps.append([])
         self.edges.append([])
         return len(self.eps) - 1
@@ -105,6 +106,7 @@ class _Builder:
     def seq(self, items, flags: int) -> tuple[int, int]:
         nfa = self.nfa
         start = cur = nfa.node()
+        check_budget(lambda: f"regex {shown(self.pattern)}")
         for op, av in items:
             s, e = self.item(op, av, flags)
             nfa.eps[cur].append(s)
@@ -227,8 +229,8 @@ def _dfa_of(pattern: str, quoted: bool, max_states: int) -> ByteDFA:
     trans, accept = _minimise(trans, accept)
     dfa = _trim(trans, accept)
     if dfa.num_states > max_states:
-        raise LimitExceeded(f"regex {pattern!r} needs {dfa.num_states} DFA states, more than {max_states} "
-                            "(the max_dfa_states limit)")
+        raise LimitExceeded(f"regex {shown(pattern)} needs {dfa.num_states} DFA states, more than {max_states}",
+                            limit="max_dfa_states")
     return dfa
 
 
@@ -336,8 +338,8 @@ def nfa_to_dfa(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, start: int,
     trans, acc = _subset(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, np.int64(start), np.int64(accept),
                          rep, np.int64(max_states))
     if trans.shape[0] == 0:
-        raise LimitExceeded(f"regex {desc!r} needs more than {max_states // SUBSET_SLACK} DFA states "
-                            "(the max_dfa_states limit)")
+        raise LimitExceeded(f"regex {shown(desc)} needs more than {max_states // SUBSET_SLACK} DFA states",
+                            limit="max_dfa_states")
     return np.ascontiguousarray(trans[:, cls_of]), acc
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from itertools import combinations
 
 from ..automata.lr import deriving
+from ..budget import check as check_budget
 from .ir import Grammar, pruned
 
 MAX_NULLABLE = 3  # nullable symbols per rule before it is split (2^3 variants at most)
@@ -32,6 +33,8 @@ def epsilon_free(g: Grammar) -> Grammar:
     seen: set[tuple[int, tuple[int, ...]]] = set()
     while work:
         a, seq, p = work.pop()
+        if not len(work) & 255:
+            check_budget(lambda: f"the epsilon-free form of rule {names[a]}")
         holes = [i for i, s in enumerate(seq) if s < 0 and nullable[~s]]
         if len(holes) > MAX_NULLABLE:  # a -> x0 rest, rest -> x1 ... (a fresh nonterminal)
             j = len(names)

@@ -51,6 +51,7 @@ import numpy as np
 
 from ..automata.fsm import (DEFAULT_MAX_STATES, MAX_UNICODE, SURROGATES, ByteDFA, complement_ranges, literal_dfa,
                             merge_ranges)
+from ..budget import check as check_budget
 from ..errors import GrammarError, LimitExceeded, UnsupportedFeature
 from .ir import Grammar, GrammarBuilder
 
@@ -471,6 +472,7 @@ class _Lowering:
 
     def build(self, text: str) -> Grammar:
         for name in self.order:
+            check_budget(f"rule {name}")
             self.rule, nt = name, self.nt[name]
             alts = _alternatives(self.defs[name])
             only = alts[0][1][0] if len(alts) == 1 and len(alts[0][1]) == 1 else None
@@ -491,7 +493,8 @@ class _Lowering:
             ranges = self.atoms[a]
             dfa = utf8_class_dfa(ranges)
             if dfa.num_states > self.max_dfa_states:
-                raise LimitExceeded(f"a character class needs {dfa.num_states} DFA states (max_dfa_states)")
+                raise LimitExceeded(f"a character class needs {dfa.num_states} DFA states", limit="max_dfa_states",
+                                    where=f"rule {self.rule}")
             name = render_ranges(ranges)
             name = f"{name}#{a}" if name in self.names else name
             self.names.add(name)

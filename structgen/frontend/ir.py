@@ -452,15 +452,16 @@ class GrammarBuilder:
         self.priority.append(priority)
         return len(self.lhs) - 1
 
-    def build(self, start: int, source: str | None = None, *, prune: bool = False) -> Grammar:
+    def build(self, start: int, source: str | None = None, *, prune: bool = False, check: bool = True) -> Grammar:
         """The Grammar with start symbol `start`. With `prune`, rules that use a nonterminal deriving
         nothing are dropped (they add no word), then rules unreachable from the start, and the
-        nonterminals are renumbered; without it such rules are an error (checked by Grammar.check)."""
+        nonterminals are renumbered; without it such rules are an error (Grammar.check, unless not `check`)."""
         g = Grammar(self.terminals, self.nonterminals, self.lhs, self.rhs, ~start, self.priority, source,
                     self.objects, self.member)
         if prune:
             return pruned(g)  # productive and reachable by construction
-        g.check()
+        if check:
+            g.check()
         return g
 
 

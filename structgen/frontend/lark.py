@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ..automata.fsm import DEFAULT_MAX_STATES, ByteDFA, literal_dfa, literal_dfa_ignorecase
 from ..automata.regex_dfa import regex_dfa
-from ..errors import GrammarError, RegexError
+from ..budget import check as check_budget
+from ..errors import GrammarError, LimitExceeded, RegexError
 from .ir import Grammar, GrammarBuilder
 
 
@@ -26,6 +27,10 @@ def lark_to_ir(text: str, start: str = "start", terminal_dfas: dict[str, ByteDFA
         terminals, rules, ignore = grammar.compile([start], set())
     except (lark.exceptions.LarkError, SyntaxError, ValueError, KeyError, AssertionError) as e:
         raise GrammarError(f"invalid Lark grammar: {e}") from e
+    except RecursionError:
+        raise LimitExceeded("the Lark grammar's expressions are nested too deeply for Lark's loader",
+                            limit="recursion depth") from None
+    check_budget("reading the Lark text")
     overrides = terminal_dfas or {}
     ignore_set = set(ignore)
     b = GrammarBuilder()
@@ -44,6 +49,9 @@ def lark_to_ir(text: str, start: str = "start", terminal_dfas: dict[str, ByteDFA
                 dfa = regex_dfa(pat.to_regexp(), max_dfa_states)
         except RegexError as e:
             raise GrammarError(f"terminal {name}: {e}") from e
+        except LimitExceeded as e:
+            raise e.locate(f"terminal {name}")
+        check_budget(f"terminal {name}")
         index[name] = b.terminal(name, dfa, key=("name", name), priority=int(td.priority),
                                  is_literal=isinstance(pat, PatternStr), ignore=name in ignore_set)
     for r in rules:

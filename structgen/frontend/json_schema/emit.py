@@ -18,9 +18,10 @@ from typing import Any, Sequence
 
 from ...automata.fsm import ANY_CHAR, ByteDFA, intersect, literal_dfa, literals_dfa
 from ...automata.regex_dfa import json_string_body_dfa, json_string_dfa, regex_dfa
-from ...errors import LimitExceeded, RegexError, SchemaError, UnsupportedFeature
+from ...budget import check as check_budget
+from ...errors import GrammarError, LimitExceeded, RegexError, SchemaError, UnsupportedFeature
 from ...options import DEFAULT_OPTIONS, CompileOptions
-from ..ir import Grammar, GrammarBuilder
+from ..ir import Grammar, GrammarBuilder, productive_nonterminals
 from .expr import EMPTY, Expr, cat, opt, union
 from .normalize import (ANNOTATIONS, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS, LONG_STRING, NOT_STRINGS,
                         NOT_VALUES, TYPES, WS_TERMINAL, NoValue, Normalizer, Relaxation, _internal_ok, load_schema)
@@ -87,7 +88,39 @@ class Emitter(ObjectEmitter, Normalizer):
         top = self.schema(self.root, "#", self._base(self.root, ""))
         start = self.b.nonterminal("start")
         self.define(start, top)
-        return SchemaGrammar(self.b.build(start, prune=True), self.relaxations)
+        try:
+            return SchemaGrammar(self.b.build(start, prune=True), self.relaxations)
+        except GrammarError:
+            raise self.ref_cycle_error(self.b.build(start, prune=False, check=False)) from None
+
+    def ref_cycle_error(self, g: Grammar) -> SchemaError:
+        """Why the root derives no finite value: a `$ref` cycle every instance would have to nest
+        through forever (`{"$ref": "#"}`); the error names the cycle's pointers."""
+        productive = productive_nonterminals(g)
+        refs = {~nt: k[4:] for k, nt in self.memo.items() if isinstance(k, str) and k.startswith("ref|")}
+        uses: dict[int, list[int]] = {}
+        for a, rhs in zip(g.lhs, g.rhs):  # every rule of a dead nonterminal uses a dead one
+            uses.setdefault(a, []).extend(~x for x in rhs if x < 0 and not productive[~x])
+        path, on_path, done = [g.start], {g.start}, set()
+        todo = [iter(uses.get(g.start, ()))]
+        while todo:  # depth first, iterative: the first back edge through a $ref closes the cycle
+            b = next(todo[-1], None)
+            if b is None:
+                todo.pop()
+                a = path.pop()
+                on_path.discard(a)
+                done.add(a)
+            elif b in on_path:
+                ptrs = [refs[x] for x in path[path.index(b):] if x in refs]
+                if ptrs:
+                    chain = " -> ".join(ptrs + [ptrs[0]])
+                    return SchemaError(f"the $ref cycle {chain} derives no finite value (an instance would "
+                                       "have to nest through it forever)", ptrs[0])
+            elif b not in done:
+                on_path.add(b)
+                path.append(b)
+                todo.append(iter(uses.get(b, ())))
+        return SchemaError("the schema accepts no value (every alternative derives nothing finite)", "#")
 
     def lit(self, text: str) -> Expr:
         """The terminal of a literal text (one per distinct text)."""
@@ -152,6 +185,7 @@ class Emitter(ObjectEmitter, Normalizer):
 
     def schema(self, s: Any, ptr: str, base: str) -> Expr:
         """The nonterminal (as an expression) for the values valid under schema `s`."""
+        check_budget(ptr)
         if s is True or s == {}:
             return self.any_value()
         if s is False:
@@ -180,6 +214,8 @@ class Emitter(ObjectEmitter, Normalizer):
                 except NoValue:
                     del self.memo[tkey]  # a rule-less nonterminal derives nothing: pruned at the end
                     raise
+                except LimitExceeded as e:
+                    raise e.locate(tptr)
             return [(self.memo[tkey],)]
         nt = self.new_nt(ptr.split("/")[-1].strip("#") or "root")
         self.memo[key] = nt
@@ -188,6 +224,8 @@ class Emitter(ObjectEmitter, Normalizer):
         except NoValue:
             del self.memo[key]
             raise
+        except LimitExceeded as e:
+            raise e.locate(ptr)
         return [(nt,)]
 
     def body(self, s: dict, ptr: str, base: str) -> Expr:

@@ -15,7 +15,8 @@ from .engines import ENGINE_NAMES, EngineUnavailable, make_engine
 from .maskbench import run_maskbench, totals
 
 TABLE_KEYS = ["schemas", "pass", "fail", "compile_error", "valid_rejected", "invalid_accepted", "timeout", "oom",
-              "crash", "mask_disagreements", "mask p50 us", "mask p99 us", "ttfm p50 ms", "compile p50 ms"]
+              "crash", "mask_disagreements", "mask p50 us", "mask p99 us", "mask p99.9 us", "mask max us", "ttfm p50 ms",
+              "compile p50 ms"]
 
 
 @dataclass
@@ -111,7 +112,9 @@ def table_columns(engines: dict[str, dict]) -> dict[str, dict[str, Any]]:
         if "unavailable" in e:
             cols[name] = {"schemas": "unavailable"}
             continue
-        cols[name] = {**e["totals"], "mask p50 us": e["mask_us"].get("p50"), "mask p99 us": e["mask_us"].get("p99"),
+        m = e["mask_us"]
+        cols[name] = {**e["totals"], "mask p50 us": m.get("p50"), "mask p99 us": m.get("p99"),
+                      "mask p99.9 us": m.get("p99.9"), "mask max us": m.get("max"),
                       "ttfm p50 ms": e["ttfm_ms"].get("p50"), "compile p50 ms": e["compile_ms"].get("p50")}
     return cols
 

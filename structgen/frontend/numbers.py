@@ -39,7 +39,7 @@ from typing import Union
 
 Number = Union[int, float, Decimal, str]
 
-__all__ = ["integer_regex", "decimal_regex", "multiple_of_dfa"]
+__all__ = ["integer_regex", "decimal_regex", "sign_number_regex", "multiple_of_dfa"]
 MAX_MULTIPLE_STATES = 20_000
 
 
@@ -531,6 +531,30 @@ def decimal_regex(minimum: Number | None = None, maximum: Number | None = None,
         neg = _magnitude(None if iv.hi is None else iv.hi.copy_negate(), iv.hi_excl,
                          None if iv.lo is None else iv.lo.copy_negate(), iv.lo_excl)
     return _signed(pos, neg)
+
+
+_NONZERO = "(?:[1-9][0-9]*(?:\\.[0-9]+)?|0\\.0*[1-9][0-9]*)"  # an unsigned mantissa whose value is not 0
+_ZERO = "0(?:\\.0+)?"
+_EXPONENT = "(?:[eE][+-]?[0-9]+)?"
+
+
+def sign_number_regex(minimum: Number | None = None, maximum: Number | None = None,
+                      exclusive_minimum: Number | None = None,
+                      exclusive_maximum: Number | None = None) -> str | None:
+    """Regex of every JSON number literal, exponent forms too, within bounds that only fix the
+    sign (each finite bound is 0: `minimum: 0`, `exclusiveMaximum: 0`, ...); None for other bounds
+    or none satisfied. A literal's sign is its mantissa's, so this is exact and regular; for
+    other bounds the exponent's value would have to be compared with the mantissa's length."""
+    iv = _interval(minimum, maximum, exclusive_minimum, exclusive_maximum)
+    if iv.is_empty() or any(b is not None and b != 0 for b in (iv.lo, iv.hi)):
+        return None
+    zero = (iv.lo is None or not iv.lo_excl) and (iv.hi is None or not iv.hi_excl)
+    alts = [f"-?{_ZERO}"] if zero else []
+    if iv.hi is None:
+        alts.append(_NONZERO)
+    if iv.lo is None:
+        alts.append(f"-{_NONZERO}")
+    return f"(?:{'|'.join(alts)}){_EXPONENT}" if alts else None
 
 
 # --- multipleOf --------------------------------------------------------------------------

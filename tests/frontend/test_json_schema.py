@@ -76,6 +76,10 @@ CASES = [
     ({"allOf": [{"not": {"type": "null"}}, {"not": {"const": "q"}}]}, ["a", "q", None, 1]),
     ({"type": "integer", "multipleOf": 7, "minimum": 10, "maximum": 30}, [7, 14, 21, 28, 35, 15]),
     ({"type": "number", "multipleOf": 0.01}, [0.5, 0.125, 3, 1.0, 0.25]),
+    ({"type": "number", "minimum": 0}, [1e-06, -1e-06, 0.0, -0.0, 1e300, 2.5, -2]),  # MaskBench o57716
+    ({"type": "number", "exclusiveMaximum": 0}, [-1e-06, 0.0, -0.0, 1e-06, -3]),
+    ({"$schema": "http://json-schema.org/draft-04/schema#", "type": "number", "multipleOf": 1, "minimum": 0},
+     [6000.0, 6000.5, 3, -1.0]),  # MaskBench o46322: 6000.0 is a multiple of 1
     ({"oneOf": [{"type": "object", "properties": {"kind": {"const": "a"}, "x": {"type": "integer"}}, "required": ["kind"]},
                 {"type": "object", "properties": {"kind": {"enum": ["b", "c"]}}, "required": ["kind"]}]},
      [{"kind": "a"}, {"kind": "b"}, {"kind": "d"}, {"kind": "a", "x": 1}]),

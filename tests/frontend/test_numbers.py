@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from structgen.automata.regex_dfa import regex_dfa
-from structgen.frontend.numbers import decimal_regex, integer_regex
+from structgen.frontend.numbers import decimal_regex, integer_regex, sign_number_regex
 
 INT_SHAPE = re.compile(r"-?(0|[1-9][0-9]*)")
 DEC_SHAPE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
@@ -263,3 +263,23 @@ def test_bad_bounds():
         integer_regex(minimum=float("nan"))
     with pytest.raises(ValueError):
         decimal_regex(maximum="abc")
+
+
+NUM_SHAPE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+SIGN_BOUNDS = [{"minimum": 0}, {"exclusive_minimum": 0}, {"maximum": 0}, {"exclusive_maximum": 0},
+               {"minimum": 0, "maximum": 0}, {"minimum": 0.0, "exclusive_maximum": 1e-300}]
+
+
+@pytest.mark.parametrize("bounds", SIGN_BOUNDS)
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(mant=st.from_regex(r"-?(0|[1-9][0-9]{0,3})(\.[0-9]{1,3})?", fullmatch=True),
+       exp=st.one_of(st.just(""), st.from_regex(r"[eE][+-]?[0-9]{1,3}", fullmatch=True)))
+def test_sign_bounds_keep_every_literal_with_exponent(bounds: dict, mant: str, exp: str) -> None:
+    """Bounds at 0 fix only the sign: 1e-06 >= 0 (MaskBench Github_hard o57716), exactly."""
+    rx = sign_number_regex(**bounds)
+    if any(b not in (0, None) for b in bounds.values()):
+        assert rx is None
+        return
+    lit = mant + exp
+    assert (re.fullmatch(rx, lit) is not None) == _holds(Fraction(Decimal(lit)), bounds)
+    assert regex_dfa(rx).matches(lit.encode()) == (re.fullmatch(rx, lit) is not None)

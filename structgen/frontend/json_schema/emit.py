@@ -408,8 +408,8 @@ class Emitter(ObjectEmitter, Normalizer):
         if multiple is not None and (isinstance(multiple, bool) or not isinstance(multiple, (int, float))
                                      or multiple <= 0):
             raise SchemaError("multipleOf must be a positive number", ptr + "/multipleOf")
-        if multiple == 1:  # exactly the integers
-            t, multiple = "integer", None
+        if multiple == 1 and t == "integer":  # no constraint (for "number", 6000.0 is a multiple of 1)
+            multiple = None
         bounded = any(b is not None for b in (lo, hi, xlo, xhi))
         if not bounded and multiple is None:
             if t == "integer":
@@ -417,8 +417,11 @@ class Emitter(ObjectEmitter, Normalizer):
             return self.named_terminal("JSON_NUMBER", JSON_NUMBER)
         rx = None
         if bounded:
-            fn = numbers.integer_regex if t == "integer" else numbers.decimal_regex
-            rx = fn(minimum=lo, maximum=hi, exclusive_minimum=xlo, exclusive_maximum=xhi)
+            bounds = dict(minimum=lo, maximum=hi, exclusive_minimum=xlo, exclusive_maximum=xhi)
+            if t == "integer":
+                rx = numbers.integer_regex(**bounds)
+            else:  # bounds at 0 keep exponent forms (1e-06 >= 0); others are written without exponent
+                rx = (multiple is None and numbers.sign_number_regex(**bounds)) or numbers.decimal_regex(**bounds)
             if rx is None:
                 return None
         if multiple is None:

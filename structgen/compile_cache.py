@@ -15,7 +15,6 @@ import json
 import os
 import tempfile
 import warnings
-import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -83,18 +82,26 @@ class CompileCache:
         if not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:  # our handle: always closed
                 arrays = {name: npz[name] for name in npz.files}
             meta_bytes = arrays.pop(_META).tobytes()
             checksum = arrays.pop(_CHECKSUM)
             if not np.array_equal(checksum, _digest(meta_bytes, arrays)):
                 raise ValueError("checksum mismatch")
             meta = json.loads(meta_bytes.decode("utf-8"))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-            warnings.warn(f"compile cache entry {path} is corrupt ({e}); rebuilding it", CacheWarning, stacklevel=3)
-            path.unlink(missing_ok=True)
+        except Exception as e:  # a damaged file raises from zipfile, zlib, numpy's header parser, ...
+            self.discard(key, f"is corrupt ({type(e).__name__}: {e})")
             return None
         return meta, arrays
+
+    def discard(self, key: str, why: str) -> None:
+        """Warn that entry `key` is unusable, and remove it if the folder allows."""
+        path = self.path(key)
+        warnings.warn(f"compile cache entry {path} {why}; rebuilding it", CacheWarning, stacklevel=4)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # a read-only folder: the entry stays, and is rebuilt in memory each time
+            pass
 
     def store(self, key: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Write an entry atomically (temporary file, then rename); an unwritable folder only warns."""

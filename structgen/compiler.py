@@ -7,7 +7,6 @@ import json
 import re
 import threading
 import traceback
-import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +23,8 @@ from .automata import glr
 from .automata.parser import NEED_STATE, TOO_MANY, ParserTables, StackPool, acceptable_terms, sparse_table
 from .automata.step import GLR_LIMIT, NEED_DFA, NEED_FORK, NEED_LR, OK, POOL_FULL, can_end
 from .budget import compile_budget
-from .compile_cache import CacheWarning, CompileCache
-from .errors import GrammarError, LimitExceeded, RegexError, StructgenError, UnsupportedFeature
+from .compile_cache import CompileCache
+from .errors import GrammarError, LimitExceeded, RegexError, SchemaError, StructgenError, UnsupportedFeature
 from .frontend.ir import Grammar, GrammarBuilder, object_from_json
 from .options import DEFAULT_OPTIONS, CompileOptions, options_from_json
 from .maskstore.store import MaskStore
@@ -352,13 +351,14 @@ class GrammarCompiler:
         if disk is not None:
             name = disk.key(self.tokenizer_info.fingerprint(), *key)
             entry = disk.load(name)
-            if entry is not None:
+            if entry is not None and entry[0].get("input") != list(key):  # another input's entry under this name
+                disk.discard(name, "holds another input")
+            elif entry is not None:
                 try:
                     cg = CompiledGrammar.from_arrays(*entry, self.tokenizer_info)
                     self.last_from_disk = True
                 except (KeyError, ValueError, TypeError, IndexError) as e:  # a well-formed but foreign entry
-                    warnings.warn(f"compile cache entry {disk.path(name)} does not fit ({e}); rebuilding it",
-                                  CacheWarning, stacklevel=3)
+                    disk.discard(name, f"does not fit ({e})")
         if cg is None:
             with _gc_paused_compile(), compile_budget(opts.limits.max_compile_seconds):
                 try:
@@ -366,7 +366,8 @@ class GrammarCompiler:
                 except RecursionError:
                     raise LimitExceeded("the input is nested too deeply to compile", limit="recursion depth") from None
             if disk is not None:
-                disk.store(name, *cg.to_arrays())
+                meta, arrays = cg.to_arrays()
+                disk.store(name, {**meta, "input": list(key)}, arrays)
         self._cache[key] = cg
         if len(self._cache) > self.max_cached:
             self._cache.popitem(last=False)
@@ -435,7 +436,10 @@ class GrammarCompiler:
         def build() -> CompiledGrammar:
             # not on the GLR path yet: two anyOf branches' terminals may match the same text (a lexer
             # tie, settled by one terminal) where a grammar's conflicts would need both
-            sg = schema_to_grammar(schema, options=opts)
+            try:
+                sg = schema_to_grammar(schema, options=opts)
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+                raise _metaschema_error(schema) or e  # a keyword value of the wrong type, read as the right one
             try:
                 try:
                     cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts, glr_ok=False)
@@ -494,6 +498,21 @@ class GrammarCompiler:
 
     def _options(self, options: CompileOptions | None, changes: dict[str, Any]) -> CompileOptions:
         return (options or self.options).with_(**changes)
+
+
+def _metaschema_error(schema: Any) -> SchemaError | None:
+    """The schema's first violation of its draft's metaschema, as a SchemaError (None if it has none):
+    what an invalid schema that broke the compiler midway is told instead of a TypeError. Checked
+    only then, since a metaschema check costs more than most compiles."""
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator) \
+        if isinstance(schema, dict) else jsonschema.Draft202012Validator
+    err = jsonschema.exceptions.best_match(cls(cls.META_SCHEMA).iter_errors(schema))
+    if err is None:
+        return None
+    ptr = "#" + "".join(f"/{str(p).replace('~', '~0').replace('/', '~1')}" for p in err.absolute_path)
+    return SchemaError(f"invalid schema: {err.message}", ptr)
 
 
 def builtin_grammar(name: str) -> str:

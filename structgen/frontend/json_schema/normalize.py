@@ -19,6 +19,8 @@ from ...automata.regex_dfa import json_string_dfa, meet, quoted_dfa
 from ..ir import presence_holds
 from ...errors import LimitExceeded, RegexError, SchemaError, StructgenError, UnsupportedFeature
 
+NO_CHAR = r"[^\s\S]"  # no character: the pattern of an empty string set (minLength > maxLength)
+
 # keywords that only annotate: they never change which instances are valid
 ANNOTATIONS = {
     "$schema", "$id", "$comment", "$anchor", "$dynamicAnchor", "$vocabulary", "title", "description",
@@ -518,7 +520,8 @@ class Normalizer:
             if lo > MAX_LENGTH_BOUND:
                 self.unsupported("minLength", ptr + "/minLength", f"bounds above {MAX_LENGTH_BOUND}", "less")
                 lo = MAX_LENGTH_BOUND
-            patterns.append(f"{ANY_CHAR}{{{lo},{'' if hi is None else hi}}}")
+            # minLength > maxLength: no string, as a valid regex (`not` needs its complement, every string)
+            patterns.append(f"{ANY_CHAR}{{{lo},{'' if hi is None else hi}}}" if hi is None or lo <= hi else NO_CHAR)
         if "pattern" in s:
             from ..regex import ecma_pattern_to_regex
 

@@ -1,0 +1,1 @@
+"""Fuzz tests: random inputs against independent oracles (see strategies.py and each test_fuzz_*.py)."""

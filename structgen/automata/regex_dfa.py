@@ -139,6 +139,9 @@ class _Builder:
         return self.nfa.chars(ranges)
 
     def class_ranges(self, items, flags: int) -> tuple[tuple[int, int], ...]:
+        """A class's characters. Under IGNORECASE its members are closed under case folding before a
+        `^` negates them, and so are a negated category's (\\W is [^A-Za-z0-9_]: no K sign, no ſ)."""
+        icase = bool(flags & C.SRE_FLAG_IGNORECASE)
         negate = False
         ranges: list[tuple[int, int]] = []
         for op, av in items:
@@ -149,18 +152,19 @@ class _Builder:
             elif op is C.RANGE:
                 ranges.append(av)
             elif op is C.CATEGORY:
-                ranges.extend(self.category(av))
+                ranges.extend(self.category(av, icase))
             else:
                 raise self.fail(f"{op} in a character class")
-        if flags & C.SRE_FLAG_IGNORECASE:
+        if icase:
             ranges = list(case_variants(merge_ranges(ranges)))
         return complement_ranges(merge_ranges(ranges)) if negate else merge_ranges(ranges)
 
-    def category(self, cat) -> tuple[tuple[int, int], ...]:
+    def category(self, cat, icase: bool = False) -> tuple[tuple[int, int], ...]:
         if cat in _ASCII:
             return _ASCII[cat]
         if cat in _NOT:
-            return complement_ranges(_ASCII[_NOT[cat]])
+            pos = _ASCII[_NOT[cat]]
+            return complement_ranges(case_variants(pos) if icase else pos)
         raise self.fail(f"the class {cat}")
 
     def item(self, op, av, flags: int) -> tuple[int, int]:

@@ -227,6 +227,9 @@ KNOWN_BUGS = [
 FIXED = [  # once rejected: `not` over string bounds no string meets is every string (`{1,0}` read as "none")
     ({"not": {"type": "string", "minLength": 1, "maxLength": 0}}, '"a"', "any"),
     ({"not": {"minLength": 1, "maxLength": 0}}, '"a"', "any"),
+    # bench/fuzz.py seed 2: a false oneOf branch made the whole oneOf "no value" (additional members refused)
+    ({"additionalProperties": {"oneOf": [False, True]}}, '{"zz": -1}', "any"),
+    ({"oneOf": [False, {"type": "integer"}]}, "3", "declared"),
 ]
 
 

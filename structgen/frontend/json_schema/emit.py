@@ -228,6 +228,14 @@ class Emitter(ObjectEmitter, Normalizer):
             raise e.locate(ptr)
         return [(nt,)]
 
+    def _branch(self, rest: dict, b: Any, ptr: str) -> Any:
+        """A oneOf branch merged with its siblings; None where no value satisfies it (`false`): such a
+        branch matches nothing, so it neither adds values nor overlaps another ({"oneOf": [false, true]} is true)."""
+        try:
+            return self.merge_all([rest, b], ptr)
+        except NoValue:
+            return None
+
     def body(self, s: dict, ptr: str, base: str) -> Expr:
         # keywords outside the vocabulary are annotations by the spec: ignored, like "title"
         values = self.finite_values(s, ptr)
@@ -270,7 +278,7 @@ class Emitter(ObjectEmitter, Normalizer):
                     return self.schema(rest or True, ptr + "/anyOf", base)  # one branch accepts everything
                 branches: list[Expr] = []
                 seen_branches: set[str] = set()
-                subs = self.exclusive([self.merge_all([rest, b], ptr) for b in s[k]], ptr) if k == "oneOf" else s[k]
+                subs = self.exclusive([self._branch(rest, b, ptr) for b in s[k]], ptr) if k == "oneOf" else s[k]
                 rest = {} if k == "oneOf" else rest
                 kept: list[tuple[int, Any]] = []
                 for i, sub in enumerate(subs):

@@ -240,7 +240,8 @@ class Emitter(ObjectEmitter, Normalizer):
         # keywords outside the vocabulary are annotations by the spec: ignored, like "title"
         values = self.finite_values(s, ptr)
         if values is not None:  # a finite language: keep the values the whole schema accepts
-            rest = {k: v for k, v in s.items() if k not in ("enum", "const")} if ("enum" in s or "const" in s) else s
+            used = "const" if "const" in s else "enum"  # the candidates' source; the other one still checks
+            rest = {k: v for k, v in s.items() if k != used}
             check = self.validator(rest, ptr).is_valid if any(k in KEYWORDS for k in rest) else (lambda v: True)
             try:
                 kept = {json.dumps(v, sort_keys=True): v for v in values if check(v) and _internal_ok(s, v)}

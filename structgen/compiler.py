@@ -360,11 +360,7 @@ class GrammarCompiler:
                 except (KeyError, ValueError, TypeError, IndexError) as e:  # a well-formed but foreign entry
                     disk.discard(name, f"does not fit ({e})")
         if cg is None:
-            with _gc_paused_compile(), compile_budget(opts.limits.max_compile_seconds):
-                try:
-                    cg = build()
-                except RecursionError:
-                    raise LimitExceeded("the input is nested too deeply to compile", limit="recursion depth") from None
+            cg = _bounded(build, opts)
             if disk is not None:
                 meta, arrays = cg.to_arrays()
                 disk.store(name, {**meta, "input": list(key)}, arrays)
@@ -410,8 +406,7 @@ class GrammarCompiler:
                                       max_dfa_states=opts.limits.max_dfa_states)
         build = lambda: CompiledGrammar.build(read(), self.tokenizer_info, opts)  # noqa: E731
         if terminal_dfas:
-            with _gc_paused_compile(), compile_budget(opts.limits.max_compile_seconds):
-                return build()
+            return _bounded(build, opts)
         return self._cached(("grammar", syntax, grammar, start, opts.key()), build, opts)
 
     def compile_json_schema(self, schema: Any, options: CompileOptions | None = None, **changes: Any) -> CompiledGrammar:
@@ -498,6 +493,15 @@ class GrammarCompiler:
 
     def _options(self, options: CompileOptions | None, changes: dict[str, Any]) -> CompileOptions:
         return (options or self.options).with_(**changes)
+
+
+def _bounded(build, opts: CompileOptions) -> CompiledGrammar:
+    """`build()` with the GC paused, under the compile budget of `opts`; too deep a recursion is a limit."""
+    with _gc_paused_compile(), compile_budget(opts.limits.max_compile_seconds):
+        try:
+            return build()
+        except RecursionError:
+            raise LimitExceeded("the input is nested too deeply to compile", limit="recursion depth") from None
 
 
 def _metaschema_error(schema: Any) -> SchemaError | None:

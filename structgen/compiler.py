@@ -35,19 +35,26 @@ GRAMMARS_DIR = Path(__file__).resolve().parent / "grammars"
 
 _gc_lock = threading.Lock()
 _gc_paused = 0  # compiles running with the cyclic GC paused by _gc_paused_compile
+# objects compiles moved to the oldest generation since the last full collection, and its size then
+_gc_promoted = 0
+_gc_old = 1
 
 
 @contextmanager
 def _gc_paused_compile() -> Iterator[None]:
-    """Run a compile with Python's cyclic GC paused, then collect only the youngest generation.
+    """Run a compile with Python's cyclic GC paused, then do here the collections it makes due.
 
     A compile leaves ~10-30k objects of cyclic garbage (Lark's LR(0) item sets, the closures of
     ast.literal_eval, interegular's FSMs). Collected on the way, they are first promoted, and then
     a full collection over the whole heap (40-130 ms, and up to seconds) frees them, started by
     whichever allocation comes next: often a later mask call. Paused, they all stay in the
-    youngest generation, and one collection of it frees them here for a few ms. Only when the GC
-    was enabled; nested and concurrent compiles resume it once, at the end of the last. A refused
-    compile's traceback keeps file and line, not the locals of its finished frames."""
+    youngest generation, and one collection of the young generations frees them here for a few ms
+    and moves the compiled grammar's objects to the oldest one (collected in a mask call, they
+    were a 5-20 ms pause). Those count toward the next full collection as CPython counts them
+    (due when a quarter of the old generation is new), and when it is due it runs here too
+    (_collect_after_compile). Only when the GC was enabled; nested and concurrent compiles resume
+    it once, at the end of the last. A refused compile's traceback keeps file and line, not the
+    locals of its finished frames."""
     global _gc_paused
     with _gc_lock:
         pause = _gc_paused > 0 or gc.isenabled()
@@ -69,7 +76,24 @@ def _gc_paused_compile() -> Iterator[None]:
                 if resume:
                     gc.enable()
             if resume:
-                gc.collect(0)
+                _collect_after_compile()
+
+
+def _collect_after_compile() -> None:
+    """Collect the young generations (the compile's garbage), and the whole heap when the objects
+    compiles promoted since the last full collection are a quarter of the old generation (CPython's
+    own rule, so this runs a full collection no more often than it would; it then resets its count)."""
+    global _gc_promoted, _gc_old
+    gc.collect(0)
+    survivors = len(gc.get_objects(1))
+    gc.collect(1)
+    with _gc_lock:
+        _gc_promoted += survivors
+        full = _gc_promoted > _gc_old // 4
+    if full:
+        gc.collect(2)
+        with _gc_lock:
+            _gc_promoted, _gc_old = 0, max(1, len(gc.get_objects(2)))
 
 
 def _clear_frames(e: BaseException) -> None:

@@ -101,6 +101,12 @@ CASES = [
     ({"type": "string", "minLength": 290, "maxLength": 300}, ["a" * 289, "a" * 290, "é\n" * 150, "a" * 301, "\"" * 300]),
     ({"type": "string", "maxLength": 5000}, ["", "ab" * 2500, "x" * 5001, "😀" * 4999 + "\\"]),
     ({"type": "string", "minLength": 2000}, ["a" * 1999, "a" * 2000, "a\t" * 3000]),
+    # chunked long strings (Emitter.chunked_string: 4 chunks of 125): lengths at the chunk ends, escapes
+    # and multi-byte characters across them, and a minLength carried by the first chunk
+    ({"type": "string", "maxLength": 500}, ["", "a" * 124 + "\n", "é" * 125 + "\"", "a" * 249 + "😀", "\\" * 250,
+                                            "a" * 375 + "\u0001", "b" * 500, "b" * 499 + "\n\n", "😀" * 501]),
+    ({"type": "string", "minLength": 3, "maxLength": 1024}, ["", "ab", "a\n", "abc", "x" * 128, "x" * 1024,
+                                                             "x" * 1025]),
     ({"allOf": [{"properties": {"a": {"type": "integer"}}, "additionalProperties": False}, {"properties": {"b": {}}}]},
      [{"a": 1}, {"b": 1}, {}, {"a": "x"}]),
     ({"allOf": [{"properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}},

@@ -61,6 +61,18 @@ def _hint(text: str, upper: bool = False) -> str:
     return re.sub("[^A-Z0-9]" if upper else "[^a-z0-9]", "", text.upper() if upper else text.lower())[:20]
 
 
+def chunk_size(lo: int, hi: int | None) -> int:
+    """The chunk length for Emitter.chunked_string: the largest divisor of hi in 48..128, else in
+    32..256, that is at least lo and leaves at most 512 chunks; 0 if none (then long_string)."""
+    if hi is None:
+        return 0
+    for a, b in ((48, 128), (32, 256)):
+        for c in range(min(b, hi), a - 1, -1):
+            if hi % c == 0 and lo <= c and hi // c <= 512:
+                return c
+    return 0
+
+
 class Emitter(ObjectEmitter, Normalizer):
     """Writes the IR of one schema: `schema()` returns the nonterminal of a node's values."""
 
@@ -481,6 +493,9 @@ class Emitter(ObjectEmitter, Normalizer):
         lexeme of its own: a block is lexed as soon as it is full, so a string of length L is
         always L // B blocks and the rest, and the grammar counts blocks (a DFA counting to hi
         would need ~14 states per character)."""
+        chunk = chunk_size(lo, hi)
+        if chunk:
+            return self.chunked_string(lo, hi, chunk)
         top = hi if hi is not None else lo
         block = 64 if top <= 64 * 256 else 256
         if top > block * 256:
@@ -515,6 +530,30 @@ class Emitter(ObjectEmitter, Normalizer):
                 alts.append(quote)
             nxt = self.new_rule("chars", union(*alts))
         self.memo[key] = self.new_rule("longstr", cat(quote, nxt))
+        return self.memo[key]
+
+    def chunked_string(self, lo: int, hi: int, chunk: int) -> Expr:
+        """A string of lo..hi characters (chunk divides hi, lo <= chunk) as hi // chunk lexemes at
+        most, each of 1..chunk characters: lexing is greedy, so every chunk but the last is full,
+        and n chunks hold at most hi characters iff n <= hi // chunk. One terminal where
+        long_string needs a block and a rest at every position, so a mask inside the string
+        walks one lexer component, not three (the cold masks of long strings were the tail)."""
+        key = ("chunked", lo, hi)
+        if key in self.memo:
+            return self.memo[key]
+        quote = self.lit('"')
+
+        def body(lo_chars: int) -> Expr:
+            tkey = ("chunk", lo_chars, chunk)
+            if tkey not in self.memo:
+                self.memo[tkey] = self.terminal("chunk", dfa=json_string_body_dfa(f"{ANY_CHAR}{{{lo_chars},{chunk}}}"))
+            return self.memo[tkey]
+
+        nxt: Expr = quote
+        for _ in range(hi // chunk - 1):
+            nxt = self.new_rule("chunks", union(cat(body(1), nxt), quote))
+        first = cat(body(max(lo, 1)), nxt)
+        self.memo[key] = self.new_rule("longstr", cat(quote, union(first, quote) if lo == 0 else first))
         return self.memo[key]
 
     def array(self, s: dict, ptr: str, base: str) -> Expr:

@@ -29,6 +29,7 @@ from ..automata import glr
 from ..automata.parser import StackPool
 from ..automata.step import GLR_LIMIT
 from .levels import LEVELS, component_walk, walk_plan
+from .runs import UNKNOWN, safe_below, safe_bytes
 from .walk import (boundary_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids,
                    ranges_bits, root_walk, set_ids, state_digest, trie_parents, walks_from, BYTE_COLUMNS)
 
@@ -47,6 +48,7 @@ LEVEL_TRIES = 4  # walks of a terminal keyed by level with none of their groups 
 # within a few bytes: its level digests would cost ~0.2 ms per walk and never be found), or past the level
 # budget (a big pattern), before it walks by root subtree alone
 _STORE_SERIALS = itertools.count(1)
+SAFE_BYTES = safe_bytes()
 
 
 def _of_trie(trie, name: str, make):
@@ -74,6 +76,11 @@ def _walk_plan_of(trie) -> tuple[np.ndarray, ...]:
                            np.int64(SPLIT_DEPTH), np.int64(SPLIT_SIZE))
         return tuple(_read_only(a) for a in (*arrays, LEVELS.copy()))
     return _of_trie(trie, "_walk_plan", make)
+
+
+def _run_below_of(trie) -> np.ndarray:
+    """safe_below of a TokenTrie (runs.py)."""
+    return _of_trie(trie, "_run_below", lambda: _read_only(safe_below(trie.node_byte, trie.node_skip, SAFE_BYTES)))
 
 
 def _trie_parents_of(trie) -> np.ndarray:
@@ -208,6 +215,8 @@ class MaskStore:
         self._shared = _walk_memo_of(trie)
         self._serial = next(_STORE_SERIALS)  # keys of this store's own walks in the shared memo
         self._root_children = _root_children_of(trie)
+        self._run_below = _run_below_of(trie)
+        self._free = np.full(0, UNKNOWN, dtype=np.int16)  # free_depth per lexer state, grown with the lexer
         self._plan = _walk_plan_of(trie)
         self._trie_obj = trie
         self._all_tokens = _all_tokens_of(trie, self.words)
@@ -377,8 +386,14 @@ class MaskStore:
             top, pool_n = pool.load(stack)
             pool.touched[0] = top
             progress = np.zeros(6, dtype=np.int64)
+            n = cg.lexer.trans.shape[0]
+            if len(self._free) < n:  # rows of built lexer states never change: known depths stay
+                free = np.full(n, UNKNOWN, dtype=np.int16)
+                free[:len(self._free)] = self._free
+                self._free = free
+            runs = (self._run_below, self._free, SAFE_BYTES, self.trie[6])
             status, _ = cg.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits,
-                               np.int32(top), np.int32(pool_n), self._memo, progress, self._tasks)
+                               np.int32(top), np.int32(pool_n), self._memo, progress, self._tasks, runs)
             if status != GLR_LIMIT:
                 return
             table, head, fres, fmemo = self._tasks

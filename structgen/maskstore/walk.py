@@ -14,6 +14,7 @@ from numba import njit
 from ..automata.lexer import BYTES as BYTE_COLUMNS  # the byte -> column map of a table over all 256 bytes
 from ..automata.step import GLR_LIMIT, NEED_FORK, OK, POOL_FULL, REJECT, end_lexeme
 from .configs import add_tasks, config_slot, copy_config, fork, index_config, same_config
+from .runs import free_depth
 
 
 
@@ -423,8 +424,8 @@ def product_boundaries(s0, cand, trie, parent, trans, accept_term, mark, bnodes,
 
 
 @njit(cache=True, nogil=True)
-def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, tasks, pool_state, pool_parent, P, L,
-                  words, overlay, touched):
+def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, tasks, runs, pool_state, pool_parent,
+                  P, L, words, overlay, touched):
     """Walk the boundary subtrees with lexer and parser; set bits of viable tokens.
 
     The byte step is step_byte's (extend the lexeme, or end it greedily and restart with the
@@ -435,7 +436,8 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
     Returns (status, entries_done); NEED_DFA / POOL_FULL ask the caller to fix and call again.
     Walks entries progress[0] .. nb - 1 and, when it stops, writes the entry it stopped in to
     progress[0], so the call again resumes there (a walk needing k new lexer DFAs is not
-    done k + 1 times).
+    done k + 1 times). A subtree of plain text the lexer state survives is allowed whole
+    (runs: safe_below per node, free_depth per lexer state, the plain bytes, a depth cap; runs.py).
 
     GLR: where a lexeme's terminal meets a conflict cell, configs.fork adds a task per stack that shifts
     it (its node, the lexer state of the next lexeme, the stack); tasks (progress[1] done of
@@ -446,6 +448,7 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
     node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
     trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore, ht_keys, ht_vals = L
     cfg_top, cfg_start, child = memo[0], memo[1], memo[2]
+    run_below, free, safe, kmax = runs
     num_cfg = cfg_top.shape[0]
     res_n = pool_n
     res_end = pool_n + 16 * num_cfg
@@ -602,6 +605,13 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
             d_pool[d] = pn
             d_cfg[d] = c
             _set_tokens(i, node_tok_start, node_tok_end, tok_ids, bits)
+            below = run_below[i]
+            if below > 0 and free_depth(ns, trans, safe, kmax, free) >= below:
+                for k in range(node_tok_start[i + 1], node_tok_start[node_skip[i]]):
+                    t = tok_ids[k]
+                    bits[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                i = node_skip[i]
+                continue
             i += 1
         if status != OK:
             break

@@ -57,9 +57,11 @@ class ObjectStates:
         self.tables = tables
         self.max_states = max_states
         nir = ir.num_rules
-        self.trans = automaton.trans
-        self.kernels = automaton.kernels
-        self.item_rule, self.base = builder.item_rule, builder.base
+        # read-only from here: as tuples of ints and int dicts, the cyclic GC untracks them (as lists,
+        # each full collection visited their ~60k items per 200 grammars, in whatever call it ran)
+        self.trans = tuple(automaton.trans)
+        self.kernels = tuple(automaton.kernels)
+        self.item_rule, self.base = tuple(builder.item_rule), tuple(builder.base)
         specs = ir.objects
         # nonterminal (LR index) -> (object, kind)
         role: dict[int, tuple[int, str]] = {}

@@ -12,7 +12,7 @@ from .errors import (
     TokenizerError,
     UnsupportedFeature,
 )
-from .matcher import GrammarMatcher
+from .matcher import BatchGrammarMatcher, GrammarMatcher
 from .tokenizer import TokenizerInfo
 
 __version__ = "0.1.0"
@@ -30,6 +30,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "BatchGrammarMatcher",
     "CompiledGrammar",
     "GrammarCompiler",
     "GrammarMatcher",

@@ -5,6 +5,11 @@ the GLR path (automata/glr.py) one per live parse; a token is allowed iff some b
 
 from __future__ import annotations
 
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal, Sequence
+
 import numpy as np
 
 from .automata import glr
@@ -14,16 +19,27 @@ from .compiler import CompiledGrammar
 from .errors import StructgenError
 
 
-def _row_view(bitmask, index: int) -> np.ndarray:
-    """The uint32 view of row `index` of a numpy array or CPU torch tensor (shared memory)."""
+def _as_array(bitmask) -> np.ndarray:
+    """A numpy array or CPU torch tensor as int32 numpy (shared memory)."""
     if hasattr(bitmask, "numpy"):  # torch tensor
         if bitmask.device.type != "cpu":
             raise StructgenError("fill_next_token_bitmask needs a CPU bitmask; copy it to the device after")
         bitmask = bitmask.numpy()
-    arr = bitmask if bitmask.ndim == 1 else bitmask[index]
-    if arr.dtype != np.int32:
-        raise StructgenError(f"bitmask must be int32, got {arr.dtype}")
-    return arr.view(np.uint32)
+    if bitmask.dtype != np.int32:
+        raise StructgenError(f"bitmask must be int32, got {bitmask.dtype}")
+    return bitmask
+
+
+def _row_view(bitmask, index: int) -> np.ndarray:
+    """The uint32 view of row `index` of a numpy array or CPU torch tensor (shared memory)."""
+    arr = _as_array(bitmask)
+    return (arr if arr.ndim == 1 else arr[index]).view(np.uint32)
+
+
+def _fill_row(row: np.ndarray, bits: np.ndarray) -> None:
+    n = min(row.shape[0], bits.shape[0])
+    row[:n] = bits[:n]
+    row[n:] = 0
 
 
 class GrammarMatcher:
@@ -179,11 +195,59 @@ class GrammarMatcher:
 
     def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
         """Write the packed int32 mask (bit t of word t // 32) into row `index` of `bitmask`."""
-        row = _row_view(bitmask, index)
-        bits = self.next_token_bits()
-        n = min(row.shape[0], bits.shape[0])
-        row[:n] = bits[:n]
-        row[n:] = 0
+        _fill_row(_row_view(bitmask, index), self.next_token_bits())
+
+    # --- speculative decoding --------------------------------------------------------------
+
+    def accept_tokens(self, token_ids: Sequence[int]) -> int:
+        """Accept tokens in order up to the first the grammar refuses; how many were accepted
+        (each one a rollback step)."""
+        for n, t in enumerate(token_ids):
+            if not self.accept_token(t):
+                return n
+        return len(token_ids)
+
+    def fill_draft_masks(self, draft_tokens: Sequence[int], bitmask, index: int = 0) -> int:
+        """Masks for a draft: row index + i is the mask after draft_tokens[:i] (i = 0 .. len), the
+        state left as it was. Rows past a draft token the grammar refuses allow nothing. Returns
+        how many draft tokens the grammar accepts (a chain: fill_draft_tree_masks)."""
+        parents = list(range(-1, len(draft_tokens) - 1))
+        return self.fill_draft_tree_masks(draft_tokens, parents, bitmask, index)
+
+    def fill_draft_tree_masks(self, tokens: Sequence[int], parents: Sequence[int], bitmask, index: int = 0) -> int:
+        """Masks for a draft tree: node k holds tokens[k] below parents[k] (-1: the current state;
+        a parent comes before its children). Row index is the mask here, row index + 1 + k the
+        mask after the path to node k; it allows nothing where the grammar refuses a token on that
+        path. The state is left as it was. Returns how many nodes the grammar accepts."""
+        if len(parents) != len(tokens):
+            raise StructgenError("fill_draft_tree_masks: one parent per token")
+        arr = _as_array(bitmask)
+        if arr.ndim != 2 or arr.shape[0] < index + 1 + len(tokens):
+            raise StructgenError(f"the bitmask needs {index + 1 + len(tokens)} rows for {len(tokens)} draft tokens")
+        saved = (self._branches, self._terminated, self._history)
+        self._history = []
+        states: list[tuple | None] = []
+        try:
+            _fill_row(arr[index].view(np.uint32), self.next_token_bits())
+            for k, (t, p) in enumerate(zip(tokens, parents)):
+                if not -1 <= p < k:
+                    raise StructgenError(f"draft node {k}: its parent {p} does not come before it")
+                row = arr[index + 1 + k].view(np.uint32)
+                start = saved[:2] if p < 0 else states[p]
+                if start is None:  # below a refused node
+                    states.append(None)
+                    row[:] = 0
+                    continue
+                self._branches, self._terminated = start
+                if self.accept_token(t):
+                    states.append((self._branches, self._terminated))
+                    _fill_row(row, self.next_token_bits())
+                else:
+                    states.append(None)
+                    row[:] = 0
+        finally:
+            self._branches, self._terminated, self._history = saved
+        return sum(x is not None for x in states)
 
     def _candidate_bytes(self) -> np.ndarray:
         """Bytes that may come next by the lexer alone (a necessary condition): those that extend a
@@ -230,3 +294,62 @@ class GrammarMatcher:
             except UnicodeDecodeError:
                 out = out[:-1]
         return ""
+
+
+class BatchGrammarMatcher:
+    """Masks of many matchers at once on a thread pool (XGrammar's BatchGrammarMatcher): the
+    mask kernels are numba `nogil`, so the misses of different sequences overlap."""
+
+    def __init__(self, max_threads: int | Literal["auto"] = "auto") -> None:
+        n = min(8, os.cpu_count() or 1) if max_threads == "auto" else int(max_threads)
+        if n < 1:
+            raise StructgenError("max_threads must be at least 1")
+        self.max_threads = n
+        self._pool = ThreadPoolExecutor(n, thread_name_prefix="structgen-mask") if n > 1 else None
+
+    def batch_fill_next_token_bitmask(self, matchers: Sequence[GrammarMatcher], bitmask,
+                                      indices: Sequence[int] | None = None, max_threads: int | None = None) -> None:
+        """Row indices[i] (default i) of `bitmask` gets matchers[i]'s mask, filled on up to
+        `max_threads` threads (default: the pool's); the same bits as one fill per matcher."""
+        arr = _as_array(bitmask)
+        rows = list(range(len(matchers))) if indices is None else [int(i) for i in indices]
+        if len(rows) != len(matchers):
+            raise StructgenError("batch_fill_next_token_bitmask: one index per matcher")
+        if arr.ndim != 2 or (rows and not 0 <= min(rows) <= max(rows) < arr.shape[0]):
+            raise StructgenError("batch_fill_next_token_bitmask: a 2-D bitmask with a row for every index")
+        n = min(self.max_threads, max_threads or self.max_threads, len(matchers))
+        if n <= 1 or self._pool is None:
+            for m, r in zip(matchers, rows):
+                m.fill_next_token_bitmask(arr, r)
+            return
+        todo = itertools.count()  # each thread takes the next matcher: cold masks do not pile up on one
+
+        def work() -> None:
+            while (i := next(todo)) < len(matchers):
+                matchers[i].fill_next_token_bitmask(arr, rows[i])
+
+        for f in [self._pool.submit(work) for _ in range(n)]:
+            f.result()
+
+    @staticmethod
+    def batch_accept_token(matchers: Sequence[GrammarMatcher], tokens: Sequence[int]) -> list[bool]:
+        """accept_token of tokens[i] by matchers[i], for each i."""
+        if len(tokens) != len(matchers):
+            raise StructgenError("batch_accept_token: one token per matcher")
+        return [m.accept_token(t) for m, t in zip(matchers, tokens)]
+
+    @staticmethod
+    def batch_accept_string(matchers: Sequence[GrammarMatcher], strings: Sequence[str | bytes]) -> list[bool]:
+        """accept_string of strings[i] by matchers[i], for each i."""
+        if len(strings) != len(matchers):
+            raise StructgenError("batch_accept_string: one string per matcher")
+        return [m.accept_string(x) for m, x in zip(matchers, strings)]
+
+    def close(self) -> None:
+        """Stop the threads (also at garbage collection)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def __del__(self) -> None:
+        self.close()

@@ -104,6 +104,7 @@ class ObjectStates:
                 self.dynamic[s] = dyn.pop()
             elif stat:
                 self.static[s] = stat
+        tables.reserve(2 * tables.num_states + 64)  # states are added on first reach, during masks
         self.known: dict[tuple[int, int, tuple], int] = {}  # (base state, object, c) -> runtime id
         self.info: dict[int, tuple[int, int, tuple]] = {}  # runtime id -> (base state, object, c)
         self.n_base = len(automaton.trans)

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .lexer import grow_mapped
+
 
 OVERLAY = 256  # max states pushed by one simulated reduce chain (epsilon chains are short)
 
@@ -45,6 +47,7 @@ class ParserTables:
     # GLR: action -(R + 1 + k) (R rules) is fork k, whose actions are fork_acts[fork_ptr[k]:fork_ptr[k + 1]]
     fork_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int32))
     fork_acts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    _maps: dict = field(default_factory=dict, repr=False)  # the mapping under `action` once reserve()d
 
     def __post_init__(self) -> None:
         if self.num_states < 0:
@@ -101,16 +104,22 @@ class ParserTables:
         self.row_ptr = row_ptr
         self.row_terms = terms[keep].copy()
 
+    def reserve(self, rows: int) -> None:
+        """Room for `rows` states, on a mapping that later growth remaps in place (no copy of the
+        table: a copy of a big one, 5-40 ms, had landed in a mask call that built a state)."""
+        n = self.num_states
+        if rows > self.action.shape[0] or "action" not in self._maps:
+            grow_mapped(self, "action", self._maps, max(rows, self.action.shape[0]), n)
+        if len(self.row_ptr) < self.action.shape[0] + 1:
+            self.row_ptr = np.concatenate([self.row_ptr,
+                                           np.zeros(self.action.shape[0] + 1 - len(self.row_ptr), dtype=np.int32)])
+
     def add_state(self, copy_of: int) -> int:
         """Append a state whose action row is a copy of state `copy_of`'s (its gotos are set by the
         caller); finish_row() completes it."""
         n = self.num_states
         if n >= self.action.shape[0]:
-            cap = max(n + n // 2, 16)  # modest steps: each is a copy of the whole action table
-            grown = np.zeros((cap, self.action.shape[1]), dtype=np.int32)
-            grown[:n] = self.action[:n]
-            self.action = grown
-            self.row_ptr = np.concatenate([self.row_ptr, np.zeros(cap + 1 - len(self.row_ptr), dtype=np.int32)])
+            self.reserve(max(n + n // 2, 16))
         self.action[n] = self.action[copy_of]
         self.num_states = n + 1
         return n

@@ -413,7 +413,10 @@ class MaskStore:
                 key = (ls, stack[-j:])
                 got = self._lru.get(key)
                 if got is not None:
-                    self._lru.move_to_end(key)
+                    try:
+                        self._lru.move_to_end(key)
+                    except KeyError:  # evicted meanwhile by another thread's miss: still the right bits
+                        pass
                     self.hits += 1
                     return got
         self.misses += 1
@@ -428,11 +431,10 @@ class MaskStore:
             depth = pool_n - int(pool.touched[0])  # how many top states of `stack` were read
             if cg.parser.glr:  # forks read the stack in Python (glr.feed_all): the key is all of it
                 depth = len(stack)
-        depths = self._depths.setdefault(ls, [])
-        if depth not in depths:
-            depths.append(depth)
-            depths.sort()
-        self._lru[(ls, stack[-depth:])] = bits
-        if len(self._lru) > self.max_entries:
-            self._lru.popitem(last=False)
+            depths = self._depths.get(ls, [])
+            if depth not in depths:  # replaced, not changed: other threads read it without the lock
+                self._depths[ls] = sorted(depths + [depth])
+            self._lru[(ls, stack[-depth:])] = bits
+            if len(self._lru) > self.max_entries:
+                self._lru.popitem(last=False)
         return bits

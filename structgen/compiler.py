@@ -50,9 +50,8 @@ def _gc_paused_compile() -> Iterator[None]:
     whichever allocation comes next: often a later mask call. Paused, they all stay in the
     youngest generation, and one collection of the young generations frees them here for a few ms
     and moves the compiled grammar's objects to the oldest one (collected in a mask call, they
-    were a 5-20 ms pause). Those count toward the next full collection as CPython counts them
-    (due when a quarter of the old generation is new), and when it is due it runs here too
-    (_collect_after_compile). Only when the GC was enabled; nested and concurrent compiles resume
+    were a 5-20 ms pause). Those count toward the next full collection, which runs here too when
+    it is due (_collect_after_compile). Only when the GC was enabled; nested and concurrent compiles resume
     it once, at the end of the last. A refused compile's traceback keeps file and line, not the
     locals of its finished frames."""
     global _gc_paused
@@ -81,15 +80,17 @@ def _gc_paused_compile() -> Iterator[None]:
 
 def _collect_after_compile() -> None:
     """Collect the young generations (the compile's garbage), and the whole heap when the objects
-    compiles promoted since the last full collection are a quarter of the old generation (CPython's
-    own rule, so this runs a full collection no more often than it would; it then resets its count)."""
+    compiles promoted since the last full collection are an eighth of the old generation. CPython
+    starts one at a quarter, counting every promotion (mask calls' too), so at a quarter of ours its
+    own came first, in whatever call (a mask's: 7-30 ms); at an eighth this one runs first (and
+    resets CPython's count), at most twice as often as CPython would."""
     global _gc_promoted, _gc_old
     gc.collect(0)
     survivors = len(gc.get_objects(1))
     gc.collect(1)
     with _gc_lock:
         _gc_promoted += survivors
-        full = _gc_promoted > _gc_old // 4
+        full = _gc_promoted > _gc_old // 8
     if full:
         gc.collect(2)
         with _gc_lock:

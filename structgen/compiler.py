@@ -153,7 +153,12 @@ class CompiledGrammar:
     def build(cls, ir: Grammar, tokenizer_info: TokenizerInfo,
               options: CompileOptions = DEFAULT_OPTIONS, *, glr_ok: bool = True) -> "CompiledGrammar":
         """Compile grammar IR: our LALR(1) tables (automata/lr.py). A grammar with conflicts runs on
-        the GLR path (its ε-free form, every conflict kept) when `glr_ok`, else GrammarError names them."""
+        the GLR path (its ε-free form, every conflict kept) when `glr_ok`, else GrammarError names them.
+        With `options.reasoning`, a reasoning block comes first (frontend/structural_tag.py)."""
+        if options.reasoning is not None:
+            from .frontend.structural_tag import with_reasoning
+
+            ir = with_reasoning(ir, *options.reasoning)
         try:
             tables, builder = lalr_tables(ir, options)
         except GrammarError as e:
@@ -490,6 +495,31 @@ class GrammarCompiler:
             return cg
 
         return self._cached(("json_schema", canonical, opts.key()), build, opts)
+
+    def compile_structural_tag(self, structural_tag: Any, triggers: Any = None, options: CompileOptions | None = None,
+                               **changes: Any) -> CompiledGrammar:
+        """Free text with tags (tool calls) in it, in XGrammar's structural tag format: a dict, JSON
+        text or pydantic StructuralTag of type "triggered_tags" (frontend/structural_tag.py), or
+        the deprecated pair (tags, triggers) of items with begin / schema / end. Each tag's content
+        is its JSON schema's values under the options (`whitespace`, `property_order`, ...)."""
+        from .frontend.structural_tag import legacy_tags, parse_structural_tag, structural_tag_grammar
+
+        spec = legacy_tags(structural_tag, triggers) if triggers is not None else parse_structural_tag(structural_tag)
+        opts = self._options(options, changes)
+
+        def build() -> CompiledGrammar:
+            ir, relaxations = structural_tag_grammar(spec, opts)
+            try:
+                cg = CompiledGrammar.build(ir, self.tokenizer_info, opts, glr_ok=False)
+            except GrammarError as e:
+                if not getattr(e, "conflicts", None):
+                    raise
+                raise GrammarError(f"the structural tag's grammar is ambiguous (two tags alike?): {e.conflicts[0]}") \
+                    from None
+            cg.relaxations = list(relaxations)
+            return cg
+
+        return self._cached(("structural_tag", spec.key(), opts.key()), build, opts)
 
     def compile_builtin(self, name: str) -> CompiledGrammar:
         """Compile one of the grammars shipped in `grammars/` (json, arithmetic, sql, minilang)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
@@ -45,7 +45,10 @@ def _fill_row(row: np.ndarray, bits: np.ndarray) -> None:
 class GrammarMatcher:
     """Tracks one output against a CompiledGrammar: masks, token acceptance, rollback, jump-forward."""
 
-    def __init__(self, compiled_grammar: CompiledGrammar, *, max_rollback_tokens: int = -1) -> None:
+    def __init__(self, compiled_grammar: CompiledGrammar, *, max_rollback_tokens: int = -1,
+                 reasoning_max_tokens: int | None = None) -> None:
+        """`reasoning_max_tokens`: for a grammar compiled with `reasoning=(open, close)`, the tokens
+        the reasoning block may take; past them the mask allows only the way to its closing marker."""
         self.compiled_grammar = compiled_grammar
         self.max_rollback_tokens = max_rollback_tokens
         self._pool = StackPool()
@@ -53,6 +56,12 @@ class GrammarMatcher:
         self._token_bytes = tok.token_bytes
         self._special = tok.special_mask
         self._stop = set(int(t) for t in tok.stop_token_ids)
+        markers = compiled_grammar.options.reasoning
+        if reasoning_max_tokens is not None and markers is None:
+            raise StructgenError("reasoning_max_tokens needs a grammar compiled with reasoning=(open, close)")
+        self._budget = reasoning_max_tokens
+        self._markers = tuple(m.encode("utf-8") for m in markers) if markers else None
+        self._closing_bits: dict[bytes, np.ndarray] = {}
         self.reset()
 
     # --- state -------------------------------------------------------------------------
@@ -62,7 +71,15 @@ class GrammarMatcher:
         cg = self.compiled_grammar
         self._branches: tuple[glr.Branch, ...] = ((cg.initial_lexer_state, cg.initial_stack),)
         self._terminated = False
-        self._history: list[tuple[tuple[glr.Branch, ...], bool]] = []
+        # the reasoning block while a budget applies: (tokens in it, its last bytes, closed, bytes read)
+        self._think: tuple[int, bytes, bool, int] | None = (0, b"", False, 0) if self._budget is not None else None
+        self._history: list[tuple] = []
+
+    def _state(self) -> tuple:
+        return self._branches, self._terminated, self._think
+
+    def _set_state(self, state: tuple) -> None:
+        self._branches, self._terminated, self._think = state
 
     @property
     def _ls(self) -> int:
@@ -103,11 +120,51 @@ class GrammarMatcher:
         got = glr.advance(cg, self._pool, list(self._branches), data)
         return tuple(sorted(got)) if got else None
 
-    def _push(self, branches: tuple[glr.Branch, ...], terminated: bool) -> None:
-        self._history.append((self._branches, self._terminated))
+    def _push(self, branches: tuple[glr.Branch, ...], terminated: bool, data: bytes = b"") -> None:
+        self._history.append(self._state())
         if self.max_rollback_tokens >= 0 and len(self._history) > self.max_rollback_tokens:
             del self._history[0]
         self._branches, self._terminated = branches, terminated
+        if self._think is not None and not self._think[2]:
+            self._think = self._think_after(data)
+
+    def _think_after(self, data: bytes) -> tuple[int, bytes, bool, int]:
+        """The reasoning block's state after one more token (or string) of bytes `data`."""
+        tokens, tail, _, seen = self._think
+        opening, closing = self._markers
+        buf = tail + data
+        i = buf.find(closing, max(0, len(opening) - (seen - len(tail))))  # not inside the opening marker
+        if i >= 0:
+            return tokens + 1, b"", True, seen + len(data)
+        return tokens + 1, buf[len(buf) - len(closing) + 1:] if len(closing) > 1 else b"", False, seen + len(data)
+
+    def _closing_only(self) -> np.ndarray | None:
+        """Past the reasoning budget, inside the block: the tokens on the way to its closing marker
+        (the rest of the marker, a prefix of it, or it and more), else None."""
+        if self._think is None or self._think[2] or self._think[0] < self._budget:
+            return None
+        _, tail, _, seen = self._think
+        opening, closing = self._markers
+        if seen < len(opening):  # the opening marker is not written yet: no budget before it
+            return None
+        k = next((k for k in range(min(len(tail), len(closing) - 1), 0, -1) if tail.endswith(closing[:k])), 0)
+        rest = closing[k:]
+        got = self._closing_bits.get(rest)
+        if got is None:
+            trie = self.compiled_grammar.tokenizer_info.trie
+            ids: list[int] = []
+            for j in range(1, len(rest)):
+                node = trie.find(rest[:j])
+                if node > 0:
+                    ids += trie.token_ids_at(node)
+            node = trie.find(rest)
+            if node > 0:
+                ids += trie.tok_ids[trie.node_tok_start[node]:trie.node_tok_start[trie.node_skip[node]]].tolist()
+            got = np.zeros(self.compiled_grammar.mask_store.words, dtype=np.uint32)
+            for t in ids:
+                got[t >> 5] |= np.uint32(1 << (t & 31))
+            self._closing_bits[rest] = got
+        return got
 
     # --- tokens --------------------------------------------------------------------------
 
@@ -137,7 +194,7 @@ class GrammarMatcher:
         got = self._advance(np.frombuffer(data, dtype=np.uint8))
         if got is None:
             return False
-        self._push(got, False)
+        self._push(got, False, data)
         return True
 
     def rollback(self, num_tokens: int = 1) -> None:
@@ -145,7 +202,7 @@ class GrammarMatcher:
         if num_tokens > len(self._history):
             raise StructgenError(f"cannot roll back {num_tokens} tokens; only {len(self._history)} recorded")
         for _ in range(num_tokens):
-            self._branches, self._terminated = self._history.pop()
+            self._set_state(self._history.pop())
 
     def expected_terminals(self, lexeme: bytes = b"") -> list[str]:
         """Names of the terminals that could continue the output here (for error messages).
@@ -187,11 +244,13 @@ class GrammarMatcher:
         if self._terminated:
             return store.stop_bits
         if len(self._branches) == 1:
-            return store.mask(self._ls, self._stack, self._pool)
-        bits = store.mask(*self._branches[0], self._pool).copy()
-        for ls, stack in self._branches[1:]:
-            bits |= store.mask(ls, stack, self._pool)
-        return bits
+            bits = store.mask(self._ls, self._stack, self._pool)
+        else:
+            bits = store.mask(*self._branches[0], self._pool).copy()
+            for ls, stack in self._branches[1:]:
+                bits |= store.mask(ls, stack, self._pool)
+        closing = self._closing_only()
+        return bits if closing is None else bits & closing
 
     def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
         """Write the packed int32 mask (bit t of word t // 32) into row `index` of `bitmask`."""
@@ -224,7 +283,7 @@ class GrammarMatcher:
         arr = _as_array(bitmask)
         if arr.ndim != 2 or arr.shape[0] < index + 1 + len(tokens):
             raise StructgenError(f"the bitmask needs {index + 1 + len(tokens)} rows for {len(tokens)} draft tokens")
-        saved = (self._branches, self._terminated, self._history)
+        saved, history = self._state(), self._history
         self._history = []
         states: list[tuple | None] = []
         try:
@@ -233,21 +292,54 @@ class GrammarMatcher:
                 if not -1 <= p < k:
                     raise StructgenError(f"draft node {k}: its parent {p} does not come before it")
                 row = arr[index + 1 + k].view(np.uint32)
-                start = saved[:2] if p < 0 else states[p]
+                start = saved if p < 0 else states[p]
                 if start is None:  # below a refused node
                     states.append(None)
                     row[:] = 0
                     continue
-                self._branches, self._terminated = start
+                self._set_state(start)
                 if self.accept_token(t):
-                    states.append((self._branches, self._terminated))
+                    states.append(self._state())
                     _fill_row(row, self.next_token_bits())
                 else:
                     states.append(None)
                     row[:] = 0
         finally:
-            self._branches, self._terminated, self._history = saved
+            self._set_state(saved)
+            self._history = history
         return sum(x is not None for x in states)
+
+    def find_jump_forward_tokens(self, encode: Callable[[str], list[int]] | None = None,
+                                 max_bytes: int = 4096) -> list[int]:
+        """The forced continuation as token ids the way the model's tokenizer writes it
+        (`encode`, default the TokenizerInfo's), for appending without sampling. The last token
+        is held back unless nothing can follow the forced text (it might merge with what comes
+        next, and tokenization would then differ), and so is any token the grammar refuses
+        (a tokenization that cuts a lexeme oddly). The state is left as it was."""
+        text = self.find_jump_forward_string(max_bytes)
+        encode = encode or self.compiled_grammar.tokenizer_info.encoder
+        if not text:
+            return []
+        if encode is None:
+            raise StructgenError("find_jump_forward_tokens needs an encoder (TokenizerInfo.from_tokenizer_json "
+                                 "or from_huggingface sets one)")
+        ids = [int(t) for t in encode(text)]
+        saved, history = self._state(), self._history
+        self._history = []
+        try:
+            n = self.accept_tokens(ids)
+            ends = n == len(ids) and self.is_accepting() and not self._after_end()
+        finally:
+            self._set_state(saved)
+            self._history = history
+        return ids[:n] if ends else ids[:min(n, len(ids) - 1)]
+
+    def _after_end(self) -> bool:
+        """Whether anything but the stop token may follow (at a complete word)."""
+        bits = self.next_token_bits().copy()
+        for t in self._stop:
+            bits[t >> 5] &= ~np.uint32(1 << (t & 31))
+        return bool(bits.any())
 
     def _candidate_bytes(self) -> np.ndarray:
         """Bytes that may come next by the lexer alone (a necessary condition): those that extend a

@@ -56,6 +56,11 @@ class CompileOptions:
     - `prefer_shift`: resolve shift/reduce conflicts as shifts (Lark's silent default, which can reject
       valid words) and record them. Without it, such a conflict raises GrammarError.
     - `allow_trailing_ignore`: allow %ignore text after a complete output (Lark's exact language).
+
+    Any input:
+    - `reasoning`: (opening, closing) markers, e.g. ("<think>", "</think>"): the output starts with a
+      reasoning block, anything up to the first closing marker (then optional whitespace), and the
+      grammar holds after it. None: no block.
     """
 
     whitespace: str = "compact"
@@ -65,6 +70,7 @@ class CompileOptions:
     property_order: str = "declared"
     prefer_shift: bool = False
     allow_trailing_ignore: bool = False
+    reasoning: tuple[str, str] | None = None
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -78,6 +84,11 @@ class CompileOptions:
         if len(seps) != 2 or any(x.strip(" \t\n\r") != mark for x, mark in zip(seps, ",:")):
             raise ValueError(f"separators must be (item, key) like (', ', ': '), got {self.separators!r}")
         object.__setattr__(self, "separators", seps)
+        if self.reasoning is not None:
+            markers = tuple(self.reasoning)
+            if len(markers) != 2 or not all(isinstance(x, str) and x for x in markers):
+                raise ValueError(f"reasoning must be (opening, closing) marker strings, got {self.reasoning!r}")
+            object.__setattr__(self, "reasoning", markers)
 
     def with_(self, **changes: Any) -> "CompileOptions":
         """A copy with some fields changed. A key that names a Limits field changes that limit."""

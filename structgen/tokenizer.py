@@ -25,8 +25,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from functools import cached_property
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +257,31 @@ def _trie_arrays(flat, offsets):
 # --------------------------------------------------------------------------------------
 
 
+class JsonFileEncoder:
+    """Encodes text with the ``tokenizers`` library from a tokenizer.json, loaded on first use
+    (picklable: the path travels, not the tokenizer)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._tok: Any = None
+
+    def __call__(self, text: str) -> list[int]:
+        if self._tok is None:
+            try:
+                from tokenizers import Tokenizer
+            except ImportError as exc:
+                raise TokenizerError("encoding text needs the `tokenizers` package") from exc
+            self._tok = Tokenizer.from_file(self.path)
+        return list(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_tok": None}
+
+
+def _hf_encode(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
 class TokenizerInfo:
     """Exact bytes of every token id plus special/stop ids, for one logits width.
 
@@ -327,6 +352,9 @@ class TokenizerInfo:
         self.stop_token_ids = stops
         self.prepend_space = bool(prepend_space)
         self.name = name
+        # text -> token ids as the model's tokenizer writes them (find_jump_forward_tokens); set by
+        # the loaders that have the tokenizer, None for a bare vocabulary
+        self.encoder: Callable[[str], list[int]] | None = None
 
     # ---- derived data ----------------------------------------------------------------
 
@@ -398,6 +426,7 @@ class TokenizerInfo:
         cache = _vocab_cache_file(path, config_path, vocab_size, stop_token_ids)
         got = _load_vocab_cache(cls, cache)
         if got is not None:
+            got.encoder = JsonFileEncoder(path)
             return got
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -423,6 +452,7 @@ class TokenizerInfo:
             name=name,
         )
         _save_vocab_cache(info, cache)
+        info.encoder = JsonFileEncoder(path)
         return info
 
     @classmethod
@@ -456,7 +486,7 @@ class TokenizerInfo:
         if stop_token_ids is None:
             stop_token_ids = eos_ids
         name = str(getattr(tokenizer, "name_or_path", "") or "")
-        return cls._from_json_data(
+        info = cls._from_json_data(
             data,
             vocab_size=vocab_size,
             stop_token_ids=stop_token_ids,
@@ -464,6 +494,8 @@ class TokenizerInfo:
             name=name,
             extra_special=extra_special,
         )
+        info.encoder = partial(_hf_encode, tokenizer)
+        return info
 
     @classmethod
     def _from_json_data(

@@ -76,14 +76,16 @@ def chunk_size(lo: int, hi: int | None) -> int:
 class Emitter(ObjectEmitter, Normalizer):
     """Writes the IR of one schema: `schema()` returns the nonterminal of a node's values."""
 
-    def __init__(self, root: Any, options: CompileOptions = DEFAULT_OPTIONS, parametric: bool = True) -> None:
+    def __init__(self, root: Any, options: CompileOptions = DEFAULT_OPTIONS, parametric: bool = True,
+                 builder: GrammarBuilder | None = None) -> None:
+        """`builder`: write into this one (several schemas in one grammar: structural tags)."""
         super().__init__(root, options.strict)
         self.parametric = parametric
         self.limits = options.limits
         self.any_order = options.property_order == "any"
         self.separators = {", ": options.separators[0], ": ": options.separators[1]}
         self.max_whitespace = max_whitespace = options.max_whitespace if options.whitespace == "flexible" else None
-        self.b = GrammarBuilder(max_rules=options.limits.max_rules)
+        self.b = builder or GrammarBuilder(max_rules=options.limits.max_rules)
         self.memo: dict[Any, Any] = {}  # pointer / canonical text -> nonterminal
         self.n = 0
         self.ws: Expr = EMPTY  # optional whitespace after a lexeme
@@ -96,8 +98,12 @@ class Emitter(ObjectEmitter, Normalizer):
 
     # --- output ------------------------------------------------------------------------
 
+    def value(self) -> Expr:
+        """The expression of the root schema's values."""
+        return self.schema(self.root, "#", self._base(self.root, ""))
+
     def run(self) -> SchemaGrammar:
-        top = self.schema(self.root, "#", self._base(self.root, ""))
+        top = self.value()
         start = self.b.nonterminal("start")
         self.define(start, top)
         try:

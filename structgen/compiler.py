@@ -36,6 +36,7 @@ GRAMMARS_DIR = Path(__file__).resolve().parent / "grammars"
 _gc_lock = threading.Lock()
 _gc_paused = 0  # compiles running with the cyclic GC paused by _gc_paused_compile
 _gc_old = 1  # the size of the oldest generation after the last full collection a compile ran
+_gc_moved = [0, 0]  # objects moved to it since the last full collection; young objects at a collection's start
 
 
 @contextmanager
@@ -77,20 +78,35 @@ def _gc_paused_compile() -> Iterator[None]:
 
 
 def _collect_after_compile() -> None:
-    """Collect the young generations (the compile's garbage, and it moves the compiled grammar to
-    the old generation), and the whole heap once the old generation grew by an eighth since the
-    last full collection. CPython starts one when its count of objects moved there (mask calls'
-    too, and those freed since) passes a quarter, in whatever call that is (a mask's: 7-30 ms);
-    this check (~0.15 ms for 28k objects) runs first, and its collection resets CPython's count."""
+    """Collect the young generations (the compile's garbage; it moves the compiled grammar to the
+    old generation), and the whole heap once the objects moved to the old generation since the
+    last full collection are an eighth of it. CPython starts a full collection at a quarter, in
+    whatever call that happens to be (a mask's: 7-30 ms); counting its moves too (_count_moves,
+    mask calls' included), this check comes first, and its collection resets CPython's count."""
     global _gc_old
+    if _count_moves not in gc.callbacks:
+        gc.callbacks.append(_count_moves)
     gc.collect(1)
-    grown = len(gc.get_objects(2))
     with _gc_lock:
-        full = grown - _gc_old > _gc_old // 8
+        full = _gc_moved[0] > _gc_old // 8
     if full:
         gc.collect(2)
         with _gc_lock:
             _gc_old = max(1, len(gc.get_objects(2)))
+            _gc_moved[0] = 0
+
+
+def _count_moves(phase: str, info: dict) -> None:
+    """gc callback: how many objects generation-1 collections move to the old generation (the
+    young objects at the start less those collected), reset by full collections."""
+    gen = info["generation"]
+    if gen == 2:
+        _gc_moved[0] = 0
+    elif gen == 1:
+        if phase == "start":
+            _gc_moved[1] = len(gc.get_objects(0)) + len(gc.get_objects(1))
+        else:
+            _gc_moved[0] += max(0, _gc_moved[1] - info["collected"])
 
 
 def _clear_frames(e: BaseException) -> None:

@@ -6,7 +6,6 @@ the GLR path (automata/glr.py) one per live parse; a token is allowed iff some b
 from __future__ import annotations
 
 import itertools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Literal, Sequence
 
@@ -389,11 +388,15 @@ class GrammarMatcher:
 
 
 class BatchGrammarMatcher:
-    """Masks of many matchers at once on a thread pool (XGrammar's BatchGrammarMatcher): the
-    mask kernels are numba `nogil`, so the misses of different sequences overlap."""
+    """Masks of many matchers at once, optionally on a thread pool (XGrammar's BatchGrammarMatcher).
+
+    The mask kernels are numba `nogil`, but a mask is also Python (the cache lookup, the steps
+    between kernels), and with the GIL two threads slowed a 64-sequence MaskBench batch down on a
+    2-core machine (0.4-0.5x, bench/README.md): "auto" is one thread until the mask path is one
+    GIL-free call; ask for more with max_threads=N."""
 
     def __init__(self, max_threads: int | Literal["auto"] = "auto") -> None:
-        n = min(8, os.cpu_count() or 1) if max_threads == "auto" else int(max_threads)
+        n = 1 if max_threads == "auto" else int(max_threads)
         if n < 1:
             raise StructgenError("max_threads must be at least 1")
         self.max_threads = n

@@ -85,20 +85,22 @@ class Tag:
 class TriggeredTags:
     """Free text with tags in it: a tag starts where a trigger occurs in the text (its begin starts
     with the trigger), and the free text contains no trigger otherwise, nor any of `excludes`.
-    `at_least_one`: some tag must occur (tool_choice="required"); `stop_after_first`: the output
-    ends after the first tag."""
+    `at_least_one`: some tag must occur; `stop_after_first`: the output ends after the first tag.
+    `separator` not None (XGrammar's "tags_with_separator"): no free text at all, the tags follow
+    one another with `separator` between them (tool_choice="required": only calls)."""
 
     tags: tuple[Tag, ...]
     triggers: tuple[str, ...]
     at_least_one: bool = False
     stop_after_first: bool = False
     excludes: tuple[str, ...] = ()
+    separator: str | None = None
 
     def key(self) -> str:
         """Canonical JSON text (the compile-cache key part)."""
         return json.dumps({"tags": [[t.begin, t.schema, t.end] for t in self.tags], "triggers": list(self.triggers),
                            "at_least_one": self.at_least_one, "stop_after_first": self.stop_after_first,
-                           "excludes": list(self.excludes)}, sort_keys=True)
+                           "excludes": list(self.excludes), "separator": self.separator}, sort_keys=True)
 
 
 def _schema_of(x: Any, where: str) -> Any:
@@ -134,9 +136,10 @@ def parse_structural_tag(spec: Any) -> TriggeredTags:
     if not isinstance(spec, dict):
         raise SchemaError("a structural tag is a JSON object")
     fmt = spec.get("format", spec) if spec.get("type") == "structural_tag" else spec
-    if not isinstance(fmt, dict) or fmt.get("type") != "triggered_tags":
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("triggered_tags", "tags_with_separator"):
         kind = fmt.get("type") if isinstance(fmt, dict) else type(fmt).__name__
-        raise UnsupportedFeature("format", "#/format", f"structural tag format {kind!r} (supported: triggered_tags)")
+        raise UnsupportedFeature("format", "#/format", f"structural tag format {kind!r} (supported: triggered_tags, "
+                                 "tags_with_separator)")
     tags = []
     for k, t in enumerate(fmt.get("tags", [])):
         content = t.get("content", {})
@@ -144,9 +147,10 @@ def parse_structural_tag(spec: Any) -> TriggeredTags:
             kind = content.get("type") if content.get("type") != "json_schema" else f"json_schema style {content.get('style')!r}"
             raise UnsupportedFeature("content", f"#/format/tags/{k}/content", f"tag content {kind!r} (supported: json_schema)")
         tags.append(Tag(str(t["begin"]), _schema_of(content.get("json_schema", True), f"tag {k}"), str(t["end"])))
+    separator = str(fmt.get("separator", "")) if fmt["type"] == "tags_with_separator" else None
     return TriggeredTags(tuple(tags), tuple(str(x) for x in fmt.get("triggers", [])),
                          bool(fmt.get("at_least_one", False)), bool(fmt.get("stop_after_first", False)),
-                         tuple(str(x) for x in fmt.get("excludes", []) or []))
+                         tuple(str(x) for x in fmt.get("excludes", []) or []), separator)
 
 
 def _aho_corasick(patterns: list[bytes]) -> tuple[np.ndarray, list[frozenset[int]]]:
@@ -224,6 +228,8 @@ def structural_tag_grammar(spec: TriggeredTags, options: CompileOptions) -> tupl
 
     if not spec.tags:
         raise GrammarError("a structural tag needs at least one tag")
+    if spec.separator is not None:
+        return _tags_only(spec, options)
     triggers = [t.encode("utf-8") for t in spec.triggers]
     if not triggers or any(not t for t in triggers) or len(set(triggers)) < len(triggers):
         raise GrammarError("structural tag triggers must be distinct non-empty strings")
@@ -261,6 +267,32 @@ def structural_tag_grammar(spec: TriggeredTags, options: CompileOptions) -> tupl
     return b.build(start, prune=True), relaxations
 
 
+def _tags_only(spec: TriggeredTags, options: CompileOptions) -> tuple[Grammar, list]:
+    """tags_with_separator: tag (separator tag)*, nothing else (none at all unless at_least_one)."""
+    from .json_schema.emit import Emitter
+    from .json_schema.expr import EMPTY, cat, opt, union
+    from .json_schema.normalize import load_schema
+
+    b = GrammarBuilder(max_rules=options.limits.max_rules)
+    helper = Emitter({}, options, builder=b)
+    relaxations: list = []
+    alts = []
+    for tag in spec.tags:
+        em = Emitter(load_schema(tag.schema), options, builder=b)
+        value = em.value()
+        relaxations += em.relaxations
+        alts.append(cat(helper.lit(tag.begin) if tag.begin else EMPTY, value, helper.lit(tag.end) if tag.end else EMPTY))
+    tag_expr = helper.new_rule("tag", union(*alts))
+    if spec.stop_after_first:
+        body = tag_expr
+    else:
+        sep = helper.lit(spec.separator) if spec.separator else EMPTY
+        body = cat(tag_expr, helper.star(cat(sep, tag_expr)))
+    start = b.nonterminal("start")
+    helper.define(start, body if spec.at_least_one else opt(body))
+    return b.build(start, prune=True), relaxations
+
+
 # --- tool-call presets -------------------------------------------------------------------------
 
 # (trigger, begin with {name}, end) of the common tool-call formats; one call per tag
@@ -279,8 +311,9 @@ def tool_calls(preset: str, tools: list[dict], tool_choice: Any = "auto",
                excludes: tuple[str, ...] = ("<think>", "</think>")) -> dict:
     """A structural tag (XGrammar's format) for tool calls in free text, in one of PRESETS' formats.
     `tools`: OpenAI function tools ({"type": "function", "function": {"name", "parameters"}}) or
-    bare {"name", "parameters"}. `tool_choice`: "auto" (any number of calls, or none), "required"
-    (at least one), or {"type": "function", "function": {"name": ...}} (that tool, at least once)."""
+    bare {"name", "parameters"}. `tool_choice`: "auto" (free text with any number of calls in it),
+    "required" (calls only, at least one, newline-separated: as OpenAI-style servers mean it), or
+    {"type": "function", "function": {"name": ...}} (calls of that tool only)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown tool-call preset {preset!r}; choose from {sorted(PRESETS)}")
     trigger, begin, end = PRESETS[preset]
@@ -299,6 +332,9 @@ def tool_calls(preset: str, tools: list[dict], tool_choice: Any = "auto",
     tags = [{"type": "tag", "begin": begin.format(name=f["name"]),
              "content": {"type": "json_schema", "json_schema": f.get("parameters", {"type": "object"})},
              "end": end} for f in funcs]
+    if required:
+        return {"type": "structural_tag", "format": {"type": "tags_with_separator", "tags": tags, "separator": "\n",
+                                                     "at_least_one": True, "stop_after_first": False}}
     return {"type": "structural_tag", "format": {"type": "triggered_tags", "triggers": [trigger], "tags": tags,
-                                                 "at_least_one": required, "stop_after_first": False,
+                                                 "at_least_one": False, "stop_after_first": False,
                                                  "excludes": [x for x in excludes if x not in trigger]}}

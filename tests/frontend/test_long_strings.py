@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from structgen import GrammarCompiler, GrammarMatcher
-from structgen.frontend.json_schema.emit import chunk_size
+from structgen.frontend.json_schema.strings import chunk_size
 
 llguidance = pytest.importorskip("llguidance")
 tokenizers = pytest.importorskip("tokenizers")

@@ -165,3 +165,26 @@ def test_accept_tokens_stops_at_the_first_refusal(compiled) -> None:
     assert m.accept_tokens(text_ids + text_ids) == len(text_ids)
     m.rollback(len(text_ids))
     assert m.accept_tokens([]) == 0
+
+
+def test_jump_forward_tokens_are_the_forced_text_as_the_tokenizer_writes_it(tokenizer_llama3) -> None:
+    import pickle
+
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "kind": {"const": "person"}},
+              "required": ["name", "kind"], "additionalProperties": False}
+    cg = GrammarCompiler(tokenizer_llama3).compile_json_schema(schema)
+    m = GrammarMatcher(cg)
+    encode = tokenizer_llama3.encoder
+    forced = m.find_jump_forward_string()
+    ids = m.find_jump_forward_tokens()
+    assert forced == '{"name": "' and ids == encode(forced)[:-1]  # the last held back: it may merge
+    assert m.accept_tokens(ids) == len(ids)
+    assert m.accept_string(forced[len(tokenizer_llama3.decode_bytes(ids).decode()):]) and m.accept_string('Ada"')
+    rest = m.find_jump_forward_string()
+    before = (m._branches, len(m._history))
+    ids = m.find_jump_forward_tokens()
+    assert (m._branches, len(m._history)) == before  # the state is left as it was
+    assert rest == ', "kind": "person"}' and ids == encode(rest)  # the output ends there: all of it
+    assert m.accept_tokens(ids) == len(ids) and m.is_accepting()
+    assert GrammarMatcher(cg).find_jump_forward_tokens(encode=lambda text: []) == []
+    assert pickle.loads(pickle.dumps(tokenizer_llama3.encoder))("abc") == encode("abc")

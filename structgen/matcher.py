@@ -248,6 +248,8 @@ class GrammarMatcher:
             bits = store.mask(*self._branches[0], self._pool).copy()
             for ls, stack in self._branches[1:]:
                 bits |= store.mask(ls, stack, self._pool)
+        if self._think is None:  # no reasoning budget: nothing more on the per-token path
+            return bits
         closing = self._closing_only()
         return bits if closing is None else bits & closing
 

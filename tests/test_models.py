@@ -265,3 +265,23 @@ def test_default_model_greedy_generation(default_model, tokenizer):
     with torch.no_grad():
         again = model.generate(**inputs, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.eos_token_id)
     assert torch.equal(out, again)
+
+
+@pytest.mark.slow
+def test_default_model_folder_is_the_gguf_model(default_model, tokenizer, tmp_path):
+    """The cached Hugging Face folder (what vLLM and later loads read) holds the GGUF's weights:
+    the same logits; a second load comes from the folder, and a stale marker rebuilds it."""
+    import torch
+
+    folder = models.default_model_folder(tmp_path)
+    assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
+    again = models.load_default_model(cache_dir=tmp_path)
+    ids = torch.tensor([tokenizer.encode("The capital of France is")])
+    with torch.no_grad():
+        assert torch.equal(default_model(ids).logits, again(ids).logits)
+    assert models.default_model_folder(tmp_path) == folder  # cached: no rebuild
+    marker = json.loads((folder / "structgen-cache.json").read_text())
+    marker["source"]["gguf_size"] = -1
+    (folder / "structgen-cache.json").write_text(json.dumps(marker))
+    assert models.default_model_folder(tmp_path) == folder
+    assert json.loads((folder / "structgen-cache.json").read_text())["source"]["gguf_size"] != -1

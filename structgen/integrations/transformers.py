@@ -31,6 +31,11 @@ for every row and applies it to the scores with
 **One processor instance serves one ``generate`` call.**  Call :meth:`LogitsProcessor.reset`
 (or build a new processor) before reusing it; a reused processor raises instead of
 silently mixing two generations.
+
+Exact sampling (the model's distribution conditioned on the grammar, not the per-step
+renormalized one) does not fit ``generate``, which cannot resample rows: :func:`smc_transformers`
+runs :class:`structgen.decoding.smc.SMCSampler` (AWRS proposals) on :class:`KVBatchModel`, one
+batched forward per step with a KV cache row per particle.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from structgen.kernels.apply import (
     bool_mask_to_bitmask,
 )
 
-__all__ = ["LogitsProcessor", "generate_transformers"]
+__all__ = ["LogitsProcessor", "generate_transformers", "KVBatchModel", "smc_transformers"]
 
 MatcherFactory = Callable[[Any], Any]
 
@@ -232,3 +237,110 @@ def generate_transformers(model: Any, hf_tokenizer: Any, compiled_grammar: Any, 
     terminated = proc.finalize(out)[0]
     new = [int(t) for t in out[0, inputs["input_ids"].shape[1]:] if not info.is_special(int(t))]
     return info.decode_bytes(new).decode("utf-8", errors="replace"), len(new), terminated
+
+
+# ---------------------------------------------------------------------- SMC / AWRS plug-in
+
+
+class KVBatchModel:
+    """A transformers causal LM as a batched next-token model with one KV cache row per prefix.
+
+    For :class:`structgen.decoding.smc.SMCSampler`: when every prefix of a call extends a prefix of
+    the previous call by one token (SMC's steps, resampled or not), the cache rows are selected
+    (``batch_select_indices``) and only the new tokens run: one forward of shape (B, 1) per step.
+    Otherwise the prefixes run from the prompt's cache (equal lengths in one forward, else one
+    forward per length).  Incremental logits differ from a full forward by float32 rounding only.
+    """
+
+    def __init__(self, model: Any) -> None:
+        import inspect
+
+        self.model = model
+        self.calls = 0  # forwards
+        self.rows = 0  # prefixes evaluated
+        params = inspect.signature(model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self._prompt: tuple[int, ...] | None = None
+        self._prompt_cache: Any = None
+        self._prompt_logits: torch.Tensor | None = None
+        self._cache: Any = None
+        self._index: dict[tuple[int, ...], int] = {}
+        self._length = -1
+
+    def _forward(self, ids: torch.Tensor, cache: Any) -> torch.Tensor:
+        self.calls += 1
+        with torch.no_grad():
+            out = self.model(input_ids=ids.to(self.model.device), use_cache=True, **{self._cache_kwarg: cache})
+        return out.logits[:, -1].float()
+
+    def _set_prompt(self, prompt: tuple[int, ...]) -> None:
+        from transformers import DynamicCache
+
+        if not prompt:
+            raise StructgenError("KVBatchModel needs a non-empty prompt")
+        cache = DynamicCache()
+        self._prompt_logits = self._forward(torch.tensor([prompt]), cache)[0]
+        self._prompt_cache, self._prompt = cache, prompt
+        self._cache, self._index, self._length = None, {}, -1
+
+    def _from_prompt(self, rows: int) -> Any:
+        import copy
+
+        cache = copy.deepcopy(self._prompt_cache)
+        cache.batch_select_indices(torch.zeros(rows, dtype=torch.long, device=self.model.device))
+        return cache
+
+    def batch_next_token_logits(self, prompt_ids: Any, prefixes: Any) -> Any:
+        """(len(prefixes), vocab) float32 logits after ``prompt_ids + prefix`` for each prefix."""
+        import numpy as np
+
+        prompt = tuple(int(t) for t in prompt_ids)
+        if prompt != self._prompt:
+            self._set_prompt(prompt)
+        keys = [tuple(int(t) for t in p) for p in prefixes]
+        self.rows += len(keys)
+        if not keys:
+            return np.zeros((0, self._prompt_logits.shape[0]), dtype=np.float32)
+        length = len(keys[0])
+        same = all(len(k) == length for k in keys)
+        if same and length == 0:
+            return self._prompt_logits.expand(len(keys), -1).cpu().numpy().copy()
+        if same and length == self._length + 1 and all(k[:-1] in self._index for k in keys):
+            rows = torch.tensor([self._index[k[:-1]] for k in keys], dtype=torch.long, device=self.model.device)
+            self._cache.batch_select_indices(rows)
+            logits = self._forward(torch.tensor([[k[-1]] for k in keys]), self._cache)
+        elif same:  # a new run, or prefixes that do not continue the last call: from the prompt's cache
+            self._cache = self._from_prompt(len(keys))
+            logits = self._forward(torch.tensor(keys), self._cache)
+        else:  # mixed lengths: one forward per length, nothing kept
+            out = np.zeros((len(keys), self._prompt_logits.shape[0]), dtype=np.float32)
+            for n in sorted({len(k) for k in keys}):
+                pick = [i for i, k in enumerate(keys) if len(k) == n]
+                out[pick] = self.batch_next_token_logits(prompt, [keys[i] for i in pick])
+            self._cache, self._index, self._length = None, {}, -1
+            return out
+        self._index = {k: i for i, k in enumerate(keys)}
+        self._length = length
+        return logits.cpu().numpy()
+
+    def next_token_logits(self, prompt_ids: Any, prefix_ids: Any) -> Any:
+        """One prefix (the :class:`~structgen.decoding.lm.NextTokenModel` protocol)."""
+        return self.batch_next_token_logits(prompt_ids, [prefix_ids])[0]
+
+
+def smc_transformers(model: Any, hf_tokenizer: Any, compiled_grammar: Any, prompt: str, *, n_particles: int = 10,
+                     max_tokens: int = 256, temperature: float = 1.0, seed: int = 0, ess_threshold: float = 0.5,
+                     critic: Callable[[tuple[int, ...], bool], float] | None = None) -> Any:
+    """SMC with AWRS proposals on a transformers model (one batched forward per step).
+
+    ``prompt`` is text (chat template applied); returns a :class:`structgen.decoding.smc.SMCResult`
+    whose ``posterior()`` estimates the model's distribution conditioned on the grammar.
+    ``n_particles=1, ess_threshold=0`` is one AWRS sample with its importance weight.
+    """
+    from structgen.decoding.smc import SMCSampler
+
+    ids = hf_tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    sampler = SMCSampler(KVBatchModel(model), compiled_grammar, ids, n_particles=n_particles,
+                         ess_threshold=ess_threshold, max_new_tokens=max_tokens, temperature=temperature,
+                         critic=critic, seed=seed)
+    return sampler.run()

@@ -20,6 +20,8 @@ EXAMPLES = """examples:
   structgen generate --regex "[0-9]{3}-[0-9]{4}" "Make up a phone number"
   structgen generate --grammar my.lark --max-tokens 64 "..."
   structgen generate --asap 20 --regex "(yes|no|maybe)" "Will it rain tomorrow?"
+  structgen generate --smc 8 --regex "(yes|no|maybe)" "Will it rain tomorrow?"
+  structgen generate --awrs --temperature 1 --schema examples/person.json "Describe a fictional person"
   structgen validate --schema examples/person.json person.json
   structgen validate --schema examples/person.json --check
   structgen compile --schema examples/person.json --emit-lark
@@ -153,6 +155,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise StructgenError("--backend llama-cpp runs the embedded model only (drop --model)")
     if args.asap is not None and args.asap < 1:
         raise StructgenError(f"--asap needs a number of samples >= 1, got {args.asap}")
+    if args.smc is not None and args.smc < 1:
+        raise StructgenError(f"--smc needs a number of particles >= 1, got {args.smc}")
+    if sum((args.asap is not None, args.smc is not None, bool(args.awrs))) > 1:
+        raise StructgenError("--asap, --smc and --awrs are different samplers: give one")
     schema = _schema(args) if (args.schema or args.pydantic) else None
     quiet = args.json
     model = None
@@ -168,6 +174,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     prompt = chat_prompt(hf_tok, f"{args.prompt} {hint}")
     if args.asap is not None:
         return _generate_asap(args, cg, hf_tok, prompt, model, schema)
+    if args.smc is not None or args.awrs:
+        return _generate_smc(args, cg, hf_tok, prompt, model, schema)
     clock = [0.0, 0, -1.0]
     on_text = None if args.json else (lambda text: print(text, end="", flush=True))
     if args.backend == "llama-cpp":
@@ -263,6 +271,70 @@ def _generate_asap(args: argparse.Namespace, cg, hf_tok, prompt: str, model, sch
     return 0
 
 
+def _generate_smc(args: argparse.Namespace, cg, hf_tok, prompt: str, model, schema) -> int:
+    """--smc N: N particles of SMC with AWRS proposals, printed as weight and text per output;
+    --awrs: one AWRS sample (no mask unless rejections pile up) and its log importance weight."""
+    import json
+
+    from .decoding.smc import SMCSampler
+
+    quiet = args.json
+    n = args.smc if args.smc is not None else 1
+    with _Progress("loading the model", quiet):
+        if args.backend == "llama-cpp":
+            from .decoding.lm import LlamaCppModel
+            from .models import load_default_llama
+
+            lm = LlamaCppModel(load_default_llama(seed=args.seed, n_ctx=4096))
+        else:
+            from transformers.utils import logging as hf_logging
+
+            from .integrations.transformers import KVBatchModel
+            from .models import load_default_model
+
+            hf_logging.disable_progress_bar()
+            lm = KVBatchModel(model if model is not None else load_default_model())
+    ids = hf_tok(prompt, add_special_tokens=False)["input_ids"]
+    sampler = SMCSampler(lm, cg, ids, n_particles=n, ess_threshold=args.ess_threshold if args.smc else 0.0,
+                         max_new_tokens=args.max_tokens, temperature=args.temperature if args.temperature > 0 else 1.0,
+                         seed=args.seed)
+    t0 = time.perf_counter()
+    with _Progress(f"running SMC with {n} particles" if args.smc else "drawing an AWRS sample", quiet):
+        result = sampler.run()
+    seconds = time.perf_counter() - t0
+    counters = {"seconds": round(seconds, 2), "log_ml": result.log_ml, "ess": round(result.ess, 3),
+                "resamples": result.resamples, "model_calls": result.model_calls,
+                "forward_batches": result.forward_batches, "awrs": result.awrs}
+    valid = (lambda text: {"valid": _schema_valid(schema, text)}) if schema is not None else (lambda text: {})
+    if args.smc:
+        rows = list(result.posterior().items())
+        if args.json:
+            print(json.dumps({"samples": [{"output": t, "weight": w, **valid(t)} for t, w in rows], **counters},
+                             ensure_ascii=False))
+        else:
+            for text, w in rows:
+                print(f"{w:.4f}\t{text}")
+        if not rows:
+            print(f"structgen: no particle finished within --max-tokens {args.max_tokens}", file=sys.stderr)
+    else:
+        p = result.particles[0]
+        if args.json:
+            print(json.dumps({"output": p.text, "terminated": p.finished, "log_weight": p.log_weight,
+                              **valid(p.text), **counters}, ensure_ascii=False))
+        else:
+            print(p.text)
+            if not p.finished:
+                print(f"structgen: stopped at --max-tokens {args.max_tokens} before the output was complete",
+                      file=sys.stderr)
+    if args.verbose:
+        a = result.awrs
+        print(f"[structgen] {result.steps} steps in {seconds:.1f} s, {result.forward_batches} batched forwards "
+              f"({result.model_calls} prefixes), {result.resamples} resamplings, ESS {result.ess:.2f}, log Z-hat "
+              f"{result.log_ml:.3f}; AWRS: {a['no_mask_fraction']:.1%} of steps without a mask, "
+              f"{a['rejections_per_step']:.2f} rejections per step", file=sys.stderr)
+    return 0
+
+
 def _schema_valid(schema, text: str) -> bool:
     """Whether `text` parses as JSON and conforms to `schema` (jsonschema, formats checked)."""
     import json
@@ -314,6 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--asap", type=int, metavar="N",
                    help="draw N grammar-aligned (ASAp) samples at --temperature (0 means 1) and print each "
                         "distinct output with its count")
+    g.add_argument("--smc", type=int, metavar="N",
+                   help="sequential Monte Carlo with N particles and AWRS proposals at --temperature (0 means 1): "
+                        "prints each finished output with its posterior weight (the model conditioned on the grammar)")
+    g.add_argument("--awrs", action="store_true",
+                   help="sample with adaptive weighted rejection sampling (masks only when rejections pile up) at "
+                        "--temperature (0 means 1); --json adds the log importance weight")
+    g.add_argument("--ess-threshold", type=float, default=0.5,
+                   help="with --smc: resample when the effective sample size falls below this fraction of N")
     g.set_defaults(func=cmd_generate)
 
     v = _source_command(sub, common, "validate", "does an instance or text fit a schema, grammar or regex")

@@ -138,10 +138,12 @@ class AWRS:
 
     # ------------------------------------------------------------------ one step
 
-    def step(self, logits: np.ndarray, matcher: GrammarMatcher, rng: np.random.Generator, *,
-             stop_only: bool = False) -> AWRSStep:
-        """Draw a token from π and an unbiased estimate of log Z; the matcher is left unchanged."""
-        p = self.probs(logits)
+    def step(self, logits: np.ndarray | None, matcher: GrammarMatcher, rng: np.random.Generator, *,
+             stop_only: bool = False, probs: np.ndarray | None = None) -> AWRSStep:
+        """Draw a token from π and an unbiased estimate of log Z; the matcher is left unchanged.
+
+        ``probs`` (``self.probs(logits)``, not modified) saves the softmax where many draws share logits."""
+        p = self.probs(logits) if probs is None else probs.copy()
         if stop_only:
             out = self._stop_step(p, matcher, rng)
         elif self.mask_after == 0:

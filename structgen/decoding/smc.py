@@ -226,11 +226,12 @@ class SMCSampler:
             for p in active:
                 keys.setdefault(tuple(p.tokens), len(keys))
             logits = self._logits(list(keys))
+            probs = [self.awrs.probs(row) for row in logits[:len(keys)]]  # one softmax per distinct prefix
             calls += len(keys)
             batches += 1
             steps += 1
             for p in active:
-                self._advance(p, logits[keys[tuple(p.tokens)]], rng, depth >= self.max_new_tokens)
+                self._advance(p, probs[keys[tuple(p.tokens)]], rng, depth >= self.max_new_tokens)
             if self.ess_threshold > 0 and any(not p.done for p in parts) and self._ess(parts) < self.ess_threshold * n:
                 parts = self._resample(parts, rng)
                 resamples += 1
@@ -241,9 +242,9 @@ class SMCSampler:
                           awrs.rejections - stats_before.rejections, awrs.tests - stats_before.tests)
         return SMCResult(out, _logsumexp(w) - math.log(n), resamples, steps, calls, batches, delta.to_json())
 
-    def _advance(self, p: _State, logits: np.ndarray, rng: np.random.Generator, at_budget: bool) -> None:
+    def _advance(self, p: _State, probs: np.ndarray, rng: np.random.Generator, at_budget: bool) -> None:
         """One AWRS step of particle ``p`` (its weight times Ẑ, then the critic's ratio)."""
-        r = self.awrs.step(logits, p.matcher, rng, stop_only=at_budget)
+        r = self.awrs.step(None, p.matcher, rng, stop_only=at_budget, probs=probs)
         if r.token < 0:
             p.logw, p.done = _NEG_INF, True
             return

@@ -207,3 +207,35 @@ def test_transformers_kv_batches_match_per_prefix_logits_and_smc_runs() -> None:
     post = r.posterior()
     assert post and all(set(t) <= {"0", "1"} and 1 <= len(t) <= 3 for t in post)
     assert sum(post.values()) == pytest.approx(1.0)
+
+
+def _cli(*args: str):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-m", "structgen", "generate", *args], cwd=repo, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--smc", "0", "--regex", "a"], "--smc needs a number of particles >= 1"),
+    (["--smc", "2", "--asap", "2", "--regex", "a"], "different samplers"),
+    (["--awrs", "--smc", "2", "--regex", "a"], "different samplers"),
+])
+def test_cli_refuses_bad_sampler_options(args, message) -> None:
+    res = _cli(*args)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_cli_smc_json_reports_weights_and_awrs_counters() -> None:
+    import json
+
+    res = _cli("--smc", "4", "--json", "--max-tokens", "8", "--regex", "(yes|no)", "Will it rain?")
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    assert {s["output"] for s in out["samples"]} <= {"yes", "no"}
+    assert sum(s["weight"] for s in out["samples"]) == pytest.approx(1.0)
+    assert out["forward_batches"] <= 9 and 0.0 <= out["awrs"]["no_mask_fraction"] <= 1.0

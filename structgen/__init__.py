@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .compiler import CompiledGrammar, GrammarCompiler, builtin_grammar
 from .errors import (
     GrammarError,
     LimitExceeded,
@@ -12,21 +11,30 @@ from .errors import (
     TokenizerError,
     UnsupportedFeature,
 )
-from .matcher import BatchGrammarMatcher, GrammarMatcher
-from .tokenizer import TokenizerInfo
 
 __version__ = "0.1.0"
 
-_TORCH_API = {"allocate_token_bitmask", "apply_token_bitmask_inplace", "get_bitmask_shape"}
+# Loaded on first use: `import structgen` (or a submodule, e.g. the vLLM processor's module, which
+# vLLM imports in its workers before it scans their modules, a scan llvmlite's library wrapper
+# breaks) does not load numba. The torch-based mask helpers stay optional the same way.
+_LAZY = {
+    "CompiledGrammar": "compiler", "GrammarCompiler": "compiler", "builtin_grammar": "compiler",
+    "BatchGrammarMatcher": "matcher", "GrammarMatcher": "matcher", "TokenizerInfo": "tokenizer",
+    "allocate_token_bitmask": "kernels.apply", "apply_token_bitmask_inplace": "kernels.apply",
+    "get_bitmask_shape": "kernels.apply",
+}
 
 
 def __getattr__(name: str):
-    """The torch-based mask helpers load torch lazily, so the core engine runs without it."""
-    if name in _TORCH_API:
-        from .kernels import apply
+    """The engine's classes, imported on first access."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'structgen' has no attribute {name!r}")
+    import importlib
 
-        return getattr(apply, name)
-    raise AttributeError(f"module 'structgen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [

@@ -248,7 +248,9 @@ def default_model_folder(cache_dir: str | os.PathLike[str] | None = None) -> pat
     gguf = default_gguf_path()
     root = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()
     folder = root / _MODEL_CACHE_NAME
-    fingerprint = _source_fingerprint(gguf)
+    # the standard format any transformers (or vLLM's) reads, tied to the GGUF file alone (its name
+    # and size: another environment's copy of the same wheel shares the folder)
+    fingerprint = {"gguf": gguf.name, "gguf_size": gguf.stat().st_size}
     marker = _read_marker(folder)
     if marker is not None and marker.get("source") == fingerprint and (folder / "config.json").is_file():
         return folder

@@ -281,7 +281,7 @@ def test_default_model_folder_is_the_gguf_model(default_model, tokenizer, tmp_pa
         assert torch.equal(default_model(ids).logits, again(ids).logits)
     assert models.default_model_folder(tmp_path) == folder  # cached: no rebuild
     marker = json.loads((folder / "structgen-cache.json").read_text())
-    marker["source"]["gguf_size"] = -1
+    marker["source"]["gguf_size"] = -1  # another GGUF
     (folder / "structgen-cache.json").write_text(json.dumps(marker))
     assert models.default_model_folder(tmp_path) == folder
     assert json.loads((folder / "structgen-cache.json").read_text())["source"]["gguf_size"] != -1

@@ -22,7 +22,7 @@ EXAMPLES = """examples:
   structgen generate --asap 20 --regex "(yes|no|maybe)" "Will it rain tomorrow?"
   structgen generate --smc 8 --regex "(yes|no|maybe)" "Will it rain tomorrow?"
   structgen generate --awrs --temperature 1 --schema examples/person.json "Describe a fictional person"
-  structgen validate --schema examples/person.json person.json
+  structgen validate --schema examples/person.json examples/ada.json
   structgen validate --schema examples/person.json --check
   structgen compile --schema examples/person.json --emit-lark
 """
@@ -588,6 +588,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         errors = sorted(cls(schema, format_checker=cls.FORMAT_CHECKER).iter_errors(instance), key=str)
         theirs = not errors
         print(f"structgen: {'valid' if ours else 'invalid'}; jsonschema: {'valid' if theirs else 'invalid'}")
+        if not ours:  # where the instance, as structgen writes it, leaves the schema's language
+            print(f"  structgen, on {text[:60] + '...' if len(text) > 60 else text}:", end=" ")
+            _report_walk(cg, text.encode("utf-8"))
         for e in errors[:5]:
             print(f"  jsonschema: {e.message} at {e.json_path}")
         if ours != theirs:
@@ -604,6 +607,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         cg = compiler.compile_regex(args.regex)
         data = args.input.encode("utf-8")
+    return 0 if _report_walk(cg, data) else 1
+
+
+def _report_walk(cg, data: bytes) -> bool:
+    """Feed `data` byte by byte; print "match", or the byte offset where it leaves the language (or
+    that it ends too early) and the terminals expected there. Whether it matched."""
+    from . import GrammarMatcher
+
     m = GrammarMatcher(cg)
     lx = cg.lexer
     start = 0  # where the current lexeme began
@@ -613,7 +624,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             expected = m.expected_terminals(data[start:i])
             print(f"no match: the text leaves the language at byte {i} ({data[max(0, i - 20):i + 1]!r} <-); "
                   f"expected {_one_of(expected, m.is_accepting())}")
-            return 1
+            return False
         if lx.is_start[before] or (lx.accept_term[before] >= 0 and lx.trans[before, data[i]] < 0):
             start = i  # greedy lexing: this byte began a new lexeme
         if lx.is_start[m._ls]:
@@ -621,9 +632,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not m.is_accepting():
         print(f"no match: the text ends too early (after {len(data)} bytes); "
               f"expected {_one_of(m.expected_terminals(data[start:]), False)}")
-        return 1
+        return False
     print("match")
-    return 0
+    return True
 
 
 def _one_of(terminals: list[str], can_end: bool) -> str:

@@ -8,11 +8,12 @@ class StructgenError(Exception):
 
 
 class SchemaError(StructgenError):
-    """The JSON Schema itself is invalid; `json_pointer` says where."""
+    """The JSON Schema itself is invalid; `json_pointer` says where (None: the schema could not
+    be read at all, a missing file or bad JSON, where a pointer says nothing)."""
 
-    def __init__(self, message: str, json_pointer: str = "") -> None:
+    def __init__(self, message: str, json_pointer: str | None = "") -> None:
         self.json_pointer = json_pointer
-        super().__init__(f"{message} (at {json_pointer or '#'})")
+        super().__init__(message if json_pointer is None else f"{message} (at {json_pointer or '#'})")
 
 
 class UnsupportedFeature(StructgenError):

@@ -78,6 +78,24 @@ def test_validate_instance_agrees_with_jsonschema(tmp_path) -> None:
     res = run("validate", "--schema", "examples/person.json", str(bad))
     assert res.returncode == 1 and "structgen: invalid; jsonschema: invalid" in res.stdout
     assert "maximum" in res.stdout
+    # structgen's own reason: where the instance (as written compactly) leaves the language, and what fits there
+    assert "leaves the language at byte 10 (b'{\"age\": 360' <-); expected" in res.stdout, res.stdout
+
+
+def test_unreadable_schema_errors_name_no_pointer() -> None:
+    """A missing file or bad JSON is not a place in a schema: no "(at #)" after the message."""
+    for schema in ("no/such/schema.json", '{"type": "object"'):
+        res = run("validate", "--schema", schema, "examples/ada.json")
+        assert res.returncode == 2 and "(at #)" not in res.stderr, res.stderr
+
+
+def test_help_examples_name_files_that_exist() -> None:
+    import re
+
+    from structgen.cli import EXAMPLES
+
+    paths = set(re.findall(r"(examples/[\w.]+|tests/[\w./]+)", EXAMPLES))
+    assert paths and all((REPO / p).is_file() for p in paths), paths
 
 
 def test_validate_check_lists_relaxations() -> None:

@@ -69,11 +69,11 @@ def load_schema(schema: Any) -> Any:
                 with open(schema, encoding="utf-8") as f:
                     text = f.read()
             except OSError as e:
-                raise SchemaError(f"cannot read schema file {schema!r}: {e}") from None
+                raise SchemaError(f"cannot read schema file {schema!r}: {e}", None) from None
         try:
             return json.loads(text)
         except json.JSONDecodeError as e:
-            raise SchemaError(f"schema is not valid JSON: {e}") from None
+            raise SchemaError(f"schema is not valid JSON: {e}", None) from None
         except RecursionError:
             raise LimitExceeded("the schema is nested too deeply to read") from None
     raise SchemaError(f"unsupported schema input of type {type(schema).__name__}")

@@ -11,6 +11,7 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
+from . import bitset
 from .automata import glr
 from .automata.parser import StackPool
 from .automata.step import NEED_FORK, OK, advance_bytes, end_lexeme
@@ -159,9 +160,7 @@ class GrammarMatcher:
             node = trie.find(rest)
             if node > 0:
                 ids += trie.tok_ids[trie.node_tok_start[node]:trie.node_tok_start[trie.node_skip[node]]].tolist()
-            got = np.zeros(self.compiled_grammar.mask_store.words, dtype=np.uint32)
-            for t in ids:
-                got[t >> 5] |= np.uint32(1 << (t & 31))
+            got = bitset.from_ids(ids, self.compiled_grammar.tokenizer_info.vocab_size)
             self._closing_bits[rest] = got
         return got
 
@@ -338,8 +337,7 @@ class GrammarMatcher:
     def _after_end(self) -> bool:
         """Whether anything but the stop token may follow (at a complete word)."""
         bits = self.next_token_bits().copy()
-        for t in self._stop:
-            bits[t >> 5] &= ~np.uint32(1 << (t & 31))
+        bitset.clear_ids(bits, self._stop)
         return bool(bits.any())
 
     def _candidate_bytes(self) -> np.ndarray:

@@ -7,7 +7,6 @@ construction (product_bfs) lives here too.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from dataclasses import dataclass
 
 import numpy as np

@@ -184,7 +184,7 @@ class LRBuilder:
 
     def lookaheads(self, a: Automaton) -> dict[tuple[int, int], int]:
         """LA(q, r) as a bitset over terminals (bit T is $END) for every reduce item of every state."""
-        T, nt0, rhs, lhs, nullable = self.T, self.nt0, self.rhs, self.lhs, self.nullable
+        nt0, rhs, nullable = self.nt0, self.rhs, self.nullable
         trans = a.trans
         # nonterminal transitions x = (p, A) and their direct reads
         xs: list[tuple[int, int]] = []

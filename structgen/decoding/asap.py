@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from structgen import bitset
 from structgen.errors import StructgenError
 from structgen.matcher import GrammarMatcher
 
@@ -80,9 +81,7 @@ _NEG_INF = -math.inf
 
 def _allowed_ids(matcher: GrammarMatcher, vocab_size: int) -> np.ndarray:
     """Sorted int32 ids of the tokens the matcher allows next."""
-    bits = np.ascontiguousarray(matcher.next_token_bits(), dtype=np.uint32).astype("<u4", copy=False)
-    flags = np.unpackbits(bits.view(np.uint8), bitorder="little")[:vocab_size]
-    return np.flatnonzero(flags).astype(np.int32)
+    return bitset.to_ids(matcher.next_token_bits(), vocab_size)
 
 
 def _log_softmax_at(logits: np.ndarray, ids: np.ndarray, temperature: float) -> np.ndarray:

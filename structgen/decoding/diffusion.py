@@ -43,6 +43,7 @@ from typing import Union
 
 import numpy as np
 
+from .. import bitset
 from ..automata.pushdown import LR1Tables, canonical_lr1
 from ..errors import LimitExceeded, StructgenError
 
@@ -474,7 +475,10 @@ class CompletabilityOracle:
         position `position` (0-based) of gap `gap_index` (an index into `template.gaps`, which must
         be a TokenGap): bit t is set iff fixing that position to token t leaves the template
         completable. Special and empty tokens are never set (a TokenGap cannot hold them). Exact."""
-        return _pack_bits(self.position_allowed(template, gap_index, position), self._vocab_size())
+        allowed = np.zeros(self._vocab_size(), dtype=np.bool_)
+        got = self.position_allowed(template, gap_index, position)
+        allowed[:len(got)] = got
+        return bitset.from_bool(allowed)
 
     def position_masks(self, template: Template, positions) -> np.ndarray:
         """Masks for several (gap_index, position) pairs of one template, stacked (n, words);
@@ -984,12 +988,6 @@ class _MaskSearch(_Search):
         return 0 <= b < len(self.done) and self.done[b]
 
 
-def _pack_bits(allowed: np.ndarray, vocab: int) -> np.ndarray:
-    """bool[vocab] -> int32[ceil(vocab / 32)], bit t of word t // 32 (little-endian words)."""
-    words = (vocab + 31) // 32
-    bits = np.zeros(words * 32, dtype=np.bool_)
-    bits[:len(allowed)] = allowed
-    return np.packbits(bits, bitorder="little").view("<u4").astype(np.uint32).view(np.int32)
 
 
 class _TokenClassifier:

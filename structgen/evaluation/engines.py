@@ -50,6 +50,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .. import bitset
+
 ENGINE_NAMES = ("structgen", "structgen-declared", "llguidance", "xgrammar", "xgrammar-strict", "outlines-core")
 WHITESPACE_MODES = ("compact", "flexible")
 KEYS = ("compile_error", "valid_accepted", "valid_rejected", "invalid_accepted", "invalid_rejected")
@@ -200,12 +202,6 @@ def _check_row(bitmask: np.ndarray, words: int) -> None:
     if bitmask.dtype != np.int32 or bitmask.shape != (words,) or not bitmask.flags["C_CONTIGUOUS"]:
         raise ValueError(f"mask must be a C-contiguous int32 row of {words} words, "
                          f"got {bitmask.dtype} {bitmask.shape}")
-
-
-def _set_bits(bitmask: np.ndarray, ids: Sequence[int]) -> None:
-    row = bitmask.view(np.uint32)
-    for t in ids:
-        row[t >> 5] |= np.uint32(1 << (t & 31))
 
 
 # ------------------------------------------------------------------------------------------ structgen
@@ -427,7 +423,7 @@ class _OutlinesMatcher(EngineMatcher):
             return
         self._g.write_mask_into(bitmask.ctypes.data, self._words, 4)
         if len(self._stop) > 1 and self._g.is_finished():
-            _set_bits(bitmask, self._stop)
+            bitset.set_ids(bitmask, self._stop)
 
     def accept_token(self, token_id: int) -> bool:
         token_id = int(token_id)

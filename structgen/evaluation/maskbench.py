@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import bitset
 from .engines import CompileError, make_engine
 from .isolation import run_isolated
 
@@ -60,10 +61,6 @@ def init_worker(arg: tuple) -> None:
     gc.freeze()
 
 
-def _allowed(row: np.ndarray, token: int) -> bool:
-    return bool((int(row[token >> 5]) >> (token & 31)) & 1)
-
-
 def _walk(matcher: Any, ids: list[int], row: np.ndarray, times: list[float]) -> tuple[bool, int]:
     """Walk `ids` then the stop token; (accepted, mask/accept disagreements). Appends mask seconds to `times`."""
     disagreements = 0
@@ -71,7 +68,7 @@ def _walk(matcher: Any, ids: list[int], row: np.ndarray, times: list[float]) -> 
         t0 = time.perf_counter()
         matcher.fill_mask(row)
         times.append(time.perf_counter() - t0)
-        by_mask = _allowed(row, token)
+        by_mask = bitset.has(row, token)
         ok = matcher.is_accepting() if token == _STOP else matcher.accept_token(token)
         disagreements += by_mask != bool(ok)
         if not ok:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from structgen import bitset
 from structgen.errors import StructgenError
 from structgen.matcher import GrammarMatcher
 
@@ -41,10 +42,6 @@ __all__ = ["LogitsProcessor", "RepetitionPenalty", "generate_llama_cpp"]
 _BITS = 32
 
 
-def _unpack_bits(bitmask: np.ndarray) -> np.ndarray:
-    """Booleans ``(32 * W,)`` from a packed int32 row: bit ``j`` of word ``w`` is token ``32w + j``."""
-    little = bitmask.astype("<i4", copy=False)  # no copy on little-endian machines
-    return np.unpackbits(little.view(np.uint8), bitorder="little").view(np.bool_)
 
 
 class LogitsProcessor:
@@ -125,7 +122,7 @@ class LogitsProcessor:
         if self.terminated:
             return self._stop_only
         self.matcher.fill_next_token_bitmask(self._bitmask)
-        allowed = _unpack_bits(self._bitmask)
+        allowed = bitset.to_bool(self._bitmask)
         if not allowed.any():
             raise StructgenError("the grammar allows no token at all here (dead end in the matcher)")
         return allowed

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from structgen import bitset
 from structgen.errors import StructgenError
 
 logger = logging.getLogger(__name__)
@@ -178,12 +179,9 @@ class RequestGrammars:
         self.batch = BatchGrammarMatcher(max_threads)
         self._compiles = ThreadPoolExecutor(compile_threads, thread_name_prefix="structgen-compile")
         self.slots: dict[int, _Slot] = {}
-        self.words = (int(tokenizer_info.vocab_size) + 31) // 32
+        self.words = bitset.words_for(tokenizer_info.vocab_size)
         self._bitmask = np.zeros((8, self.words), dtype=np.int32)
-        stop = np.zeros(self.words, dtype=np.uint32)
-        for t in tokenizer_info.stop_token_ids:
-            stop[t >> 5] |= np.uint32(1 << (t & 31))
-        self._stop_only = stop.view(np.int32)
+        self._stop_only = bitset.from_ids(tokenizer_info.stop_token_ids, tokenizer_info.vocab_size).view(np.int32)
         self.stats = {"steps": 0, "rows": 0, "fill_s": 0.0, "advance_s": 0.0, "wait_s": 0.0, "compiles": 0,
                       "compile_errors": 0, "rejected_tokens": 0}
         self._stats_file = os.environ.get(STATS_ENV)

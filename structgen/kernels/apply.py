@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from structgen import bitset
 from structgen.errors import StructgenError
 
 __all__ = [
@@ -94,14 +95,7 @@ def bitmask_to_bool_mask(bitmask: torch.Tensor, vocab_size: int | None = None) -
 
 def bool_mask_to_bitmask(mask: torch.Tensor) -> torch.Tensor:
     """Pack a bool tensor ``(..., V)`` (True = allowed) into an int32 bitmask ``(..., ceil(V/32))``."""
-    mask = torch.as_tensor(mask, dtype=torch.bool).cpu()
-    v = mask.shape[-1]
-    w = (v + BITS_PER_WORD - 1) // BITS_PER_WORD
-    padded = torch.zeros(*mask.shape[:-1], w * BITS_PER_WORD, dtype=torch.bool)
-    padded[..., :v] = mask
-    packed = np.packbits(padded.numpy(), axis=-1, bitorder="little")  # (..., 4w) uint8
-    words = np.ascontiguousarray(packed).view("<i4").astype(np.int32, copy=False)
-    return torch.from_numpy(np.ascontiguousarray(words))
+    return torch.from_numpy(bitset.from_bool(torch.as_tensor(mask, dtype=torch.bool).cpu().numpy()))
 
 
 # --------------------------------------------------------------------------- torch apply

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import bitset
 from ..automata.lexer import grow_mapped, mapped_array
 from ..automata import glr
 from ..automata.parser import StackPool
@@ -194,9 +195,7 @@ class MaskStore:
                      trie.tok_ids, np.int64(trie.max_depth))
         self.words = (tok.vocab_size + 31) // 32
         self.stop_ids = np.array(sorted(tok.stop_token_ids), dtype=np.int64)
-        self.stop_bits = np.zeros(self.words, dtype=np.uint32)
-        for t in self.stop_ids:
-            self.stop_bits[t >> 5] |= np.uint32(1 << (int(t) & 31))
+        self.stop_bits = bitset.from_ids(self.stop_ids, tok.vocab_size)
         self._lexeme: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._lru: OrderedDict[tuple[int, tuple[int, ...]], np.ndarray] = OrderedDict()
         self._depths: dict[int, list[int]] = {}  # lexer state -> stack depths its entries depend on

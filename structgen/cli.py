@@ -670,7 +670,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     cg, _ = _compile_source(compiler, args, schema)
     ms = (time.perf_counter() - t0) * 1e3
     if args.emit_lark:
-        print(cg.grammar)
+        print(_lark_text(cg, schema))
     rules = cg.ir.num_rules
     dfa_states = sum(t.dfa.num_states for t in cg.terminals)
     nbytes = (sum(t.dfa.trans.nbytes + t.dfa.accept.nbytes for t in cg.terminals)
@@ -683,6 +683,24 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for r in cg.relaxations:
         print(f"relaxed {r.keyword} at {r.pointer}: accepts {r.direction}")
     return 0
+
+
+def _lark_text(cg, schema) -> str:
+    """The grammar as standalone Lark text: as read, or the IR with terminals as regexes; a schema's
+    objects whose constraints are parser state are printed in the rule-based encoding instead."""
+    from .frontend.lark_text import grammar_as_lark
+
+    if cg.ir.source is not None and not cg.ir.source.startswith("start: REGEX"):
+        return cg.ir.source
+    ir = cg.ir
+    if schema is not None and ir.objects:
+        from .frontend.json_schema import schema_to_grammar
+
+        try:
+            ir = schema_to_grammar(schema, options=cg.options, parametric=False).ir
+        except StructgenError:
+            pass  # too many rules (any order of many members): the header says what the rules leave out
+    return grammar_as_lark(ir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,6 +116,7 @@ def test_compile_reports_size_and_emits_lark() -> None:
     res = run("compile", "--schema", "examples/person.json", "--emit-lark")
     assert res.returncode == 0, res.stderr
     assert "start:" in res.stdout and "compiled in" in res.stdout and "parser states" in res.stdout
+    assert "<dfa" not in res.stdout and "T3_STR: /" in res.stdout  # terminals as regexes: standalone Lark
 
 
 def test_debug_shows_the_traceback() -> None:

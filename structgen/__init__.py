@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # vLLM imports in its workers before it scans their modules, a scan llvmlite's library wrapper
 # breaks) does not load numba. The torch-based mask helpers stay optional the same way.
 _LAZY = {
-    "CompiledGrammar": "compiler", "GrammarCompiler": "compiler", "builtin_grammar": "compiler",
+    "CompiledGrammar": "grammar", "GrammarCompiler": "compiler", "builtin_grammar": "compiler",
     "BatchGrammarMatcher": "matcher", "GrammarMatcher": "matcher", "TokenizerInfo": "tokenizer",
     "allocate_token_bitmask": "kernels.apply", "apply_token_bitmask_inplace": "kernels.apply",
     "get_bitmask_shape": "kernels.apply",

@@ -1,4 +1,5 @@
-"""GrammarCompiler: grammar text + TokenizerInfo → CompiledGrammar (terminal DFAs, LR tables, mask store)."""
+"""GrammarCompiler: grammar text + TokenizerInfo → CompiledGrammar (grammar.py), memoized in memory and
+on disk; compiles run with the cyclic GC paused and their garbage collected at their end."""
 
 from __future__ import annotations
 
@@ -16,18 +17,12 @@ import numpy as np
 
 from .automata.fsm import ByteDFA, without_empty
 from .automata.regex_dfa import regex_dfa
-from .automata.lexer import LexerTables, Terminal
-from .automata.lr import LRBuilder
-from .automata.objects import ObjectStates
-from .automata import glr
-from .automata.parser import NEED_STATE, TOO_MANY, ParserTables, StackPool, acceptable_terms, sparse_table
-from .automata.step import GLR_LIMIT, NEED_DFA, NEED_FORK, NEED_LR, OK, POOL_FULL, can_end
 from .budget import compile_budget
 from .compile_cache import CompileCache
 from .errors import GrammarError, LimitExceeded, RegexError, SchemaError, StructgenError, UnsupportedFeature
-from .frontend.ir import Grammar, GrammarBuilder, object_from_json
-from .options import DEFAULT_OPTIONS, CompileOptions, options_from_json
-from .maskstore.store import MaskStore
+from .frontend.ir import GrammarBuilder
+from .grammar import CompiledGrammar
+from .options import DEFAULT_OPTIONS, CompileOptions
 from .tokenizer import TokenizerInfo, TokenTrie
 
 GRAMMARS_DIR = Path(__file__).resolve().parent / "grammars"
@@ -119,232 +114,6 @@ def _clear_frames(e: BaseException) -> None:
         seen.add(id(x))
         traceback.clear_frames(x.__traceback__)
         x = x.__cause__ or x.__context__
-
-
-class CompiledGrammar:
-    """Everything a GrammarMatcher needs for one grammar and one tokenizer.
-
-    Immutable in meaning; internally it memoizes lazily built lexer DFAs and mask-store entries,
-    guarded by a lock, so matchers of the same grammar share the work.
-    """
-
-    def __init__(self, ir: Grammar, tokenizer_info: TokenizerInfo, parser: ParserTables, *,
-                 options: CompileOptions = DEFAULT_OPTIONS, lexer_snapshot: dict[str, np.ndarray] | None = None,
-                 builder: LRBuilder | None = None) -> None:
-        self.ir = ir
-        self.options = options
-        self.start = ir.nonterminals[ir.start]
-        self.allow_trailing_ignore = allow_trailing_ignore = options.allow_trailing_ignore
-        self.relaxations: list = []  # set by frontends that relax unsupported input (lenient mode)
-        self.tokenizer_info = tokenizer_info
-        self.terminals = ir.terminals
-        self.parser = parser
-        self.objects = None  # object member constraints as parser state (automata/objects.py)
-        if ir.objects:  # the LR(0) states tell which rows the constraints govern
-            builder = builder or LRBuilder(ir, max_states=options.limits.max_lr_states)
-            self.objects = ObjectStates(ir, builder, builder.automaton or builder.lr0(), parser,
-                                        options.limits.max_lr_states)
-        self.lexer = LexerTables(self.terminals, trailing_ignore=allow_trailing_ignore,
-                                 max_states=options.limits.max_lexer_states)
-        self.lock = threading.RLock()
-        self._pool = StackPool()
-        p = self.parser
-        self.words = np.zeros(self.lexer.set_words, dtype=np.uint64)
-        self.initial_stack: tuple[int, ...] = (p.start_state,)
-        if lexer_snapshot is None:
-            self.initial_lexer_state = self.start_state(self.initial_stack)
-        else:  # from the disk cache: the product DFAs (the initial one included) are ready
-            self.lexer.restore(lexer_snapshot)
-            self.initial_lexer_state = int(lexer_snapshot["initial_lexer_state"])
-        self.mask_store = MaskStore(self)
-
-    @property
-    def grammar(self) -> str:
-        """The grammar's text: what it was read from (Lark), else a rendering of its rules."""
-        return self.ir.source if self.ir.source is not None else self.ir.text
-
-    @classmethod
-    def build(cls, ir: Grammar, tokenizer_info: TokenizerInfo,
-              options: CompileOptions = DEFAULT_OPTIONS, *, glr_ok: bool = True) -> "CompiledGrammar":
-        """Compile grammar IR: our LALR(1) tables (automata/lr.py). A grammar with conflicts runs on
-        the GLR path (its ε-free form, every conflict kept) when `glr_ok`, else GrammarError names them.
-        With `options.reasoning`, a reasoning block comes first (frontend/structural_tag.py)."""
-        if options.reasoning is not None:
-            from .frontend.structural_tag import with_reasoning
-
-            ir = with_reasoning(ir, *options.reasoning)
-        try:
-            tables, builder = lalr_tables(ir, options)
-        except GrammarError as e:
-            if not (glr_ok and getattr(e, "conflicts", None) and not ir.objects):
-                raise
-            from .frontend.epsilon_free import epsilon_free
-
-            ir = epsilon_free(ir)
-            builder = LRBuilder(ir, max_states=options.limits.max_lr_states)
-            tables, _, _ = builder.tables(prefer_shift=options.prefer_shift,
-                                          max_cells=options.limits.max_table_cells, glr=True)
-        return cls(ir, tokenizer_info, tables, options=options, builder=builder)
-
-    @property
-    def P(self):
-        """The parser tables as the numba kernels read them (parser.ParserView)."""
-        return self.parser.view()
-
-    # --- the disk form (compile_cache.py): JSON metadata + plain arrays ------------------
-
-    _PARSER_ARRAYS = ("action", "rule_len", "rule_lhs", "row_ptr", "row_terms", "fork_ptr", "fork_acts")
-
-    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Everything but the tokenizer as (JSON-able metadata, numpy arrays); inverse of from_arrays."""
-        p = self.parser
-        ir = self.ir
-        meta = {
-            "grammar": self.grammar, "options": json.loads(self.options.key()),
-            "terminals": [[t.name, t.priority, t.is_literal, t.ignore] for t in self.terminals],
-            "ir_nonterminals": ir.nonterminals, "ir_start": ir.start, "ir_source": ir.source is not None,
-            "ir_objects": [o.to_json() for o in ir.objects], "ir_member": [[r, k, j] for r, (k, j) in ir.member.items()],
-            "nonterminals": p.nonterminal_names, "start_state": p.start_state, "end_state": p.end_state,
-            "conflicts": p.conflicts,
-            "relaxations": [[r.keyword, r.pointer, r.direction, r.detail] for r in self.relaxations],
-        }
-        n = self.objects.n_base if self.objects is not None else p.num_states  # built on demand again
-        arrays = {name: getattr(p, name) for name in self._PARSER_ARRAYS}
-        arrays["action"], arrays["row_ptr"] = p.action[:n], p.row_ptr[:n + 1]
-        arrays["row_terms"] = p.row_terms[:p.row_ptr[n]]
-        live = (p.goto_keys >= 0) & (p.goto_keys // p.K < n)
-        arrays["goto_keys"], arrays["goto_vals"] = p.goto_keys[live], p.goto_vals[live]
-        arrays["ir_lhs"] = np.array(ir.lhs, dtype=np.int32)
-        arrays["ir_rhs_len"] = np.array([len(x) for x in ir.rhs], dtype=np.int32)
-        arrays["ir_rhs"] = np.array([s for x in ir.rhs for s in x], dtype=np.int32)
-        arrays["ir_priority"] = np.array(ir.priority, dtype=np.int32)
-        arrays["dfa_sizes"] = np.array([t.dfa.num_states for t in self.terminals], dtype=np.int64)
-        arrays["dfa_trans"] = np.concatenate([t.dfa.trans for t in self.terminals] or [np.zeros((0, 256), np.int32)])
-        arrays["dfa_accept"] = np.concatenate([t.dfa.accept for t in self.terminals] or [np.zeros(0, bool)])
-        with self.lock:
-            arrays.update(self.lexer.snapshot())
-        arrays["initial_lexer_state"] = np.array(self.initial_lexer_state, dtype=np.int64)
-        return meta, arrays
-
-    @classmethod
-    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray],
-                    tokenizer_info: TokenizerInfo) -> "CompiledGrammar":
-        """Rebuild a CompiledGrammar from to_arrays() output without running Lark or the frontends."""
-        bounds = np.concatenate([[0], np.cumsum(arrays["dfa_sizes"])])
-        terminals = [
-            Terminal(name, ByteDFA(arrays["dfa_trans"][bounds[i]:bounds[i + 1]].astype(np.int32),
-                                   arrays["dfa_accept"][bounds[i]:bounds[i + 1]].astype(np.bool_)),
-                     int(priority), bool(is_literal), bool(ignore))
-            for i, (name, priority, is_literal, ignore) in enumerate(meta["terminals"])
-        ]
-        goto_keys, goto_vals = sparse_table(arrays["goto_keys"], arrays["goto_vals"])
-        parser = ParserTables(terminal_names=[t.name for t in terminals], nonterminal_names=list(meta["nonterminals"]),
-                              start_state=int(meta["start_state"]), end_state=int(meta["end_state"]),
-                              conflicts=list(meta["conflicts"]), goto_keys=goto_keys, goto_vals=goto_vals,
-                              **{name: arrays[name].astype(np.int32) for name in cls._PARSER_ARRAYS})
-        ends = np.cumsum(arrays["ir_rhs_len"]).tolist()
-        flat = arrays["ir_rhs"].tolist()
-        rhs = [tuple(flat[e - n:e]) for e, n in zip(ends, arrays["ir_rhs_len"].tolist())]
-        ir = Grammar(terminals, list(meta["ir_nonterminals"]), arrays["ir_lhs"].tolist(), rhs, int(meta["ir_start"]),
-                     arrays["ir_priority"].tolist(), meta["grammar"] if meta["ir_source"] else None,
-                     [object_from_json(o) for o in meta["ir_objects"]], {r: (k, j) for r, k, j in meta["ir_member"]})
-        cg = cls(ir, tokenizer_info, parser, options=options_from_json(meta["options"]), lexer_snapshot=arrays)
-        if meta["relaxations"]:
-            from .frontend.json_schema import Relaxation
-
-            cg.relaxations = [Relaxation(*r) for r in meta["relaxations"]]
-        return cg
-
-    # --- tables for the numba kernels ---------------------------------------------------
-
-    @property
-    def L(self) -> tuple:
-        lx = self.lexer
-        return (lx.trans, lx.accept_term, lx.is_start, lx.is_final, lx.state_dfa, lx.dfa_start, lx.is_ignore,
-                lx.ht_keys, lx.ht_vals)
-
-    def run(self, pool: StackPool, kernel, *args):
-        """Call `kernel(*args, pool.state, pool.parent, P, L, words, overlay, touched)`, fixing tables on demand.
-
-        The kernel returns a tuple whose first item is a status; NEED_DFA builds the missing
-        product DFA, POOL_FULL grows the pool, and the call is repeated (kernels are pure
-        functions of their inputs apart from scratch space).
-        """
-        while True:
-            res = kernel(*args, pool.state, pool.parent, self.P, self.L, self.words, pool.overlay, pool.touched)
-            status = res[0]
-            if status == NEED_DFA:
-                with self.lock:
-                    self.lexer.dfa_for(self.words)
-            elif status == POOL_FULL:
-                pool.grow()
-            elif status == NEED_LR:
-                self._build_state()
-            else:
-                return res
-
-    def _build_state(self) -> None:
-        """Build the parametric state a kernel asked for (its (state, rule) request in the tables)."""
-        with self.lock:
-            st, r = (int(x) for x in self.parser.need)
-            self.objects.resolve(st, r)
-
-    def can_end(self, ls: int, top: int, pool_n: int, pool: StackPool) -> bool:
-        """Whether the text so far (lexer state ls, stack at `top`) is a complete word. Where the
-        pending lexeme meets a conflict cell (GLR), whether some of its actions lead to accepting
-        (the pool is reloaded then)."""
-        while True:
-            status, ok = can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, self.P,
-                                 self.L, pool.overlay, pool.touched)
-            if status == NEED_LR:
-                self._build_state()
-                continue
-            if status == GLR_LIMIT:
-                raise glr.too_many()
-            if status != NEED_FORK:
-                return bool(ok)
-            for s in glr.feed_all(self.parser, pool.read(top), int(self.lexer.accept_term[ls])):
-                t2, n2 = pool.load(s)  # then at the start of a lexeme: only the parser is asked
-                if self.can_end(self.initial_lexer_state, t2, n2, pool):
-                    return True
-            return False
-
-    def start_state(self, stack: tuple[int, ...]) -> int:
-        """The lexer state that starts a lexeme after `stack` (its DFA of the terminals it can shift)."""
-        with self.lock:
-            top, _ = self._pool.load(stack)
-            while True:
-                got = acceptable_terms(top, self._pool.state, self._pool.parent, self.P, self.words, self._pool.overlay,
-                                       self._pool.touched)
-                if got == NEED_STATE:
-                    self._build_state()
-                    continue
-                if got == TOO_MANY:
-                    raise glr.too_many()
-                break
-            d = self.lexer.dfa_for(self.words)
-            return int(self.lexer.dfa_start[d])
-
-    def __repr__(self) -> str:
-        return (f"CompiledGrammar(terminals={len(self.terminals)}, lr_states={self.parser.num_states}, "
-                f"lexer_states={self.lexer.num_states}, vocab={self.tokenizer_info.vocab_size})")
-
-
-def lalr_tables(ir: Grammar, options: CompileOptions = DEFAULT_OPTIONS) -> tuple[ParserTables, LRBuilder]:
-    """LALR(1) tables of a grammar (and the builder, which holds the LR(0) states); GrammarError
-    naming the conflicts its language would lose to a silent choice."""
-    builder = LRBuilder(ir, max_states=options.limits.max_lr_states)
-    tables, unresolved, _ = builder.tables(prefer_shift=options.prefer_shift, max_cells=options.limits.max_table_cells)
-    if unresolved:
-        more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
-        hint = ("pass prefer_shift=True to resolve shift/reduce conflicts as shifts, which rejects the words that "
-                "need the reduction" if any(c.kind == "shift/reduce" for c in unresolved) else
-                "give one rule a higher priority (rule.2) to choose it")
-        err = GrammarError(f"grammar is not LALR(1): {unresolved[0]}{more}. Rewrite the rules to remove the "
-                           f"conflict, or {hint}")
-        err.conflicts = unresolved  # type: ignore[attr-defined]
-        raise err
-    return tables, builder
 
 
 MEMORY_CACHE_GRAMMARS = 64  # compiled grammars a GrammarCompiler keeps in memory (least recently used dropped)
@@ -597,4 +366,4 @@ def builtin_grammar(name: str) -> str:
     raise StructgenError(f"no shipped grammar named {name!r}")
 
 
-__all__ = ["CompiledGrammar", "GrammarCompiler", "builtin_grammar", "OK"]
+__all__ = ["CompiledGrammar", "GrammarCompiler", "builtin_grammar"]

@@ -15,7 +15,7 @@ from . import bitset
 from .automata import glr
 from .automata.parser import StackPool
 from .automata.step import NEED_FORK, OK, advance_bytes, end_lexeme
-from .compiler import CompiledGrammar
+from .grammar import CompiledGrammar
 from .errors import StructgenError
 
 
@@ -101,7 +101,7 @@ class GrammarMatcher:
         cg = self.compiled_grammar
         for ls, stack in self._branches:
             top, pool_n = self._pool.load(stack)
-            if cg.can_end(ls, top, pool_n, self._pool):
+            if cg.runtime.can_end(ls, top, pool_n, self._pool):
                 return True
         return False
 
@@ -111,13 +111,13 @@ class GrammarMatcher:
         if len(self._branches) == 1:
             ls, stack = self._branches[0]
             top, pool_n = self._pool.load(stack)
-            status, ls2, new_top, _, _ = cg.run(self._pool, advance_bytes, data, np.int64(0), np.int32(ls),
+            status, ls2, new_top, _, _ = cg.runtime.run(self._pool, advance_bytes, data, np.int64(0), np.int32(ls),
                                                 np.int32(top), np.int32(pool_n))
             if status == OK:
                 return ((int(ls2), self._pool.read(int(new_top))),)
             if status != NEED_FORK:
                 return None
-        got = glr.advance(cg, self._pool, list(self._branches), data)
+        got = glr.advance(cg.runtime, self._pool, list(self._branches), data)
         return tuple(sorted(got)) if got else None
 
     def _push(self, branches: tuple[glr.Branch, ...], terminated: bool, data: bytes = b"") -> None:
@@ -223,12 +223,12 @@ class GrammarMatcher:
                 continue
             # a complete lexeme: the terminals that may start after it
             top, pool_n = self._pool.load(stack)
-            status, ls2, _, _ = cg.run(self._pool, end_lexeme, np.int32(term), np.int32(ls), np.int32(top),
+            status, ls2, _, _ = cg.runtime.run(self._pool, end_lexeme, np.int32(term), np.int32(ls), np.int32(top),
                                        np.int32(pool_n))
             self._pool.invalidate()
             after = [int(ls2)] if status == OK else []
             if status == NEED_FORK:
-                after = [cg.start_state(s) for s in glr.feed_all(cg.parser, stack, term)]
+                after = [cg.runtime.start_state(s) for s in glr.feed_all(cg.parser, stack, term)]
             for ls3 in after:
                 names.extend(cg.terminals[t].name for t in lx.dfa_sets[lx.state_dfa[ls3]])
         ignored = {t.name for t in cg.terminals if t.ignore}

@@ -68,9 +68,6 @@ def literal_dfa(data: bytes) -> ByteDFA:
 
 
 # Python's re (and so Lark) folds these non-ASCII characters onto ASCII letters under IGNORECASE
-_EXTRA_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
-
-
 def literals_dfa(words: list[bytes]) -> ByteDFA:
     """Minimal DFA of a finite set of byte strings (a trie, then acyclic minimisation)."""
     children: list[dict[int, int]] = [{}]
@@ -91,34 +88,6 @@ def literals_dfa(words: list[bytes]) -> ByteDFA:
         trans[src, [b for kids in children for b in kids]] = [t for kids in children for t in kids.values()]
     trans, acc = _minimise(trans, np.array(accept, dtype=bool))
     return _trim(trans, acc)
-
-
-def _case_variants(c: str) -> set[str]:
-    """Characters that `re.fullmatch("(?i:" + c + ")", x)` matches, as Python's re defines it."""
-    import re
-
-    cands = {c, c.lower(), c.upper(), c.swapcase(), c.title(), c.casefold()}
-    cands |= set(_EXTRA_FOLDS.get(c.lower(), ""))
-    for letter, extra in _EXTRA_FOLDS.items():
-        if c in extra:
-            cands |= {letter, letter.upper()} | set(extra)
-    pat = re.compile("(?i:" + re.escape(c) + ")")
-    return {x for x in cands if len(x) == 1 and pat.fullmatch(x)}
-
-
-def literal_dfa_ignorecase(text: str) -> ByteDFA:
-    """DFA of a case-insensitive literal (Lark's `"select"i`) with Python re's case folding."""
-    parts = []
-    for c in text:
-        chars = sorted(_case_variants(c))
-        parts.append("[" + "".join(_class_escape(x) for x in chars) + "]")
-    from .regex_dfa import regex_dfa
-
-    return regex_dfa("".join(parts))
-
-
-def _class_escape(c: str) -> str:
-    return "\\" + c if c in "\\]^-[" else c
 
 
 def _frozen(dfa: ByteDFA) -> ByteDFA:

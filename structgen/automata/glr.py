@@ -65,23 +65,24 @@ def feed_all(p: ParserTables, stack: tuple[int, ...], term: int) -> list[tuple[i
     return list(out)
 
 
-def advance(cg, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
-    """The branches after the bytes `data` (empty: the text left the language on every branch)."""
+def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
+    """The branches after the bytes `data` (empty: the text left the language on every branch), run on
+    a grammar's runtime (runtime.GrammarRuntime)."""
     out: dict[Branch, None] = {}
     work = [(ls, stack, 0) for ls, stack in branches]
     n = len(data)
-    trans, accept_term = cg.lexer.trans, cg.lexer.accept_term
+    trans, accept_term = rt.lexer.trans, rt.lexer.accept_term
     while work:
         ls, stack, i = work.pop()
         top, pool_n = pool.load(stack)
-        status, ls2, top2, _, at = cg.run(pool, advance_bytes, data, np.int64(i), np.int32(ls), np.int32(top),
+        status, ls2, top2, _, at = rt.run(pool, advance_bytes, data, np.int64(i), np.int32(ls), np.int32(top),
                                           np.int32(pool_n))
         if status == OK:
             out[(int(ls2), pool.read(int(top2)))] = None
         elif status == NEED_FORK:
             before = pool.read(int(top2))
-            for s in feed_all(cg.parser, before, int(accept_term[ls2])):
-                ls0 = cg.start_state(s)
+            for s in feed_all(rt.parser, before, int(accept_term[ls2])):
+                ls0 = rt.start_state(s)
                 if at == n:
                     out[(ls0, s)] = None
                     continue

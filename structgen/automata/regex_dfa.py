@@ -489,3 +489,34 @@ def _subset(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, start, accept,
             trans[i, c] = found
         i += 1
     return trans[:n].copy(), acc[:n].copy()
+
+
+# --- case-insensitive literals (Lark's "select"i): a class of case variants per character
+
+_EXTRA_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def _case_variants(c: str) -> set[str]:
+    """Characters that `re.fullmatch("(?i:" + c + ")", x)` matches, as Python's re defines it."""
+    import re
+
+    cands = {c, c.lower(), c.upper(), c.swapcase(), c.title(), c.casefold()}
+    cands |= set(_EXTRA_FOLDS.get(c.lower(), ""))
+    for letter, extra in _EXTRA_FOLDS.items():
+        if c in extra:
+            cands |= {letter, letter.upper()} | set(extra)
+    pat = re.compile("(?i:" + re.escape(c) + ")")
+    return {x for x in cands if len(x) == 1 and pat.fullmatch(x)}
+
+
+def literal_dfa_ignorecase(text: str) -> ByteDFA:
+    """DFA of a case-insensitive literal (Lark's `"select"i`) with Python re's case folding."""
+    parts = []
+    for c in text:
+        chars = sorted(_case_variants(c))
+        parts.append("[" + "".join(_class_escape(x) for x in chars) + "]")
+    return regex_dfa("".join(parts))
+
+
+def _class_escape(c: str) -> str:
+    return "\\" + c if c in "\\]^-[" else c

@@ -392,7 +392,7 @@ class CompletabilityOracle:
             words = np.zeros(lx.set_words, dtype=np.uint64)
             for t in self.lr.shiftable[lr_state]:
                 words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
-            with self.cg.lock:
+            with self.cg.runtime.lock:
                 d = lx.dfa_for(words)
                 got = int(lx.dfa_start[d])
             self._start_ls[lr_state] = got

@@ -68,7 +68,7 @@ class LogitsProcessor(transformers.LogitsProcessor):
     """A ``transformers`` logits processor enforcing a compiled grammar on every batch row.
 
     Args:
-        compiled_grammar: a :class:`~structgen.compiler.CompiledGrammar`; its
+        compiled_grammar: a :class:`~structgen.grammar.CompiledGrammar`; its
             ``tokenizer_info.vocab_size`` is the logits width the mask covers and its
             ``tokenizer_info.stop_token_ids`` the tokens that end a row.
         matcher_factory: builds one matcher per row from ``compiled_grammar``; defaults to

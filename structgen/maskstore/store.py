@@ -18,10 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
-import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .. import bitset
@@ -29,13 +26,13 @@ from ..automata.lexer import grow_mapped, mapped_array
 from ..automata import glr
 from ..automata.parser import StackPool
 from ..automata.step import GLR_LIMIT
+from ..runtime import GrammarRuntime
+from ..tokenizer import TokenizerInfo
 from .levels import LEVELS, component_walk, walk_plan
 from .runs import UNKNOWN, safe_below, safe_bytes
 from .walk import (boundary_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids,
                    ranges_bits, root_walk, set_ids, state_digest, trie_parents, walks_from, BYTE_COLUMNS)
 
-if TYPE_CHECKING:
-    from ..compiler import CompiledGrammar
 
 DEFAULT_LRU_ENTRIES = 2048
 COMPONENT_MEMO_BYTES = 256 << 20  # bound on a tokenizer's walk memo (see WalkMemo)
@@ -185,11 +182,11 @@ _NO_DIGESTS = (np.zeros(1, dtype=np.int64), np.zeros(256, dtype=np.int64), np.in
 
 
 class MaskStore:
-    """Mask bitsets (uint32 words, bit t = token t allowed) for one CompiledGrammar."""
+    """Mask bitsets (uint32 words, bit t = token t allowed) for one compiled grammar: its runtime
+    (runtime.GrammarRuntime) and its tokenizer."""
 
-    def __init__(self, cg: "CompiledGrammar", max_entries: int = DEFAULT_LRU_ENTRIES) -> None:
-        self.cg = weakref.proxy(cg)  # no cycle: a grammar dropped from every cache is freed at once, not by the GC
-        tok = cg.tokenizer_info
+    def __init__(self, rt: GrammarRuntime, tok: TokenizerInfo, max_entries: int = DEFAULT_LRU_ENTRIES) -> None:
+        self.rt = rt  # the runtime: its tables, retry loop and lock (no cycle back to the grammar)
         trie = tok.trie
         self.trie = (trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start, trie.node_tok_end,
                      trie.tok_ids, np.int64(trie.max_depth))
@@ -200,13 +197,13 @@ class MaskStore:
         self._lru: OrderedDict[tuple[int, tuple[int, ...]], np.ndarray] = OrderedDict()
         self._depths: dict[int, list[int]] = {}  # lexer state -> stack depths its entries depend on
         self.max_entries = max_entries
-        num_cfg = 4096 if cg.parser.glr else 256  # parser configurations memoized per walk (see boundary_walk)
+        num_cfg = 4096 if rt.parser.glr else 256  # parser configurations memoized per walk (see boundary_walk)
         self._memo = (np.zeros(num_cfg, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32),
-                      np.full((num_cfg, max(1, len(cg.terminals))), -1, dtype=np.int32),
+                      np.full((num_cfg, max(1, len(rt.terminals))), -1, dtype=np.int32),
                       np.full(2 * num_cfg, -1, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32))
         self._parents = _trie_parents_of(trie)
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
-        self._is_literal = np.array([t.is_literal for t in cg.terminals], dtype=np.bool_)
+        self._is_literal = np.array([t.is_literal for t in rt.terminals], dtype=np.bool_)
         self._digests: dict[int, tuple] = {}  # term -> state_digest's per-state keys of its DFA
         self._class_trans: dict[int, np.ndarray] = {}  # term -> its DFA's table over its byte classes
         # term -> (walks keyed by level, those that found groups, walks past the level budget)
@@ -224,7 +221,7 @@ class MaskStore:
         self.misses = 0
         # a walk's GLR work (configs.fork): tasks, the latest task at each trie node, fork results, and
         # the results of each memoized fork; a grammar without conflicts never writes them
-        n = 1 << 16 if cg.parser.glr else 1
+        n = 1 << 16 if rt.parser.glr else 1
         self._tasks = (np.empty((n, 4), dtype=np.int32), np.full(trie.num_nodes + 1 if n > 1 else 1, -1, dtype=np.int32),
                        np.empty((n, 2), dtype=np.int32), np.empty((n, 2), dtype=np.int32))
 
@@ -238,7 +235,7 @@ class MaskStore:
         so their walks are memoized and each product state costs a few bitset ORs."""
         got = self._lexeme.get(ls)
         if got is None:
-            lx = self.cg.lexer
+            lx = self.rt.lexer
             comps = lx.components(ls)
             bits = np.zeros(self.words, dtype=np.uint32)
             mark, _, bnodes, bstates = _scratch_of(self._trie_obj)[:4]
@@ -287,7 +284,7 @@ class MaskStore:
         group of units under level digests, or by subtree of the root under canonical digests:
         the states of a key string that track the excluded keys all fall back to one body state,
         whose subtrees are then walked once); else one root_walk (a literal)."""
-        d = self.cg.terminals[term].dfa
+        d = self.rt.terminals[term].dfa
         _, w_ranges, w_nodes, w_states, seg_ranges, seg_nodes = _scratch_of(self._trie_obj)
         q, acc = np.int32(q), self._accept(term)
         if memo is None:
@@ -320,7 +317,7 @@ class MaskStore:
         todo = [(t, q) for t, q in comps if self._is_literal[t] and (t, q) not in self._components]
         if not todo:
             return
-        lx = self.cg.lexer
+        lx = self.rt.lexer
         starts = np.array([int(lx.single_start[t]) + q for t, q in todo], dtype=np.int64)
         _, w_ranges, w_nodes, w_states = _scratch_of(self._trie_obj)[:4]
         ids, nodes = np.empty(LITERAL_IDS, dtype=np.int32), np.empty(LITERAL_IDS, dtype=np.int32)
@@ -342,7 +339,7 @@ class MaskStore:
         """int32 per state of term's DFA: 0 if accepting, else -1 (the walks' accept table)."""
         acc = self._term_accept.get(term)
         if acc is None:
-            acc = self._term_accept[term] = np.where(self.cg.terminals[term].dfa.accept, 0, -1).astype(np.int32)
+            acc = self._term_accept[term] = np.where(self.rt.terminals[term].dfa.accept, 0, -1).astype(np.int32)
         return acc
 
     def _digest_tables(self, term: int) -> tuple:
@@ -353,15 +350,15 @@ class MaskStore:
         state (levels 0 .. LEVELS[-1]; none for a DFA too big), and a seed for the classes."""
         got = self._digests.get(term)
         if got is None:
-            rep, cls = self.cg.lexer.term_classes(term)
-            n = self.cg.terminals[term].dfa.num_states
+            rep, cls = self.rt.lexer.term_classes(term)
+            n = self.rt.terminals[term].dfa.num_states
             levels = int(LEVELS[-1]) + 1 if n * (int(LEVELS[-1]) + 1) <= LEVEL_TABLE_CELLS else 0
             seed = np.frombuffer(hashlib.blake2b(cls.astype(np.int16).tobytes(), digest_size=16).digest(),
                                  dtype=np.uint64).copy()
             tag = np.uint64((0xFFFF << 48) | ((self._serial & 0xFFFFFFF) << 20) | (term & 0xFFFFF))
             # a walk reads one row per trie node: 4k states x 256 bytes is 4 MB (cache misses),
             # x 21 classes 340 kB
-            self._class_trans[term] = np.ascontiguousarray(self.cg.terminals[term].dfa.trans[:, rep])
+            self._class_trans[term] = np.ascontiguousarray(self.rt.terminals[term].dfa.trans[:, rep])
             got = self._digests[term] = (np.arange(len(rep), dtype=np.int64), cls, np.int64(DIGEST_MAX_CELLS), np.zeros((n, 2), dtype=np.uint64),
                                          np.zeros(n, dtype=np.bool_), tag, np.zeros((levels, n, 2), dtype=np.uint64),
                                          np.zeros((levels, n), dtype=np.bool_), seed)
@@ -379,19 +376,19 @@ class MaskStore:
     def _boundary(self, bnodes: np.ndarray, bstates: np.ndarray, stack: tuple[int, ...], bits: np.ndarray,
                   pool: StackPool) -> None:
         """boundary_walk of the entries from `stack` into `bits` (and of the forks it meets, GLR).
-        Caller holds cg.lock."""
-        cg = self.cg
+        Caller holds rt.lock."""
+        rt = self.rt
         while True:
             top, pool_n = pool.load(stack)
             pool.touched[0] = top
             progress = np.zeros(6, dtype=np.int64)
-            n = cg.lexer.trans.shape[0]
+            n = rt.lexer.trans.shape[0]
             if len(self._free) < n:  # rows of built lexer states never change: known depths stay
                 free = np.full(n, UNKNOWN, dtype=np.int16)
                 free[:len(self._free)] = self._free
                 self._free = free
             runs = (self._run_below, self._free, SAFE_BYTES, self.trie[6])
-            status, _ = cg.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits,
+            status, _ = rt.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits,
                                np.int32(top), np.int32(pool_n), self._memo, progress, self._tasks, runs)
             if status != GLR_LIMIT:
                 return
@@ -419,16 +416,16 @@ class MaskStore:
                     self.hits += 1
                     return got
         self.misses += 1
-        cg = self.cg
-        with cg.lock:
+        rt = self.rt
+        with rt.lock:
             ci_bits, bnodes, bstates = self.lexeme_entry(ls)
             bits = ci_bits.copy()
             self._boundary(bnodes, bstates, stack, bits, pool)
             top, pool_n = pool.load(stack)
-            if cg.can_end(ls, top, pool_n, pool):
+            if rt.can_end(ls, top, pool_n, pool):
                 bits |= self.stop_bits
             depth = pool_n - int(pool.touched[0])  # how many top states of `stack` were read
-            if cg.parser.glr:  # forks read the stack in Python (glr.feed_all): the key is all of it
+            if rt.parser.glr:  # forks read the stack in Python (glr.feed_all): the key is all of it
                 depth = len(stack)
             depths = self._depths.get(ls, [])
             if depth not in depths:  # replaced, not changed: other threads read it without the lock

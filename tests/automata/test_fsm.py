@@ -8,9 +8,8 @@ import re
 
 import pytest
 
-from structgen.automata.fsm import (ANY_CHAR, difference, literal_dfa, literal_dfa_ignorecase, literals_dfa,
-                                   utf8_sequences, without_empty)
-from structgen.automata.regex_dfa import json_string_dfa, minus, quoted_dfa, regex_dfa
+from structgen.automata.fsm import ANY_CHAR, difference, literal_dfa, literals_dfa, utf8_sequences, without_empty
+from structgen.automata.regex_dfa import json_string_dfa, literal_dfa_ignorecase, minus, quoted_dfa, regex_dfa
 
 PATTERNS = [
     r'"([^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"',

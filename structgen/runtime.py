@@ -1,0 +1,106 @@
+"""A compiled grammar's runtime: its tables as the numba kernels read them (parser, lexer, object
+states), and what running them takes. Product DFAs and parametric LR states are built the first
+time a kernel reaches them (the kernel reports NEED_DFA / NEED_LR, the table is built, the call
+repeats), under one lock that the grammar's matchers and its mask store share."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .automata import glr
+from .automata.lexer import LexerTables
+from .automata.objects import ObjectStates
+from .automata.parser import NEED_STATE, TOO_MANY, ParserTables, StackPool, acceptable_terms
+from .automata.step import GLR_LIMIT, NEED_DFA, NEED_FORK, NEED_LR, POOL_FULL, can_end
+
+
+class GrammarRuntime:
+    """Runs one grammar's tables: the retry loop of its kernels, the start state of a lexeme after a
+    stack, and whether a text can end (CompiledGrammar.runtime)."""
+
+    def __init__(self, parser: ParserTables, lexer: LexerTables, objects: ObjectStates | None) -> None:
+        self.parser = parser
+        self.lexer = lexer
+        self.objects = objects
+        self.terminals = lexer.terminals
+        self.lock = threading.RLock()
+        self._pool = StackPool()
+        self.words = np.zeros(lexer.set_words, dtype=np.uint64)
+        self.initial_stack: tuple[int, ...] = (parser.start_state,)
+        self.initial_lexer_state = -1  # the compiled grammar sets it (built, or read from its disk cache)
+
+    @property
+    def P(self):
+        """The parser tables as the numba kernels read them (parser.ParserView)."""
+        return self.parser.view()
+
+    @property
+    def L(self) -> tuple:
+        lx = self.lexer
+        return (lx.trans, lx.accept_term, lx.is_start, lx.is_final, lx.state_dfa, lx.dfa_start, lx.is_ignore,
+                lx.ht_keys, lx.ht_vals)
+
+    def run(self, pool: StackPool, kernel, *args):
+        """Call `kernel(*args, pool.state, pool.parent, P, L, words, overlay, touched)`, fixing tables on demand.
+
+        The kernel returns a tuple whose first item is a status; NEED_DFA builds the missing
+        product DFA, POOL_FULL grows the pool, and the call is repeated (kernels are pure
+        functions of their inputs apart from scratch space).
+        """
+        while True:
+            res = kernel(*args, pool.state, pool.parent, self.P, self.L, self.words, pool.overlay, pool.touched)
+            status = res[0]
+            if status == NEED_DFA:
+                with self.lock:
+                    self.lexer.dfa_for(self.words)
+            elif status == POOL_FULL:
+                pool.grow()
+            elif status == NEED_LR:
+                self._build_state()
+            else:
+                return res
+
+    def _build_state(self) -> None:
+        """Build the parametric state a kernel asked for (its (state, rule) request in the tables)."""
+        with self.lock:
+            st, r = (int(x) for x in self.parser.need)
+            self.objects.resolve(st, r)
+
+    def can_end(self, ls: int, top: int, pool_n: int, pool: StackPool) -> bool:
+        """Whether the text so far (lexer state ls, stack at `top`) is a complete word. Where the
+        pending lexeme meets a conflict cell (GLR), whether some of its actions lead to accepting
+        (the pool is reloaded then)."""
+        while True:
+            status, ok = can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, self.P,
+                                 self.L, pool.overlay, pool.touched)
+            if status == NEED_LR:
+                self._build_state()
+                continue
+            if status == GLR_LIMIT:
+                raise glr.too_many()
+            if status != NEED_FORK:
+                return bool(ok)
+            for s in glr.feed_all(self.parser, pool.read(top), int(self.lexer.accept_term[ls])):
+                t2, n2 = pool.load(s)  # then at the start of a lexeme: only the parser is asked
+                if self.can_end(self.initial_lexer_state, t2, n2, pool):
+                    return True
+            return False
+
+    def start_state(self, stack: tuple[int, ...]) -> int:
+        """The lexer state that starts a lexeme after `stack` (its DFA of the terminals it can shift)."""
+        with self.lock:
+            top, _ = self._pool.load(stack)
+            while True:
+                got = acceptable_terms(top, self._pool.state, self._pool.parent, self.P, self.words, self._pool.overlay,
+                                       self._pool.touched)
+                if got == NEED_STATE:
+                    self._build_state()
+                    continue
+                if got == TOO_MANY:
+                    raise glr.too_many()
+                break
+            d = self.lexer.dfa_for(self.words)
+            return int(self.lexer.dfa_start[d])
+

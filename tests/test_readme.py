@@ -83,6 +83,11 @@ def test_generate_commands_run(command: str) -> None:
         assert sum(int(n) for n, _ in rows) == int(args[args.index("--asap") + 1])
         for _, text in rows:
             _check(args, text)
+    elif "--smc" in args:  # one "weight<TAB>text" line per distinct finished output, weights summing to 1
+        rows = [line.split("\t", 1) for line in res.stdout.strip().splitlines()]
+        assert rows and abs(sum(float(w) for w, _ in rows) - 1) < 1e-3, res.stdout
+        for _, text in rows:
+            _check(args, text)
     else:
         _check(args, res.stdout.strip())
 

@@ -48,7 +48,7 @@ from structgen.matcher import GrammarMatcher
 from .awrs import AWRS, AWRSStats
 from .lm import NextTokenModel
 
-__all__ = ["BatchNextTokenModel", "Particle", "SMCResult", "SMCSampler", "combine_runs", "fork_matcher"]
+__all__ = ["BatchNextTokenModel", "Particle", "SMCResult", "SMCSampler", "combine_runs", "fork_matcher", "posterior_kl"]
 
 _NEG_INF = -math.inf
 Critic = Callable[[tuple[int, ...], bool], float]

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from structgen import bitset
 from structgen.errors import StructgenError
 from structgen.matcher import GrammarMatcher
 
@@ -48,9 +49,7 @@ _NEG_INF = -math.inf
 
 def allowed_flags(matcher: GrammarMatcher, vocab_size: int) -> np.ndarray:
     """Boolean (vocab_size,) flags of the tokens the matcher's full mask allows."""
-    bits = np.ascontiguousarray(matcher.next_token_bits(), dtype=np.uint32).astype("<u4", copy=False)
-    flags = np.unpackbits(bits.view(np.uint8), bitorder="little")[:vocab_size]
-    return flags.astype(bool)
+    return bitset.to_bool(matcher.next_token_bits(), vocab_size)
 
 
 @dataclass

@@ -420,7 +420,8 @@ def speed_markdown(s: dict, args) -> str:
         f"{args.max_tokens} tokens), {s['tokens']} tokens, T=1, SmolLM2 (transformers, KV cache):\n",
         "| | AWRS | masked decoding |",
         "|---|---:|---:|",
-        f"| tokens/s (forward included) | {s['tokens_per_s_awrs']:.2f} | {s['tokens_per_s_masked']:.2f} |",
+        f"| tokens/s (forward included, prompt prefill not) | {s['tokens_per_s_awrs']:.2f} | "
+        f"{s['tokens_per_s_masked']:.2f} |",
         f"| constraint + sampling µs per step (mean) | {s['awrs_us_per_step']:.0f} | {s['masked_us_per_step']:.0f} |",
         f"| same, median over schemas | {s['awrs_us_per_step_median_schema']:.0f} | "
         f"{s['masked_us_per_step_median_schema']:.0f} |",

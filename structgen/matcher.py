@@ -391,9 +391,9 @@ class BatchGrammarMatcher:
     """Masks of many matchers at once, optionally on a thread pool (XGrammar's BatchGrammarMatcher).
 
     The mask kernels are numba `nogil`, but a mask is also Python (the cache lookup, the steps
-    between kernels), and with the GIL two threads slowed a 64-sequence MaskBench batch down on a
-    2-core machine (0.4-0.5x, bench/README.md): "auto" is one thread until the mask path is one
-    GIL-free call; ask for more with max_threads=N."""
+    between kernels), and with the GIL two threads gained little or lost on a 64-sequence MaskBench
+    batch on a 2-core machine (cold masks 0.68x, warm 1.23x, bench/README.md): "auto" is one thread
+    until the mask path is one GIL-free call; ask for more with max_threads=N."""
 
     def __init__(self, max_threads: int | Literal["auto"] = "auto") -> None:
         n = 1 if max_threads == "auto" else int(max_threads)

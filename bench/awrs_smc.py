@@ -316,24 +316,12 @@ def maskbench_schemas(n: int, seed: int) -> list[tuple[str, dict]]:
     return [rows[i] for i in rng.permutation(len(rows))[:n]]
 
 
-def cmd_speed(args) -> None:
-    import torch
-
-    from structgen import GrammarMatcher, allocate_token_bitmask, apply_token_bitmask_inplace
+def prompted_schemas(schemas, compiler, hf_tok, args, rows: list):
+    """(index, id, compiled grammar, prompt ids) for each schema that compiles and whose prompt fits
+    args.max_prompt; the others are appended to `rows` with their reason."""
     from structgen.cli import schema_hint
-    from structgen.decoding.awrs import AWRS
-    from structgen.integrations.transformers import KVBatchModel
-    from structgen.models import chat_prompt, load_default_model, load_default_tokenizer
+    from structgen.models import chat_prompt
 
-    torch.set_num_threads(args.threads)
-    hf_tok = load_default_tokenizer()
-    info = structgen.TokenizerInfo.from_huggingface(hf_tok)
-    compiler = structgen.GrammarCompiler(info)
-    kv = KVBatchModel(load_default_model())
-    schemas = maskbench_schemas(args.schemas, args.seed)
-    bitmask = allocate_token_bitmask(1, info.vocab_size)
-    rows, totals = [], collections.Counter()
-    clock = time.perf_counter
     for k, (sid, schema) in enumerate(schemas):
         try:
             cg = compiler.compile_json_schema(schema)
@@ -345,6 +333,27 @@ def cmd_speed(args) -> None:
         if len(ids) > args.max_prompt:
             rows.append({"id": sid, "error": f"prompt of {len(ids)} tokens"})
             continue
+        yield k, sid, cg, ids
+
+
+def cmd_speed(args) -> None:
+    import torch
+
+    from structgen import GrammarMatcher, allocate_token_bitmask, apply_token_bitmask_inplace
+    from structgen.decoding.awrs import AWRS
+    from structgen.integrations.transformers import KVBatchModel
+    from structgen.models import load_default_model, load_default_tokenizer
+
+    torch.set_num_threads(args.threads)
+    hf_tok = load_default_tokenizer()
+    info = structgen.TokenizerInfo.from_huggingface(hf_tok)
+    compiler = structgen.GrammarCompiler(info)
+    kv = KVBatchModel(load_default_model())
+    schemas = maskbench_schemas(args.schemas, args.seed)
+    bitmask = allocate_token_bitmask(1, info.vocab_size)
+    rows, totals = [], collections.Counter()
+    clock = time.perf_counter
+    for k, sid, cg, ids in prompted_schemas(schemas, compiler, hf_tok, args, rows):
         aw = AWRS(cg, mask_after=args.mask_after)
         m = GrammarMatcher(cg)
         rng = np.random.default_rng(args.seed + k)
@@ -446,9 +455,8 @@ def cmd_speed_genlm(args) -> None:
     from genlm.control import Potential, PromptedLLM
 
     from structgen import GrammarMatcher
-    from structgen.cli import schema_hint
     from structgen.integrations.transformers import KVBatchModel
-    from structgen.models import chat_prompt, load_default_model, load_default_tokenizer
+    from structgen.models import load_default_model, load_default_tokenizer
 
     torch.set_num_threads(args.threads)
     hf_tok = load_default_tokenizer()
@@ -494,17 +502,7 @@ def cmd_speed_genlm(args) -> None:
             return 0.0 if ok else -math.inf
 
     rows, totals = [], collections.Counter()
-    for k, (sid, schema) in enumerate(maskbench_schemas(args.schemas, args.seed)):
-        try:
-            cg = compiler.compile_json_schema(schema)
-        except structgen.StructgenError as exc:
-            rows.append({"id": sid, "error": str(exc)[:200]})
-            continue
-        ids = hf_tok(chat_prompt(hf_tok, f"Produce an example. {schema_hint(schema)}"),
-                     add_special_tokens=False)["input_ids"]
-        if len(ids) > args.max_prompt:
-            rows.append({"id": sid, "error": f"prompt of {len(ids)} tokens"})
-            continue
+    for k, sid, cg, ids in prompted_schemas(maskbench_schemas(args.schemas, args.seed), compiler, hf_tok, args, rows):
         # ours first, in this process: the same schema, prompt, model and machine state; both prefill untimed
         kv.batch_next_token_logits(ids, [[]])
         t0 = time.perf_counter()

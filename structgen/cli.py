@@ -690,7 +690,7 @@ def _lark_text(cg, schema) -> str:
     objects whose constraints are parser state are printed in the rule-based encoding instead."""
     from .frontend.lark_text import grammar_as_lark
 
-    if cg.ir.source is not None and not cg.ir.source.startswith("start: REGEX"):
+    if cg.ir.source is not None:
         return cg.ir.source
     ir = cg.ir
     if schema is not None and ir.objects:

@@ -1,7 +1,7 @@
 """End to end with the project-trained masked-diffusion LM (issue 7, acceptance 3, first form).
 
 For JSON and arithmetic, N samples each unconstrained, with rejection-and-redraw, and with
-per-position masks (`structgen.decoding.diffusion_sampler`): syntactic validity (GrammarMatcher
+per-position masks (`structgen.decoding.diffusion.sampler`): syntactic validity (GrammarMatcher
 accepts the whole text and is accepting; JSON also `json.loads`), decoding time per sample
 (p50), oracle time per unmasking step (p50/p99 ms). Needs the checkpoint written by
 `bench/train_diffusion_lm.py`. Writes bench/results/diffusion.{json,md,png}.
@@ -24,7 +24,7 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from structgen import GrammarCompiler, GrammarMatcher, StructgenError, builtin_grammar  # noqa: E402
 from structgen.decoding.diffusion import CompletabilityOracle  # noqa: E402
-from structgen.decoding.diffusion_sampler import DiffusionConstraint, diffusion_generate  # noqa: E402
+from structgen.decoding.diffusion.sampler import DiffusionConstraint, diffusion_generate  # noqa: E402
 from train_diffusion_lm import DEFAULT_OUT, load_model  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -101,7 +101,7 @@ def write_md(rows: list[dict], meta: dict, path: Path) -> None:
         f"LLaDA random remasking), block length {meta['block_length']}, rejection: at most {meta['max_redraws']} "
         f"redraws then the position mask; oracle work limit {meta['max_facts']} facts per call (a call past it: "
         f"the token counts as not verified, a mask falls back to verifying candidates in Gumbel order; "
-        f"'limit hits'). EOS fills trailing positions (see diffusion_sampler's docstring). "
+        f"'limit hits'). EOS fills trailing positions (see structgen/decoding/diffusion/constraint.py). "
         f"Valid = GrammarMatcher accepts the whole text (JSON: and json.loads). Times are wall-clock on a "
         f"shared 2-core CPU box (1 torch thread).",
         "",

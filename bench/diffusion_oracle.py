@@ -32,7 +32,7 @@ import numpy as np
 
 import structgen
 from structgen.decoding.diffusion import CompletabilityOracle
-from structgen.decoding.diffusion_sampler import DiffusionConstraint, diffusion_generate
+from structgen.decoding.diffusion.sampler import DiffusionConstraint, diffusion_generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diffusion_masks import TOKENIZER, random_json, tokenize  # noqa: E402

@@ -1,4 +1,4 @@
-"""structgen.decoding.diffusion_sampler: masked-diffusion unmasking under the infilling oracle (issue 7).
+"""structgen.decoding.diffusion.sampler: masked-diffusion unmasking under the infilling oracle (issue 7).
 
 A toy MaskedLM (random logits seeded by the ids) over small byte-level vocabularies: the
 constrained modes must always end in a word of the grammar, the unconstrained mode must not.
@@ -14,7 +14,7 @@ import pytest
 
 from structgen import GrammarCompiler, GrammarMatcher, LimitExceeded, StructgenError, TokenizerInfo, builtin_grammar
 from structgen.decoding.diffusion import ByteGap, Template, TokenGap
-from structgen.decoding.diffusion_sampler import DiffusionConstraint, diffusion_generate
+from structgen.decoding.diffusion.sampler import DiffusionConstraint, diffusion_generate
 
 CHARS = {
     "json": b' {}[]:,"a1-.0etrufalsn',
@@ -258,7 +258,7 @@ def test_mask_limit_fallback_stays_valid(setups, monkeypatch):
 def test_witness_fallback_after_max_verify(setups, monkeypatch):
     """With no candidate verified (MAX_VERIFY = 0) every masked draw takes the witness's token:
     still a word, and every step is counted."""
-    import structgen.decoding.diffusion_sampler as ds
+    import structgen.decoding.diffusion.sampler as ds
     tok, cg, c = setups["json"]
     c5 = DiffusionConstraint(cg, mask_id=c.mask_id, eos_id=c.eos_id, oracle=c.oracle)
 
@@ -279,7 +279,7 @@ def test_transformers_masked_lm_adapter_with_a_tiny_random_model(setups):
     """The transformers adapter (as LLaDA/Dream users would use it), on a tiny random BERT on CPU."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from structgen.decoding.diffusion_sampler import TransformersMaskedLM
+    from structgen.decoding.diffusion.sampler import TransformersMaskedLM
 
     tok, cg, c = setups["json"]
     torch.manual_seed(0)

@@ -64,7 +64,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..automata.fsm import complement_ranges, merge_ranges
+from ..automata.utf8 import complement_ranges, merge_ranges
 
 __all__ = ["FORMATS", "format_regex"]
 
@@ -303,7 +303,7 @@ HOSTNAME_MAX_LENGTH = 253  # RFC 1123 / RFC 1035: 255 octets on the wire, 253 ch
 def hostname_string_dfa():
     """Byte DFA of the JSON string literals (quotes included) of hostnames of at most 253
     characters: the label structure times a length counter (a regex cannot say it compactly)."""
-    from ..automata.fsm import intersect
+    from ..automata.dfa import intersect
     from ..automata.regex_dfa import regex_dfa
 
     return intersect(regex_dfa('"' + HOSTNAME + '"'),

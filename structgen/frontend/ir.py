@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
-from ..automata.fsm import ByteDFA
+from ..automata.dfa import ByteDFA
 from ..automata.lexer import Terminal
 from ..automata.lr import deriving
 from ..errors import GrammarError, LimitExceeded

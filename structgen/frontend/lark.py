@@ -6,7 +6,7 @@ terminal patterns become byte DFAs here, and Lark's parser generator is never ru
 
 from __future__ import annotations
 
-from ..automata.fsm import DEFAULT_MAX_STATES, ByteDFA, literal_dfa
+from ..automata.dfa import DEFAULT_MAX_STATES, ByteDFA, literal_dfa
 from ..automata.regex_dfa import literal_dfa_ignorecase
 from ..automata.regex_dfa import regex_dfa
 from ..budget import check as check_budget

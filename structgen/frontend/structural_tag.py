@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..automata.fsm import ByteDFA
+from ..automata.dfa import ByteDFA
 from ..automata.lexer import Terminal
 from ..errors import GrammarError, SchemaError, UnsupportedFeature
 from ..options import CompileOptions

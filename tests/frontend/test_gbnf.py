@@ -17,7 +17,8 @@ from datasets import DATA
 from gbnf_oracle import (IREarley, gbnf_to_lark_earley, gbnf_to_llguidance_lark, lark_accepts, lark_earley_parser,
                          llguidance_acceptor, mutations, parse_gbnf, random_words)
 from structgen.errors import GrammarError, LimitExceeded, UnsupportedFeature
-from structgen.frontend.gbnf import atoms_of, gbnf_to_ir, utf8_class_dfa
+from structgen.frontend.char_classes import atoms_of, utf8_class_dfa
+from structgen.frontend.gbnf import gbnf_to_ir
 
 GBNF_DIR = DATA / "gbnf"
 GRAMMARS = sorted(p.stem for p in GBNF_DIR.glob("*.gbnf"))

@@ -9,7 +9,7 @@ import pytest
 
 from datasets import DATA
 from structgen import GrammarCompiler, GrammarMatcher, TokenizerInfo
-from structgen.automata.fsm import difference, literal_dfa
+from structgen.automata.dfa import difference, literal_dfa
 from structgen.automata.regex_dfa import regex_dfa
 from structgen.automata.to_regex import dfa_to_regex
 from structgen.cli import _lark_text

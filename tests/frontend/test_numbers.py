@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from structgen.automata.regex_dfa import regex_dfa
-from structgen.frontend.numbers import decimal_regex, integer_regex, sign_number_regex
+from structgen.frontend.json_schema.numbers import decimal_regex, integer_regex, sign_number_regex
 
 INT_SHAPE = re.compile(r"-?(0|[1-9][0-9]*)")
 DEC_SHAPE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")

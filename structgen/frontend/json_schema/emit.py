@@ -16,17 +16,19 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ...automata.fsm import ByteDFA, intersect, literal_dfa, literals_dfa
+from ...automata.dfa import ByteDFA, intersect, literal_dfa, literals_dfa
 from ...automata.regex_dfa import regex_dfa
 from ...budget import check as check_budget
 from ...errors import GrammarError, LimitExceeded, RegexError, SchemaError, UnsupportedFeature
 from ...options import DEFAULT_OPTIONS, CompileOptions
 from ..ir import Grammar, GrammarBuilder, productive_nonterminals
 from .expr import EMPTY, Expr, cat, opt, union
-from .normalize import (ANNOTATIONS, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS,
-                        NOT_VALUES, TYPES, WS_TERMINAL, NoValue, Normalizer, Relaxation, _internal_ok, load_schema)
-from .objects import ObjectEmitter, _object_const, _UnionRefused, _without_annotations
+from .normalize import NoValue, Normalizer, Relaxation, load_schema
+from .object_union import _UnionRefused
+from .objects import ObjectEmitter, _object_const
 from .strings import StringEmitter
+from .vocabulary import (ANNOTATIONS, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS, NOT_VALUES, TYPES, WS_TERMINAL,
+                         _internal_ok, _without_annotations)
 
 
 @dataclass
@@ -391,7 +393,7 @@ class Emitter(StringEmitter, ObjectEmitter, Normalizer):
                 parts += [self.literal_value(x), self.ws]
             return cat(*parts, self.open_close("]"))
         if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e15:
-            from ..numbers import decimal_regex  # every literal of the same value: 1, 1.0, 1.00 (not 1e0)
+            from .numbers import decimal_regex  # every literal of the same value: 1, 1.0, 1.00 (not 1e0)
 
             return self.terminal("num", decimal_regex(minimum=v, maximum=v))
         return self.lit(json.dumps(v, ensure_ascii=False))
@@ -418,7 +420,7 @@ class Emitter(StringEmitter, ObjectEmitter, Normalizer):
             xlo, lo = (lo if xlo else None), (None if xlo else lo)
         if isinstance(xhi, bool):
             xhi, hi = (hi if xhi else None), (None if xhi else hi)
-        from .. import numbers
+        from . import numbers
 
         multiple = s.get("multipleOf")
         if multiple is not None and (isinstance(multiple, bool) or not isinstance(multiple, (int, float))

@@ -1,8 +1,8 @@
 """JSON Schema normalization: $ref / $id resolution, allOf merging, negation, presence predicates.
 
 `Normalizer` rewrites schema nodes into the forms the emitter (emit.py) compiles exactly, and
-decides the questions the emitter asks (are two branches disjoint, which values remain of an
-enum, which strings a node allows). Keywords it cannot express raise UnsupportedFeature with
+decides the questions the emitter asks (are two branches disjoint: disjoint.py; which values remain
+of an enum, which strings a node allows). Keywords it cannot express raise UnsupportedFeature with
 their pointer; with `strict=False` they are relaxed instead and each relaxation is recorded.
 """
 
@@ -14,36 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
-from ...automata.fsm import ANY_CHAR
-from ...automata.regex_dfa import json_string_dfa, meet, quoted_dfa
-from ..ir import presence_holds
-from ...errors import LimitExceeded, RegexError, SchemaError, StructgenError, UnsupportedFeature
+from ...automata.dfa import ANY_CHAR
+from ...automata.regex_dfa import meet, quoted_dfa
+from ...errors import LimitExceeded, RegexError, SchemaError, UnsupportedFeature
+from .disjoint import Disjointness
+from .vocabulary import ANNOTATIONS, KEYWORDS, NOT_STRINGS, NOT_VALUES, PRESENCE, TYPES, _ptr_escape
 
 NO_CHAR = r"[^\s\S]"  # no character: the pattern of an empty string set (minLength > maxLength)
-
-# keywords that only annotate: they never change which instances are valid
-ANNOTATIONS = {
-    "$schema", "$id", "$comment", "$anchor", "$dynamicAnchor", "$vocabulary", "title", "description",
-    "default", "examples", "deprecated", "readOnly", "writeOnly", "contentEncoding", "contentMediaType",
-    "contentSchema", "$defs", "definitions", "discriminator", "xml", "externalDocs", "example", "id",
-    "nullable",  # OpenAPI's, not JSON Schema's: validators ignore it, so honoring it would accept invalid data
-}
-WS_TERMINAL = "JSON_WS"
-JSON_STRING = r'"([^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'  # as in grammars/json.lark
-JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
-JSON_INTEGER = r"-?(0|[1-9][0-9]*)"
-TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
 MAX_LENGTH_BOUND = 1024  # a length-counting string DFA has ~14 states per character
 LONG_STRING = 256  # strings with only length bounds above this are split into block lexemes
-# keywords that constrain instances (2020-12 and draft-07 validation/applicator vocabularies)
-KEYWORDS = {
-    "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
-    "maxLength", "minLength", "pattern", "format", "maxItems", "minItems", "uniqueItems", "maxContains",
-    "minContains", "contains", "items", "prefixItems", "additionalItems", "unevaluatedItems", "maxProperties",
-    "minProperties", "required", "dependentRequired", "dependencies", "properties", "patternProperties",
-    "additionalProperties", "unevaluatedProperties", "propertyNames", "dependentSchemas", "allOf", "anyOf",
-    "oneOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef",
-}
 
 
 @dataclass(frozen=True)
@@ -79,98 +58,12 @@ def load_schema(schema: Any) -> Any:
     raise SchemaError(f"unsupported schema input of type {type(schema).__name__}")
 
 
-PRESENCE = "__presence__"  # internal keys: predicates over which properties an object has,
-NOT_VALUES = "__not_values__"  # scalar values `not` excludes,
-NOT_STRINGS = "__not_strings__"  # and groups of string regexes a string must not all match
-
-
 class NoValue(UnsupportedFeature):
     """A (sub)schema no JSON value satisfies: an optional property or an anyOf branch can be
     dropped; anywhere else this is an error."""
 
 
-def _pred_names(p: tuple) -> list[str]:
-    if p[0] == "dep":
-        return [p[1], *p[2]]
-    if p[0] == "if":
-        return [*p[1], *p[2], *p[3]]
-    if p[0] == "not":
-        return list(p[1])
-    return [n for branch in p[1] for n in branch]
-
-
-def _internal_ok(s: dict, v: Any) -> bool:
-    """Whether value v meets the constraints merging moved into internal keys (jsonschema ignores them)."""
-    if any(v == x and type(v) is type(x) for x in s.get(NOT_VALUES, [])):
-        return False
-    if isinstance(v, str) and any(all(re.fullmatch(p, v) for p in group) for group in s.get(NOT_STRINGS, [])):
-        return False
-    if isinstance(v, dict):
-        return all(presence_holds(p, lambda n: n in v) for p in s.get(PRESENCE, []))
-    return not (s.get(PRESENCE) and any(p[0] == "not" or (p[0] == "oneOf" and len(p[1]) > 1)
-                                         for p in s[PRESENCE]))
-
-
-TYPE_KEYWORDS = {
-    "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
-    "string": {"minLength", "maxLength", "pattern", "format", NOT_STRINGS},
-    "array": {"items", "prefixItems", "additionalItems", "contains", "minItems", "maxItems", "uniqueItems",
-              "minContains", "maxContains", "unevaluatedItems"},
-    "object": {"properties", "required", "additionalProperties", "patternProperties", "propertyNames",
-               "minProperties", "maxProperties", "dependentRequired", "dependencies", "dependentSchemas",
-               "unevaluatedProperties", PRESENCE},
-    "null": set(), "boolean": set(),
-}
-ANY_TYPE_KEYWORDS = {"enum", "const", "not", "allOf", "anyOf", "oneOf", "$ref", "if", "$dynamicRef", "$recursiveRef",
-                     NOT_VALUES}
-
-
-def _accepts_all_of(s: Any, t: str) -> bool:
-    """Whether schema s surely accepts every value of type t ("number" includes the integers)."""
-    if s is True or s == {}:
-        return True
-    if not isinstance(s, dict):
-        return False
-    types = s.get("type", list(TYPES))
-    types = [types] if isinstance(types, str) else types
-    return t in types and not any(k in s for k in TYPE_KEYWORDS[t] | ANY_TYPE_KEYWORDS)
-
-
-def _string_only(s: dict) -> bool:
-    """Whether s constrains strings with nothing but string_patterns' keywords (and may allow other types)."""
-    return all(k in ANNOTATIONS or k == "type" or k in TYPE_KEYWORDS["string"] or
-               any(k in TYPE_KEYWORDS[t] for t in ("number", "array", "object")) for k in s)
-
-
-def _type_set(s: dict) -> set[str]:
-    """The JSON types a schema allows ("integer" folded into "number")."""
-    t = s.get("type", list(TYPES))
-    t = {t} if isinstance(t, str) else set(t)
-    return {"number" if x == "integer" else x for x in t}
-
-
-def _ranges_disjoint(a: dict, b: dict) -> bool:
-    """Whether two schemas' numeric bounds leave no common number (draft-06+ style bounds)."""
-    def bounds(s: dict):
-        lo = [(s[k], k == "exclusiveMinimum") for k in ("minimum", "exclusiveMinimum")
-              if isinstance(s.get(k), (int, float)) and not isinstance(s.get(k), bool)]
-        hi = [(s[k], k == "exclusiveMaximum") for k in ("maximum", "exclusiveMaximum")
-              if isinstance(s.get(k), (int, float)) and not isinstance(s.get(k), bool)]
-        return max(lo, default=None), min(hi, default=None, key=lambda x: (x[0], not x[1]))
-    (alo, _), (blo, _) = bounds(a), bounds(b)
-    _, ahi = bounds(a)
-    _, bhi = bounds(b)
-    for lo, hi in ((alo, bhi), (blo, ahi)):
-        if lo is not None and hi is not None and (lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1]))):
-            return True
-    return False
-
-
-def _ptr_escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-class Normalizer:
+class Normalizer(Disjointness):
     """Schema-level rewriting shared by the emitter; holds the root, the $id index and the relaxations."""
 
     def __init__(self, root: Any, strict: bool) -> None:
@@ -311,110 +204,6 @@ class Normalizer:
             cls = jsonschema.validators.validator_for(self.root, default=jsonschema.Draft202012Validator)
             self._root_validator = cls(self.root, format_checker=cls.FORMAT_CHECKER)
         return self._root_validator.evolve(schema=s)
-
-    def exclusive(self, branches: list, ptr: str) -> list:
-        """oneOf branches rewritten to be pairwise disjoint, so that oneOf is their anyOf: a type
-        two branches accept entirely is valid under neither (dropped from all); overlapping string
-        languages are cut out of both. Overlaps it cannot remove are unsupported. None: dropped."""
-        out = [dict(b) if isinstance(b, dict) else b for b in branches]
-        for t in ("null", "boolean", "number", "string", "array", "object"):
-            if sum(_accepts_all_of(b, t) for b in out) >= 2:
-                for b in out:
-                    if isinstance(b, dict):
-                        b["type"] = [x for x in b.get("type", list(TYPES)) if x != t and not (
-                            t == "number" and x == "integer")] if not isinstance(b.get("type"), str) else (
-                            [] if b["type"] == t or (t == "number" and b["type"] == "integer") else [b["type"]])
-        out = [None if isinstance(b, dict) and b.get("type") == [] else b for b in out]
-        for i in range(len(out)):
-            for j in range(i):
-                a, b = out[i], out[j]
-                if a is None or b is None or self.disjoint(a, b, ptr):
-                    continue
-                if _type_set(a) & _type_set(b) == {"string"} and _string_only(a) and _string_only(b):
-                    pa, pb = self.string_patterns(a, ptr), self.string_patterns(b, ptr)
-                    a[NOT_STRINGS] = list(a.get(NOT_STRINGS, [])) + [pb]
-                    b[NOT_STRINGS] = list(b.get(NOT_STRINGS, [])) + [pa]
-                    continue
-                both = self.common_strings(a, b, ptr)
-                if both is not None:  # a string enum against a string language: cut the shared values
-                    a[NOT_VALUES] = list(a.get(NOT_VALUES, [])) + both
-                    b[NOT_VALUES] = list(b.get(NOT_VALUES, [])) + both
-                    continue
-                self.unsupported("oneOf", ptr + "/oneOf", f"branches {j} and {i} are not provably disjoint "
-                                 "(compiled as anyOf)", "more")
-                return out
-        return out
-
-    def common_strings(self, a: Any, b: Any, ptr: str) -> list[str] | None:
-        """When one schema is a finite set of strings and the other constrains strings only through
-        string_patterns: the values both accept (by our string DFA); else None."""
-        for x, y in ((a, b), (b, a)):
-            values = self.finite_values(x, ptr) if isinstance(x, dict) else None
-            if values is None or not isinstance(y, dict) or not _string_only(y) or "string" not in _type_set(y):
-                continue
-            if not all(isinstance(v, str) for v in values):
-                return None
-            try:
-                dfa = json_string_dfa(self.string_patterns(y, ptr) or [ANY_CHAR + "*"])
-                vx = self.validator(x, ptr)
-                return [v for v in values if vx.is_valid(v) and _internal_ok(x, v) and _internal_ok(y, v)
-                        and dfa.matches(json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass"))]
-            except Exception:
-                return None
-        return None
-
-    def disjoint(self, a: Any, b: Any, ptr: str, depth: int = 0) -> bool:
-        """True only if no value satisfies both schemas (types, finite values checked with the
-        other schema's validator, number ranges, string languages, object discriminators). A probe:
-        relaxations its merges would record in lenient mode are not kept."""
-        kept = len(self.relaxations)
-        try:
-            return self._disjoint(a, b, ptr, depth)
-        finally:
-            del self.relaxations[kept:]
-
-    def _disjoint(self, a: Any, b: Any, ptr: str, depth: int) -> bool:
-        try:
-            a, b = (self.merge_all([x], ptr) if isinstance(x, dict) else x for x in (a, b))
-        except StructgenError:
-            return False
-        if not isinstance(a, dict) or not isinstance(b, dict) or depth > 8:
-            return a is False or b is False
-        ta, tb = _type_set(a), _type_set(b)
-        common = ta & tb
-        if not common:
-            return True
-        if self.common_strings(a, b, ptr) == []:
-            return True
-        for x, y in ((a, b), (b, a)):
-            values = self.finite_values(x, ptr)
-            if values is not None:
-                try:
-                    vy, vx = self.validator(y, ptr), self.validator(x, ptr)
-                    return not any(vx.is_valid(v) and vy.is_valid(v) for v in values)
-                except Exception:
-                    return False
-        if common <= {"number"}:
-            return _ranges_disjoint(a, b)
-        if common == {"string"}:
-            try:
-                pa, pb = self.string_patterns(a, ptr), self.string_patterns(b, ptr)
-                both = meet(json_string_dfa(pa or [ANY_CHAR + "*"]), json_string_dfa(pb or [ANY_CHAR + "*"]))
-                return both.num_states == 0  # no string in both
-            except RegexError:
-                return True  # one side matches nothing
-            except StructgenError:
-                return False
-        if common == {"object"}:
-            pa, pb = a.get("properties") or {}, b.get("properties") or {}
-            ra, rb = set(a.get("required", [])), set(b.get("required", []))
-            for name in ra & rb:  # a discriminator: a required property whose values cannot agree
-                if name in pa and name in pb and self.disjoint(pa[name], pb[name], ptr, depth + 1):
-                    return True
-            for x, px, ry in ((a, pa, rb), (b, pb, ra)):  # a closed object cannot have the other's required
-                if x.get("additionalProperties", True) is False and not x.get("patternProperties") and ry - set(px):
-                    return True
-        return False
 
     def merge_all(self, parts: list, ptr: str) -> dict:
         """allOf as one schema: keywords combined where the combination is exact.

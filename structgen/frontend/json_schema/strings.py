@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 
-from ...automata.fsm import ANY_CHAR, intersect
+from ...automata.dfa import ANY_CHAR, intersect
 from ...automata.regex_dfa import json_string_body_dfa, json_string_dfa
 from ...errors import RegexError
 from .expr import EMPTY, Expr, cat, union
-from .normalize import JSON_STRING, LONG_STRING, NOT_STRINGS, NOT_VALUES, NoValue
+from .normalize import LONG_STRING, NoValue
+from .vocabulary import JSON_STRING, NOT_STRINGS, NOT_VALUES
 
 
 def chunk_size(lo: int, hi: int | None) -> int:

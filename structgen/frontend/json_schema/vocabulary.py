@@ -1,0 +1,119 @@
+"""JSON Schema's vocabulary as the compiler reads it: keyword sets, the JSON lexeme regexes, the
+internal keys merging adds, and small predicates and rewrites over schema dicts and property names."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..ir import presence_holds
+
+# keywords that only annotate: they never change which instances are valid
+ANNOTATIONS = {
+    "$schema", "$id", "$comment", "$anchor", "$dynamicAnchor", "$vocabulary", "title", "description",
+    "default", "examples", "deprecated", "readOnly", "writeOnly", "contentEncoding", "contentMediaType",
+    "contentSchema", "$defs", "definitions", "discriminator", "xml", "externalDocs", "example", "id",
+    "nullable",  # OpenAPI's, not JSON Schema's: validators ignore it, so honoring it would accept invalid data
+}
+WS_TERMINAL = "JSON_WS"
+JSON_STRING = r'"([^"\\\x00-\x1f]|\\["\\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'  # as in grammars/json.lark
+JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+JSON_INTEGER = r"-?(0|[1-9][0-9]*)"
+TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
+# keywords that constrain instances (2020-12 and draft-07 validation/applicator vocabularies)
+KEYWORDS = {
+    "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+    "maxLength", "minLength", "pattern", "format", "maxItems", "minItems", "uniqueItems", "maxContains",
+    "minContains", "contains", "items", "prefixItems", "additionalItems", "unevaluatedItems", "maxProperties",
+    "minProperties", "required", "dependentRequired", "dependencies", "properties", "patternProperties",
+    "additionalProperties", "unevaluatedProperties", "propertyNames", "dependentSchemas", "allOf", "anyOf",
+    "oneOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef",
+}
+PRESENCE = "__presence__"  # internal keys: predicates over which properties an object has,
+NOT_VALUES = "__not_values__"  # scalar values `not` excludes,
+NOT_STRINGS = "__not_strings__"  # and groups of string regexes a string must not all match
+
+
+def _pred_names(p: tuple) -> list[str]:
+    if p[0] == "dep":
+        return [p[1], *p[2]]
+    if p[0] == "if":
+        return [*p[1], *p[2], *p[3]]
+    if p[0] == "not":
+        return list(p[1])
+    return [n for branch in p[1] for n in branch]
+
+
+def _internal_ok(s: dict, v: Any) -> bool:
+    """Whether value v meets the constraints merging moved into internal keys (jsonschema ignores them)."""
+    if any(v == x and type(v) is type(x) for x in s.get(NOT_VALUES, [])):
+        return False
+    if isinstance(v, str) and any(all(re.fullmatch(p, v) for p in group) for group in s.get(NOT_STRINGS, [])):
+        return False
+    if isinstance(v, dict):
+        return all(presence_holds(p, lambda n: n in v) for p in s.get(PRESENCE, []))
+    return not (s.get(PRESENCE) and any(p[0] == "not" or (p[0] == "oneOf" and len(p[1]) > 1)
+                                         for p in s[PRESENCE]))
+
+
+TYPE_KEYWORDS = {
+    "number": {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
+    "string": {"minLength", "maxLength", "pattern", "format", NOT_STRINGS},
+    "array": {"items", "prefixItems", "additionalItems", "contains", "minItems", "maxItems", "uniqueItems",
+              "minContains", "maxContains", "unevaluatedItems"},
+    "object": {"properties", "required", "additionalProperties", "patternProperties", "propertyNames",
+               "minProperties", "maxProperties", "dependentRequired", "dependencies", "dependentSchemas",
+               "unevaluatedProperties", PRESENCE},
+    "null": set(), "boolean": set(),
+}
+ANY_TYPE_KEYWORDS = {"enum", "const", "not", "allOf", "anyOf", "oneOf", "$ref", "if", "$dynamicRef", "$recursiveRef",
+                     NOT_VALUES}
+
+
+def _string_only(s: dict) -> bool:
+    """Whether s constrains strings with nothing but string_patterns' keywords (and may allow other types)."""
+    return all(k in ANNOTATIONS or k == "type" or k in TYPE_KEYWORDS["string"] or
+               any(k in TYPE_KEYWORDS[t] for t in ("number", "array", "object")) for k in s)
+
+
+def _type_set(s: dict) -> set[str]:
+    """The JSON types a schema allows ("integer" folded into "number")."""
+    t = s.get("type", list(TYPES))
+    t = {t} if isinstance(t, str) else set(t)
+    return {"number" if x == "integer" else x for x in t}
+
+
+def _ptr_escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _literal(key: str) -> bytes:
+    """The JSON string literal of a key, as written (json.dumps without ASCII escapes)."""
+    return json.dumps(key, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+_SCHEMA_MAPS = ("properties", "patternProperties", "dependentSchemas")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SCHEMA_ONE = ("items", "additionalItems", "additionalProperties", "propertyNames", "contains", "not", "if", "then",
+               "else", "unevaluatedItems", "unevaluatedProperties")
+
+
+def _without_annotations(s: Any) -> Any:
+    """A schema without its annotations (title, description, ...) at every schema position: what
+    its language depends on, so that schemas differing only in prose share one rule (two rules for
+    one language collide in the LR tables wherever both are possible)."""
+    if not isinstance(s, dict):
+        return s
+    out = {}
+    for k, v in s.items():
+        if k in ANNOTATIONS:
+            continue
+        if k in _SCHEMA_MAPS and isinstance(v, dict):
+            v = {name: _without_annotations(x) for name, x in v.items()}
+        elif k in _SCHEMA_LISTS and isinstance(v, list) or k == "items" and isinstance(v, list):
+            v = [_without_annotations(x) for x in v]
+        elif k in _SCHEMA_ONE:
+            v = _without_annotations(v)
+        out[k] = v
+    return out

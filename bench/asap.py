@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
 import structgen  # noqa: E402
-from structgen.decoding.asap import (  # noqa: E402
-    ASApSampler,
+from structgen.decoding.asap import ASApSampler  # noqa: E402
+from structgen.decoding.exact_target import (  # noqa: E402
     empirical_kl,
     enumerate_language,
     extend_enumeration,

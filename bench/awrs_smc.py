@@ -48,12 +48,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
 import structgen  # noqa: E402
-from structgen.decoding.asap import (  # noqa: E402
-    ASApSampler,
-    enumerate_language,
-    extend_enumeration,
-    kl_divergence,
-)
+from structgen.decoding.asap import ASApSampler  # noqa: E402
+from structgen.decoding.exact_target import enumerate_language, extend_enumeration, kl_divergence  # noqa: E402
 from structgen.decoding.lm import MemoModel  # noqa: E402
 from structgen.decoding.smc import SMCSampler, combine_runs  # noqa: E402
 from structgen.evaluation.report import machine_info  # noqa: E402
@@ -319,7 +315,7 @@ def maskbench_schemas(n: int, seed: int) -> list[tuple[str, dict]]:
 def prompted_schemas(schemas, compiler, hf_tok, args, rows: list):
     """(index, id, compiled grammar, prompt ids) for each schema that compiles and whose prompt fits
     args.max_prompt; the others are appended to `rows` with their reason."""
-    from structgen.cli import schema_hint
+    from structgen.cli.source import schema_hint
     from structgen.models import chat_prompt
 
     for k, (sid, schema) in enumerate(schemas):

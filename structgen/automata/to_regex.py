@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fsm import ByteDFA
+from .dfa import ByteDFA
 
 _LEADS = ((0xC2, 0xDF, 1, 0x1F), (0xE0, 0xEF, 2, 0x0F), (0xF0, 0xF4, 3, 0x07))  # lo, hi, continuations, bits
 

@@ -38,97 +38,35 @@ transient: they serve the current sample, their value still goes into the parent
 **Model calls.**  Only prefixes not in the trie call the model; :attr:`SamplerStats.calls_saved`
 counts the calls the trie served.  A trie saves to and loads from a ``.npz`` file (no pickle),
 with the random state, so sampling continues identically after a reload.
+
+The trie's nodes and file format are in :mod:`structgen.decoding.asap_trie`; the exact target Q (by
+enumeration) and the KL metrics in :mod:`structgen.decoding.exact_target`.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
-import heapq
-import io
-import json
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from structgen import bitset
 from structgen.errors import StructgenError
 from structgen.matcher import GrammarMatcher
 
+from .asap_trie import _NEG_INF, _allowed_ids, _log_softmax_at, _logsumexp, _Node, iter_nodes, read_trie, write_trie
 from .lm import LlamaCppModel, NextTokenModel, TransformersModel
 
 __all__ = [
     "ASApSampler",
     "Sample",
     "SamplerStats",
-    "Enumeration",
-    "enumerate_language",
-    "extend_enumeration",
-    "empirical_kl",
-    "kl_divergence",
     "cli_samples",
 ]
-
-_FORMAT = "structgen-asap-trie-v1"
-_NODE_OVERHEAD = 300  # bytes: the node object, its dict and the parent's dict entry (approximate)
-_NEG_INF = -math.inf
-
-
-def _allowed_ids(matcher: GrammarMatcher, vocab_size: int) -> np.ndarray:
-    """Sorted int32 ids of the tokens the matcher allows next."""
-    return bitset.to_ids(matcher.next_token_bits(), vocab_size)
-
-
-def _log_softmax_at(logits: np.ndarray, ids: np.ndarray, temperature: float) -> np.ndarray:
-    """float32 log-softmax of ``logits / temperature`` (computed in float64) at ``ids``."""
-    x = np.asarray(logits, dtype=np.float64).reshape(-1)
-    if ids.size and int(ids[-1]) >= x.shape[0]:
-        raise StructgenError(f"the model gives {x.shape[0]} logits but the grammar allows token {int(ids[-1])}: "
-                             "compile the grammar with the model's tokenizer")
-    if temperature != 1.0:
-        x = x / temperature
-    m = np.max(x)
-    if not np.isfinite(m):
-        raise StructgenError("the model returned no finite logit")
-    log_z = m + math.log(np.sum(np.exp(x - m)))
-    return (x[ids] - log_z).astype(np.float32)
-
-
-def _logsumexp(w: np.ndarray) -> float:
-    if w.size == 0:
-        return _NEG_INF
-    m = float(np.max(w))
-    if m == _NEG_INF:
-        return _NEG_INF
-    return m + math.log(float(np.sum(np.exp(w - m))))
-
-
-class _Node:
-    """One trie node: a prefix's allowed tokens, their log-probabilities and child bounds."""
-
-    __slots__ = ("allowed", "lp", "lv", "logv", "children")
-
-    def __init__(self, allowed: np.ndarray, lp: np.ndarray) -> None:
-        self.allowed = allowed  # int32, sorted
-        self.lp = lp  # float32 log P(t | prefix) for t in allowed
-        self.lv: np.ndarray | None = None  # float64 log V(child), aligned with allowed; None = all 0
-        self.logv = 0.0 if allowed.size else _NEG_INF  # log of the EFG upper bound
-        self.children: dict[int, _Node] = {}
-
-    def nbytes(self) -> int:
-        return self.allowed.nbytes + self.lp.nbytes + (0 if self.lv is None else self.lv.nbytes) + _NODE_OVERHEAD
-
-    def weights(self, learning: bool) -> np.ndarray:
-        """float64 log sampling weights over ``allowed``: log P(t|p) (+ log V(p·t) when learning)."""
-        w = self.lp.astype(np.float64)
-        if learning and self.lv is not None:
-            w += self.lv
-        return w
 
 
 @dataclass
@@ -163,15 +101,6 @@ class SamplerStats:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def _grammar_key(compiled_grammar: Any) -> str:
-    """A hash identifying the grammar and tokenizer a trie was built for."""
-    h = hashlib.sha256()
-    h.update(compiled_grammar.grammar.encode("utf-8"))
-    h.update(b"\0" + compiled_grammar.start.encode("utf-8") + b"\0")
-    h.update(compiled_grammar.tokenizer_info.fingerprint().encode("ascii"))
-    return h.hexdigest()
 
 
 class ASApSampler:
@@ -388,17 +317,9 @@ class ASApSampler:
                 return None
             node = node.children.get(int(t))
         return None if node is None else float(node.logv)
-
     def nodes(self) -> Iterable[tuple[tuple[int, ...], _Node]]:
         """(prefix, node) for every stored node, depth first."""
-        if self.root is None:
-            return
-        stack: list[tuple[tuple[int, ...], _Node]] = [((), self.root)]
-        while stack:
-            prefix, node = stack.pop()
-            yield prefix, node
-            for t in sorted(node.children, reverse=True):
-                stack.append((prefix + (t,), node.children[t]))
+        yield from iter_nodes(self.root)
 
     def proposal_logprobs(self, sequences: Iterable[tuple[Sequence[int], int]]) -> np.ndarray:
         """log-probability that the next attempt draws each ``(token_ids, stop_id)``.
@@ -439,225 +360,28 @@ class ASApSampler:
                 node = child
             out.append(total)
         return np.array(out, dtype=np.float64)
-
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the trie, settings, counters and random state to ``path`` (.npz, no pickle)."""
-        parents, tokens, logv, sizes, has_lv = [], [], [], [], []
-        allowed, lps, lvs = [], [], []
-        index: dict[int, int] = {}
-        for prefix, node in self.nodes():
-            index[id(node)] = len(parents)
-            if prefix:
-                parent = self.root
-                for t in prefix[:-1]:
-                    parent = parent.children[t]
-                parents.append(index[id(parent)])
-                tokens.append(prefix[-1])
-            else:
-                parents.append(-1)
-                tokens.append(-1)
-            logv.append(node.logv)
-            sizes.append(node.allowed.size)
-            has_lv.append(node.lv is not None)
-            allowed.append(node.allowed)
-            lps.append(node.lp)
-            if node.lv is not None:
-                lvs.append(node.lv)
         meta = {
-            "format": _FORMAT, "grammar_key": _grammar_key(self.compiled_grammar),
             "prompt_ids": list(self.prompt_ids), "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature, "learning": self.learning, "stats": self.stats.to_json(),
             "rng": self._rng.bit_generator.state,
         }
-        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
-        buf = io.BytesIO()
-        np.savez_compressed(
-            buf, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-            parent=np.array(parents, dtype=np.int64), token=np.array(tokens, dtype=np.int64),
-            logv=np.array(logv, dtype=np.float64), size=np.array(sizes, dtype=np.int64),
-            has_lv=np.array(has_lv, dtype=np.bool_), allowed=cat(allowed, np.int32), lp=cat(lps, np.float32),
-            lv=cat(lvs, np.float64))
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
+        write_trie(path, self.root, self.compiled_grammar, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], model: NextTokenModel, compiled_grammar: Any, *,
              max_trie_bytes: int = 1 << 30) -> ASApSampler:
         """A sampler continuing from a trie written by :meth:`save` (same grammar and tokenizer)."""
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode("utf-8"))
-            if meta.get("format") != _FORMAT:
-                raise StructgenError(f"{path} is not a {_FORMAT} file")
-            if meta["grammar_key"] != _grammar_key(compiled_grammar):
-                raise StructgenError(f"{path} was built for another grammar or tokenizer")
-            self = cls(model, compiled_grammar, meta["prompt_ids"], max_new_tokens=meta["max_new_tokens"],
-                       temperature=meta["temperature"], learning=meta["learning"], max_trie_bytes=max_trie_bytes)
-            self._rng.bit_generator.state = meta["rng"]
-            self.stats = SamplerStats(**meta["stats"])
-            parent, token, logv, size, has_lv = z["parent"], z["token"], z["logv"], z["size"], z["has_lv"]
-            allowed, lp, lv = z["allowed"], z["lp"], z["lv"]
-        nodes: list[_Node] = []
-        a = b = 0
-        for k in range(parent.shape[0]):
-            n = int(size[k])
-            node = _Node(allowed[a:a + n].copy(), lp[a:a + n].copy())
-            node.logv = float(logv[k])
-            if has_lv[k]:
-                node.lv = lv[b:b + n].copy()
-                b += n
-            a += n
-            if parent[k] < 0:
-                self.root = node
-            else:
-                nodes[int(parent[k])].children[int(token[k])] = node
-            nodes.append(node)
+        meta, root = read_trie(path, compiled_grammar)
+        self = cls(model, compiled_grammar, meta["prompt_ids"], max_new_tokens=meta["max_new_tokens"],
+                   temperature=meta["temperature"], learning=meta["learning"], max_trie_bytes=max_trie_bytes)
+        self._rng.bit_generator.state = meta["rng"]
+        self.stats = SamplerStats(**meta["stats"])
+        self.root = root
         return self
-
-
-# ---------------------------------------------------------------------- exact target
-
-
-@dataclass
-class Enumeration:
-    """The exact target: every finished token sequence of the language with its model log-prob.
-
-    ``sequences`` maps token ids (stop excluded) to log P(ids · stop) summed over stop ids;
-    ``prefix_logprob`` maps every expanded prefix to log P(prefix); ``log_pruned`` is the log
-    of an upper bound on the unnormalized mass left out by pruning (-inf when exact).
-    """
-
-    sequences: dict[tuple[int, ...], float]
-    prefix_logprob: dict[tuple[int, ...], float]
-    log_pruned: float
-    model_calls: int
-
-    @property
-    def log_z(self) -> float:
-        """log Σ_w P(w · stop): the grammar's probability mass under the model."""
-        return _logsumexp(np.fromiter(self.sequences.values(), dtype=np.float64))
-
-    def log_q(self) -> dict[tuple[int, ...], float]:
-        """log Q(w) for every enumerated w."""
-        z = self.log_z
-        return {w: lp - z for w, lp in self.sequences.items()}
-
-    def log_efg(self, prefix: Sequence[int]) -> float:
-        """log EFG(prefix) = log Σ_{w extends prefix} P(w · stop | prefix) (exact when nothing was pruned)."""
-        prefix = tuple(int(t) for t in prefix)
-        k = len(prefix)
-        vals = [lp for w, lp in self.sequences.items() if w[:k] == prefix]
-        if prefix not in self.prefix_logprob:
-            return _NEG_INF
-        return _logsumexp(np.array(vals, dtype=np.float64)) - self.prefix_logprob[prefix]
-
-
-def enumerate_language(model: NextTokenModel, compiled_grammar: Any, prompt_ids: Sequence[int] = (), *,
-                       max_new_tokens: int, temperature: float = 1.0, min_logprob: float = -math.inf,
-                       min_relative_logprob: float = -math.inf, max_nodes: int = 1_000_000) -> Enumeration:
-    """Every token sequence of the language with its probability: a matcher-guided best-first search.
-
-    Uses the same log-probabilities (float32 per token) and budget as :class:`ASApSampler`, so a
-    fully explored sampler converges to exactly this Q.  Prefixes are expanded most probable
-    first; the search stops at the first prefix with log P < ``min_logprob`` or < log Z (found
-    so far) + ``min_relative_logprob``, or after ``max_nodes`` model calls.  What is left
-    unexpanded bounds the missing mass (:attr:`Enumeration.log_pruned`; -inf when exact).
-    """
-    info = compiled_grammar.tokenizer_info
-    vocab = int(info.vocab_size)
-    stops = np.array(sorted(set(int(t) for t in info.stop_token_ids)), dtype=np.int32)
-    prompt = [int(t) for t in prompt_ids]
-    matcher = GrammarMatcher(compiled_grammar)
-    seqs: dict[tuple[int, ...], float] = {}
-    prefix_lp: dict[tuple[int, ...], float] = {}
-    log_z = _NEG_INF
-    calls = 0
-    heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, 0, ())]
-    pushed = 1
-    while heap:
-        neg, _, prefix = heap[0]
-        logp = -neg
-        if logp < min_logprob or logp < log_z + min_relative_logprob or calls >= max_nodes:
-            break
-        heapq.heappop(heap)
-        prefix_lp[prefix] = logp
-        matcher.reset()
-        for t in prefix:
-            if not matcher.accept_token(t):  # pragma: no cover - the mask said it was allowed
-                raise StructgenError(f"the matcher rejected token {t} that its mask allowed")
-        allowed = _allowed_ids(matcher, vocab)
-        if len(prefix) >= max_new_tokens:
-            allowed = allowed[np.isin(allowed, stops)]
-        if allowed.size == 0:
-            continue
-        lp = _log_softmax_at(model.next_token_logits(prompt, list(prefix)), allowed, temperature).astype(np.float64)
-        calls += 1
-        is_stop = np.isin(allowed, stops)
-        if is_stop.any():
-            mass = _logsumexp(logp + lp[is_stop])
-            seqs[prefix] = mass
-            log_z = float(np.logaddexp(log_z, mass))
-        for t, l in zip(allowed[~is_stop].tolist(), lp[~is_stop].tolist()):
-            heapq.heappush(heap, (-(logp + l), pushed, prefix + (t,)))
-            pushed += 1
-    left = np.array([-h[0] for h in heap], dtype=np.float64)
-    return Enumeration(seqs, prefix_lp, _logsumexp(left), calls)
-
-
-def extend_enumeration(e: Enumeration, model: NextTokenModel, compiled_grammar: Any, prompt_ids: Sequence[int],
-                       sequences: Iterable[Sequence[int]], *, temperature: float = 1.0) -> int:
-    """Add finished sequences (e.g. samples the pruned search missed) with their exact log-probability.
-
-    Their mass was part of :attr:`Enumeration.log_pruned`, which stays a valid bound.  Returns
-    how many sequences were new.
-    """
-    stops = np.array(sorted(set(int(t) for t in compiled_grammar.tokenizer_info.stop_token_ids)), dtype=np.int32)
-    prompt = [int(t) for t in prompt_ids]
-    added = 0
-    for seq in sequences:
-        seq = tuple(int(t) for t in seq)
-        if seq in e.sequences:
-            continue
-        total = 0.0
-        for k in range(len(seq) + 1):
-            ids = stops if k == len(seq) else np.array([seq[k]], dtype=np.int32)
-            lp = _log_softmax_at(model.next_token_logits(prompt, list(seq[:k])), ids, temperature)
-            total += _logsumexp(lp.astype(np.float64))
-            if k < len(seq):
-                e.prefix_logprob.setdefault(seq[:k + 1], total)
-        e.sequences[seq] = total
-        added += 1
-    return added
-
-
-# ---------------------------------------------------------------------- metrics
-
-
-def kl_divergence(log_p: Mapping[Any, float], log_q: Mapping[Any, float]) -> float:
-    """KL(P || Q) in nats for distributions given as log-probabilities (inf if P leaves Q's support)."""
-    total = 0.0
-    for k, lp in log_p.items():
-        if lp == _NEG_INF:
-            continue
-        lq = log_q.get(k, _NEG_INF)
-        if lq == _NEG_INF:
-            return math.inf
-        total += math.exp(lp) * (lp - lq)
-    return total
-
-
-def empirical_kl(samples: Iterable[Sequence[int]], log_q: Mapping[tuple[int, ...], float]) -> tuple[float, int]:
-    """KL(empirical || Q) over the samples inside Q's support, and how many samples fell outside."""
-    counts = collections.Counter(tuple(int(t) for t in s) for s in samples)
-    outside = sum(c for k, c in counts.items() if k not in log_q)
-    inside = {k: c for k, c in counts.items() if k in log_q}
-    n = sum(inside.values())
-    if n == 0:
-        return math.nan, outside
-    return kl_divergence({k: math.log(c / n) for k, c in inside.items()}, log_q), outside
 
 
 # ---------------------------------------------------------------------- CLI entry point

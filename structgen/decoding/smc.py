@@ -307,6 +307,6 @@ class SMCSampler:
 
 def posterior_kl(estimate: Mapping[Any, float], log_q: Mapping[Any, float]) -> float:
     """KL(estimate || Q) in nats for a normalized estimate (probabilities) and Q (log-probabilities)."""
-    from .asap import kl_divergence
+    from .exact_target import kl_divergence
 
     return kl_divergence({k: math.log(v) for k, v in estimate.items() if v > 0}, log_q)

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from structgen.automata.fsm import ANY_CHAR, difference, literal_dfa, literals_dfa, utf8_sequences, without_empty
+from structgen.automata.dfa import ANY_CHAR, difference, literal_dfa, literals_dfa, without_empty
+from structgen.automata.utf8 import utf8_sequences
 from structgen.automata.regex_dfa import json_string_dfa, literal_dfa_ignorecase, minus, quoted_dfa, regex_dfa
 
 PATTERNS = [
@@ -103,7 +104,7 @@ def _naive_classes(trans, accept) -> int:
 def test_minimisation_is_minimal_and_keeps_the_language(acyclic: bool) -> None:
     import numpy as np
 
-    from structgen.automata.fsm import _minimise, _trim
+    from structgen.automata.dfa import _minimise, _trim
 
     rng = random.Random(7)
     for _ in range(300):
@@ -127,8 +128,8 @@ def test_minimisation_is_minimal_and_keeps_the_language(acyclic: bool) -> None:
 def test_byte_classes_are_computed_once_per_dfa() -> None:
     import numpy as np
 
-    from structgen.automata.fsm import byte_classes
-    from structgen.automata.fsm import column_classes
+    from structgen.automata.dfa import byte_classes
+    from structgen.automata.product import column_classes
 
     d = regex_dfa("[a-c]x|[0-9]+")
     rep, cls = byte_classes(d)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 
-from datasets import TOKENIZERS
+from datasets import SLOW, TOKENIZERS, tiered
 from ir_words import random_word
 from structgen import GrammarCompiler, GrammarMatcher, TokenizerInfo
 from structgen.errors import LimitExceeded
@@ -69,7 +68,8 @@ def _accepts(cg, text: str) -> bool:
     return m.accept_string(text) and m.is_accepting()
 
 
-@pytest.mark.parametrize("name, grammar, good, bad", NON_LALR, ids=[g[0] for g in NON_LALR])
+@pytest.mark.parametrize("name, grammar, good, bad", tiered(NON_LALR, {"ambiguous_expr"}, key=lambda g: g[0]),
+                         ids=[g[0] for g in NON_LALR])
 def test_non_lalr_grammars_keep_their_language(llama3, name: str, grammar: str, good: list[str],
                                                bad: list[str]) -> None:
     earley = lark.Lark(grammar, parser="earley")
@@ -96,7 +96,7 @@ def test_masks_and_acceptance_agree(llama3) -> None:
     """The mask (walk + forks) allows exactly the tokens accept_token takes, at every prefix."""
     cg = GrammarCompiler(llama3).compile_grammar(NON_LALR[0][1])
     m = GrammarMatcher(cg)
-    word = "(12+3)*4+5"
+    word = "(12+3)*4+5" if SLOW else "(1+2)*3"
     for cut in range(len(word) + 1):
         m.reset()
         assert m.accept_string(word[:cut])

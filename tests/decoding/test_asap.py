@@ -13,13 +13,8 @@ import numpy as np
 import pytest
 
 import structgen
-from structgen.decoding.asap import (
-    ASApSampler,
-    empirical_kl,
-    enumerate_language,
-    extend_enumeration,
-    kl_divergence,
-)
+from structgen.decoding.asap import ASApSampler
+from structgen.decoding.exact_target import empirical_kl, enumerate_language, extend_enumeration, kl_divergence
 from structgen.decoding.lm import MemoModel, TableModel
 from structgen.errors import StructgenError
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import structgen
-from structgen.decoding.asap import ASApSampler, enumerate_language, kl_divergence
+from structgen.decoding.asap import ASApSampler
+from structgen.decoding.exact_target import enumerate_language, kl_divergence
 from structgen.decoding.lm import MemoModel, TableModel
 from structgen.decoding.smc import SMCSampler, combine_runs, fork_matcher, posterior_kl
 from structgen.errors import StructgenError

@@ -57,7 +57,7 @@ def test_generated_json_is_valid_under_the_schema() -> None:
     import jsonschema
 
     from structgen import GrammarCompiler, TokenizerInfo
-    from structgen.cli import schema_hint
+    from structgen.cli.source import schema_hint
     from structgen.integrations.transformers import generate_transformers
     from structgen.models import chat_prompt, load_default_model, load_default_tokenizer
 

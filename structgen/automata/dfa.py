@@ -1,21 +1,21 @@
-"""Byte DFAs as numpy tables: literals, UTF-8 ranges, minimisation, trimming and products.
+"""Byte DFAs as numpy tables: literals, minimisation, trimming, intersection and difference.
 
 A DFA is minimised and trimmed (no dead state), so a missing transition (-1) means "no word of
-the language continues this way". Regexes become DFAs in regex_dfa.py; the lexer's product
-construction (product_bfs) lives here too.
+the language continues this way". Regexes become DFAs in regex_dfa.py; code point ranges become
+byte sequences in utf8.py; the numba product construction (shared with the lexer) is product.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numba import njit
 
 from ..errors import LimitExceeded, RegexError
+from .product import _NO_SRC, class_rows, column_classes, no_known, product_bfs
 
-MAX_UNICODE = 0x10FFFF
-SURROGATES = (0xD800, 0xDFFF)
 DEFAULT_MAX_STATES = 20_000
 ANY_CHAR = r"[\s\S]"  # any character
 
@@ -30,6 +30,11 @@ class ByteDFA:
     @property
     def num_states(self) -> int:
         return int(self.trans.shape[0])
+
+    @cached_property
+    def byte_classes(self) -> tuple[np.ndarray, np.ndarray]:
+        """byte_classes(self), computed once per DFA object (a cache, not a field: equality is unchanged)."""
+        return column_classes(self.trans)
 
     def matches(self, data: bytes) -> bool:
         """Whether the whole byte string is in the language (for tests and debugging)."""
@@ -47,11 +52,7 @@ def byte_classes(dfa: ByteDFA) -> tuple[np.ndarray, np.ndarray]:
     """(a representative byte per class, the class of each byte) of dfa's columns: bytes no state
     tells apart share a class, numbered by first byte. Computed once per DFA object (~10 ms for
     a 27k-state pattern), which a cached terminal DFA shares across grammars."""
-    got = dfa.__dict__.get("_byte_classes")
-    if got is None:
-        got = column_classes(dfa.trans)
-        object.__setattr__(dfa, "_byte_classes", got)  # a cache, not a field: equality is unchanged
-    return got
+    return dfa.byte_classes
 
 
 def literal_dfa(data: bytes) -> ByteDFA:
@@ -105,115 +106,6 @@ def without_empty(dfa: ByteDFA) -> ByteDFA:
     trans = np.where(trans >= 0, trans + 1, -1).astype(np.int32)
     accept = np.concatenate([[False], dfa.accept])
     return ByteDFA(trans, accept)
-
-
-# --- UTF-8 expansion --------------------------------------------------------------------
-
-
-def merge_ranges(ranges) -> tuple[tuple[int, int], ...]:
-    """Inclusive code point ranges sorted, with overlapping and adjacent ones merged (empty dropped)."""
-    out: list[list[int]] = []
-    for lo, hi in sorted(ranges):
-        if lo > hi:
-            continue
-        if out and lo <= out[-1][1] + 1:
-            out[-1][1] = max(out[-1][1], hi)
-        else:
-            out.append([lo, hi])
-    return tuple((lo, hi) for lo, hi in out)
-
-
-def complement_ranges(ranges) -> tuple[tuple[int, int], ...]:
-    """The code points 0..U+10FFFF that merged, sorted `ranges` leave out."""
-    out, nxt = [], 0
-    for lo, hi in ranges:
-        if lo > nxt:
-            out.append((nxt, lo - 1))
-        nxt = hi + 1
-    if nxt <= MAX_UNICODE:
-        out.append((nxt, MAX_UNICODE))
-    return tuple(out)
-
-
-def _encode(cp: int) -> bytes:
-    return chr(cp).encode("utf-8")
-
-
-def utf8_sequences(lo: int, hi: int) -> list[list[tuple[int, int]]]:
-    """Split the code point range [lo, hi] into UTF-8 byte-range sequences (surrogates excluded).
-
-    Each returned sequence is a list of inclusive byte ranges whose cartesian product is
-    exactly the UTF-8 encodings of a sub-range; together they cover [lo, hi].
-    """
-    out: list[list[tuple[int, int]]] = []
-    stack = [(lo, hi)]
-    while stack:
-        start, end = stack.pop()
-        if start > end:
-            continue
-        # never encode surrogates
-        if start <= SURROGATES[1] and end >= SURROGATES[0]:
-            stack.append((SURROGATES[1] + 1, end))
-            stack.append((start, SURROGATES[0] - 1))
-            continue
-        # split at encoded-length boundaries
-        split = False
-        for limit in (0x7F, 0x7FF, 0xFFFF):
-            if start <= limit < end:
-                stack.append((limit + 1, end))
-                stack.append((start, limit))
-                split = True
-                break
-        if split:
-            continue
-        if end <= 0x7F:
-            out.append([(start, end)])
-            continue
-        for i in range(1, 4):
-            m = (1 << (6 * i)) - 1
-            if (start & ~m) != (end & ~m):
-                if (start & m) != 0:
-                    stack.append(((start | m) + 1, end))
-                    stack.append((start, start | m))
-                    split = True
-                    break
-                if (end & m) != m:
-                    stack.append((end & ~m, end))
-                    stack.append((start, (end & ~m) - 1))
-                    split = True
-                    break
-        if split:
-            continue
-        a, b = _encode(start), _encode(end)
-        out.append(list(zip(a, b)))
-    return out
-
-
-def _json_escape(cp: int) -> bytes:
-    """The escape json.dumps writes for a character that must be escaped in a JSON string."""
-    short = {0x22: b'\\"', 0x5C: b"\\\\", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t", 0x08: b"\\b", 0x0C: b"\\f"}
-    return short.get(cp) or b"\\u%04x" % cp
-
-
-def _must_escape(cp: int) -> bool:
-    return cp < 0x20 or cp in (0x22, 0x5C)
-
-
-def _encoded_sequences(lo: int, hi: int, json_escape: bool) -> list[list[tuple[int, int]]]:
-    """Byte-range sequences of the characters lo..hi: UTF-8, or (json_escape) their JSON string form."""
-    if not json_escape:
-        return utf8_sequences(lo, hi)
-    out = []
-    start = lo
-    for cp in range(lo, min(hi, 0x5C) + 1):  # the escaped characters all lie below 0x5D
-        if _must_escape(cp):
-            if start < cp:
-                out.extend(utf8_sequences(start, cp - 1))
-            out.append([(b, b) for b in _json_escape(cp)])
-            start = cp + 1
-    if start <= hi:
-        out.extend(utf8_sequences(start, hi))
-    return out
 
 
 def _minimise(trans: np.ndarray, accept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -548,238 +440,3 @@ def _product(a: ByteDFA, b: ByteDFA, minus: bool, max_states: int) -> ByteDFA:
     accept = acc_a & ~acc_b if minus else acc_a & acc_b
     trans, accept = _minimise(np.ascontiguousarray(trans[:, cls]), accept)
     return _trim(trans, accept)
-
-
-# --- numba: byte classes and the product construction (also the lexer's) ---------------
-
-
-@njit(cache=True, nogil=True)
-def _same_column(m, a, b):
-    for r in range(m.shape[0]):
-        if m[r, a] != m[r, b]:
-            return False
-    return True
-
-
-@njit(cache=True, nogil=True)
-def column_classes(m):
-    """(a representative column per class, the class of each column) for the columns of the 2-D
-    int array m, columns grouped iff equal. Columns are hashed row by row, then the grouping is
-    checked exactly; a hash collision (never seen) falls back to comparing columns directly."""
-    n, w = m.shape
-    h = np.full(w, np.uint64(1469598103934665603))
-    for r in range(n):
-        for b in range(w):
-            h[b] = (h[b] ^ np.uint64(m[r, b] + 2)) * np.uint64(1099511628211)
-    cls = np.empty(w, dtype=np.int64)
-    rep = np.empty(w, dtype=np.int64)
-    for by_hash in (True, False):  # the second pass runs only after a hash collision
-        k = 0
-        for b in range(w):
-            found = -1
-            for j in range(k):
-                if (h[rep[j]] == h[b]) if by_hash else _same_column(m, rep[j], b):
-                    found = j
-                    break
-            if found < 0:
-                rep[k] = b
-                found = k
-                k += 1
-            cls[b] = found
-        exact = True
-        for r in range(n):
-            for b in range(w):
-                if m[r, b] != m[r, rep[cls[b]]]:
-                    exact = False
-        if exact:
-            break
-    return rep[:k].copy(), cls
-
-
-@njit(cache=True, nogil=True)
-def class_rows(table, row0, trans, rep, off):
-    """table[row0 + s, u] = trans[s, rep[u]] + off (or -1): one component's rows over classes."""
-    for s in range(trans.shape[0]):
-        for u in range(rep.shape[0]):
-            v = trans[s, rep[u]]
-            table[row0 + s, u] = v + off if v >= 0 else -1
-
-
-@njit(cache=True, nogil=True)
-def pool_equal(pool, at, vec, k):
-    """Whether pool[at:at + k] equals vec[:k] (a set stored in a hash table's pool)."""
-    for x in range(k):
-        if pool[at + x] != vec[x]:
-            return False
-    return True
-
-
-@njit(cache=True, nogil=True)
-def _rows_hash(rows, m):
-    h = np.uint64(1469598103934665603)
-    for i in range(m):
-        h ^= np.uint64(rows[i] + 1)
-        h *= np.uint64(1099511628211)
-    return h
-
-
-@njit(cache=True, nogil=True)
-def product_bfs(table, filled, src, offsets, single, max_states, code, known):
-    """Breadth-first product of component DFAs over byte classes. table[r, u]: the successor row
-    (global over all components) of row r on class u, or -1. A product state is the vector of
-    its components' rows (-1: that component is dead), kept sparse while building (the sorted
-    rows of its live components: after a few bytes of a key, one of eighty literal keys is
-    alive, so a state costs its live components, not all of them). A successor in which only
-    component c is alive, in a state other than its initial one, with single[c] >= 0, is not a
-    product state: the transition is -2 - (single[c] + c's own state), a jump into c's installed
-    single copy. A successor found in `known` (see known_lookup; code[r]: row r's key there, or
-    -1 for a row never shared) is not a product state either: the transition is -2 - its global
-    id, a jump into the DFA of another set that built it first. Rows not `filled` are read when a
-    state first has them: table[r, u] = src[g, rep[u]] + r - g (or -1) with (src, g = src_row[r],
-    rep) = `src`; a product of many terminals reaches a few of their rows. Returns (dense vectors,
-    transitions over classes); both empty with (-1,)-shaped vectors if more than max_states
-    states are needed."""
-    ncomp = offsets.shape[0]
-    k = table.shape[1]
-    comp_of = np.empty(table.shape[0], dtype=np.int32)
-    for c in range(ncomp):
-        end = offsets[c + 1] if c + 1 < ncomp else table.shape[0]
-        comp_of[offsets[c]:end] = c
-    cap = 64
-    start = np.empty(cap, dtype=np.int64)  # state s's live rows: pool[start[s]:start[s] + size[s]]
-    size = np.empty(cap, dtype=np.int32)
-    trans = np.empty((cap, k), dtype=np.int32)
-    pool = np.empty(max(256, 4 * ncomp), dtype=np.int32)
-    pool[:ncomp] = offsets
-    start[0] = 0
-    size[0] = ncomp
-    used = ncomp
-    hcap = 256
-    hvals = np.full(hcap, -1, dtype=np.int32)
-    hvals[np.int64(_rows_hash(offsets, ncomp) & np.uint64(hcap - 1))] = 0
-    n = 1
-    nv = np.empty(ncomp, dtype=np.int32)
-    src_trans, src_row, rep = src
-    s = 0
-    while s < n:
-        for i in range(start[s], start[s] + size[s]):
-            r = pool[i]
-            if not filled[r]:
-                g = src_row[r]
-                for u in range(k):
-                    v = src_trans[g, rep[u]]
-                    table[r, u] = v + r - g if v >= 0 else -1
-                filled[r] = True
-        for u in range(k):
-            m = 0
-            for i in range(start[s], start[s] + size[s]):
-                t = table[pool[i], u]
-                if t >= 0:
-                    nv[m] = t
-                    m += 1
-            if m == 0:
-                trans[s, u] = -1
-                continue
-            if m == 1:
-                c = comp_of[nv[0]]
-                if single[c] >= 0 and nv[0] != offsets[c]:
-                    trans[s, u] = -2 - (single[c] + nv[0] - offsets[c])
-                    continue
-            i = np.int64(_rows_hash(nv, m) & np.uint64(hcap - 1))
-            found = -1
-            while hvals[i] >= 0:
-                j = hvals[i]
-                if size[j] == m and pool_equal(pool, start[j], nv, m):
-                    found = j
-                    break
-                i = (i + 1) & (hcap - 1)
-            if found < 0:
-                g = known_lookup(nv, m, code, known)
-                if g >= 0:
-                    trans[s, u] = -2 - g
-                    continue
-                if n >= max_states:
-                    return np.empty((0, ncomp), dtype=np.int32), np.empty((0, k), dtype=np.int32)
-                if n >= cap:
-                    cap *= 2
-                    start = _grown(start, cap, n)
-                    size = _grown(size, cap, n)
-                    t2 = np.empty((cap, k), dtype=np.int32)
-                    t2[:n] = trans[:n]
-                    trans = t2
-                if used + m > pool.shape[0]:
-                    pool = _grown(pool, 2 * (used + m), used)
-                pool[used:used + m] = nv[:m]
-                start[n] = used
-                size[n] = m
-                used += m
-                found = n
-                hvals[i] = n
-                n += 1
-                if 2 * n > hcap:  # rehash
-                    hcap *= 4
-                    hvals = np.full(hcap, -1, dtype=np.int32)
-                    for j in range(n):
-                        i2 = np.int64(_rows_hash(pool[start[j]:start[j] + size[j]], size[j]) & np.uint64(hcap - 1))
-                        while hvals[i2] >= 0:
-                            i2 = (i2 + 1) & (hcap - 1)
-                        hvals[i2] = j
-            trans[s, u] = found
-        s += 1
-    vecs = np.full((n, ncomp), -1, dtype=np.int32)
-    for s in range(n):
-        for i in range(start[s], start[s] + size[s]):
-            vecs[s, comp_of[pool[i]]] = pool[i]
-    return vecs, trans[:n].copy()
-
-
-_NO_SRC = (np.full((1, 1), -1, dtype=np.int32), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
-
-
-def no_known(rows: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """product_bfs's `code` and `known` arguments for a product that shares no states."""
-    return np.full(rows, -1, dtype=np.int64), (np.full(1, -1, dtype=np.int32), np.zeros((1, 3), dtype=np.int64),
-                                               np.zeros(1, dtype=np.int64))
-
-
-@njit(cache=True, nogil=True)
-def _codes_hash(nv, m, code):
-    h = np.uint64(1469598103934665603)
-    for i in range(m):
-        h ^= np.uint64(code[nv[i]])
-        h *= np.uint64(1099511628211)
-        h ^= h >> np.uint64(31)
-    return h
-
-
-@njit(cache=True, nogil=True)
-def known_lookup(nv, m, code, known):
-    """The global id of the product state whose live rows nv[:m] have the keys code[nv[:m]] in
-    `known` (open-addressing slots -> entries (start and size in the key pool, global id), the
-    key pool), or -1 (also when a row has no key)."""
-    slots, ent, keys = known
-    for i in range(m):
-        if code[nv[i]] < 0:
-            return -1
-    cap = slots.shape[0]
-    i = np.int64(_codes_hash(nv, m, code) & np.uint64(cap - 1))
-    while slots[i] >= 0:
-        e = slots[i]
-        if ent[e, 1] == m:
-            a = ent[e, 0]
-            same = True
-            for x in range(m):
-                if keys[a + x] != code[nv[x]]:
-                    same = False
-                    break
-            if same:
-                return np.int32(ent[e, 2])
-        i = (i + 1) & (cap - 1)
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _grown(a, cap, n):
-    b = np.empty(cap, dtype=a.dtype)
-    b[:n] = a[:n]
-    return b

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .automata.fsm import ByteDFA
+from .automata.dfa import ByteDFA
 from .automata.lexer import LexerTables, Terminal
 from .automata.lr import LRBuilder
 from .automata.objects import ObjectStates

@@ -14,7 +14,7 @@ import numpy as np
 from . import bitset
 from .automata import glr
 from .automata.parser import StackPool
-from .automata.step import NEED_FORK, OK, advance_bytes, end_lexeme
+from .automata.step import NEED_FORK, OK, advance_bytes, end_lexeme_entry
 from .grammar import CompiledGrammar
 from .errors import StructgenError
 
@@ -111,8 +111,8 @@ class GrammarMatcher:
         if len(self._branches) == 1:
             ls, stack = self._branches[0]
             top, pool_n = self._pool.load(stack)
-            status, ls2, new_top, _, _ = cg.runtime.run(self._pool, advance_bytes, data, np.int64(0), np.int32(ls),
-                                                np.int32(top), np.int32(pool_n))
+            status, ls2, new_top, _, _ = cg.runtime.run(self._pool, advance_bytes, data, np.int32(ls), np.int32(top),
+                                                        np.int32(pool_n))
             if status == OK:
                 return ((int(ls2), self._pool.read(int(new_top))),)
             if status != NEED_FORK:
@@ -223,7 +223,7 @@ class GrammarMatcher:
                 continue
             # a complete lexeme: the terminals that may start after it
             top, pool_n = self._pool.load(stack)
-            status, ls2, _, _ = cg.runtime.run(self._pool, end_lexeme, np.int32(term), np.int32(ls), np.int32(top),
+            status, ls2, _, _ = cg.runtime.run(self._pool, end_lexeme_entry, np.int32(term), np.int32(ls), np.int32(top),
                                        np.int32(pool_n))
             self._pool.invalidate()
             after = [int(ls2)] if status == OK else []

@@ -30,27 +30,37 @@ class GrammarRuntime:
         self.words = np.zeros(lexer.set_words, dtype=np.uint64)
         self.initial_stack: tuple[int, ...] = (parser.start_state,)
         self.initial_lexer_state = -1  # the compiled grammar sets it (built, or read from its disk cache)
+        self._plain: tuple | None = None  # (P, L, their plain tuples): see plain_tables
 
     @property
     def P(self):
-        """The parser tables as the numba kernels read them (parser.ParserView)."""
+        """The parser tables as the numba kernels read them (views.ParserView)."""
         return self.parser.view()
 
     @property
-    def L(self) -> tuple:
-        lx = self.lexer
-        return (lx.trans, lx.accept_term, lx.is_start, lx.is_final, lx.state_dfa, lx.dfa_start, lx.is_ignore,
-                lx.ht_keys, lx.ht_vals)
+    def L(self):
+        """The lexer tables as the numba kernels read them (views.LexerView)."""
+        return self.lexer.view()
+
+    def plain_tables(self) -> tuple[tuple, tuple]:
+        """P and L as plain tuples, the form Python passes them to kernels in (views.py says why)."""
+        P, L = self.parser.view(), self.lexer.view()
+        got = self._plain
+        if got is None or got[0] is not P or got[1] is not L:
+            got = self._plain = (P, L, tuple(P), tuple(L))
+        return got[2], got[3]
 
     def run(self, pool: StackPool, kernel, *args):
-        """Call `kernel(*args, pool.state, pool.parent, P, L, words, overlay, touched)`, fixing tables on demand.
+        """Call `kernel(*args, pool, P, L, words)` (the pool and the tables, as plain tuples of their
+        views, and the terminal-set buffer), fixing tables on demand.
 
         The kernel returns a tuple whose first item is a status; NEED_DFA builds the missing
         product DFA, POOL_FULL grows the pool, and the call is repeated (kernels are pure
         functions of their inputs apart from scratch space).
         """
         while True:
-            res = kernel(*args, pool.state, pool.parent, self.P, self.L, self.words, pool.overlay, pool.touched)
+            P, L = self.plain_tables()
+            res = kernel(*args, tuple(pool.view()), P, L, self.words)
             status = res[0]
             if status == NEED_DFA:
                 with self.lock:
@@ -73,8 +83,8 @@ class GrammarRuntime:
         pending lexeme meets a conflict cell (GLR), whether some of its actions lead to accepting
         (the pool is reloaded then)."""
         while True:
-            status, ok = can_end(np.int32(ls), np.int32(top), np.int32(pool_n), pool.state, pool.parent, self.P,
-                                 self.L, pool.overlay, pool.touched)
+            P, L = self.plain_tables()
+            status, ok = can_end(np.int32(ls), np.int32(top), np.int32(pool_n), tuple(pool.view()), P, L)
             if status == NEED_LR:
                 self._build_state()
                 continue
@@ -93,8 +103,7 @@ class GrammarRuntime:
         with self.lock:
             top, _ = self._pool.load(stack)
             while True:
-                got = acceptable_terms(top, self._pool.state, self._pool.parent, self.P, self.words, self._pool.overlay,
-                                       self._pool.touched)
+                got = acceptable_terms(top, self._pool.view(), self.parser.view(), self.words)
                 if got == NEED_STATE:
                     self._build_state()
                     continue

@@ -75,8 +75,9 @@ def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
     while work:
         ls, stack, i = work.pop()
         top, pool_n = pool.load(stack)
-        status, ls2, top2, _, at = rt.run(pool, advance_bytes, data, np.int64(i), np.int32(ls), np.int32(top),
+        status, ls2, top2, _, at = rt.run(pool, advance_bytes, data[i:], np.int32(ls), np.int32(top),
                                           np.int32(pool_n))
+        at += i
         if status == OK:
             out[(int(ls2), pool.read(int(top2)))] = None
         elif status == NEED_FORK:

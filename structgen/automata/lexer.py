@@ -21,13 +21,16 @@ import numpy as np
 from numba import njit
 
 from ..errors import LimitExceeded
-from .fsm import ByteDFA, _codes_hash, byte_classes, column_classes, product_bfs
+from .dfa import ByteDFA, byte_classes
+from .product import _codes_hash, column_classes, product_bfs
+from .views import LexerView, ProductParts
 
 DEFAULT_MAX_LEXER_STATES = 500_000
 COLLAPSE_MIN_STATES = 8  # see LexerTables._collapses
 EAGER_COPY_STATES = 1024  # terminals this big get their byte classes at compile time (see LexerTables.__init__)
 BYTES = np.arange(256, dtype=np.int64)  # the byte -> column map of a table over all 256 bytes
 _TABLES = ("trans", "accept_term", "is_start", "is_final", "state_dfa")  # the per-state rows, grown together
+_VIEWED = frozenset(LexerView._fields)  # the attributes LexerTables.view() reads: assigning one drops the kept view
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,22 @@ class Terminal:
 
 class LexerTables:
     """Product DFAs of terminal sets, concatenated into one table (state ids are global)."""
+
+    _view: LexerView | None = None
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _VIEWED:  # a table replaced (grown, or a new DFA's start): the kept view is stale
+            object.__setattr__(self, "_view", None)
+        object.__setattr__(self, name, value)
+
+    def view(self) -> LexerView:
+        """The tables as the numba kernels read them (views.LexerView); kept until one is replaced."""
+        v = self._view
+        if v is None:
+            v = LexerView(self.trans, self.accept_term, self.is_start, self.is_final, self.state_dfa, self.dfa_start,
+                          self.is_ignore, self.ht_keys, self.ht_vals)
+            object.__setattr__(self, "_view", v)
+        return v
 
     def __init__(self, terminals: list[Terminal], *, trailing_ignore: bool = False,
                  max_states: int = DEFAULT_MAX_LEXER_STATES) -> None:
@@ -230,9 +249,9 @@ class LexerTables:
         for t in t_arr[~self._cls_known[t_arr]].tolist():
             self._cls_of[t] = self.term_classes(t)[1]
             self._cls_known[t] = True
-        vecs, trans, byte_cls, best = product_tables(t_arr, starts, sizes, single, self.trans, self.accept_term,
+        vecs, trans, byte_cls, best = product_tables(ProductParts(t_arr, starts, sizes, single), self.view(),
                                                      self._cls_of, self.rank, self.max_states - self.num_states,
-                                                     self.is_ignore, self.known)
+                                                     self.known)
         if vecs.shape[0] == 0:
             raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
         dfa_id = self._install(tuple(terms), trans, byte_cls, best)
@@ -286,8 +305,7 @@ class LexerTables:
         rows_of = np.repeat(np.arange(n, dtype=np.int32), sizes)
         accept = np.where(np.concatenate([d.accept for d in dfas]), terms[rows_of], -1).astype(np.int32)
         first_dfa = len(self.dfa_sets)
-        _install_rows(self.trans, self.is_final, self.accept_term, self.state_dfa, self.is_start, np.int64(base),
-                      np.repeat(firsts, sizes), rows_of + np.int32(first_dfa),
+        _install_rows(self.view(), np.int64(base), np.repeat(firsts, sizes), rows_of + np.int32(first_dfa),
                       np.concatenate([d.trans for d in dfas]), BYTES, accept)
         self.num_states = base + total
         self._starts = np.concatenate([self._starts[:first_dfa], firsts.astype(np.int32),
@@ -321,8 +339,7 @@ class LexerTables:
         base, n = self.num_states, trans.shape[0]
         self._grow(base + n)
         self.num_states += n
-        _install_rows(self.trans, self.is_final, self.accept_term, self.state_dfa, self.is_start, np.int64(base),
-                      np.full(n, base, dtype=np.int64), np.full(n, dfa_id, dtype=np.int32),
+        _install_rows(self.view(), np.int64(base), np.full(n, base, dtype=np.int64), np.full(n, dfa_id, dtype=np.int32),
                       trans.astype(np.int32, copy=False), byte_cls.astype(np.int64, copy=False),
                       accept_term.astype(np.int32, copy=False))
         if dfa_id == len(self._starts):
@@ -369,12 +386,13 @@ def grow_mapped(holder: object, name: str, maps: dict, rows: int, used: int) -> 
 
 
 @njit(cache=True, nogil=True)
-def _install_rows(dst, dst_final, dst_accept, dst_dfa, dst_start, base, first, dfa_of, trans, byte_cls, accept_term):
-    """Rows base + s of the global tables from DFAs stacked in trans (local ids; row s's DFA has
-    its state 0 at global id first[s] and id dfa_of[s]): dst[base + s, b] = trans[s, byte_cls[b]]
-    shifted to global ids (a value v <= -2 is already the global id -2 - v: a jump into another
-    DFA); dst_final: accepting and no move on any byte; the accepted terminal, the DFA id and
-    is_start (a DFA's state 0) of each row."""
+def _install_rows(L, base, first, dfa_of, trans, byte_cls, accept_term):
+    """Rows base + s of the global tables (the per-state rows of L) from DFAs stacked in trans
+    (local ids; row s's DFA has its state 0 at global id first[s] and id dfa_of[s]):
+    L.trans[base + s, b] = trans[s, byte_cls[b]] shifted to global ids (a value v <= -2 is already
+    the global id -2 - v: a jump into another DFA); is_final: accepting and no move on any byte;
+    the accepted terminal, the DFA id and is_start (a DFA's state 0) of each row."""
+    dst, dst_final, dst_accept, dst_dfa, dst_start = L.trans, L.is_final, L.accept_term, L.state_dfa, L.is_start
     for s in range(trans.shape[0]):
         dst_accept[base + s] = accept_term[s]
         dst_dfa[base + s] = dfa_of[s]
@@ -455,13 +473,15 @@ def known_rehash(slots, ent, keys, n_ent):
 
 
 @njit(cache=True, nogil=True)
-def product_tables(terms, starts, sizes, single, trans, accept_term, cls_of, rank, max_states, is_ignore, known):
-    """The product DFA of terminals `terms`, from their single copies installed in the lexer
-    table (component c: rows starts[c] .. + sizes[c] of trans / accept_term, global ids). Byte
+def product_tables(parts, L, cls_of, rank, max_states, known):
+    """The product DFA of terminals parts.terms, from their single copies installed in the lexer
+    tables L (component c: rows starts[c] .. + sizes[c] of trans / accept_term, global ids). Byte
     classes: the common refinement of the terminals' own (cls_of[t]: the class of each byte).
     Returns (component states per product state: each terminal's own state or -1,
     transitions over classes (see product_bfs), the class of each byte, the accepted terminal
     per state: the best-ranked accepting component, or -1); empty vectors past max_states."""
+    terms, starts, sizes, single = parts.terms, parts.starts, parts.sizes, parts.single
+    trans, accept_term, is_ignore = L.trans, L.accept_term, L.is_ignore
     ncomp = terms.shape[0]
     stacked = np.empty((ncomp, 256), dtype=np.int64)
     for c in range(ncomp):

@@ -8,12 +8,12 @@ the pool's fill pointer. Action encoding: 0 = error, s+1 = shift to s, -(r+1) = 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from .lexer import grow_mapped
+from .views import ParserView, PoolView
 
 
 OVERLAY = 256  # max states pushed by one simulated reduce chain (epsilon chains are short)
@@ -67,11 +67,21 @@ class ParserTables:
     def K(self) -> int:
         return len(self.nonterminal_names) + len(self.rule_len)
 
-    def view(self) -> "ParserView":
-        return ParserView(self.action, self.goto_keys, self.goto_vals, np.int64(self.K),
-                          np.int32(len(self.nonterminal_names)), self.rule_len, self.rule_lhs,
-                          np.int32(self.end_state), self.row_ptr, self.row_terms, self.need, self.fork_ptr,
-                          self.fork_acts)
+    def __setattr__(self, name: str, value) -> None:
+        if name in _VIEWED:  # an array replaced (grown): the kept view is stale
+            object.__setattr__(self, "_view", None)
+        object.__setattr__(self, name, value)
+
+    def view(self) -> ParserView:
+        """The tables as the numba kernels read them; kept until one of them is replaced."""
+        v = self.__dict__.get("_view")
+        if v is None:
+            v = ParserView(self.action, self.goto_keys, self.goto_vals, np.int64(self.K),
+                           np.int32(len(self.nonterminal_names)), self.rule_len, self.rule_lhs,
+                           np.int32(self.end_state), self.row_ptr, self.row_terms, self.need, self.fork_ptr,
+                           self.fork_acts)
+            object.__setattr__(self, "_view", v)
+        return v
 
     def goto(self, st: int, nt: int) -> int:
         """The goto of state st on nonterminal nt (-1: none; GOTO_BY_RULE: see set_rule_goto)."""
@@ -147,24 +157,9 @@ def sparse_table(keys: np.ndarray, vals: np.ndarray, room: int = 0) -> tuple[np.
     return tk, tv
 
 
-class ParserView(NamedTuple):
-    """The tables numba kernels read (named, so kernels take one argument); see ParserTables. A
-    goto that is missing where the rule decides is written to `need` (state, rule) and reported
-    as NEED_STATE."""
-
-    action: np.ndarray
-    goto_keys: np.ndarray
-    goto_vals: np.ndarray
-    K: np.int64
-    n_nonterminals: np.int32
-    rule_len: np.ndarray
-    rule_lhs: np.ndarray
-    end_state: np.int32
-    row_ptr: np.ndarray
-    row_terms: np.ndarray
-    need: np.ndarray
-    fork_ptr: np.ndarray
-    fork_acts: np.ndarray
+# the attributes ParserTables.view() reads: assigning one drops the kept view
+_VIEWED = frozenset({"action", "goto_keys", "goto_vals", "nonterminal_names", "rule_len", "rule_lhs", "end_state",
+                     "row_ptr", "row_terms", "need", "fork_ptr", "fork_acts"})
 
 
 GOTO_BY_RULE = -2  # a goto whose target depends on the rule reduced (a member of a constrained object)
@@ -238,16 +233,17 @@ def stack_top_state(overlay, ov_n, base, pool_state):
 
 
 @njit(cache=True, nogil=True)
-def can_shift(term, base, pool_state, pool_parent, P, overlay, touched):
+def can_shift(term, base, pool, P):
     """Whether terminal `term` (or $END) is accepted by the stack at `base` after its reductions:
     1 yes, 0 no, NEED_STATE when a parametric state must be built first, TOO_MANY past the GLR
     search budget.
 
-    Simulates without touching the pool: pushed states go to the local `overlay` array.
-    For $END, 1 means the parser accepts. `touched[0]` records the deepest pool node read.
+    Simulates without touching the pool: pushed states go to its `overlay` scratch array.
+    For $END, 1 means the parser accepts. `pool.touched[0]` records the deepest pool node read.
     A conflict cell (GLR) is searched depth first: its other actions wait as choice points
     (the stack position and a copy of the overlay), taken when the current path dies.
     """
+    pool_state, pool_parent, overlay, touched = pool.state, pool.parent, pool.overlay, pool.touched
     action = P.action
     n_rules = P.rule_len.shape[0]
     end_col = action.shape[1] - 1
@@ -328,10 +324,11 @@ def can_shift(term, base, pool_state, pool_parent, P, overlay, touched):
 
 
 @njit(cache=True, nogil=True)
-def feed_terminal(term, top, pool_state, pool_parent, pool_n, P, touched):
+def feed_terminal(term, top, pool_n, pool, P):
     """Reduce as needed and shift `term`; returns (new_top, new_pool_n), new_top = -1 on error,
     -2 when the pool is full, NEED_STATE when a parametric state must be built first, FORK at a
     conflict cell (the pool above new_pool_n is scratch then; glr.py follows every action)."""
+    pool_state, pool_parent, touched = pool.state, pool.parent, pool.touched
     action = P.action
     n_rules = P.rule_len.shape[0]
     while True:
@@ -364,15 +361,15 @@ def feed_terminal(term, top, pool_state, pool_parent, pool_n, P, touched):
 
 
 @njit(cache=True, nogil=True)
-def acceptable_terms(top, pool_state, pool_parent, P, out_words, overlay, touched):
+def acceptable_terms(top, pool, P, out_words):
     """Exact set of terminals the stack can shift next (LALR rows over-approximate it), as bits;
     returns 0, or NEED_STATE / TOO_MANY (the set is then incomplete)."""
     for i in range(out_words.shape[0]):
         out_words[i] = 0
-    st = pool_state[top]
+    st = pool.state[top]
     for j in range(P.row_ptr[st], P.row_ptr[st + 1]):
         t = P.row_terms[j]
-        ok = 1 if P.action[st, t] > 0 else can_shift(t, top, pool_state, pool_parent, P, overlay, touched)
+        ok = 1 if P.action[st, t] > 0 else can_shift(t, top, pool, P)
         if ok == NEED_STATE or ok == TOO_MANY:
             return ok
         if ok == 1:
@@ -389,9 +386,18 @@ class StackPool:
         self.overlay = np.zeros(OVERLAY, dtype=np.int32)
         self.touched = np.zeros(1, dtype=np.int32)  # deepest node index a kernel read
         self._loaded: tuple[int, ...] | None = None
+        self._view: PoolView | None = None
+
+    def view(self) -> PoolView:
+        """The pool as the numba kernels read it; kept until the pool grows."""
+        v = self._view
+        if v is None:
+            v = self._view = PoolView(self.state, self.parent, self.overlay, self.touched)
+        return v
 
     def grow(self) -> None:
         n = self.state.shape[0] * 2
+        self._view = None
         self.state = np.resize(self.state, n)
         self.parent = np.resize(self.parent, n)
 

@@ -1,5 +1,5 @@
 """Regular expressions → byte DFAs: Python's own regex parser, a Thompson NFA over UTF-8 byte
-ranges, and a subset construction in numba (then fsm.py minimises and trims).
+ranges, and a subset construction in numba (then dfa.py minimises and trims).
 
 The dialect is the full-match Python one that frontend/regex.py and formats.py write (and that
 interegular read before): `\\d`, `\\w`, `\\s` are the ASCII classes, `.` is any character but a
@@ -22,8 +22,10 @@ from numba import njit
 
 from ..budget import check as check_budget
 from ..errors import LimitExceeded, RegexError, shown
-from .fsm import (ANY_CHAR, DEFAULT_MAX_STATES, MAX_UNICODE, ByteDFA, _encoded_sequences, _frozen, _minimise, _product, _trim,
-                  complement_ranges, merge_ranges, pool_equal)
+from .dfa import ANY_CHAR, DEFAULT_MAX_STATES, ByteDFA, _frozen, _minimise, _product, _trim
+from .product import pool_equal
+from .utf8 import MAX_UNICODE, _encoded_sequences, complement_ranges, merge_ranges
+from .views import NFAView
 
 MAX_NFA_NODES = 2_000_000
 SUBSET_SLACK = 4  # the subset construction's states per state of the minimal DFA allowed (see _dfa_of)
@@ -224,8 +226,8 @@ class _Builder:
 
 
 def regex_nfa(pattern: str, *, quoted: bool = False, max_nodes: int = MAX_NFA_NODES):
-    """(edges CSR, epsilon CSR, start, accept node) of a full-match regex's byte NFA; `quoted`: of
-    the JSON string literals (quotes, json.dumps' escapes) whose value matches."""
+    """(the byte NFA as a views.NFAView, start node, accept node) of a full-match regex; `quoted`:
+    of the JSON string literals (quotes, json.dumps' escapes) whose value matches."""
     try:
         tree = sre_parse.parse(pattern)
     except (re.error, RecursionError, OverflowError) as e:
@@ -241,7 +243,7 @@ def regex_nfa(pattern: str, *, quoted: bool = False, max_nodes: int = MAX_NFA_NO
         nfa.edges[s0].append((0x22, 0x22, start))
         nfa.edges[end].append((0x22, 0x22, e1))
         start, end = s0, e1
-    return _csr(b.nfa) + (start, end)
+    return _csr(b.nfa), start, end
 
 
 def _dfa_of(pattern: str, quoted: bool, max_states: int) -> ByteDFA:
@@ -268,7 +270,7 @@ def regex_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
 def quoted_dfa(pattern: str, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
     """DFA of the JSON string literals (quotes included, json.dumps' escapes) whose value fully
     matches `pattern`; possibly empty (no state). Every string has one such literal, so these
-    DFAs combine exactly by intersection and difference (`meet`, fsm.difference)."""
+    DFAs combine exactly by intersection and difference (`meet`, dfa.difference)."""
     return _frozen(_dfa_of(pattern, True, max_states))
 
 
@@ -337,7 +339,7 @@ def json_string_body_dfa(value_pattern: str, max_states: int = DEFAULT_MAX_STATE
     return _frozen(_trim(trans, accept))
 
 
-def _csr(nfa: _NFA) -> tuple[np.ndarray, ...]:
+def _csr(nfa: _NFA) -> NFAView:
     n = len(nfa.eps)
     eps_ptr = np.zeros(n + 1, dtype=np.int64)
     eps_ptr[1:] = np.cumsum([len(x) for x in nfa.eps])
@@ -345,21 +347,19 @@ def _csr(nfa: _NFA) -> tuple[np.ndarray, ...]:
     edge_ptr = np.zeros(n + 1, dtype=np.int64)
     edge_ptr[1:] = np.cumsum([len(x) for x in nfa.edges])
     flat = np.array([e for x in nfa.edges for e in x], dtype=np.int32).reshape(-1, 3)
-    return edge_ptr, np.ascontiguousarray(flat[:, 0]), np.ascontiguousarray(flat[:, 1]), \
-        np.ascontiguousarray(flat[:, 2]), eps_ptr, eps_to
+    return NFAView(edge_ptr, np.ascontiguousarray(flat[:, 0]), np.ascontiguousarray(flat[:, 1]),
+                   np.ascontiguousarray(flat[:, 2]), eps_ptr, eps_to)
 
 
-def nfa_to_dfa(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, start: int, accept: int,
-               max_states: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
+def nfa_to_dfa(nfa: NFAView, start: int, accept: int, max_states: int, desc: str) -> tuple[np.ndarray, np.ndarray]:
     """Subset construction: (trans (n, 256) int32 with -1 for none, accept (n,) bool), state 0 initial."""
     bounds = np.zeros(257, dtype=np.bool_)
     bounds[0] = True
-    bounds[edge_lo] = True
-    bounds[np.minimum(edge_hi.astype(np.int64) + 1, 256)] = True
+    bounds[nfa.edge_lo] = True
+    bounds[np.minimum(nfa.edge_hi.astype(np.int64) + 1, 256)] = True
     cls_of = (np.cumsum(bounds[:256]) - 1).astype(np.int32)
     rep = np.flatnonzero(bounds[:256]).astype(np.int32)
-    trans, acc = _subset(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, np.int64(start), np.int64(accept),
-                         rep, np.int64(max_states))
+    trans, acc = _subset(nfa, np.int64(start), np.int64(accept), rep, np.int64(max_states))
     if trans.shape[0] == 0:
         raise LimitExceeded(f"regex {shown(desc)} needs more than {max_states // SUBSET_SLACK} DFA states",
                             limit="max_dfa_states")
@@ -398,7 +398,9 @@ def _set_hash(a, n):
 
 
 @njit(cache=True, nogil=True)
-def _subset(edge_ptr, edge_lo, edge_hi, edge_to, eps_ptr, eps_to, start, accept, rep, max_states):
+def _subset(nfa, start, accept, rep, max_states):
+    edge_ptr, edge_lo, edge_hi, edge_to = nfa.edge_ptr, nfa.edge_lo, nfa.edge_hi, nfa.edge_to
+    eps_ptr, eps_to = nfa.eps_ptr, nfa.eps_to
     n_nodes = eps_ptr.shape[0] - 1
     n_cls = rep.shape[0]
     mark = np.zeros(n_nodes, dtype=np.int64)

@@ -18,11 +18,12 @@ from ..automata.step import GLR_LIMIT, NEED_DFA, OK, POOL_FULL
 
 
 @njit(cache=True, nogil=True)
-def copy_config(t2, floor, res_n, res_end, pool_state, pool_parent):
+def copy_config(t2, floor, res_n, res_end, pool):
     """Copy the stack nodes above `floor` ending at t2 into the reserved pool region.
 
     Returns (new top, new reserved fill pointer), or (-1, res_n) if the region is full.
     """
+    pool_state, pool_parent = pool.state, pool.parent
     k = 0
     x = t2
     while x >= floor:
@@ -42,9 +43,10 @@ def copy_config(t2, floor, res_n, res_end, pool_state, pool_parent):
 
 
 @njit(cache=True, nogil=True)
-def same_stack(a, b, base_n, pool_state, pool_parent):
+def same_stack(a, b, base_n, pool):
     """Whether the stacks at pool nodes a and b have the same states (compared top down until they
     share a node; two distinct nodes of the loaded stack, below base_n, count as different)."""
+    pool_state, pool_parent = pool.state, pool.parent
     while a != b:
         if (a < base_n and b < base_n) or pool_state[a] != pool_state[b]:
             return False
@@ -55,8 +57,9 @@ def same_stack(a, b, base_n, pool_state, pool_parent):
 
 
 @njit(cache=True, nogil=True)
-def config_slot(kt, pool_state, pool_parent, mask):
+def config_slot(kt, pool, mask):
     """The hash slot of a stack by its top three states."""
+    pool_state, pool_parent = pool.state, pool.parent
     h = np.int64(pool_state[kt]) * 1000003
     p = pool_parent[kt]
     if p >= 0:
@@ -68,44 +71,43 @@ def config_slot(kt, pool_state, pool_parent, mask):
 
 
 @njit(cache=True, nogil=True)
-def same_config(kt, memo, base_n, pool_state, pool_parent):
+def same_config(kt, cfgs, base_n, pool):
     """A memoized configuration whose stack has the same states as the one at node kt, or -1 (not
     configuration 0, the loaded stack: no lexeme starts there, its entries start mid-lexeme).
-    Configurations are indexed by their top three states (memo[3]: slot -> latest, memo[4]: next)."""
-    cfg_top, head, nxt = memo[0], memo[3], memo[4]
-    j = head[config_slot(kt, pool_state, pool_parent, head.shape[0] - 1)]
+    Configurations are indexed by their top three states (cfgs.head: slot -> latest, cfgs.next)."""
+    j = cfgs.head[config_slot(kt, pool, cfgs.head.shape[0] - 1)]
     while j >= 0:
-        if j > 0 and same_stack(kt, cfg_top[j], base_n, pool_state, pool_parent):
+        if j > 0 and same_stack(kt, cfgs.top[j], base_n, pool):
             return j
-        j = nxt[j]
+        j = cfgs.next[j]
     return -1
 
 
 @njit(cache=True, nogil=True)
-def index_config(j, memo, pool_state, pool_parent):
+def index_config(j, cfgs, pool):
     """Add configuration j (its top node set) to the index same_config reads."""
-    head, nxt = memo[3], memo[4]
-    slot = config_slot(memo[0][j], pool_state, pool_parent, head.shape[0] - 1)
-    nxt[j] = head[slot]
-    head[slot] = j
+    slot = config_slot(cfgs.top[j], pool, cfgs.head.shape[0] - 1)
+    cfgs.next[j] = cfgs.head[slot]
+    cfgs.head[slot] = j
 
 
 @njit(cache=True, nogil=True)
-def fork(term, t2, base_n, prog, region_end, tasks, pool_state, pool_parent, P, L, words, overlay, touched):
+def fork(term, t2, base_n, W, pool, P, L, words):
     """Follow every action of a conflict cell (GLR) for `term` from the stack at t2: the stacks that
     shift `term`, with the lexer state that starts the next lexeme after each, are appended to the
-    results table (tasks[2], rows prog[4] ..); returns (status, first row, end row). The stacks
-    live in the fork region of the pool (prog[3] .. region_end; t2's nodes above the loaded stack
-    are copied there first), which the walk never reuses. Status: OK, NEED_DFA / POOL_FULL
-    (nothing kept; call again), GLR_LIMIT (too many reductions, or a full table)."""
-    dfa_start = L[5]
-    ht_keys, ht_vals = L[7], L[8]
+    results table (W.tasks.results, rows prog[4] .., prog = W.progress); returns (status, first
+    row, end row). The stacks live in the fork region of the pool (prog[3] .. prog[6]; t2's nodes
+    above the loaded stack are copied there first), which the walk never reuses. Status: OK,
+    NEED_DFA / POOL_FULL (nothing kept; call again), GLR_LIMIT (too many reductions, or a full table)."""
+    prog = W.progress
+    region_end = prog[6]
+    pool_state, pool_parent = pool.state, pool.parent
     action = P.action
     n_rules = P.rule_len.shape[0]
     fill = prog[3]
     start = t2
     if t2 >= base_n:
-        start, fill = copy_config(t2, base_n, fill, region_end - 64, pool_state, pool_parent)
+        start, fill = copy_config(t2, base_n, fill, region_end - 64, pool)
         if start < 0:
             return POOL_FULL, 0, 0
     cp_node = np.empty(256, dtype=np.int32)
@@ -169,18 +171,18 @@ def fork(term, t2, base_n, prog, region_end, tasks, pool_state, pool_parent, P, 
         n_cp += 1
         fill += 1
     # the lexer state each result starts its next lexeme in; all DFAs exist before any is kept
-    fres = tasks[2]
+    fres = W.tasks.results
     lo = prog[4]
     if lo + n_res > fres.shape[0]:
         return GLR_LIMIT, 0, 0
     for j in range(n_res):
-        got = acceptable_terms(res[j], pool_state, pool_parent, P, words, overlay, touched)
+        got = acceptable_terms(res[j], pool, P, words)
         if got == TOO_MANY:
             return GLR_LIMIT, 0, 0
-        d = lookup_set(words, ht_keys, ht_vals)
+        d = lookup_set(words, L.ht_keys, L.ht_vals)
         if d < 0:
             return NEED_DFA, 0, 0
-        fres[lo + j, 0] = dfa_start[d]
+        fres[lo + j, 0] = L.dfa_start[d]
         fres[lo + j, 1] = res[j]
     prog[4] = lo + n_res
     prog[3] = fill
@@ -188,16 +190,16 @@ def fork(term, t2, base_n, prog, region_end, tasks, pool_state, pool_parent, P, 
 
 
 @njit(cache=True, nogil=True)
-def add_tasks(i, lo, hi, base_n, prog, tasks, pool_state, pool_parent):
+def add_tasks(i, lo, hi, base_n, W, pool):
     """Tasks at trie node i for the fork results lo .. hi-1 (a result whose stack a task at node i
     already has, reached by another path, is not repeated); False if the task table is full."""
-    table, head, fres = tasks[0], tasks[1], tasks[2]
+    prog = W.progress
+    table, head, fres = W.tasks.table, W.tasks.head, W.tasks.results
     if prog[2] + hi - lo > table.shape[0]:
         return False
     for j in range(lo, hi):
         t = head[i]
-        while t >= 0 and not (table[t, 1] == fres[j, 0] and same_stack(table[t, 2], fres[j, 1], base_n, pool_state,
-                                                                         pool_parent)):
+        while t >= 0 and not (table[t, 1] == fres[j, 0] and same_stack(table[t, 2], fres[j, 1], base_n, pool)):
             t = table[t, 3]
         if t >= 0:
             continue

@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .walk import memo_slot, memo_keep, root_walk, subtree_walk, trie_parents
+from .memo import memo_keep, memo_slot
+from .views import Segments, WalkPlan
+from .walk import root_walk, subtree_walk, trie_parents
 
 LEVELS = np.array([4, 8, 12, 16, 24, 32], dtype=np.int64)  # group g: tokens at most LEVELS[g] bytes long
 GROUP_WALK_NODES = 131072  # trie nodes of missed groups walked unshared at most (~0.7 ms), else root_walk
@@ -30,12 +32,14 @@ def _mix(h):
 
 
 @njit(cache=True, nogil=True)
-def level_digest(s, lev, trans, accept, rep, seed, lk, lknown, budget):
+def level_digest(s, lev, trans, accept, dig, budget):
     """A 128-bit digest (h1, h2, ok) of what state s does on strings of at most `lev` bytes:
     D_0(x) stands for x accepting or not, D_l(x) for that and D_{l-1} of x's successor on each
-    byte class (`rep`; `seed` stands for the classes), or "dead". Equal digests: the same
-    accepting and live strings of at most lev bytes. Computed depth first into lk[l, x] /
-    lknown[l, x], charging budget[0] per successor read; ok is False past it."""
+    byte class (dig.rep; dig.seed stands for the classes), or "dead". Equal digests: the same
+    accepting and live strings of at most lev bytes. Computed depth first into
+    dig.level_keys[l, x] / dig.level_known[l, x], charging budget[0] per successor read; ok is
+    False past it."""
+    rep, seed, lk, lknown = dig.rep, dig.seed, dig.level_keys, dig.level_known
     if lknown[lev, s]:
         return lk[lev, s, 0], lk[lev, s, 1], True
     k = rep.shape[0]
@@ -91,9 +95,19 @@ def _group_of(depth, levels):
     return levels.shape[0]
 
 
+def make_plan(trie, split_depth: int, split_size: int) -> WalkPlan:
+    """walk_plan of a TokenTrie with the LEVELS, as a WalkPlan of read-only arrays."""
+    arrays = walk_plan(trie.node_depth, trie.node_skip, trie.node_tok_start, trie.node_tok_end, LEVELS,
+                       np.int64(split_depth), np.int64(split_size))
+    plan = WalkPlan(*arrays, LEVELS.copy())
+    for a in plan:
+        a.flags.writeable = False
+    return plan
+
+
 @njit(cache=True, nogil=True)
 def walk_plan(node_depth, node_skip, node_tok_start, node_tok_end, levels, split_depth, split_size):
-    """The trie cut into units, in node order, as arrays: per item (node, next item past it,
+    """The trie cut into units, in node order, as arrays (a WalkPlan's, but its levels): per item (node, next item past it,
     group, is a split node, bitmask of the groups in its subtree); then the group of each node
     and the runs of token positions by group (starts, groups), and each group's offset into
     scratch buffers with a row per node. A node whose longest token is over split_depth bytes
@@ -164,17 +178,20 @@ def walk_plan(node_depth, node_skip, node_tok_start, node_tok_end, levels, split
 
 
 @njit(cache=True, nogil=True)
-def _group_walk(q, plan, trie, trans, bmap, accept, missed, seg_ranges, seg_nodes, seg_nr, seg_nf, scratch):
+def _group_walk(q, plan, trie, dfa, missed, seg, scratch):
     """Walk from q the units of the groups in `missed` (bool per group), each group's ranges and
-    dying nodes into its own segment of seg_ranges / seg_nodes (from seg_nr[g] / seg_nf[g] on,
-    which this advances)."""
-    node_byte, node_depth, node_tok_start, node_tok_end = trie[0], trie[1], trie[3], trie[4]
-    p_node, p_next, p_group, p_split, p_gmask = plan[0], plan[1], plan[2], plan[3], plan[4]
+    dying nodes into its own segment of seg.ranges / seg.nodes (from seg.nr[g] / seg.nf[g] on,
+    which this advances; views.Segments)."""
+    node_byte, node_depth, node_tok_start, node_tok_end = trie.node_byte, trie.node_depth, trie.node_tok_start, \
+        trie.node_tok_end
+    p_node, p_next, p_group, p_split, p_gmask = plan.node, plan.next, plan.group, plan.split, plan.gmask
+    trans, bmap, accept = dfa.trans, dfa.bmap, dfa.accept
+    seg_ranges, seg_nodes, seg_nr, seg_nf = seg.ranges, seg.nodes, seg.nr, seg.nf
     want = np.int64(0)
     for g in range(missed.shape[0]):
         if missed[g]:
             want |= np.int64(1) << np.int64(g)
-    depth_state = np.empty(trie[6] + 1, dtype=np.int32)
+    depth_state = np.empty(trie.max_depth + 1, dtype=np.int32)
     depth_state[0] = q
     i = 0
     m = p_node.shape[0]
@@ -206,7 +223,7 @@ def _group_walk(q, plan, trie, trans, bmap, accept, missed, seg_ranges, seg_node
                 seg_ranges[seg_nr[g], 1] = b
                 seg_nr[g] += 1
             continue
-        a, b = subtree_walk(c, s, trie, trans, bmap, accept, seg_ranges[seg_nr[g]:], seg_nodes[seg_nf[g]:], scratch)
+        a, b = subtree_walk(c, s, trie, dfa, seg_ranges[seg_nr[g]:], seg_nodes[seg_nf[g]:], scratch)
         seg_nr[g] += a
         seg_nf[g] += b
 
@@ -216,8 +233,8 @@ def _keep_groups(ranges, nodes, plan, keys, got, c0, memo):
     """Keep a whole walk (ranges, nodes) as one memo entry per finite group not yet kept
     (got[g] < 0), under keys[g] and node c0 + g: its ranges cut at the runs of token positions
     by group."""
-    node_group, run_start, run_group = plan[5], plan[6], plan[7]
-    hk, hv, ent, ar, an, used = memo
+    node_group, run_start, run_group = plan.node_group, plan.run_start, plan.run_group
+    ar, an, used = memo.ranges, memo.nodes, memo.used
     G = keys.shape[0]
     cr = np.zeros(G + 1, dtype=np.int64)
     cf = np.zeros(G + 1, dtype=np.int64)
@@ -257,7 +274,7 @@ def _keep_groups(ranges, nodes, plan, keys, got, c0, memo):
     f_lo = used[2]
     for g in range(G):
         if got[g] < 0:
-            memo_keep(hk, hv, ent, used, keys[g, 0], keys[g, 1], c0 + g, r_lo, r_lo + cr[g], f_lo, f_lo + cf[g])
+            memo_keep(memo, keys[g, 0], keys[g, 1], c0 + g, r_lo, r_lo + cr[g], f_lo, f_lo + cf[g])
         r_lo += cr[g]
         f_lo += cf[g]
     used[1] = r_lo
@@ -265,10 +282,9 @@ def _keep_groups(ranges, nodes, plan, keys, got, c0, memo):
 
 
 @njit(cache=True, nogil=True)
-def component_walk(q, plan, kids, trie, trans, bmap, accept, dig, memo, out_ranges, out_nodes, scratch, seg_ranges,
-                   seg_nodes, use_levels):
+def component_walk(q, plan, trie, dfa, dig, memo, work, use_levels):
     """A terminal state's component entry, raw (as root_walk: ranges of token positions and dying
-    nodes into out_ranges / out_nodes; returns their counts, and how many groups were found: -1
+    nodes into work.ranges / work.nodes; returns their counts, and how many groups were found: -1
     if not use_levels or no level tables, -2 past the level budget), its walk shared through
     `memo`: by
     group, under the state's level_digest at each group's length, when the groups not there
@@ -277,21 +293,25 @@ def component_walk(q, plan, kids, trie, trans, bmap, accept, dig, memo, out_rang
     excludes some keys differ early, then are the body of any string), then kept by group too.
     The last group (tokens longer than every level) is walked each time: its key
     would be the state's own digest, under which the caller already keeps the whole entry.
-    dig as state_digest's, then (level keys, their known flags, a seed for the classes)."""
-    levels = plan[9]
+    plan: views.WalkPlan, dfa: views.DFAView, dig: views.DigestView, memo: views.MemoView,
+    work: views.WalkScratch."""
+    levels = plan.levels
     G = levels.shape[0]
-    hk, hv, ent, ar, an, used = memo
-    lk, lknown = dig[6], dig[7]
-    c0 = trie[0].shape[0]  # group g's key is (level digest, c0 + g): no node's
+    hk, hv, ent, ar, an, used = memo.hk, memo.hv, memo.ent, memo.ranges, memo.nodes, memo.used
+    trans, accept = dfa.trans, dfa.accept
+    out_ranges, out_nodes, scratch, seg_ranges, seg_nodes = work.ranges, work.nodes, work.states, work.seg_ranges, \
+        work.seg_nodes
+    lknown = dig.level_known
+    c0 = trie.node_byte.shape[0]  # group g's key is (level digest, c0 + g): no node's
     tried = use_levels and lknown.shape[0] > levels[G - 1]
     ok = tried
     keys = np.zeros((G, 2), dtype=np.uint64)
     got = np.full(G + 1, -1, dtype=np.int64)
-    budget = np.full(1, 4 * dig[2], dtype=np.int64)
+    budget = np.full(1, 4 * dig.max_cells, dtype=np.int64)
     n_got = 0
     if ok:
         for g in range(G):
-            h1, h2, ok = level_digest(q, levels[g], trans, accept, dig[0], dig[8], lk, lknown, budget)
+            h1, h2, ok = level_digest(q, levels[g], trans, accept, dig, budget)
             if not ok:
                 break
             keys[g, 0] = h1
@@ -299,19 +319,19 @@ def component_walk(q, plan, kids, trie, trans, bmap, accept, dig, memo, out_rang
             got[g] = hv[memo_slot(hk, hv, h1, h2, c0 + g)]
             if got[g] >= 0:
                 n_got += 1
-    seg_off = plan[8]
+    seg_off = plan.seg_off
     to_walk = 0  # nodes in the groups missed
     for g in range(G):
         if got[g] < 0:
             to_walk += seg_off[g + 1] - seg_off[g]
     if not ok or to_walk > GROUP_WALK_NODES:  # many units to walk unshared: by subtree of the root instead
-        nr, nf = root_walk(q, kids, trie, trans, bmap, accept, True, dig, memo, out_ranges, out_nodes, scratch)
+        nr, nf = root_walk(q, trie, dfa, True, dig, memo, work)
         if ok:
             _keep_groups(out_ranges[:nr], out_nodes[:nf], plan, keys, got, c0, memo)
         return nr, nf, n_got if ok else (-2 if tried else -1)
     seg_nr = seg_off[:G + 1].copy()
     seg_nf = seg_off[:G + 1].copy()
-    _group_walk(q, plan, trie, trans, bmap, accept, got < 0, seg_ranges, seg_nodes, seg_nr, seg_nf, scratch)
+    _group_walk(q, plan, trie, dfa, got < 0, Segments(seg_ranges, seg_nodes, seg_nr, seg_nf), scratch)
     for g in range(G):
         if got[g] < 0:
             r_lo, f_lo = used[1], used[2]
@@ -321,10 +341,10 @@ def component_walk(q, plan, kids, trie, trans, bmap, accept, dig, memo, out_rang
             an[f_lo:f_lo + b] = seg_nodes[seg_off[g]:seg_nf[g]]
             used[1] += a
             used[2] += b
-            memo_keep(hk, hv, ent, used, keys[g, 0], keys[g, 1], c0 + g, r_lo, r_lo + a, f_lo, f_lo + b)
+            memo_keep(memo, keys[g, 0], keys[g, 1], c0 + g, r_lo, r_lo + a, f_lo, f_lo + b)
     # merge the groups' ranges in node order: each group's are sorted and cut at the runs of
     # token positions by group, so reading the runs in order reads every range once, in order
-    run_start, run_group = plan[6], plan[7]
+    run_start, run_group = plan.run_start, plan.run_group
     lo = np.empty(G + 1, dtype=np.int64)
     hi = np.empty(G + 1, dtype=np.int64)
     for g in range(G + 1):

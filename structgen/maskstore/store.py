@@ -27,11 +27,15 @@ from ..automata import glr
 from ..automata.parser import StackPool
 from ..automata.step import GLR_LIMIT
 from ..runtime import GrammarRuntime
-from ..tokenizer import TokenizerInfo
-from .levels import LEVELS, component_walk, walk_plan
+from ..tokenizer import TokenizerIndex, TokenizerInfo
+from ..automata.views import TrieView
+from .levels import LEVELS, component_walk, make_plan
+from .memo import memo_rehash, state_digest
 from .runs import UNKNOWN, safe_below, safe_bytes
-from .walk import (boundary_walk, lexeme_walk, memo_rehash, product_boundaries, range_count, range_ids,
-                   ranges_bits, root_walk, set_ids, state_digest, trie_parents, walks_from, BYTE_COLUMNS)
+from .views import (ConfigMemo, DFAView, DigestView, ForkTasks, IdLists, MemoView, RunsView, WalkPlan,
+                    WalkScratch)
+from .walk import (boundary_walk, lexeme_walk, product_boundaries, range_count, range_ids, ranges_bits, root_walk,
+                   set_ids, trie_parents, walks_from, BYTE_COLUMNS)
 
 
 DEFAULT_LRU_ENTRIES = 2048
@@ -49,17 +53,10 @@ _STORE_SERIALS = itertools.count(1)
 SAFE_BYTES = safe_bytes()
 
 
-def _of_trie(trie, name: str, make):
-    """`make()`, computed once per TokenTrie and kept on it (shared by every grammar of a tokenizer)."""
-    got = trie.__dict__.get(name)
-    if got is None:
-        got = trie.__dict__.setdefault(name, make())
-    return got
-
-
-def _root_children_of(trie) -> np.ndarray:
-    """The depth-1 nodes of a TokenTrie, in node order."""
-    return _of_trie(trie, "_root_children", lambda: np.flatnonzero(trie.node_depth == 1).astype(np.int64))
+def _root_children_of(index: TokenizerIndex) -> np.ndarray:
+    """The depth-1 nodes of the tokenizer's trie, in node order."""
+    trie = index.trie
+    return index.cached("root_children", lambda: np.flatnonzero(trie.node_depth == 1).astype(np.int64))
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -67,37 +64,35 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _walk_plan_of(trie) -> tuple[np.ndarray, ...]:
-    """walk_plan of a TokenTrie, and the levels of its groups (component_walk's plan)."""
-    def make() -> tuple[np.ndarray, ...]:
-        arrays = walk_plan(trie.node_depth, trie.node_skip, trie.node_tok_start, trie.node_tok_end, LEVELS,
-                           np.int64(SPLIT_DEPTH), np.int64(SPLIT_SIZE))
-        return tuple(_read_only(a) for a in (*arrays, LEVELS.copy()))
-    return _of_trie(trie, "_walk_plan", make)
+def _walk_plan_of(index: TokenizerIndex) -> WalkPlan:
+    """walk_plan of the tokenizer's trie, and the levels of its groups (component_walk's plan)."""
+    return index.cached("walk_plan", lambda: make_plan(index.trie, SPLIT_DEPTH, SPLIT_SIZE))
 
 
-def _run_below_of(trie) -> np.ndarray:
-    """safe_below of a TokenTrie (runs.py)."""
-    return _of_trie(trie, "_run_below", lambda: _read_only(safe_below(trie.node_byte, trie.node_skip, SAFE_BYTES)))
+def _run_below_of(index: TokenizerIndex) -> np.ndarray:
+    """safe_below of the tokenizer's trie (runs.py)."""
+    trie = index.trie
+    return index.cached("run_below", lambda: _read_only(safe_below(trie.node_byte, trie.node_skip, SAFE_BYTES)))
 
 
-def _trie_parents_of(trie) -> np.ndarray:
-    """trie_parents of a TokenTrie."""
-    return _of_trie(trie, "_parents", lambda: _read_only(trie_parents(trie.node_depth)))
+def _trie_parents_of(index: TokenizerIndex) -> np.ndarray:
+    """trie_parents of the tokenizer's trie."""
+    trie = index.trie
+    return index.cached("parents", lambda: _read_only(trie_parents(trie.node_depth)))
 
 
-def _scratch_of(trie) -> tuple[np.ndarray, ...]:
+def _scratch_of(index: TokenizerIndex) -> WalkScratch:
     """This thread's work arrays for walks of a TokenTrie: (mark, ranges, boundary nodes, their
     states, and ranges and nodes by group for component_walk), shared by every store of the
     tokenizer; a store of its own would fault in ~5 MB of fresh pages (Llama-3) during each new
     grammar's first masks."""
-    local = _of_trie(trie, "_scratch", threading.local)
+    local = index.cached("scratch", threading.local)
     got = getattr(local, "arrays", None)
     if got is None:
-        n = trie.num_nodes
-        got = local.arrays = (np.zeros(n, dtype=np.bool_), np.empty((n, 2), dtype=np.int32),
-                              np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32),
-                              np.empty((n, 2), dtype=np.int32), np.empty(n, dtype=np.int32))
+        n = index.trie.num_nodes
+        got = local.arrays = WalkScratch(np.zeros(n, dtype=np.bool_), np.empty((n, 2), dtype=np.int32),
+                                         np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32),
+                                         np.empty((n, 2), dtype=np.int32), np.empty(n, dtype=np.int32))
     return got
 
 
@@ -113,11 +108,11 @@ class WalkMemo:
     entries (ent: their ranges of `ranges` and of `nodes`), and `used` (entries, ranges,
     nodes). All of it is dropped past COMPONENT_MEMO_BYTES."""
 
-    def __init__(self, trie) -> None:
+    def __init__(self, index: TokenizerIndex) -> None:
         self.lock = threading.Lock()  # stores of different grammars (and their locks) share this
         # one walk of the whole trie writes at most this many ranges / nodes: a subtree's, then
         # (component_walk) the same again cut into groups
-        self.room = 2 * trie.num_nodes + len(_walk_plan_of(trie)[6])
+        self.room = 2 * index.trie.num_nodes + len(_walk_plan_of(index).run_start)
         self.components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # digest -> component entry
         self.hk = np.zeros((1 << 12, 3), dtype=np.uint64)
         self.hv = np.full(1 << 12, -1, dtype=np.int32)
@@ -128,7 +123,7 @@ class WalkMemo:
         self.used = np.zeros(3, dtype=np.int64)
         self.nbytes = 0  # of the component entries
 
-    def tables(self) -> tuple[np.ndarray, ...]:
+    def tables(self) -> MemoView:
         """component_walk's memo, with room for one more walk of the whole trie (256 subtrees)."""
         n_ent, n_r, n_b = self.used.tolist()
         if n_ent * 32 + n_r * 8 + n_b * 4 + self.nbytes > COMPONENT_MEMO_BYTES:  # entry rows, ranges, nodes
@@ -146,7 +141,7 @@ class WalkMemo:
             grow_mapped(self, "ranges", self._maps, 2 * len(self.ranges), n_r)
         if n_b + self.room > len(self.nodes):
             grow_mapped(self, "nodes", self._maps, 2 * len(self.nodes), n_b)
-        return self.hk, self.hv, self.ent, self.ranges, self.nodes, self.used
+        return MemoView(self.hk, self.hv, self.ent, self.ranges, self.nodes, self.used)
 
     def remember(self, key: tuple[int, int], value: tuple[np.ndarray, np.ndarray]) -> None:
         """Keep a whole component entry under its state's digest."""
@@ -160,25 +155,29 @@ class WalkMemo:
         self.used[:] = 0
 
 
-def _walk_memo_of(trie) -> WalkMemo:
-    """The WalkMemo of a TokenTrie."""
-    return _of_trie(trie, "_walk_memo", lambda: WalkMemo(trie))
+def _walk_memo_of(index: TokenizerIndex) -> WalkMemo:
+    """The WalkMemo of a tokenizer."""
+    return index.cached("walk_memo", lambda: WalkMemo(index))
 
 
-def _all_tokens_of(trie, words: int) -> np.ndarray:
-    """The bitset (`words` uint32 words) of every token in a TokenTrie."""
+def _all_tokens_of(index: TokenizerIndex, words: int) -> np.ndarray:
+    """The bitset (`words` uint32 words) of every token in the tokenizer's trie."""
+    trie = index.trie
+
     def make() -> np.ndarray:
         bits = np.zeros(words, dtype=np.uint32)
         set_ids(bits, trie.tok_ids)
         return _read_only(bits)
-    return _of_trie(trie, f"_all_tokens_{words}", make)
+    return index.cached(f"all_tokens_{words}", make)
 
 
 # root_walk's memo and digest arguments when it walks without the WalkMemo (numba types only)
-_NO_MEMO = (np.zeros((1, 3), dtype=np.uint64), np.full(1, -1, dtype=np.int32), np.zeros((1, 4), dtype=np.int64),
-            np.zeros((1, 2), dtype=np.int32), np.zeros(1, dtype=np.int32), np.zeros(3, dtype=np.int64))
-_NO_DIGESTS = (np.zeros(1, dtype=np.int64), np.zeros(256, dtype=np.int64), np.int64(0),
-               np.zeros((1, 2), dtype=np.uint64), np.zeros(1, dtype=np.bool_), np.uint64(0))
+_NO_MEMO = MemoView(np.zeros((1, 3), dtype=np.uint64), np.full(1, -1, dtype=np.int32), np.zeros((1, 4), dtype=np.int64),
+                    np.zeros((1, 2), dtype=np.int32), np.zeros(1, dtype=np.int32), np.zeros(3, dtype=np.int64))
+_NO_DIGESTS = DigestView(np.zeros(1, dtype=np.int64), np.zeros(256, dtype=np.int64), np.int64(0),
+                         np.zeros((1, 2), dtype=np.uint64), np.zeros(1, dtype=np.bool_), np.uint64(0),
+                         np.zeros((0, 1, 2), dtype=np.uint64), np.zeros((0, 1), dtype=np.bool_),
+                         np.zeros(2, dtype=np.uint64))
 
 
 class MaskStore:
@@ -187,9 +186,11 @@ class MaskStore:
 
     def __init__(self, rt: GrammarRuntime, tok: TokenizerInfo, max_entries: int = DEFAULT_LRU_ENTRIES) -> None:
         self.rt = rt  # the runtime: its tables, retry loop and lock (no cycle back to the grammar)
-        trie = tok.trie
-        self.trie = (trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start, trie.node_tok_end,
-                     trie.tok_ids, np.int64(trie.max_depth))
+        index = tok.index
+        trie = index.trie
+        self.trie = TrieView(trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start, trie.node_tok_end,
+                             trie.tok_ids, np.int64(trie.max_depth), _trie_parents_of(index), _root_children_of(index))
+        self._trie_plain = tuple(self.trie)
         self.words = (tok.vocab_size + 31) // 32
         self.stop_ids = np.array(sorted(tok.stop_token_ids), dtype=np.int64)
         self.stop_bits = bitset.from_ids(self.stop_ids, tok.vocab_size)
@@ -198,32 +199,32 @@ class MaskStore:
         self._depths: dict[int, list[int]] = {}  # lexer state -> stack depths its entries depend on
         self.max_entries = max_entries
         num_cfg = 4096 if rt.parser.glr else 256  # parser configurations memoized per walk (see boundary_walk)
-        self._memo = (np.zeros(num_cfg, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32),
-                      np.full((num_cfg, max(1, len(rt.terminals))), -1, dtype=np.int32),
-                      np.full(2 * num_cfg, -1, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32))
-        self._parents = _trie_parents_of(trie)
+        self._configs = ConfigMemo(np.zeros(num_cfg, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32),
+                                   np.full((num_cfg, max(1, len(rt.terminals))), -1, dtype=np.int32),
+                                   np.full(2 * num_cfg, -1, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32))
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
         self._is_literal = np.array([t.is_literal for t in rt.terminals], dtype=np.bool_)
-        self._digests: dict[int, tuple] = {}  # term -> state_digest's per-state keys of its DFA
+        self._digests: dict[int, DigestView] = {}  # term -> state_digest's per-state keys of its DFA
         self._class_trans: dict[int, np.ndarray] = {}  # term -> its DFA's table over its byte classes
         # term -> (walks keyed by level, those that found groups, walks past the level budget)
         self._level_use: dict[int, tuple[int, int, int]] = {}
-        self._shared = _walk_memo_of(trie)
+        self._shared = _walk_memo_of(index)
         self._serial = next(_STORE_SERIALS)  # keys of this store's own walks in the shared memo
-        self._root_children = _root_children_of(trie)
-        self._run_below = _run_below_of(trie)
+        self._run_below = _run_below_of(index)
         self._free = np.full(0, UNKNOWN, dtype=np.int16)  # free_depth per lexer state, grown with the lexer
-        self._plan = _walk_plan_of(trie)
-        self._trie_obj = trie
-        self._all_tokens = _all_tokens_of(trie, self.words)
+        self._plan = _walk_plan_of(index)
+        self._index = index
+        self._all_tokens = _all_tokens_of(index, self.words)
         self._term_accept: dict[int, np.ndarray] = {}
         self.hits = 0
         self.misses = 0
         # a walk's GLR work (configs.fork): tasks, the latest task at each trie node, fork results, and
         # the results of each memoized fork; a grammar without conflicts never writes them
         n = 1 << 16 if rt.parser.glr else 1
-        self._tasks = (np.empty((n, 4), dtype=np.int32), np.full(trie.num_nodes + 1 if n > 1 else 1, -1, dtype=np.int32),
-                       np.empty((n, 2), dtype=np.int32), np.empty((n, 2), dtype=np.int32))
+        self._tasks = ForkTasks(np.empty((n, 4), dtype=np.int32),
+                                np.full(trie.num_nodes + 1 if n > 1 else 1, -1, dtype=np.int32),
+                                np.empty((n, 2), dtype=np.int32), np.empty((n, 2), dtype=np.int32))
+        self._runs: RunsView | None = None  # (rebuilt when the free_depth table grows)
 
     def lexeme_entry(self, ls: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(context-independent bits, boundary nodes, lexer states before them) for lexer state ls.
@@ -238,9 +239,10 @@ class MaskStore:
             lx = self.rt.lexer
             comps = lx.components(ls)
             bits = np.zeros(self.words, dtype=np.uint32)
-            mark, _, bnodes, bstates = _scratch_of(self._trie_obj)[:4]
+            work = _scratch_of(self._index)
+            mark, bnodes, bstates = work.mark, work.nodes, work.states
             if comps is None:  # a DFA restored from a cache entry without components: walk the product
-                nb = lexeme_walk(np.int32(ls), self.trie, lx.trans, lx.accept_term, bits, bnodes, bstates)
+                nb = lexeme_walk(np.int32(ls), self._trie_plain, lx.trans, lx.accept_term, bits, bnodes, bstates)
             else:
                 self._literal_entries(comps)
                 cands = []
@@ -252,7 +254,7 @@ class MaskStore:
                         set_ids(bits, cbits)
                     cands.append(facc)
                 cand = np.concatenate(cands) if cands else np.zeros(0, dtype=np.int32)
-                nb = product_boundaries(np.int32(ls), cand, self.trie, self._parents, lx.trans, lx.accept_term,
+                nb = product_boundaries(np.int32(ls), cand, self._trie_plain, lx.trans, lx.accept_term,
                                         mark, bnodes, bstates)
             got = (bits, bnodes[:nb].copy(), bstates[:nb].copy())
             self._lexeme[ls] = got
@@ -285,29 +287,27 @@ class MaskStore:
         the states of a key string that track the excluded keys all fall back to one body state,
         whose subtrees are then walked once); else one root_walk (a literal)."""
         d = self.rt.terminals[term].dfa
-        _, w_ranges, w_nodes, w_states, seg_ranges, seg_nodes = _scratch_of(self._trie_obj)
+        work = _scratch_of(self._index)
         q, acc = np.int32(q), self._accept(term)
         if memo is None:
-            nr, nf = root_walk(q, self._root_children, self.trie, d.trans, BYTE_COLUMNS, acc, False, _NO_DIGESTS, _NO_MEMO,
-                               w_ranges, w_nodes, w_states)
+            nr, nf = root_walk(q, self.trie, DFAView(d.trans, BYTE_COLUMNS, acc), False, _NO_DIGESTS, _NO_MEMO, work)
         else:
             tries, found, over = self._level_use.get(term, (0, 0, 0))
             use = over < LEVEL_TRIES and (tries < LEVEL_TRIES or found > 0)
             with memo.lock:
                 dig = self._digest_tables(term)
-                nr, nf, got = component_walk(q, self._plan, self._root_children, self.trie, self._class_trans[term],
-                                             dig[1], acc, dig, memo.tables(), w_ranges, w_nodes, w_states, seg_ranges,
-                                             seg_nodes, use)
+                nr, nf, got = component_walk(q, self._plan, self.trie, DFAView(self._class_trans[term], dig.cls, acc),
+                                             dig, memo.tables(), work, use)
             if got != -1:
                 self._level_use[term] = (tries + (got >= 0), found + (got > 0), over + (got == -2))
-        ranges = w_ranges[:nr]
-        tok_ids = self.trie[5]
+        ranges = work.ranges[:nr]
+        tok_ids = self.trie.tok_ids
         if range_count(ranges) <= SPARSE_BITS:
             bits = range_ids(tok_ids, ranges)
         else:
             bits = np.zeros(self.words, dtype=np.uint32)
             ranges_bits(bits, tok_ids, ranges, self._all_tokens)
-        return bits, w_nodes[:nf].copy()
+        return bits, work.nodes[:nf].copy()
 
     def _literal_entries(self, comps: list[tuple[int, int]]) -> None:
         """component_entry of the literal (terminal, state) pairs in `comps` that are not known yet,
@@ -319,11 +319,10 @@ class MaskStore:
             return
         lx = self.rt.lexer
         starts = np.array([int(lx.single_start[t]) + q for t, q in todo], dtype=np.int64)
-        _, w_ranges, w_nodes, w_states = _scratch_of(self._trie_obj)[:4]
         ids, nodes = np.empty(LITERAL_IDS, dtype=np.int32), np.empty(LITERAL_IDS, dtype=np.int32)
         ids_off, nodes_off = np.empty(len(todo) + 1, dtype=np.int64), np.empty(len(todo) + 1, dtype=np.int64)
-        if not walks_from(starts, self._root_children, self.trie, lx.trans, lx.accept_term, _NO_DIGESTS, _NO_MEMO,
-                          w_ranges, w_nodes, w_states, ids, ids_off, nodes, nodes_off):
+        if not walks_from(starts, self.trie, DFAView(lx.trans, BYTE_COLUMNS, lx.accept_term), _NO_DIGESTS, _NO_MEMO,
+                          _scratch_of(self._index), IdLists(ids, ids_off, nodes, nodes_off)):
             return
         ids, nodes = ids[:ids_off[-1]].copy(), nodes[:nodes_off[-1]].copy()
         if len(self._components) + len(todo) >= LOCAL_COMPONENTS:
@@ -342,7 +341,7 @@ class MaskStore:
             acc = self._term_accept[term] = np.where(self.rt.terminals[term].dfa.accept, 0, -1).astype(np.int32)
         return acc
 
-    def _digest_tables(self, term: int) -> tuple:
+    def _digest_tables(self, term: int) -> DigestView:
         """The key tables of term's DFA (state_digest's, then level_digest's) for its table over
         byte classes (_class_trans[term], made here): the classes (0 .. k-1, and the class of each
         byte), the cell bound, per-state keys
@@ -359,9 +358,10 @@ class MaskStore:
             # a walk reads one row per trie node: 4k states x 256 bytes is 4 MB (cache misses),
             # x 21 classes 340 kB
             self._class_trans[term] = np.ascontiguousarray(self.rt.terminals[term].dfa.trans[:, rep])
-            got = self._digests[term] = (np.arange(len(rep), dtype=np.int64), cls, np.int64(DIGEST_MAX_CELLS), np.zeros((n, 2), dtype=np.uint64),
-                                         np.zeros(n, dtype=np.bool_), tag, np.zeros((levels, n, 2), dtype=np.uint64),
-                                         np.zeros((levels, n), dtype=np.bool_), seed)
+            got = self._digests[term] = DigestView(np.arange(len(rep), dtype=np.int64), cls, np.int64(DIGEST_MAX_CELLS),
+                                                   np.zeros((n, 2), dtype=np.uint64), np.zeros(n, dtype=np.bool_), tag,
+                                                   np.zeros((levels, n, 2), dtype=np.uint64),
+                                                   np.zeros((levels, n), dtype=np.bool_), seed)
         return got
 
     def _digest(self, term: int, s: int) -> tuple[int, int]:
@@ -381,15 +381,18 @@ class MaskStore:
         while True:
             top, pool_n = pool.load(stack)
             pool.touched[0] = top
-            progress = np.zeros(6, dtype=np.int64)
+            progress = np.zeros(7, dtype=np.int64)
             n = rt.lexer.trans.shape[0]
             if len(self._free) < n:  # rows of built lexer states never change: known depths stay
                 free = np.full(n, UNKNOWN, dtype=np.int16)
                 free[:len(self._free)] = self._free
                 self._free = free
-            runs = (self._run_below, self._free, SAFE_BYTES, self.trie[6])
-            status, _ = rt.run(pool, boundary_walk, bnodes, bstates, np.int64(len(bnodes)), self.trie, bits,
-                               np.int32(top), np.int32(pool_n), self._memo, progress, self._tasks, runs)
+                self._runs = None
+            if self._runs is None:
+                self._runs = RunsView(self._run_below, self._free, SAFE_BYTES, self.trie.max_depth)
+            # views.BoundaryWalk, as plain tuples (what Python passes to kernels: automata/views.py)
+            walk = (bnodes, bstates, bits, progress, tuple(self._configs), tuple(self._tasks), tuple(self._runs))
+            status, _ = rt.run(pool, boundary_walk, self._trie_plain, np.int32(top), np.int32(pool_n), walk)
             if status != GLR_LIMIT:
                 return
             table, head, fres, fmemo = self._tasks
@@ -399,8 +402,8 @@ class MaskStore:
             if len(table) >= 1 << 24:
                 raise glr.too_many("16M fork tasks in one mask")
             # more forks than the tables hold: again with 4x the room (bits only gain allowed tokens)
-            self._tasks = (np.empty((4 * len(table), 4), dtype=np.int32), head,
-                           np.empty((4 * len(fres), 2), dtype=np.int32), fmemo)
+            self._tasks = ForkTasks(np.empty((4 * len(table), 4), dtype=np.int32), head,
+                                    np.empty((4 * len(fres), 2), dtype=np.int32), fmemo)
 
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:
         """The allowed-token bitset (uint32 words) for lexer state `ls` and parser `stack`."""

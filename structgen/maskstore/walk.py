@@ -14,8 +14,10 @@ from numba import njit
 from ..automata.lexer import BYTES as BYTE_COLUMNS  # the byte -> column map of a table over all 256 bytes
 from ..automata.step import GLR_LIMIT, NEED_FORK, OK, POOL_FULL, REJECT, end_lexeme
 from .configs import add_tasks, config_slot, copy_config, fork, index_config, same_config
+from .memo import memo_keep, memo_slot, state_digest
 from .runs import free_depth
-
+from ..automata.views import LexerView, ParserView, PoolView, TrieView
+from .views import BoundaryWalk, ConfigMemo, DFAView, ForkTasks, RunsView
 
 
 @njit(cache=True, nogil=True)
@@ -26,13 +28,15 @@ def _set_tokens(i, node_tok_start, node_tok_end, tok_ids, bits):
 
 
 @njit(cache=True, nogil=True)
-def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
+def lexeme_walk(s0, trie_, trans, accept_term, bits, bnodes, bstates):
     """Set bits of tokens that keep the lexeme alive from state s0; list boundary nodes.
 
     Returns the number of boundary entries written to (bnodes, bstates): trie node where the
     byte cannot extend the lexeme while the lexer state before it is accepting.
     """
-    node_byte, node_skip, tok_ids = trie[0], trie[2], trie[5]
+    trie = TrieView(*trie_)  # a plain tuple from Python (automata/views.py)
+    node_byte, node_skip, tok_ids = trie.node_byte, trie.node_skip, trie.tok_ids
+    dfa = DFAView(trans, BYTE_COLUMNS, accept_term)
     ranges = np.empty((node_byte.shape[0], 2), dtype=np.int32)
     n = node_byte.shape[0]
     nb = 0
@@ -45,7 +49,7 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
                 bstates[nb] = s0
                 nb += 1
         else:
-            nr, k = subtree_walk(c, ns, trie, trans, BYTE_COLUMNS, accept_term, ranges, bnodes[nb:], bstates[nb:])
+            nr, k = subtree_walk(c, ns, trie, dfa, ranges, bnodes[nb:], bstates[nb:])
             set_ranges(bits, tok_ids, ranges[:nr])
             nb += k
         c = node_skip[c]
@@ -53,15 +57,16 @@ def lexeme_walk(s0, trie, trans, accept_term, bits, bnodes, bstates):
 
 
 @njit(cache=True, nogil=True)
-def subtree_walk(c, s, trie, trans, bmap, accept_term, ranges, bnodes, bstates):
+def subtree_walk(c, s, trie, dfa, ranges, bnodes, bstates):
     """lexeme_walk restricted to the subtree of trie node c, entered in lexer state s (the state
-    after c's byte; `trans` has a column per byte class, bmap[byte] its column). The tokens
+    after c's byte) of `dfa` (views.DFAView: a column per byte class, bmap[byte] its column). The tokens
     there that keep the lexeme alive are written as ranges [a, b) of
     positions in tok_ids (tokens are in node order, so the live nodes between two dead subtrees
     are one range: a few ranges, not 100k ids, for a string body), then the boundary entries
     below c; returns (number of ranges, number of boundaries)."""
-    node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
-    depth_state = np.empty(max_depth + 1, dtype=np.int32)
+    node_byte, node_depth, node_skip, node_tok_start = trie.node_byte, trie.node_depth, trie.node_skip, trie.node_tok_start
+    trans, bmap, accept_term = dfa.trans, dfa.bmap, dfa.accept
+    depth_state = np.empty(trie.max_depth + 1, dtype=np.int32)
     depth_state[node_depth[c]] = s
     nr = 0
     nb = 0
@@ -126,163 +131,23 @@ def range_count(ranges):
 
 
 @njit(cache=True, nogil=True)
-def canonical_digest(trans, accept, rep, cls, s, max_cells):
-    """A 128-bit digest (two uint64) of DFA state s's canonical form: the states reachable from
-    s numbered in breadth-first order, each as [accepting, successor number per byte class or
-    -1], and the byte classes themselves. The classes are those of the reachable states alone
-    (the DFA's classes `rep` / `cls`, numbered by first byte, merged where no reachable state
-    tells them apart), so equal forms accept the same language and equal languages (of minimal
-    DFAs) give equal forms whatever else their DFAs match: a JSON string's body after a key
-    that tracks excluded keys is the body of any other string. FNV-1a and a polynomial hash side
-    by side, each over the whole form. Returns (h1, h2, ok, cells read); ok is False, and the
-    digest meaningless, past max_cells states x classes."""
-    n = trans.shape[0]
-    k = rep.shape[0]
-    order = np.full(n, -1, dtype=np.int32)
-    queue = np.empty(n, dtype=np.int32)
-    order[s] = 0
-    queue[0] = s
-    m = 1
-    i = 0
-    while i < m:  # breadth first, classes by first byte: the same order for any refinement of them
-        x = queue[i]
-        i += 1
-        for u in range(k):
-            y = trans[x, rep[u]]
-            if y >= 0 and order[y] < 0:
-                order[y] = m
-                queue[m] = y
-                m += 1
-                if m * k > max_cells:
-                    return np.uint64(0), np.uint64(0), False, m * k
-    # the DFA's classes that the reachable states tell apart: grouped by a hash of their columns,
-    # checked exactly
-    col = np.empty(k, dtype=np.uint64)
-    for u in range(k):
-        h = np.uint64(1469598103934665603)
-        for j in range(m):
-            h = (h ^ np.uint64(trans[queue[j], rep[u]] + 2)) * np.uint64(1099511628211)
-        col[u] = h
-    group = np.empty(k, dtype=np.int32)
-    first = np.empty(k, dtype=np.int32)  # the first class of each group
-    ng = 0
-    for u in range(k):
-        group[u] = -1
-        for g in range(ng):
-            v = first[g]
-            if col[v] == col[u]:
-                same = True
-                for j in range(m):
-                    if trans[queue[j], rep[u]] != trans[queue[j], rep[v]]:
-                        same = False
-                        break
-                if same:
-                    group[u] = g
-                    break
-        if group[u] < 0:
-            group[u] = ng
-            first[ng] = u
-            ng += 1
-    h1 = np.uint64(0xCBF29CE484222325)
-    h2 = np.uint64(ng)
-    p1 = np.uint64(1099511628211)
-    p2 = np.uint64(0x9E3779B97F4A7C15)
-    for c in range(cls.shape[0]):
-        v = np.uint64(group[cls[c]] + 1)
-        h1 = (h1 ^ v) * p1
-        h2 = h2 * p2 + v
-    for j in range(m):
-        x = queue[j]
-        v = np.uint64(1 if accept[x] >= 0 else 2)
-        h1 = (h1 ^ v) * p1
-        h2 = h2 * p2 + v
-        for g in range(ng):
-            y = trans[x, rep[first[g]]]
-            v = np.uint64(order[y] + 3) if y >= 0 else np.uint64(0)
-            h1 = (h1 ^ v) * p1
-            h2 = h2 * p2 + v
-    return h1 ^ (h1 >> np.uint64(29)), h2 ^ np.uint64(m), True, 2 * m * k
-
-
-@njit(cache=True, nogil=True)
-def state_digest(s, trans, accept, dig, budget):
-    """The memo key (two uint64) of state s: its canonical_digest, computed once into dig's
-    per-state arrays; past dig's cell bound, or past the cells left in budget[0] (which this
-    charges), a key of this store alone ((tag, s), tag ORed with the terminal: never equal to
-    another store's keys, and never a shared walk). The budget bounds the hashing of one walk:
-    a big pattern's 200 successor states would each hash max_cells, 20 ms, and fail.
-    dig = (rep, cls, max_cells, keys uint64[n, 2], known bool[n], tag uint64, ...)."""
-    rep, cls, max_cells, keys, known, tag = dig[0], dig[1], dig[2], dig[3], dig[4], dig[5]
-    if not known[s]:
-        ok = False
-        if budget[0] > 0:
-            h1, h2, ok, cells = canonical_digest(trans, accept, rep, cls, s, min(max_cells, budget[0]))
-            budget[0] -= cells
-        if ok:
-            keys[s, 0] = h1
-            keys[s, 1] = h2
-        else:
-            keys[s, 0] = tag
-            keys[s, 1] = np.uint64(s)
-        known[s] = True
-    return keys[s, 0], keys[s, 1]
-
-
-@njit(cache=True, nogil=True)
-def memo_slot(hk, hv, h1, h2, c):
-    """The slot of key (h1, h2, c) in the open-addressing table (hk rows: h1, h2, c; hv: the
-    entry, -1 empty), or of the empty slot where it would go."""
-    mask = hv.shape[0] - 1
-    i = np.int64((h1 ^ (h2 * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(c) * np.uint64(1099511628211)) >> np.uint64(7)) & mask
-    while hv[i] >= 0 and not (hk[i, 0] == h1 and hk[i, 1] == h2 and hk[i, 2] == np.uint64(c)):
-        i = (i + 1) & mask
-    return i
-
-
-@njit(cache=True, nogil=True)
-def memo_keep(hk, hv, ent, used, h1, h2, c, r_lo, r_hi, f_lo, f_hi):
-    """Make entry rows [r_lo, r_hi) of the memo's ranges and [f_lo, f_hi) of its nodes (already
-    written) the entry of key (h1, h2, c); returns its index."""
-    slot = memo_slot(hk, hv, h1, h2, c)
-    e = used[0]
-    ent[e, 0] = r_lo
-    ent[e, 1] = r_hi
-    ent[e, 2] = f_lo
-    ent[e, 3] = f_hi
-    used[0] += 1
-    hk[slot, 0] = h1
-    hk[slot, 1] = h2
-    hk[slot, 2] = np.uint64(c)
-    hv[slot] = e
-    return e
-
-
-@njit(cache=True, nogil=True)
-def memo_rehash(hk, hv, hk2, hv2):
-    """Move every key of table (hk, hv) into the empty, larger table (hk2, hv2)."""
-    for i in range(hv.shape[0]):
-        if hv[i] >= 0:
-            j = memo_slot(hk2, hv2, hk[i, 0], hk[i, 1], hk[i, 2])
-            hk2[j] = hk[i]
-            hv2[j] = hv[i]
-
-
-@njit(cache=True, nogil=True)
-def root_walk(q, kids, trie, trans, bmap, accept, shared, dig, memo, out_ranges, out_nodes, scratch):
+def root_walk(q, trie, dfa, shared, dig, memo, work):
     """A terminal state's component entry, raw: the positions (ranges [a, b), in order, into
-    out_ranges) of tokens that keep the DFA alive from q, and the nodes where it dies right after
-    accepting (out_nodes); returns their counts (trans over byte classes, bmap[byte] the column
-    of each byte). Walked one child of the root (kids) at a time;
-    with `shared`, each subtree's walk is memoized in `memo` under (digest of the state it is
-    entered in, child): a subtree entered in state s gives the same answer from every state
-    whose byte leads there. memo = (hk, hv, ent, ranges, nodes, used) (see WalkMemo); the caller
-    leaves room for one more walk of the whole trie."""
-    node_byte = trie[0]
-    hk, hv, ent, ar, an, used = memo
-    budget = np.full(1, dig[2], dtype=np.int64)
+    work.ranges) of tokens that keep `dfa` (views.DFAView) alive from q, and the nodes where it
+    dies right after accepting (work.nodes; work.states is scratch); returns their counts.
+    Walked one child of the root (trie.root_kids) at a time;
+    with `shared`, each subtree's walk is memoized in `memo` (views.MemoView) under (digest of
+    the state it is entered in, child; dig: views.DigestView): a subtree entered in state s gives
+    the same answer from every state whose byte leads there. The caller leaves room in `memo`
+    for one more walk of the whole trie."""
+    node_byte = trie.node_byte
+    trans, bmap, accept = dfa.trans, dfa.bmap, dfa.accept
+    out_ranges, out_nodes, scratch = work.ranges, work.nodes, work.states
+    ent, ar, an, used = memo.ent, memo.ranges, memo.nodes, memo.used
+    budget = np.full(1, dig.max_cells, dtype=np.int64)
     nr = 0
     nf = 0
-    for c in kids:
+    for c in trie.root_kids:
         s = trans[q, bmap[node_byte[c]]]
         if s < 0:
             if accept[q] >= 0:
@@ -290,20 +155,19 @@ def root_walk(q, kids, trie, trans, bmap, accept, shared, dig, memo, out_ranges,
                 nf += 1
             continue
         if not shared:
-            a, b = subtree_walk(c, s, trie, trans, bmap, accept, out_ranges[nr:], out_nodes[nf:], scratch)
+            a, b = subtree_walk(c, s, trie, dfa, out_ranges[nr:], out_nodes[nf:], scratch)
             nr += a
             nf += b
             continue
         h1, h2 = state_digest(s, trans, accept, dig, budget)
-        slot = memo_slot(hk, hv, h1, h2, c)
-        e = hv[slot]
+        e = memo.hv[memo_slot(memo.hk, memo.hv, h1, h2, c)]
         if e < 0:
             r0 = used[1]
             b0 = used[2]
-            a, b = subtree_walk(c, s, trie, trans, bmap, accept, ar[r0:], an[b0:], scratch)
+            a, b = subtree_walk(c, s, trie, dfa, ar[r0:], an[b0:], scratch)
             used[1] += a
             used[2] += b
-            e = memo_keep(hk, hv, ent, used, h1, h2, c, r0, r0 + a, b0, b0 + b)
+            e = memo_keep(memo, h1, h2, c, r0, r0 + a, b0, b0 + b)
         for r in range(ent[e, 0], ent[e, 1]):
             if nr > 0 and out_ranges[nr - 1, 1] == ar[r, 0]:  # subtrees are adjacent in node order
                 out_ranges[nr - 1, 1] = ar[r, 1]
@@ -318,21 +182,21 @@ def root_walk(q, kids, trie, trans, bmap, accept, shared, dig, memo, out_ranges,
 
 
 @njit(cache=True, nogil=True)
-def walks_from(starts, kids, trie, trans, accept, dig, memo, w_ranges, w_nodes, w_states, ids, ids_off, nodes,
-               nodes_off):
-    """root_walk, unshared, from each state starts[i] of trans (over bytes; accept[s] >= 0 if s
-    accepts): the token ids it allows in ids[ids_off[i]:ids_off[i + 1]] (in trie order), its nodes
-    where the DFA dies right after accepting in nodes[nodes_off[i]:nodes_off[i + 1]]; False if
+def walks_from(starts, trie, dfa, dig, memo, work, out):
+    """root_walk, unshared, from each state starts[i] of `dfa`: the token ids it allows in
+    out.ids[out.ids_off[i]:out.ids_off[i + 1]] (in trie order), its nodes where the DFA dies right
+    after accepting in out.nodes[out.nodes_off[i]:out.nodes_off[i + 1]] (views.IdLists); False if
     ids or nodes are too short. One call for the literals of a product state (a walk's Python
     costs more than its numba)."""
-    tok_ids = trie[5]
+    tok_ids = trie.tok_ids
+    ids, ids_off, nodes, nodes_off = out.ids, out.ids_off, out.nodes, out.nodes_off
+    w_ranges, w_nodes = work.ranges, work.nodes
     ni = 0
     nn = 0
     ids_off[0] = 0
     nodes_off[0] = 0
     for q in range(starts.shape[0]):
-        nr, nf = root_walk(np.int32(starts[q]), kids, trie, trans, BYTE_COLUMNS, accept, False, dig, memo, w_ranges,
-                           w_nodes, w_states)
+        nr, nf = root_walk(np.int32(starts[q]), trie, dfa, False, dig, memo, work)
         if ni + range_count(w_ranges[:nr]) > ids.shape[0] or nn + nf > nodes.shape[0]:
             return False
         for r in range(nr):
@@ -387,12 +251,13 @@ def set_ids(bits, ids):
 
 
 @njit(cache=True, nogil=True)
-def product_boundaries(s0, cand, trie, parent, trans, accept_term, mark, bnodes, bstates):
+def product_boundaries(s0, cand, trie_, trans, accept_term, mark, bnodes, bstates):
     """The boundary entries of product lexer state s0 among candidate trie nodes (any order,
     repeats allowed): node i is one iff the product, run from s0 along the bytes above i, is in
     an accepting state at i's parent and cannot take i's byte. Written to (bnodes, bstates) in
     node order; returns their number. `mark` (bool[num_nodes], all False) is scratch."""
-    node_byte = trie[0]
+    trie = TrieView(*trie_)  # a plain tuple from Python (automata/views.py)
+    node_byte, parent = trie.node_byte, trie.parent
     m = 0
     uniq = np.empty(cand.shape[0], dtype=np.int32)
     for i in cand:
@@ -401,7 +266,7 @@ def product_boundaries(s0, cand, trie, parent, trans, accept_term, mark, bnodes,
             uniq[m] = i
             m += 1
     uniq = np.sort(uniq[:m])
-    path = np.empty(trie[6] + 1, dtype=np.int32)
+    path = np.empty(trie.max_depth + 1, dtype=np.int32)
     nb = 0
     for i in uniq:
         mark[i] = False
@@ -424,9 +289,10 @@ def product_boundaries(s0, cand, trie, parent, trans, accept_term, mark, bnodes,
 
 
 @njit(cache=True, nogil=True)
-def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, tasks, runs, pool_state, pool_parent,
-                  P, L, words, overlay, touched):
-    """Walk the boundary subtrees with lexer and parser; set bits of viable tokens.
+def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
+    """Walk the boundary subtrees of W's entries (views.BoundaryWalk: W.bnodes, W.bstates) with
+    lexer and parser from the stack at `top` (the loaded stack is pool nodes 0 .. pool_n - 1); set
+    the bits of viable tokens in W.bits.
 
     The byte step is step_byte's (extend the lexeme, or end it greedily and restart with the
     byte), with lexeme ends memoized: parser configurations reached by ending lexemes from the
@@ -434,31 +300,40 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
     the thousands of tokens that end the same lexeme the same way share one parser step; a
     configuration whose stack equals a known one is that one (a loop over characters stays one).
     Returns (status, entries_done); NEED_DFA / POOL_FULL ask the caller to fix and call again.
-    Walks entries progress[0] .. nb - 1 and, when it stops, writes the entry it stopped in to
+    Walks entries progress[0] .. nb - 1 (progress = W.progress) and, when it stops, writes the entry it stopped in to
     progress[0], so the call again resumes there (a walk needing k new lexer DFAs is not
     done k + 1 times). A subtree of plain text the lexer state survives is allowed whole
-    (runs: safe_below per node, free_depth per lexer state, the plain bytes, a depth cap; runs.py).
+    (W.runs, see runs.py).
 
     GLR: where a lexeme's terminal meets a conflict cell, configs.fork adds a task per stack that shifts
     it (its node, the lexer state of the next lexeme, the stack); tasks (progress[1] done of
-    progress[2]) are walked after the entries like entries that start a lexeme at their node.
-    progress[3] is the fill pointer of the fork region. Layout of the pool: the loaded stack
-    (0 .. pool_n-1), configurations, the fork region, then scratch.
+    progress[2], in W.tasks) are walked after the entries like entries that start a lexeme at their
+    node. progress[3] is the fill pointer of the fork region, progress[6] its end. Layout of the
+    pool: the loaded stack (0 .. pool_n-1), configurations (W.configs), the fork region, then scratch.
+    Called from Python (runtime.run): the views arrive as plain tuples (W's nested ones too).
     """
-    node_byte, node_depth, node_skip, node_tok_start, node_tok_end, tok_ids, max_depth = trie
-    trans, accept_term, is_start, is_final, state_dfa, dfa_start, is_ignore, ht_keys, ht_vals = L
-    cfg_top, cfg_start, child = memo[0], memo[1], memo[2]
-    run_below, free, safe, kmax = runs
+    trie, pool, P, L = TrieView(*trie_), PoolView(*pool_), ParserView(*P_), LexerView(*L_)
+    W = BoundaryWalk(W_[0], W_[1], W_[2], W_[3], ConfigMemo(*W_[4]), ForkTasks(*W_[5]), RunsView(*W_[6]))
+    node_byte, node_depth, node_skip, tok_ids = trie.node_byte, trie.node_depth, trie.node_skip, trie.tok_ids
+    node_tok_start, node_tok_end, max_depth = trie.node_tok_start, trie.node_tok_end, trie.max_depth
+    trans, accept_term, state_dfa, dfa_start, is_ignore = L.trans, L.accept_term, L.state_dfa, L.dfa_start, L.is_ignore
+    bnodes, bstates, bits, progress = W.bnodes, W.bstates, W.bits, W.progress
+    cfgs, tasks = W.configs, W.tasks
+    cfg_top, cfg_start, child = cfgs.top, cfgs.start, cfgs.child
+    run_below, free, safe, kmax = W.runs.below, W.runs.free, W.runs.safe, W.runs.kmax
+    task_table, task_head, fork_memo = tasks.table, tasks.head, tasks.memo
+    nb = bnodes.shape[0]
     num_cfg = cfg_top.shape[0]
     res_n = pool_n
     res_end = pool_n + 16 * num_cfg
     glr = P.fork_ptr.shape[0] > 1
-    region_end = res_end + (pool_state.shape[0] - res_end) // 2 if glr else res_end
+    region_end = res_end + (pool.state.shape[0] - res_end) // 2 if glr else res_end
     scratch = region_end
-    if scratch + 64 > pool_state.shape[0]:
+    if scratch + 64 > pool.state.shape[0]:
         return POOL_FULL, 0
     if progress[3] < res_end:
         progress[3] = res_end
+    progress[6] = region_end
     progress[4] = 0  # fork results and their memo (child = -3 - f) hold for one call
     progress[5] = 0
     n_cfg = 1
@@ -478,16 +353,16 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
             unit_cfg = 0
         elif progress[1] < progress[2]:  # a fork's task: a lexeme starts at its node
             k = progress[1]
-            i0 = tasks[0][k, 0]
-            unit_ls = ~tasks[0][k, 1]
-            unit_top = tasks[0][k, 2]
+            i0 = task_table[k, 0]
+            unit_ls = ~task_table[k, 1]
+            unit_top = task_table[k, 2]
             # its stack is a configuration too (nodes in the fork region stay): a known one, or a new one
-            unit_cfg = same_config(unit_top, memo, pool_n, pool_state, pool_parent)
+            unit_cfg = same_config(unit_top, cfgs, pool_n, pool)
             if unit_cfg < 0 and n_cfg < num_cfg:
                 unit_cfg = n_cfg
                 cfg_top[n_cfg] = unit_top
-                cfg_start[n_cfg] = tasks[0][k, 1]
-                index_config(n_cfg, memo, pool_state, pool_parent)
+                cfg_start[n_cfg] = task_table[k, 1]
+                index_config(n_cfg, cfgs, pool)
                 n_cfg += 1
         else:
             break
@@ -533,8 +408,7 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
                         continue
                     if k <= -3:  # a fork met before from this configuration
                         f = -3 - k
-                        if not add_tasks(i, tasks[3][f, 0], tasks[3][f, 1], pool_n, progress, tasks, pool_state,
-                                          pool_parent):
+                        if not add_tasks(i, fork_memo[f, 0], fork_memo[f, 1], pool_n, W, pool):
                             status = GLR_LIMIT
                             break
                         i = node_skip[i]
@@ -543,24 +417,22 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
                     t2 = cfg_top[k]
                     c = k
                 else:
-                    st, ls2, t3, pn2 = end_lexeme(term, ps, t2, pn, pool_state, pool_parent, P, L, words, overlay,
-                                                  touched)
+                    st, ls2, t3, pn2 = end_lexeme(term, ps, t2, pn, pool, P, L, words)
                     if st == REJECT:
                         if c >= 0:
                             child[c, term] = -2
                         i = node_skip[i]
                         continue
                     if st == NEED_FORK:
-                        st, lo, hi = fork(term, t2, pool_n, progress, region_end, tasks, pool_state, pool_parent, P,
-                                           L, words, overlay, touched)
+                        st, lo, hi = fork(term, t2, pool_n, W, pool, P, L, words)
                         if st == OK:
-                            if c >= 0 and progress[5] < tasks[3].shape[0]:
+                            if c >= 0 and progress[5] < fork_memo.shape[0]:
                                 f = progress[5]
-                                tasks[3][f, 0] = lo
-                                tasks[3][f, 1] = hi
+                                fork_memo[f, 0] = lo
+                                fork_memo[f, 1] = hi
                                 progress[5] = f + 1
                                 child[c, term] = -3 - f
-                            if not add_tasks(i, lo, hi, pool_n, progress, tasks, pool_state, pool_parent):
+                            if not add_tasks(i, lo, hi, pool_n, W, pool):
                                 st = GLR_LIMIT
                         if st == OK:
                             i = node_skip[i]
@@ -570,15 +442,15 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
                         done = e
                         progress[0] = e
                         for k in range(progress[2] - 1, t_mark - 1, -1):  # forget this unit's tasks
-                            tasks[1][tasks[0][k, 0]] = tasks[0][k, 3]
+                            task_head[task_table[k, 0]] = task_table[k, 3]
                         progress[2] = t_mark
                         progress[3] = fill_mark
                         break
                     newc = -1
                     if c >= 0 and n_cfg < num_cfg:
-                        kt, res_n2 = copy_config(t3, pn, res_n, res_end, pool_state, pool_parent)
+                        kt, res_n2 = copy_config(t3, pn, res_n, res_end, pool)
                         if kt >= 0:
-                            same = same_config(kt, memo, pool_n, pool_state, pool_parent)
+                            same = same_config(kt, cfgs, pool_n, pool)
                             if same >= 0:  # a stack seen before (a loop: `chars: chars char`): reuse it
                                 newc = same
                                 child[c, term] = same
@@ -589,7 +461,7 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
                                 n_cfg += 1
                                 cfg_top[newc] = kt
                                 cfg_start[newc] = ls2
-                                index_config(newc, memo, pool_state, pool_parent)
+                                index_config(newc, cfgs, pool)
                                 child[c, term] = newc
                                 t3 = kt
                             pn2 = pn
@@ -622,9 +494,9 @@ def boundary_walk(bnodes, bstates, nb, trie, bits, top, pool_n, memo, progress, 
     if status == OK:
         progress[0] = nb
         for k in range(progress[2]):  # the task index by node, clean for the next walk
-            tasks[1][tasks[0][k, 0]] = -1
+            task_head[task_table[k, 0]] = -1
     for k in range(n_cfg):
         for j in range(child.shape[1]):
             child[k, j] = -1
-        memo[3][config_slot(cfg_top[k], pool_state, pool_parent, memo[3].shape[0] - 1)] = -1
+        cfgs.head[config_slot(cfg_top[k], pool, cfgs.head.shape[0] - 1)] = -1
     return status, done

@@ -57,7 +57,7 @@ def test_lexeme_entries_equal_product_walks(info, source):
     store = cg.mask_store
     lx = cg.lexer
     assert len(store._lexeme) > 10
-    num_nodes = store.trie[0].shape[0]
+    num_nodes = store.trie.node_byte.shape[0]
     w_nodes, w_states = np.empty(num_nodes, dtype=np.int32), np.empty(num_nodes, dtype=np.int32)
     for ls, (bits, bnodes, bstates) in store._lexeme.items():
         assert lx.components(ls) is not None

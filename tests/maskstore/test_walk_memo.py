@@ -69,7 +69,7 @@ def test_shared_component_entries_equal_fresh_walks(info):
     store = second.mask_store
     d = second.terminals[t2].dfa
     want = np.zeros(store.words, dtype=np.uint32)
-    w_nodes, w_states = np.empty_like(store.trie[1]), np.empty_like(store.trie[1])
+    w_nodes, w_states = np.empty_like(store.trie.node_depth), np.empty_like(store.trie.node_depth)
     nb = lexeme_walk(np.int32(q2), store.trie, d.trans, np.where(d.accept, 0, -1).astype(np.int32), want,
                      w_nodes, w_states)
     bits, facc = got2
@@ -126,7 +126,7 @@ def test_component_walks_equal_fresh_walks(info, pattern, prefixes):
     for prefix in prefixes:
         q = _state_after(d, prefix)
         want = np.zeros(store.words, dtype=np.uint32)
-        w_nodes, w_states = np.empty_like(store.trie[1]), np.empty_like(store.trie[1])
+        w_nodes, w_states = np.empty_like(store.trie.node_depth), np.empty_like(store.trie.node_depth)
         nb = lexeme_walk(np.int32(q), store.trie, d.trans, acc, want, w_nodes, w_states)
         for memo in (store._shared, store._shared, None):
             bits, facc = store._walk(t, q, memo)
@@ -148,7 +148,7 @@ def test_walks_shared_by_level_equal_fresh_walks(info):
         for text in (b'"' + b"x" * used, b'"' + "\u00e9".encode() * (used // 2) + b"y" * (used % 2)):
             q = _state_after(d, text)
             want = np.zeros(store.words, dtype=np.uint32)
-            w_nodes, w_states = np.empty_like(store.trie[1]), np.empty_like(store.trie[1])
+            w_nodes, w_states = np.empty_like(store.trie.node_depth), np.empty_like(store.trie.node_depth)
             nb = lexeme_walk(np.int32(q), store.trie, d.trans, acc, want, w_nodes, w_states)
             bits, facc = store._walk(t, q, store._shared)
             assert np.array_equal(_dense(store, bits), want), text

@@ -45,7 +45,7 @@ def engine_digest() -> str:
 
 def default_cache_dir() -> Path:
     """`$STRUCTGEN_CACHE_DIR/compiled`, else `~/.cache/structgen/compiled`."""
-    from .models import default_cache_root
+    from .options import default_cache_root
 
     return default_cache_root() / "compiled"
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .automata.fsm import ByteDFA, without_empty
+from .automata.dfa import ByteDFA, without_empty
 from .automata.regex_dfa import regex_dfa
 from .budget import compile_budget
 from .compile_cache import CompileCache
@@ -143,12 +143,12 @@ class GrammarCompiler:
     def _load_trie(self) -> None:
         """Give the tokenizer its token trie from the disk cache (building it takes ~0.3 s of Python)."""
         info = self.tokenizer_info
-        if "trie" in info.__dict__:  # already built (a cached_property)
+        if info.has_index:
             return
         name = self.disk_cache.key("token_trie", info.fingerprint())
         entry = self.disk_cache.load(name)
         if entry is not None and set(entry[1]) == set(self._TRIE_ARRAYS):
-            info.__dict__["trie"] = TokenTrie(*(entry[1][k].astype(np.int32) for k in self._TRIE_ARRAYS))
+            info.use_trie(TokenTrie(*(entry[1][k].astype(np.int32) for k in self._TRIE_ARRAYS)))
         else:
             self.disk_cache.store(name, {}, {k: getattr(info.trie, k) for k in self._TRIE_ARRAYS})
 

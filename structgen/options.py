@@ -10,6 +10,8 @@ options).
 from __future__ import annotations
 
 import json
+import os
+import pathlib
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -111,3 +113,11 @@ def options_from_json(d: dict[str, Any]) -> CompileOptions:
     d = dict(d)
     limits = Limits(**d.pop("limits", {}))
     return CompileOptions(**{**d, "separators": tuple(d.get("separators", (", ", ": ")))}, limits=limits)
+
+
+def default_cache_root() -> pathlib.Path:
+    """Where structgen keeps its caches: ``$STRUCTGEN_CACHE_DIR`` if set, else ``~/.cache/structgen``."""
+    env = os.environ.get("STRUCTGEN_CACHE_DIR")
+    if env:
+        return pathlib.Path(env).expanduser()
+    return pathlib.Path.home() / ".cache" / "structgen"

@@ -2,7 +2,7 @@
 
 The matcher runs our LALR(1) tables (automata/lr.py) and computes the exact set S of terminals it can shift
 next by simulating reductions down the whole stack. For analyses that treat the matcher as a
-pushdown system (the infilling oracle in `decoding/diffusion.py`), S must be a function of the
+pushdown system (the infilling oracle in `decoding/diffusion/`), S must be a function of the
 top stack state only. Canonical LR(1) has that property: it never reduces on a lookahead that
 cannot eventually be shifted, so the terminals with a non-error action in the top state are
 exactly {t : (terminals so far)·t is a prefix of a sentence}. For a grammar without LALR
@@ -16,6 +16,7 @@ walks them from Python), and are memoized per (grammar text, start symbol).
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from ..errors import GrammarError, LimitExceeded
@@ -49,7 +50,8 @@ class LR1Tables:
         return len(self.action)
 
 
-_CACHE: dict[tuple[str, str, tuple[str, ...]], LR1Tables] = {}
+_CACHE: OrderedDict[tuple[str, str, tuple[str, ...]], LR1Tables] = OrderedDict()  # least recently used first
+_CACHE_MAX = 32  # grammars whose tables are kept (a diffusion template or infill session reuses one)
 _LOCK = threading.Lock()
 
 
@@ -63,8 +65,9 @@ def canonical_lr1(compiled_grammar, *, max_states: int = DEFAULT_MAX_LR1_STATES)
     key = (cg.grammar, cg.start, tuple(cg.parser.terminal_names))
     with _LOCK:
         got = _CACHE.get(key)
-    if got is not None:
-        return got
+        if got is not None:
+            _CACHE.move_to_end(key)
+            return got
     if cg.parser.conflicts:
         raise GrammarError(f"the grammar has LALR conflicts, which the oracle cannot model: {cg.parser.conflicts[0]}")
     if cg.ir.objects:  # their member constraints live in the runtime's parametric states, not in rules
@@ -73,6 +76,8 @@ def canonical_lr1(compiled_grammar, *, max_states: int = DEFAULT_MAX_LR1_STATES)
     tables = build_lr1(cg.ir, max_states=max_states)
     with _LOCK:
         _CACHE[key] = tables
+        while len(_CACHE) > _CACHE_MAX:
+            _CACHE.popitem(last=False)
     return tables
 
 

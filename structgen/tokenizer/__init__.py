@@ -15,11 +15,13 @@ token. This module turns the three vocabulary families we meet into one represen
 A `TokenizerInfo` records, for every id below ``vocab_size`` (the logits width), the
 token's bytes, which ids may never appear inside grammar text (``special_ids``: special
 tokens, holes in the id space, logits padding) and which ids end generation
-(``stop_token_ids``). Its `trie` arranges the allowed tokens for numba kernels.
+(``stop_token_ids``). Its `index` (a `TokenizerIndex`) owns the `trie` that arranges the allowed
+tokens for numba kernels, and every cache derived from the vocabulary alone.
 """
 
+from .index import TokenizerIndex
 from .info import TokenizerInfo
 from .trie import TokenTrie
 from .vocab import BYTE_TO_UNICODE, UNICODE_TO_BYTE, JsonFileEncoder
 
-__all__ = ["TokenizerInfo", "TokenTrie", "BYTE_TO_UNICODE", "UNICODE_TO_BYTE", "JsonFileEncoder"]
+__all__ = ["TokenizerIndex", "TokenizerInfo", "TokenTrie", "BYTE_TO_UNICODE", "UNICODE_TO_BYTE", "JsonFileEncoder"]

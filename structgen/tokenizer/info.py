@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property, partial
 from pathlib import Path
@@ -15,10 +16,14 @@ import numpy as np
 
 from structgen.errors import TokenizerError
 
+from .index import TokenizerIndex
 from .trie import TokenTrie
 from .vocab import (_BYTE_FALLBACK, _BYTELEVEL_BAD, _BYTELEVEL_TRANSLATE, JsonFileEncoder, _find_components,
                     _heuristic_eos, _hf_encode, _load_vocab_cache, _pattern_str, _post_processor_special_ids,
                     _save_vocab_cache, _vocab_cache_file)
+
+
+_INDEX_LOCK = threading.Lock()  # builds of a TokenizerIndex (one per TokenizerInfo)
 
 
 class TokenizerInfo:
@@ -94,6 +99,8 @@ class TokenizerInfo:
         # text -> token ids as the model's tokenizer writes them (find_jump_forward_tokens); set by
         # the loaders that have the tokenizer, None for a bare vocabulary
         self.encoder: Callable[[str], list[int]] | None = None
+        self._index: TokenizerIndex | None = None
+        self._fingerprint: str | None = None
 
     # ---- derived data ----------------------------------------------------------------
 
@@ -105,10 +112,32 @@ class TokenizerInfo:
         mask.flags.writeable = False
         return mask
 
-    @cached_property
+    @property
+    def index(self) -> TokenizerIndex:
+        """The TokenizerIndex: the token trie and every tokenizer-wide cache (built once, on first use)."""
+        got = self._index
+        if got is None:
+            with _INDEX_LOCK:
+                if self._index is None:
+                    self._index = TokenizerIndex(TokenTrie.build(self.token_bytes, self.special_ids.tolist()))
+                got = self._index
+        return got
+
+    @property
     def trie(self) -> TokenTrie:
-        """Trie of the non-special, non-empty tokens (built once, on first use)."""
-        return TokenTrie.build(self.token_bytes, self.special_ids.tolist())
+        """Trie of the non-special, non-empty tokens (the index's)."""
+        return self.index.trie
+
+    @property
+    def has_index(self) -> bool:
+        """Whether the index (and its trie) is built already."""
+        return self._index is not None
+
+    def use_trie(self, trie: TokenTrie) -> None:
+        """Adopt a trie built elsewhere (the compile cache's copy) unless the index exists already."""
+        with _INDEX_LOCK:
+            if self._index is None:
+                self._index = TokenizerIndex(trie)
 
     def is_special(self, token_id: int) -> bool:
         """True when ``token_id`` may never appear inside grammar text."""
@@ -117,9 +146,8 @@ class TokenizerInfo:
     def fingerprint(self) -> str:
         """sha256 hex digest of vocab size, token bytes, special ids and stop ids, a cache
         key for anything compiled against this vocabulary."""
-        cached = self.__dict__.get("_fingerprint")
-        if cached is not None:
-            return cached
+        if self._fingerprint is not None:
+            return self._fingerprint
         h = hashlib.sha256()
         h.update(b"structgen-tokenizer-v1\0")
         h.update(self.vocab_size.to_bytes(8, "little"))
@@ -130,7 +158,7 @@ class TokenizerInfo:
         h.update(b"\0stop\0")
         h.update(np.asarray(self.stop_token_ids, dtype="<i4").tobytes())
         digest = h.hexdigest()
-        self.__dict__["_fingerprint"] = digest
+        self._fingerprint = digest
         return digest
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:

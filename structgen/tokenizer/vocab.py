@@ -157,7 +157,7 @@ _VOCAB_CACHE_VERSION = 1
 def _vocab_cache_file(path: Path, config_path: Path, vocab_size: int | None,
                       stop_token_ids: Iterable[int] | None) -> Path | None:
     """Where the decoded vocabulary of this file and these arguments is cached (None: no cache)."""
-    from ..models import default_cache_root
+    from ..options import default_cache_root
 
     root = default_cache_root()
     try:

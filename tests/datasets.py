@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 from functools import lru_cache
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DATA = SHARED / "data"
+# the slow tier (tests/conftest.py): also the tests marked slow, and larger samples where a test asks
+SLOW = os.environ.get("STRUCTGEN_SLOW") == "1"
 TOKENIZERS = DATA / "tokenizers"
 MASKBENCH = DATA / "maskbench"
 GRAMMARS = REPO / "grammars"
@@ -39,3 +42,19 @@ def maskbench_documents(n: int = 200, seed: int = 0, max_chars: int = 1500) -> t
     docs = sorted(set(docs))
     random.Random(seed).shuffle(docs)
     return tuple(docs[:n])
+
+
+def tiered(values, slow, key=lambda v: v) -> list:
+    """pytest parameters: `values`, those whose key is in `slow` marked slow (they run in the CI tier only)."""
+    import pytest
+
+    out = []
+    for v in values:
+        marks = [pytest.mark.slow] if key(v) in slow else []
+        out.append(pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=marks))
+    return out
+
+
+def examples(n: int) -> int:
+    """A property test's example count: `n` in the slow tier, a third of it (at least 5) by default."""
+    return n if SLOW else max(5, n // 3)

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from cli_runner import run_cli
 from datasets import REPO
 
 
@@ -20,14 +21,20 @@ def cache_root(tmp_path_factory) -> None:
     CACHE["root"] = tmp_path_factory.mktemp("structgen-cache")
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
+def run_process(*args: str) -> subprocess.CompletedProcess:
+    """`python -m structgen ARGS` in a fresh process."""
     env = {**os.environ, "STRUCTGEN_CACHE_DIR": str(CACHE["root"])}
     return subprocess.run([sys.executable, "-m", "structgen", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=300, env=env)
 
 
+def run(*args: str) -> subprocess.CompletedProcess:
+    """`structgen ARGS` in this process (tests/cli_runner.py), with this module's cache folder."""
+    return run_cli(list(args), CACHE["root"])
+
+
 def test_help_shows_examples() -> None:
-    res = run("generate", "--help")
+    res = run_process("generate", "--help")
     assert res.returncode == 0
     assert "structgen generate --grammar json" in res.stdout
 
@@ -120,7 +127,7 @@ def test_compile_reports_size_and_emits_lark() -> None:
 
 
 def test_debug_shows_the_traceback() -> None:
-    res = run("validate", "--schema", "no/such/schema.json", "x", "--debug")
+    res = run_process("validate", "--schema", "no/such/schema.json", "x", "--debug")
     assert res.returncode != 0 and "Traceback" in res.stderr and "cannot read schema file" in res.stderr
 
 

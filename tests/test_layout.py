@@ -60,3 +60,75 @@ def test_no_import_cycles():
         if m not in state:
             visit(m)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+# low to high: a module may import its own layer and the layers below it (DESIGN.md §2); the package's
+# __init__ (the public API, re-exported lazily) and __main__ stand apart
+LAYERS = [
+    {"errors", "options", "bitset", "budget"},
+    {"tokenizer", "kernels"},
+    {"automata"},
+    {"frontend"},
+    {"runtime"},
+    {"maskstore"},
+    {"grammar"},
+    {"compile_cache", "compiler"},
+    {"matcher"},
+    {"models"},
+    {"decoding"},
+    {"integrations"},
+    {"evaluation"},
+    {"cli", "__main__"},
+]
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_no_import_from_a_layer_above():
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(p) for p in paths}
+    unplaced = sorted({_layer(m) for m in modules} - set(RANK) - {""})
+    assert not unplaced, f"modules in no layer of LAYERS: {unplaced}"
+    bad = []
+    for p in paths:
+        me = module_name(p)
+        if _layer(me) == "":
+            continue
+        for dep in imports(p, modules):
+            if _layer(dep) and RANK[_layer(dep)] > RANK[_layer(me)]:
+                bad.append(f"{me} -> {dep}")
+    assert not bad, "imports from a layer above: " + "; ".join(bad)
+
+
+def test_no_file_over_600_lines():
+    long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600}
+    assert not long, f"files over 600 lines: {long}"
+
+
+def _is_kernel(fn: ast.FunctionDef) -> bool:
+    return any("jit" in ast.unparse(d) for d in fn.decorator_list)
+
+
+def test_kernels_take_named_views():
+    """No numba kernel takes more than 8 positional parameters: tables travel as named views (automata/views.py)."""
+    wide = [f"{p.relative_to(REPO)}:{fn.lineno} {fn.name} ({len(fn.args.args)})"
+            for p in PACKAGE.rglob("*.py") for fn in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+            if isinstance(fn, ast.FunctionDef) and _is_kernel(fn) and len(fn.args.args) > 8]
+    assert not wide, f"kernels with more than 8 positional parameters: {wide}"
+
+
+def test_no_writes_into_other_objects_dict():
+    """An object's `__dict__` is written only by the object's own methods (`self.__dict__`), never from outside."""
+    bad = []
+    for p in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+                owner = ast.unparse(node.value)
+                if owner not in ("self", "cls"):
+                    bad.append(f"{p.relative_to(REPO)}:{node.lineno} {owner}.__dict__")
+    assert not bad, "reads or writes of another object's __dict__: " + "; ".join(bad)

@@ -53,6 +53,7 @@ def test_results_schema_rejects_a_malformed_document() -> None:
         report.validate_results({"results_version": 1, "mode": "maskbench", "engines": {}})
 
 
+@pytest.mark.slow
 def test_pathological_schemas_are_recorded_and_the_run_goes_on(tmp_path) -> None:
     """Deep recursion, a 100k-value enum and an exploding regex: each gets an outcome; the normal one passes."""
     deep = '{"type": "array", "items": ' * 3000 + '{"type": "string"}' + "}" * 3000  # too deep for json.dumps

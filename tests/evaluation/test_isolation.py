@@ -131,6 +131,7 @@ def test_memory_cap_gives_oom() -> None:
     assert out[1].detail.startswith("MemoryError") and out[2].detail.startswith("MemoryError")
 
 
+@pytest.mark.slow
 def test_worker_dying_with_memory_at_the_cap_is_oom() -> None:
     out = _run(["balloon", "segv", ("ok", 1)], workers=1, memory_limit_mb=1024, time_limit_s=10.0)
     assert [o.status for o in out] == ["oom", "crash", "ok"]
@@ -204,6 +205,7 @@ def _compile(spec: tuple[str, object]) -> str:
     return "compiled"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LLAMA3.exists(), reason=f"tokenizer not found at {LLAMA3}")
 def test_pathological_schemas_do_not_take_the_run_down() -> None:
     specs = [

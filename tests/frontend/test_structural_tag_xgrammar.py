@@ -80,6 +80,7 @@ def _classify(prefix: bytes, token: bytes, ours: bool) -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_structural_tag_masks_match_xgrammar_up_to_explained_differences() -> None:
     info = TokenizerInfo.from_tokenizer_json(QWEN3)
     hf, xc = _xgrammar_matcher_factory(info)

@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datasets import examples
 from fuzz.strategies import TOKENIZERS, tokenizer
 from structgen import GrammarCompiler, GrammarMatcher, TokenizerInfo
 from structgen.compile_cache import CacheWarning
@@ -156,14 +157,14 @@ FUZZ_ARGS = dict(name=st.sampled_from(sorted(INPUTS)), kind=st.sampled_from(DAMA
                  trie=st.integers(0, 9).map(lambda k: k == 9))
 
 
-@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+@settings(max_examples=examples(60), deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(**{k: v for k, v in FUZZ_ARGS.items() if k != "trie"})
 def test_damaged_entries_are_rebuilt(name: str, kind: str, spots: list[int]) -> None:
     check_damaged_entry(name, kind, spots)
 
 
-@settings(max_examples=6, deadline=None, database=None, derandomize=True,
+@settings(max_examples=examples(6), deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(DAMAGE), spots=st.lists(st.integers(0, 2**40), min_size=1, max_size=8))
 def test_damaged_trie_entry_is_rebuilt(kind: str, spots: list[int]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datasets import examples
 from fuzz.strategies import LARK_ALPHABET, broken_grammars, compiler, lark_grammars, mutate_string
 from ir_words import random_word
 from structgen import GrammarMatcher, StructgenError
@@ -93,7 +94,7 @@ def check_lark(grammar: str, seed: int) -> str:
 FUZZ_ARGS = dict(grammar=lark_grammars(), seed=st.integers(0, 2**32 - 1))
 
 
-@settings(max_examples=200, deadline=None, database=None, derandomize=True,
+@settings(max_examples=examples(200), deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(**FUZZ_ARGS)
 def test_matcher_agrees_with_earley(grammar: str, seed: int) -> None:
@@ -112,7 +113,7 @@ def check_lark_soup(grammar: str) -> str:
 SOUP_ARGS = dict(grammar=broken_grammars())
 
 
-@settings(max_examples=300, deadline=None, database=None, derandomize=True,
+@settings(max_examples=examples(300), deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(**SOUP_ARGS)
 def test_any_grammar_text_compiles_or_is_refused_typed(grammar: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datasets import examples
 from fuzz.strategies import (REGEX_ALPHABET, accepts, compiler, garbage_regexes, mutate_string, regex_asts,
                              regex_text, sample_regex_word)
 from structgen import GrammarMatcher, StructgenError
@@ -71,7 +72,7 @@ FUZZ_ARGS = dict(ast=regex_asts, seed=st.integers(0, 2**32 - 1),  # k == max: ra
                  anchored=st.integers(0, 15).map(lambda k: k == 15), icase=st.integers(0, 3).map(lambda k: k == 3))
 
 
-@settings(max_examples=1000, deadline=None, database=None, derandomize=True,
+@settings(max_examples=examples(1000), deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(**FUZZ_ARGS)
 def test_matcher_agrees_with_regex_module(ast: tuple, seed: int, anchored: bool, icase: bool) -> None:
@@ -101,7 +102,7 @@ SOUP_ARGS = dict(pattern=garbage_regexes, seed=st.integers(0, 2**32 - 1))
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # Python's re on `[[`, `--`, `||`: possible future set syntax
-@settings(max_examples=1500, deadline=None, database=None, derandomize=True,
+@settings(max_examples=examples(1500), deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(**SOUP_ARGS)
 def test_any_pattern_compiles_or_is_refused_typed(pattern: str, seed: int) -> None:

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datasets import examples
 from fuzz.strategies import compiler, token_ops, tokenizer
 from structgen import GrammarMatcher, StructgenError, builtin_grammar
 from structgen.errors import LimitExceeded
@@ -156,7 +157,7 @@ def _check_mask_sample(cg, tokens: list[int], vocab: int, rng: random.Random, wh
 FUZZ_ARGS = dict(name=st.sampled_from(GRAMMARS), ops=token_ops(), max_rollback=st.sampled_from([-1, -1, 0, 2, 5]))
 
 
-@settings(max_examples=800, deadline=None, database=None, derandomize=True,
+@settings(max_examples=examples(800), deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(**FUZZ_ARGS)
 def test_token_streams_keep_the_matcher_consistent(name: str, ops: list[tuple[str, int]], max_rollback: int) -> None:

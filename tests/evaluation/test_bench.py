@@ -95,6 +95,7 @@ def test_loaders_read_every_format(tmp_path) -> None:
     assert len(per) == 3
 
 
+@pytest.mark.slow
 def test_bad_bench_input_is_a_clear_error(tmp_path) -> None:
     res = bench("maskbench", "--data", str(tmp_path / "missing"), tmp_path=tmp_path)
     assert res.returncode == 2 and "no such file or folder" in res.stderr and "Traceback" not in res.stderr

@@ -7,9 +7,14 @@ in the environment, which `.ci/run` sets, the same command runs every tier.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from datasets import DATA, SLOW
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `-n auto`'s workers: one core each, so torch and
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # its subprocesses must not start a thread per core
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -44,14 +44,15 @@ def maskbench_documents(n: int = 200, seed: int = 0, max_chars: int = 1500) -> t
     return tuple(docs[:n])
 
 
-def tiered(values, slow, key=lambda v: v) -> list:
-    """pytest parameters: `values`, those whose key is in `slow` marked slow (they run in the CI tier only)."""
+def tiered(values, slow, key=lambda v: v, unpack: bool = True) -> list:
+    """pytest parameters: `values`, those whose key is in `slow` marked slow (they run in the CI tier only); a
+    tuple value fills several argument names unless unpack=False."""
     import pytest
 
     out = []
     for v in values:
         marks = [pytest.mark.slow] if key(v) in slow else []
-        out.append(pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=marks))
+        out.append(pytest.param(*(v if unpack and isinstance(v, tuple) else (v,)), marks=marks))
     return out
 
 

@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,13 +107,19 @@ EXPECTED = {"validate --schema": "structgen: valid; jsonschema: valid", "--check
             "validate --regex": "match", "compile": "parser states", "bench maskbench": "| invalid_accepted |"}
 
 
+@pytest.fixture(scope="module")
+def cli_cache(tmp_path_factory) -> Path:
+    """One STRUCTGEN_CACHE_DIR for the README's commands: the embedded tokenizer is read from the GGUF once."""
+    return tmp_path_factory.mktemp("structgen-cache")
+
+
 @pytest.mark.parametrize("command", tiered(_other_commands(), {c for c in _other_commands() if c.startswith("structgen bench")}))
-def test_validate_and_compile_commands_run(command: str, tmp_path) -> None:
+def test_validate_and_compile_commands_run(command: str, tmp_path, cli_cache) -> None:
     args = shlex.split(command)[1:]
     if args[0] == "bench":  # a bounded sample, and results away from bench/results
         args[args.index("--limit") + 1] = "10"
         args += ["--out", str(tmp_path / "results"), "--quiet"]
-    res = run_cli(args, tmp_path)  # in this process: the same exit code and output as the command
+    res = run_cli(args, cli_cache)  # in this process: the same exit code and output as the command
     assert res.returncode == 0, res.stderr[-2000:]
     want = [v for k, v in EXPECTED.items() if k in command]
     assert want and want[-1] in res.stdout, res.stdout

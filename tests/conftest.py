@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from datasets import DATA, SLOW
+from datasets import SLOW, tokenizer_info
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one of `-n auto`'s workers: one core each, so torch and
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # its subprocesses must not start a thread per core
@@ -35,6 +35,4 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def tokenizer_llama3():
     """The Llama-3 TokenizerInfo (128,256 tokens), loaded once per session."""
-    from structgen import TokenizerInfo
-
-    return TokenizerInfo.from_tokenizer_json(DATA / "tokenizers" / "llama3" / "tokenizer.json")
+    return tokenizer_info("llama3")

@@ -59,3 +59,12 @@ def tiered(values, slow, key=lambda v: v, unpack: bool = True) -> list:
 def examples(n: int) -> int:
     """A property test's example count: `n` in the slow tier, a third of it (at least 5) by default."""
     return n if SLOW else max(5, n // 3)
+
+
+@lru_cache(maxsize=None)
+def tokenizer_info(name: str = "llama3"):
+    """The TokenizerInfo of ../shared/data/tokenizers/<name>, loaded once per process and shared by every test
+    module (with its TokenizerIndex: the trie and the tokenizer-wide mask caches)."""
+    from structgen import TokenizerInfo
+
+    return TokenizerInfo.from_tokenizer_json(TOKENIZERS / name / "tokenizer.json")

@@ -36,8 +36,8 @@ NON_LALR = [
 
 
 @pytest.fixture(scope="module")
-def llama3() -> TokenizerInfo:
-    return TokenizerInfo.from_tokenizer_json(TOKENIZERS / "llama3" / "tokenizer.json")
+def llama3(tokenizer_llama3) -> TokenizerInfo:
+    return tokenizer_llama3
 
 
 def earley_of(grammar: str):

@@ -48,7 +48,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from datasets import DATA, SLOW, TOKENIZERS, tiered
+from datasets import DATA, SLOW, TOKENIZERS, tiered, tokenizer_info
 
 llguidance = pytest.importorskip("llguidance")
 lark = pytest.importorskip("lark")
@@ -117,7 +117,7 @@ class Tok:
 @lru_cache(maxsize=None)
 def tokenizer(name: str) -> Tok:
     path = TOKENIZERS / name / "tokenizer.json"
-    info = TokenizerInfo.from_tokenizer_json(path)
+    info = tokenizer_info(name)
     lltok = llguidance.LLTokenizer(str(path), n_vocab=info.vocab_size, eos_token=info.stop_token_ids, slices=[])
     added = json.loads(path.read_text(encoding="utf-8"))["added_tokens"]
     return Tok(name, info, tokenizers.Tokenizer.from_file(str(path)), lltok, GrammarCompiler(info),

@@ -25,10 +25,10 @@ if str(REPO / "tests") not in sys.path:  # tests/ir_words.py, tests/datasets.py 
 
 @lru_cache(maxsize=None)
 def tokenizer(name: str = "llama3"):
-    """A TokenizerInfo of ../shared/data/tokenizers/<name>, loaded once per process."""
-    from structgen import TokenizerInfo
+    """A TokenizerInfo of ../shared/data/tokenizers/<name>, loaded once per process (datasets.tokenizer_info)."""
+    from datasets import tokenizer_info
 
-    return TokenizerInfo.from_tokenizer_json(TOKENIZERS / name / "tokenizer.json")
+    return tokenizer_info(name)
 
 
 @lru_cache(maxsize=None)

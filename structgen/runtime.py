@@ -32,16 +32,6 @@ class GrammarRuntime:
         self.initial_lexer_state = -1  # the compiled grammar sets it (built, or read from its disk cache)
         self._plain: tuple | None = None  # (P, L, their plain tuples): see plain_tables
 
-    @property
-    def P(self):
-        """The parser tables as the numba kernels read them (views.ParserView)."""
-        return self.parser.view()
-
-    @property
-    def L(self):
-        """The lexer tables as the numba kernels read them (views.LexerView)."""
-        return self.lexer.view()
-
     def plain_tables(self) -> tuple[tuple, tuple]:
         """P and L as plain tuples, the form Python passes them to kernels in (views.py says why)."""
         P, L = self.parser.view(), self.lexer.view()

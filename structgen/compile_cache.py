@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: lexer tie sets (lexer forks)
 _META = "__meta__"
 _CHECKSUM = "__sha256__"
 

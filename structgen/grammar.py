@@ -47,7 +47,7 @@ class CompiledGrammar:
             self.objects = ObjectStates(ir, builder, builder.automaton or builder.lr0(), parser,
                                         options.limits.max_lr_states)
         self.lexer = LexerTables(self.terminals, trailing_ignore=allow_trailing_ignore,
-                                 max_states=options.limits.max_lexer_states)
+                                 max_states=options.limits.max_lexer_states, fork_ties=ir.lexer_forks)
         self.runtime = rt = GrammarRuntime(parser, self.lexer, self.objects)
         if lexer_snapshot is None:
             rt.initial_lexer_state = rt.start_state(rt.initial_stack)
@@ -98,7 +98,8 @@ class CompiledGrammar:
             "grammar": self.grammar, "options": json.loads(self.options.key()),
             "terminals": [[t.name, t.priority, t.is_literal, t.ignore] for t in self.terminals],
             "ir_nonterminals": ir.nonterminals, "ir_start": ir.start, "ir_source": ir.source is not None,
-            "ir_objects": [o.to_json() for o in ir.objects], "ir_member": [[r, k, j] for r, (k, j) in ir.member.items()],
+            "ir_objects": [o.to_json() for o in ir.objects], "ir_lexer_forks": ir.lexer_forks,
+            "ir_member": [[r, k, j] for r, (k, j) in ir.member.items()],
             "nonterminals": p.nonterminal_names, "start_state": p.start_state, "end_state": p.end_state,
             "conflicts": p.conflicts,
             "relaxations": [[r.keyword, r.pointer, r.direction, r.detail] for r in self.relaxations],
@@ -142,7 +143,8 @@ class CompiledGrammar:
         rhs = [tuple(flat[e - n:e]) for e, n in zip(ends, arrays["ir_rhs_len"].tolist())]
         ir = Grammar(terminals, list(meta["ir_nonterminals"]), arrays["ir_lhs"].tolist(), rhs, int(meta["ir_start"]),
                      arrays["ir_priority"].tolist(), meta["grammar"] if meta["ir_source"] else None,
-                     [object_from_json(o) for o in meta["ir_objects"]], {r: (k, j) for r, k, j in meta["ir_member"]})
+                     [object_from_json(o) for o in meta["ir_objects"]], {r: (k, j) for r, k, j in meta["ir_member"]},
+                     bool(meta["ir_lexer_forks"]))
         cg = cls(ir, tokenizer_info, parser, options=options_from_json(meta["options"]), lexer_snapshot=arrays)
         if meta["relaxations"]:
             from .frontend.json_schema import Relaxation

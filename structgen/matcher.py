@@ -228,7 +228,7 @@ class GrammarMatcher:
             self._pool.invalidate()
             after = [int(ls2)] if status == OK else []
             if status == NEED_FORK:
-                after = [cg.runtime.start_state(s) for s in glr.feed_all(cg.parser, stack, term)]
+                after = [ls4 for ls4, _ in cg.runtime.after_lexeme(ls, stack)]
             for ls3 in after:
                 names.extend(cg.terminals[t].name for t in lx.dfa_sets[lx.state_dfa[ls3]])
         ignored = {t.name for t in cg.terminals if t.ignore}

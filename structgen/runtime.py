@@ -12,7 +12,8 @@ import numpy as np
 from .automata import glr
 from .automata.lexer import LexerTables
 from .automata.objects import ObjectStates
-from .automata.parser import NEED_STATE, TOO_MANY, ParserTables, StackPool, acceptable_terms
+from .automata.parser import (_MISSING, GOTO_BY_RULE, NEED_STATE, TOO_MANY, ParserTables, StackPool, acceptable_terms,
+                              hash_get)
 from .automata.step import GLR_LIMIT, NEED_DFA, NEED_FORK, NEED_LR, POOL_FULL, can_end
 
 
@@ -31,6 +32,11 @@ class GrammarRuntime:
         self.initial_stack: tuple[int, ...] = (parser.start_state,)
         self.initial_lexer_state = -1  # the compiled grammar sets it (built, or read from its disk cache)
         self._plain: tuple | None = None  # (P, L, their plain tuples): see plain_tables
+
+    @property
+    def forks(self) -> bool:
+        """Whether a parse may fork: the parser has conflict cells, or the lexer has met a tie."""
+        return self.parser.glr or len(self.lexer.tie_ptr) > 1
 
     def plain_tables(self) -> tuple[tuple, tuple]:
         """P and L as plain tuples, the form Python passes them to kernels in (views.py says why)."""
@@ -82,11 +88,40 @@ class GrammarRuntime:
                 raise glr.too_many()
             if status != NEED_FORK:
                 return bool(ok)
-            for s in glr.feed_all(self.parser, pool.read(top), int(self.lexer.accept_term[ls])):
+            for ls2, s in self.after_lexeme(ls, pool.read(top)):
                 t2, n2 = pool.load(s)  # then at the start of a lexeme: only the parser is asked
-                if self.can_end(self.initial_lexer_state, t2, n2, pool):
+                if self.can_end(ls2, t2, n2, pool):
                     return True
             return False
+
+    def after_lexeme(self, ls: int, stack: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
+        """The (start state of the next lexeme, stack) pairs after the lexeme of lexer state ls ends
+        on `stack`, along every action of a conflict cell and every terminal of a lexer tie (an
+        ignored one leaves the stack as it is)."""
+        lx = self.lexer
+        out: dict[tuple[int, tuple[int, ...]], None] = {}
+        for t in lx.tied_terms(ls):
+            if lx.is_ignore[t]:
+                out[(int(lx.dfa_start[lx.state_dfa[ls]]), stack)] = None
+                continue
+            for s in glr.feed_all(self, stack, t):
+                out[(self.start_state(s), s)] = None
+        return list(out)
+
+    def goto_after(self, st: int, r: int) -> int:
+        """The state entered from state st on reducing rule r (< 0: none), building a parametric
+        one (automata/objects.py) the first time it is asked for."""
+        p = self.parser
+        g = p.goto(st, int(p.rule_lhs[r]))
+        if g != GOTO_BY_RULE:
+            return g
+        key = np.int64(st * p.K + len(p.nonterminal_names) + r)
+        g = int(hash_get(p.goto_keys, p.goto_vals, key))
+        if g == _MISSING:
+            with self.lock:
+                self.objects.resolve(st, r)
+            g = int(hash_get(p.goto_keys, p.goto_vals, key))
+        return g
 
     def start_state(self, stack: tuple[int, ...]) -> int:
         """The lexer state that starts a lexeme after `stack` (its DFA of the terminals it can shift)."""

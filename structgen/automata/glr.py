@@ -8,6 +8,9 @@ equal stacks are one). A runtime configuration is then a set of branches (lexer 
 token is allowed iff some branch allows it, the output is complete iff some branch can end, and
 the mask is the union of the branches' masks (maskstore/store.py follows forks inside its walk).
 
+A lexer tie (automata/lexer.py, `fork_ties`: several terminals accept a lexeme alike) forks the same
+way, one terminal per branch (runtime.after_lexeme); the grammar need not have a conflict for that.
+
 Bounds: a fork yields at most GLR_MAX_STACKS stacks and a configuration holds at most that many
 branches; past it, LimitExceeded. parser.can_shift's search over forks is bounded by
 GLR_MAX_STEPS reductions (status GLR_LIMIT, also LimitExceeded).
@@ -32,9 +35,11 @@ def too_many(what: str = f"{GLR_MAX_STEPS} reductions") -> LimitExceeded:
                          "or the grammar is very ambiguous); see automata/glr.py")
 
 
-def feed_all(p: ParserTables, stack: tuple[int, ...], term: int) -> list[tuple[int, ...]]:
-    """The stacks that reduce as needed and shift `term` from `stack`, along every action of every fork."""
-    action, rule_len, rule_lhs = p.action, p.rule_len, p.rule_lhs
+def feed_all(rt, stack: tuple[int, ...], term: int) -> list[tuple[int, ...]]:
+    """The stacks that reduce as needed and shift `term` from `stack`, along every action of every fork,
+    on a grammar's runtime (runtime.GrammarRuntime: it builds the parametric states a goto needs)."""
+    p: ParserTables = rt.parser
+    action, rule_len = p.action, p.rule_len
     n_rules = len(rule_len)
     out: dict[tuple[int, ...], None] = {}
     work: list[tuple[tuple[int, ...], int]] = [(stack, 0)]
@@ -59,7 +64,7 @@ def feed_all(p: ParserTables, stack: tuple[int, ...], term: int) -> list[tuple[i
             raise too_many()
         r = -a - 1
         base = st[:len(st) - int(rule_len[r])]
-        g = p.goto(base[-1], int(rule_lhs[r]))
+        g = rt.goto_after(base[-1], r)
         if g >= 0:
             work.append((base + (g,), 0))
     return list(out)
@@ -71,7 +76,7 @@ def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
     out: dict[Branch, None] = {}
     work = [(ls, stack, 0) for ls, stack in branches]
     n = len(data)
-    trans, accept_term = rt.lexer.trans, rt.lexer.accept_term
+    trans = rt.lexer.trans
     while work:
         ls, stack, i = work.pop()
         top, pool_n = pool.load(stack)
@@ -81,9 +86,7 @@ def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
         if status == OK:
             out[(int(ls2), pool.read(int(top2)))] = None
         elif status == NEED_FORK:
-            before = pool.read(int(top2))
-            for s in feed_all(rt.parser, before, int(accept_term[ls2])):
-                ls0 = rt.start_state(s)
+            for ls0, s in rt.after_lexeme(int(ls2), pool.read(int(top2))):
                 if at == n:
                     out[(ls0, s)] = None
                     continue

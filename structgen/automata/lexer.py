@@ -3,7 +3,10 @@
 Lexing is greedy (longest match) without backtracking, as in llguidance: a lexeme ends when the
 next byte cannot extend it, and then it must be in an accepting state. When several terminals
 accept the same lexeme, the highest Lark priority wins, then a literal over a regex (Lark's
-keyword rule), then declaration order. `%ignore` terminals are in every set, except (unless
+keyword rule), then declaration order; with `fork_ties` (grammars whose language is exactly their
+rules', as JSON Schema's), the terminals of the best priority that accept a lexeme alike are a tie
+set instead, which the parser follows as a fork (automata/glr.py: one branch per terminal, an ignored
+one skipped), so no reading of the text is lost. `%ignore` terminals are in every set, except (unless
 `trailing_ignore`) the empty set: once only the end of input can follow, no ignored text may
 either (as in llguidance), so a model cannot loop on whitespace after a complete output.
 
@@ -29,7 +32,7 @@ DEFAULT_MAX_LEXER_STATES = 500_000
 COLLAPSE_MIN_STATES = 8  # see LexerTables._collapses
 EAGER_COPY_STATES = 1024  # terminals this big get their byte classes at compile time (see LexerTables.__init__)
 BYTES = np.arange(256, dtype=np.int64)  # the byte -> column map of a table over all 256 bytes
-_TABLES = ("trans", "accept_term", "is_start", "is_final", "state_dfa")  # the per-state rows, grown together
+_TABLES = ("trans", "accept_term", "is_start", "is_final", "state_dfa", "tie")  # the per-state rows, grown together
 _VIEWED = frozenset(LexerView._fields)  # the attributes LexerTables.view() reads: assigning one drops the kept view
 
 
@@ -59,13 +62,15 @@ class LexerTables:
         v = self._view
         if v is None:
             v = LexerView(self.trans, self.accept_term, self.is_start, self.is_final, self.state_dfa, self.dfa_start,
-                          self.is_ignore, self.ht_keys, self.ht_vals)
+                          self.is_ignore, self.ht_keys, self.ht_vals, self.tie, self.tie_ptr, self.tie_terms)
             object.__setattr__(self, "_view", v)
         return v
 
     def __init__(self, terminals: list[Terminal], *, trailing_ignore: bool = False,
-                 max_states: int = DEFAULT_MAX_LEXER_STATES) -> None:
+                 max_states: int = DEFAULT_MAX_LEXER_STATES, fork_ties: bool = False) -> None:
         self.terminals = terminals
+        self.fork_ties = fork_ties
+        self._priority = np.array([t.priority for t in terminals], dtype=np.int64)
         self.trailing_ignore = trailing_ignore
         self.max_states = max_states
         self.num_terms = len(terminals)
@@ -88,6 +93,9 @@ class LexerTables:
         self.is_start = self._rows("is_start", cap, (), np.bool_)
         self.is_final = self._rows("is_final", cap, (), np.bool_)  # accepting and cannot be extended
         self.state_dfa = self._rows("state_dfa", cap, (), np.int32)
+        self.tie = self._rows("tie", cap, (), np.int32)  # 0, or 1 + the state's tie set
+        self.tie_ptr, self.tie_terms = np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32)
+        self.tie_sets: dict[tuple[int, ...], int] = {}
         self._starts = np.zeros(64, dtype=np.int32)  # dfa_start is a view of its first len(dfa_sets)
         self.dfa_start = self._starts[:0]
         self.dfa_sets: list[tuple[int, ...]] = []
@@ -123,7 +131,8 @@ class LexerTables:
         return {"lex_trans": self.trans[:n], "lex_accept_term": self.accept_term[:n], "lex_is_start": self.is_start[:n],
                 "lex_is_final": self.is_final[:n], "lex_state_dfa": self.state_dfa[:n], "lex_dfa_start": self.dfa_start,
                 "lex_set_sizes": sizes, "lex_set_terms": flat, "lex_ht_keys": self.ht_keys, "lex_ht_vals": self.ht_vals,
-                "lex_has_vecs": has_vecs,
+                "lex_has_vecs": has_vecs, "lex_tie": self.tie[:n], "lex_tie_ptr": self.tie_ptr,
+                "lex_tie_terms": self.tie_terms,
                 "lex_vecs": np.concatenate(vecs).astype(np.int32) if vecs else np.zeros(0, dtype=np.int32)}
 
     def restore(self, a: dict[str, np.ndarray]) -> None:
@@ -136,6 +145,11 @@ class LexerTables:
         self.is_start[:n] = a["lex_is_start"]
         self.is_final[:n] = a["lex_is_final"]
         self.state_dfa[:n] = a["lex_state_dfa"]
+        self.tie[:n] = a["lex_tie"]
+        self.tie_ptr = np.array(a["lex_tie_ptr"], dtype=np.int32)
+        self.tie_terms = np.array(a["lex_tie_terms"], dtype=np.int32)
+        self.tie_sets = {tuple(self.tie_terms[self.tie_ptr[k]:self.tie_ptr[k + 1]].tolist()): k
+                         for k in range(len(self.tie_ptr) - 1)}
         self._starts = np.array(a["lex_dfa_start"], dtype=np.int32)
         self.dfa_start = self._starts[:len(self._starts)]
         bounds = np.concatenate([[0], np.cumsum(a["lex_set_sizes"])]).astype(np.int64)
@@ -249,15 +263,38 @@ class LexerTables:
         for t in t_arr[~self._cls_known[t_arr]].tolist():
             self._cls_of[t] = self.term_classes(t)[1]
             self._cls_known[t] = True
-        vecs, trans, byte_cls, best = product_tables(ProductParts(t_arr, starts, sizes, single), self.view(),
+        vecs, trans, byte_cls, best, n_acc = product_tables(ProductParts(t_arr, starts, sizes, single), self.view(),
                                                      self._cls_of, self.rank, self.max_states - self.num_states,
                                                      self.known)
         if vecs.shape[0] == 0:
             raise LimitExceeded(f"lexer needs more than {self.max_states} DFA states")
         dfa_id = self._install(tuple(terms), trans, byte_cls, best)
+        if self.fork_ties:
+            self._mark_ties(t_arr, vecs, n_acc, int(self.dfa_start[dfa_id]))
         self.dfa_vecs[dfa_id] = (t_arr, vecs)
         self._know(t_arr, vecs, int(self.dfa_start[dfa_id]))
         return dfa_id
+
+    def _mark_ties(self, terms: np.ndarray, vecs: np.ndarray, n_acc: np.ndarray, base: int) -> None:
+        """Give the states of a product DFA installed at `base` where several terminals of the best
+        priority accept their tie set (`tie`, 1 + its index; sets are shared across DFAs)."""
+        for s in np.flatnonzero(n_acc >= 2).tolist():
+            acc = [t for t, v in zip(terms.tolist(), vecs[s].tolist()) if v >= 0 and self.terminals[t].dfa.accept[v]]
+            tied = tuple(sorted(t for t in acc if self._priority[t] == max(self._priority[acc])))
+            if len(tied) < 2:
+                continue
+            if tied not in self.tie_sets:
+                self.tie_sets[tied] = len(self.tie_sets)
+                self.tie_terms = np.concatenate([self.tie_terms, np.array(tied, dtype=np.int32)])
+                self.tie_ptr = np.append(self.tie_ptr, np.int32(len(self.tie_terms)))
+            self.tie[base + s] = self.tie_sets[tied] + 1
+
+    def tied_terms(self, ls: int) -> list[int]:
+        """The terminals lexer state ls's lexeme ends as: its tie set, or its one accepted terminal."""
+        k = int(self.tie[ls])
+        if k:
+            return self.tie_terms[self.tie_ptr[k - 1]:self.tie_ptr[k]].tolist()
+        return [int(self.accept_term[ls])]
 
     def _know(self, terms: np.ndarray, vecs: np.ndarray, base: int) -> None:
         """Enter the states of a product DFA installed at `base` (its terminals' own states per
@@ -395,6 +432,7 @@ def _install_rows(L, base, first, dfa_of, trans, byte_cls, accept_term):
     dst, dst_final, dst_accept, dst_dfa, dst_start = L.trans, L.is_final, L.accept_term, L.state_dfa, L.is_start
     for s in range(trans.shape[0]):
         dst_accept[base + s] = accept_term[s]
+        L.tie[base + s] = 0
         dst_dfa[base + s] = dfa_of[s]
         dst_start[base + s] = base + s == first[s]
         moves = False
@@ -414,15 +452,17 @@ def _install_rows(L, base, first, dfa_of, trans, byte_cls, accept_term):
 @njit(cache=True, nogil=True)
 def _winners(vecs, accept_any, order, terms):
     """The accepted terminal of each product state: the first component in `order` (best rank
-    first) whose row in vecs is accepting, or -1."""
+    first) whose row in vecs is accepting, or -1; and how many components accept there."""
     best = np.full(vecs.shape[0], -1, dtype=np.int32)
+    n_acc = np.zeros(vecs.shape[0], dtype=np.int32)
     for s in range(vecs.shape[0]):
         for c in order:
             r = vecs[s, c]
             if r >= 0 and accept_any[r]:
-                best[s] = terms[c]
-                break
-    return best
+                if n_acc[s] == 0:
+                    best[s] = terms[c]
+                n_acc[s] += 1
+    return best, n_acc
 
 
 @njit(cache=True, nogil=True)
@@ -479,7 +519,8 @@ def product_tables(parts, L, cls_of, rank, max_states, known):
     classes: the common refinement of the terminals' own (cls_of[t]: the class of each byte).
     Returns (component states per product state: each terminal's own state or -1,
     transitions over classes (see product_bfs), the class of each byte, the accepted terminal
-    per state: the best-ranked accepting component, or -1); empty vectors past max_states."""
+    per state: the best-ranked accepting component, or -1, and how many components accept
+    there); empty vectors past max_states."""
     terms, starts, sizes, single = parts.terms, parts.starts, parts.sizes, parts.single
     trans, accept_term, is_ignore = L.trans, L.accept_term, L.is_ignore
     ncomp = terms.shape[0]
@@ -506,14 +547,14 @@ def product_tables(parts, L, cls_of, rank, max_states, known):
     vecs, tr = product_bfs(table, np.zeros(total, dtype=np.bool_), (trans, src_row, rep), offsets, single, max_states,
                            code, known)
     if vecs.shape[0] == 0:
-        return vecs, tr, byte_cls, np.empty(0, dtype=np.int32)
+        return vecs, tr, byte_cls, np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
     order = np.argsort(rank[terms])
-    best = _winners(vecs, accept_any, order, terms)
+    best, n_acc = _winners(vecs, accept_any, order, terms)
     for s in range(vecs.shape[0]):  # global rows -> each terminal's own states
         for c in range(ncomp):
             if vecs[s, c] >= 0:
                 vecs[s, c] -= offsets[c]
-    return vecs, tr, byte_cls, best
+    return vecs, tr, byte_cls, best, n_acc
 
 
 # --- numba helpers for the set → DFA hash table ------------------------------------------

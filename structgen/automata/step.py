@@ -4,8 +4,9 @@ Both the matcher (accept_token) and the mask-store trie walk call these function
 and the acceptance check cannot disagree. Status codes: OK, REJECT, NEED_DFA (the terminal set
 in `words` has no product DFA yet: build it and retry), POOL_FULL (grow the stack pool, retry),
 NEED_LR (a parametric parser state is missing: build it, see automata/objects.py, and retry),
-NEED_FORK (a terminal meets a conflict cell: the GLR runtime, automata/glr.py, takes over from
-the state before it), GLR_LIMIT (a search over conflict cells passed its budget).
+NEED_FORK (a terminal meets a conflict cell, or a lexeme ends in a lexer tie, as several
+terminals: the GLR runtime, automata/glr.py, takes over from the state before it), GLR_LIMIT (a
+search over conflict cells passed its budget).
 
 Each takes the stack pool (views.PoolView: the stacks and the kernels' scratch), the parser and
 lexer tables (views.ParserView, views.LexerView) and `words`, the terminal-set buffer: on NEED_DFA
@@ -32,6 +33,8 @@ GLR_LIMIT = 6  # a search over conflict cells passed its budget (parser.GLR_MAX_
 @njit(cache=True, nogil=True)
 def end_lexeme(term, ls, top, pool_n, pool, P, L, words):
     """Emit `term` (ending the lexeme in lexer state `ls`); return the next lexeme's start state."""
+    if L.tie[ls] != 0:  # several terminals (lexer.py, fork_ties)
+        return NEED_FORK, ls, top, pool_n
     if L.is_ignore[term]:
         return OK, L.dfa_start[L.state_dfa[ls]], top, pool_n
     new_top, pool_n2 = feed_terminal(term, top, pool_n, pool, P)
@@ -110,6 +113,8 @@ def can_end(ls, top, pool_n, pool_, P_, L_):
         term = L.accept_term[ls]
         if term < 0:
             return OK, False
+        if L.tie[ls] != 0:
+            return NEED_FORK, False
         if not L.is_ignore[term]:
             top, pool_n = feed_terminal(term, top, pool_n, pool, P)
             if top == NEED_STATE:

@@ -63,7 +63,7 @@ def epsilon_free(g: Grammar) -> Grammar:
         prio += [0, 0]
         start = j
     lhs, rhs, prio = _merge_unit_cycles(len(names), lhs, rhs, prio)
-    out = Grammar(g.terminals, names, lhs, rhs, start, prio, g.source)
+    out = Grammar(g.terminals, names, lhs, rhs, start, prio, g.source, lexer_forks=g.lexer_forks)
     return pruned(out)
 
 

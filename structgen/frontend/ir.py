@@ -39,6 +39,9 @@ class Grammar:
     source: str | None = None
     objects: list["ObjectSpec | ObjectUnion"] = field(default_factory=list)  # member constraints as parser state
     member: dict[int, tuple[int, int]] = field(default_factory=dict)  # rule -> (object, member index)
+    # a lexeme several terminals accept alike is each of them (a lexer fork, automata/lexer.py), not the
+    # best-ranked one (Lark's reading, for .lark grammars)
+    lexer_forks: bool = False
 
     def __post_init__(self) -> None:
         if not self.priority:
@@ -405,6 +408,7 @@ class GrammarBuilder:
         self.priority: list[int] = []
         self.objects: list[ObjectSpec | ObjectUnion] = []
         self.member: dict[int, tuple[int, int]] = {}
+        self.lexer_forks = False  # see Grammar.lexer_forks
         self.max_rules = max_rules
         self._term_keys: dict[Hashable, int] = {}
         self._nt_names: dict[str, int] = {}
@@ -457,7 +461,7 @@ class GrammarBuilder:
         nothing are dropped (they add no word), then rules unreachable from the start, and the
         nonterminals are renumbered; without it such rules are an error (Grammar.check, unless not `check`)."""
         g = Grammar(self.terminals, self.nonterminals, self.lhs, self.rhs, ~start, self.priority, source,
-                    self.objects, self.member)
+                    self.objects, self.member, self.lexer_forks)
         if prune:
             return pruned(g)  # productive and reachable by construction
         if check:
@@ -496,4 +500,4 @@ def pruned(g: Grammar) -> Grammar:
     member = {i: (renumber[g.member[r][0]], g.member[r][1]) for i, r in enumerate(rules)
               if r in g.member and g.member[r][0] in renumber}
     return Grammar(g.terminals, [g.nonterminals[a] for a in keep], [new[g.lhs[r]] for r in rules], rhs,
-                   new[g.start], [g.priority[r] for r in rules], g.source, objects, member)
+                   new[g.start], [g.priority[r] for r in rules], g.source, objects, member, g.lexer_forks)

@@ -67,7 +67,7 @@ def with_reasoning(ir: Grammar, open_marker: str = "<think>", close_marker: str 
     nt = len(ir.nonterminals)
     return Grammar(ir.terminals + [Terminal("REASONING", dfa, 0, False, False)], ir.nonterminals + ["reasoning_start"],
                    ir.lhs + [nt], ir.rhs + [(term, ~ir.start)], nt, ir.priority + [0], ir.source,
-                   ir.objects, ir.member)
+                   ir.objects, ir.member, ir.lexer_forks)
 
 
 # --- structural tags -------------------------------------------------------------------------

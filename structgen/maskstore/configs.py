@@ -2,9 +2,10 @@
 
 A configuration is a parser stack in the stack pool reached by ending lexemes inside a walk; equal
 stacks are one configuration (found through an index by top states), so lexeme ends and forks
-memoized for it are shared by every trie node that reaches it. At a conflict cell (GLR), `fork`
-follows every action into the walk's fork region and `add_tasks` queues each resulting stack at
-its trie node, once per distinct stack.
+memoized for it are shared by every trie node that reaches it. At a conflict cell (GLR), or where a
+lexeme ends in a lexer tie (several terminals, automata/lexer.py), `fork` follows every action of
+every terminal into the walk's fork region and `add_tasks` queues each resulting stack at its trie
+node, once per distinct stack.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import numpy as np
 from numba import njit
 
 from ..automata.lexer import lookup_set
-from ..automata.parser import GLR_MAX_STEPS, TOO_MANY, acceptable_terms, goto_after
-from ..automata.step import GLR_LIMIT, NEED_DFA, OK, POOL_FULL
+from ..automata.parser import GLR_MAX_STEPS, NEED_STATE, TOO_MANY, acceptable_terms, goto_after
+from ..automata.step import GLR_LIMIT, NEED_DFA, NEED_LR, OK, POOL_FULL
 
 
 @njit(cache=True, nogil=True)
@@ -92,32 +93,78 @@ def index_config(j, cfgs, pool):
 
 
 @njit(cache=True, nogil=True)
-def fork(term, t2, base_n, W, pool, P, L, words):
-    """Follow every action of a conflict cell (GLR) for `term` from the stack at t2: the stacks that
-    shift `term`, with the lexer state that starts the next lexeme after each, are appended to the
-    results table (W.tasks.results, rows prog[4] .., prog = W.progress); returns (status, first
-    row, end row). The stacks live in the fork region of the pool (prog[3] .. prog[6]; t2's nodes
-    above the loaded stack are copied there first), which the walk never reuses. Status: OK,
-    NEED_DFA / POOL_FULL (nothing kept; call again), GLR_LIMIT (too many reductions, or a full table)."""
+def fork(ls, t2, base_n, W, pool, P, L, words):
+    """Follow every action of a conflict cell (GLR) for the terminal that ends the lexeme of lexer
+    state ls, or for each of its tie set (L.tie), from the stack at t2: the stacks that shift it
+    (the stack itself for an ignored terminal), with the lexer state that starts the next lexeme
+    after each, are appended to the results table (W.tasks.results, rows prog[4] .., prog =
+    W.progress); returns (status, first row, end row). The stacks live in the fork region of the
+    pool (prog[3] .. prog[6]; t2's nodes above the loaded stack are copied there first), which the
+    walk never reuses. Status: OK, NEED_DFA / POOL_FULL / NEED_LR (nothing kept; call again),
+    GLR_LIMIT (too many reductions, or a full table)."""
     prog = W.progress
     region_end = prog[6]
-    pool_state, pool_parent = pool.state, pool.parent
-    action = P.action
-    n_rules = P.rule_len.shape[0]
     fill = prog[3]
     start = t2
     if t2 >= base_n:
         start, fill = copy_config(t2, base_n, fill, region_end - 64, pool)
         if start < 0:
             return POOL_FULL, 0, 0
-    cp_node = np.empty(256, dtype=np.int32)
-    cp_act = np.empty(256, dtype=np.int32)
     res = np.empty(64, dtype=np.int32)
     n_res = 0
+    steps = 0
+    k_tie = L.tie[ls]
+    t_lo, t_hi = -1, 0  # one terminal: accept_term[ls]
+    if k_tie != 0:
+        t_lo, t_hi = L.tie_ptr[k_tie - 1], L.tie_ptr[k_tie]
+    for ti in range(t_lo, t_hi):
+        term = L.accept_term[ls] if ti < 0 else L.tie_terms[ti]
+        if L.is_ignore[term]:  # the stack as it is (the next lexeme starts in its DFA again)
+            dup = False
+            for j in range(n_res):
+                if res[j] == start:
+                    dup = True
+            if not dup:
+                res[n_res] = start
+                n_res += 1
+            continue
+        st, fill, n_res, steps = _fork_term(term, start, fill, region_end, res, n_res, steps, (pool, P))
+        if st != OK:
+            return st, 0, 0
+    # the lexer state each result starts its next lexeme in; all DFAs exist before any is kept
+    fres = W.tasks.results
+    lo = prog[4]
+    if lo + n_res > fres.shape[0]:
+        return GLR_LIMIT, 0, 0
+    for j in range(n_res):
+        got = acceptable_terms(res[j], pool, P, words)
+        if got == TOO_MANY:
+            return GLR_LIMIT, 0, 0
+        if got == NEED_STATE:
+            return NEED_LR, 0, 0
+        d = lookup_set(words, L.ht_keys, L.ht_vals)
+        if d < 0:
+            return NEED_DFA, 0, 0
+        fres[lo + j, 0] = L.dfa_start[d]
+        fres[lo + j, 1] = res[j]
+    prog[4] = lo + n_res
+    prog[3] = fill
+    return OK, lo, lo + n_res
+
+
+@njit(cache=True, nogil=True)
+def _fork_term(term, start, fill, region_end, res, n_res, steps, tables):
+    """fork's search for one terminal from the stack at `start`: the stacks that shift it, added
+    to res[n_res:] (new nodes from `fill` on); returns (status, fill, n_res, steps)."""
+    pool, P = tables
+    pool_state, pool_parent = pool.state, pool.parent
+    action = P.action
+    n_rules = P.rule_len.shape[0]
+    cp_node = np.empty(256, dtype=np.int32)
+    cp_act = np.empty(256, dtype=np.int32)
     cp_node[0] = start
     cp_act[0] = 0
     n_cp = 1
-    steps = 0
     while n_cp > 0:
         n_cp -= 1
         x = cp_node[n_cp]
@@ -128,7 +175,7 @@ def fork(term, t2, base_n, W, pool, P, L, words):
                 f = -a - 1 - n_rules
                 lo, hi = P.fork_ptr[f], P.fork_ptr[f + 1]
                 if n_cp + hi - lo > cp_node.shape[0]:
-                    return GLR_LIMIT, 0, 0
+                    return GLR_LIMIT, fill, n_res, steps
                 for j in range(hi - 1, lo - 1, -1):
                     cp_node[n_cp] = x
                     cp_act[n_cp] = P.fork_acts[j]
@@ -137,7 +184,7 @@ def fork(term, t2, base_n, W, pool, P, L, words):
             if a == 0:
                 continue
         if fill + 1 > region_end:
-            return POOL_FULL, 0, 0
+            return POOL_FULL, fill, n_res, steps
         if a > 0:
             pool_state[fill] = a - 1
             pool_parent[fill] = x
@@ -147,46 +194,32 @@ def fork(term, t2, base_n, W, pool, P, L, words):
                     dup = True
             if not dup:
                 if n_res >= res.shape[0]:
-                    return GLR_LIMIT, 0, 0
+                    return GLR_LIMIT, fill, n_res, steps
                 res[n_res] = fill
                 n_res += 1
                 fill += 1
             continue
         steps += 1
         if steps > GLR_MAX_STEPS:
-            return GLR_LIMIT, 0, 0
+            return GLR_LIMIT, fill, n_res, steps
         r = -a - 1
         y = x
         for _ in range(P.rule_len[r]):
             y = pool_parent[y]
         g = goto_after(pool_state[y], r, P)
+        if g == NEED_STATE:
+            return NEED_LR, fill, n_res, steps
         if g < 0:
             continue
         pool_state[fill] = g
         pool_parent[fill] = y
         if n_cp >= cp_node.shape[0]:
-            return GLR_LIMIT, 0, 0
+            return GLR_LIMIT, fill, n_res, steps
         cp_node[n_cp] = fill
         cp_act[n_cp] = 0
         n_cp += 1
         fill += 1
-    # the lexer state each result starts its next lexeme in; all DFAs exist before any is kept
-    fres = W.tasks.results
-    lo = prog[4]
-    if lo + n_res > fres.shape[0]:
-        return GLR_LIMIT, 0, 0
-    for j in range(n_res):
-        got = acceptable_terms(res[j], pool, P, words)
-        if got == TOO_MANY:
-            return GLR_LIMIT, 0, 0
-        d = lookup_set(words, L.ht_keys, L.ht_vals)
-        if d < 0:
-            return NEED_DFA, 0, 0
-        fres[lo + j, 0] = L.dfa_start[d]
-        fres[lo + j, 1] = res[j]
-    prog[4] = lo + n_res
-    prog[3] = fill
-    return OK, lo, lo + n_res
+    return OK, fill, n_res, steps
 
 
 @njit(cache=True, nogil=True)

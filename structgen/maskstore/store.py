@@ -219,10 +219,11 @@ class MaskStore:
         self.hits = 0
         self.misses = 0
         # a walk's GLR work (configs.fork): tasks, the latest task at each trie node, fork results, and
-        # the results of each memoized fork; a grammar without conflicts never writes them
-        n = 1 << 16 if rt.parser.glr else 1
+        # the results of each memoized fork; a grammar without conflicts writes them only where a
+        # lexeme ends in a lexer tie, and then they are made full size (_boundary)
+        n = 1 << 16 if rt.parser.glr else 0
         self._tasks = ForkTasks(np.empty((n, 4), dtype=np.int32),
-                                np.full(trie.num_nodes + 1 if n > 1 else 1, -1, dtype=np.int32),
+                                np.full(trie.num_nodes + 1 if n else 1, -1, dtype=np.int32),
                                 np.empty((n, 2), dtype=np.int32), np.empty((n, 2), dtype=np.int32))
         self._runs: RunsView | None = None  # (rebuilt when the free_depth table grows)
 
@@ -397,6 +398,12 @@ class MaskStore:
                 return
             table, head, fres, fmemo = self._tasks
             head[:] = -1
+            if len(table) == 0:  # the first fork of a grammar without conflicts (a lexer tie): full size
+                n = 1 << 16
+                self._tasks = ForkTasks(np.empty((n, 4), dtype=np.int32),
+                                        np.full(self._index.trie.num_nodes + 1, -1, dtype=np.int32),
+                                        np.empty((n, 2), dtype=np.int32), np.empty((n, 2), dtype=np.int32))
+                continue
             if progress[2] + 64 < len(table) and progress[4] + 64 < len(fres):
                 raise glr.too_many()
             if len(table) >= 1 << 24:
@@ -428,7 +435,7 @@ class MaskStore:
             if rt.can_end(ls, top, pool_n, pool):
                 bits |= self.stop_bits
             depth = pool_n - int(pool.touched[0])  # how many top states of `stack` were read
-            if rt.parser.glr:  # forks read the stack in Python (glr.feed_all): the key is all of it
+            if rt.forks:  # forks read the stack in Python (glr.feed_all): the key is all of it
                 depth = len(stack)
             depths = self._depths.get(ls, [])
             if depth not in depths:  # replaced, not changed: other threads read it without the lock

@@ -305,8 +305,9 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
     done k + 1 times). A subtree of plain text the lexer state survives is allowed whole
     (W.runs, see runs.py).
 
-    GLR: where a lexeme's terminal meets a conflict cell, configs.fork adds a task per stack that shifts
-    it (its node, the lexer state of the next lexeme, the stack); tasks (progress[1] done of
+    GLR: where a lexeme's terminal meets a conflict cell, or a lexeme ends in a lexer tie (never
+    memoized by its terminal), configs.fork adds a task per stack that shifts it (its node, the
+    lexer state of the next lexeme, the stack); tasks (progress[1] done of
     progress[2], in W.tasks) are walked after the entries like entries that start a lexeme at their
     node. progress[3] is the fill pointer of the fork region, progress[6] its end. Layout of the
     pool: the loaded stack (0 .. pool_n-1), configurations (W.configs), the fork region, then scratch.
@@ -326,7 +327,7 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
     num_cfg = cfg_top.shape[0]
     res_n = pool_n
     res_end = pool_n + 16 * num_cfg
-    glr = P.fork_ptr.shape[0] > 1
+    glr = P.fork_ptr.shape[0] > 1 or L.tie_ptr.shape[0] > 1
     region_end = res_end + (pool.state.shape[0] - res_end) // 2 if glr else res_end
     scratch = region_end
     if scratch + 64 > pool.state.shape[0]:
@@ -399,9 +400,10 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
                 if term < 0:
                     i = node_skip[i]
                     continue
-                if is_ignore[term]:
+                tied = L.tie[ps] != 0  # several terminals: a fork (never memoized by `term`)
+                if is_ignore[term] and not tied:
                     ls2 = dfa_start[state_dfa[ps]]
-                elif c >= 0 and child[c, term] != -1:
+                elif c >= 0 and not tied and child[c, term] != -1:
                     k = child[c, term]
                     if k == -2:
                         i = node_skip[i]
@@ -424,9 +426,9 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
                         i = node_skip[i]
                         continue
                     if st == NEED_FORK:
-                        st, lo, hi = fork(term, t2, pool_n, W, pool, P, L, words)
+                        st, lo, hi = fork(ps, t2, pool_n, W, pool, P, L, words)
                         if st == OK:
-                            if c >= 0 and progress[5] < fork_memo.shape[0]:
+                            if c >= 0 and not tied and progress[5] < fork_memo.shape[0]:
                                 f = progress[5]
                                 fork_memo[f, 0] = lo
                                 fork_memo[f, 1] = hi

@@ -14,7 +14,7 @@ from .nfa import _BGAP, _TGAP, _TemplateNFA
 from .positions import _MaskNFA, _MaskSearch, _TokenClassifier
 from .search import _Found, _Search
 from .template import Template, TokenGap
-from .trie_walk import _TrieWalker
+from .trie_walk import _TrieWalker, no_tie
 
 DEFAULT_MAX_FACTS = 2_000_000
 DEFAULT_MAX_WITNESS_BYTES = 1_000_000
@@ -61,6 +61,7 @@ class CompletabilityOracle:
         got = self._rows.get(ls)
         if got is None:
             lx = self.cg.lexer
+            no_tie(lx.tie, [ls])
             got = (lx.trans[ls].tolist(), int(lx.accept_term[ls]), bool(lx.is_start[ls]),
                    int(lx.dfa_start[lx.state_dfa[ls]]))
             self._rows[ls] = got

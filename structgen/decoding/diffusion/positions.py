@@ -11,7 +11,7 @@ from ...errors import StructgenError
 from .nfa import _BGAP, _END, _FIXED, _FORK, _TGAP, _TemplateNFA
 from .search import _Search
 from .template import ByteGap, Template, TokenGap
-from .trie_walk import _lexer_step
+from .trie_walk import _lexer_step, no_tie
 
 
 # --------------------------------------------------------------------------- per-position masks
@@ -243,6 +243,7 @@ class _TokenClassifier:
         o = self.o
         lx = o.cg.lexer
         term0 = int(lx.accept_term[ls])
+        no_tie(lx.tie, [ls])
         root_feed = term0 >= 0 and not o._is_ignore[term0] and not bool(lx.is_start[ls])
         root_starts = self.starts(term0) if root_feed else ()
         sub_arrays = [self.classes(st) for st in root_starts]  # start states: no root feed, no recursion
@@ -268,7 +269,7 @@ class _TokenClassifier:
                 continue
             idx, par, ps = idx[live], par[live], ps[live]
             byt = w.byte[idx]
-            ns, stop, term, fe = _lexer_step(trans, accept_term, is_ignore, reset_of, ps, byt)
+            ns, stop, term, fe = _lexer_step(trans, accept_term, is_ignore, reset_of, lx.tie, ps, byt)
             if stop.any():
                 if fe.any():
                     sel = idx[stop][fe]

@@ -5,9 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import GrammarError
+
+
+def no_tie(tie: np.ndarray, states) -> None:
+    """GrammarError where a lexeme may end in a lexer tie (automata/lexer.py): the infilling oracle
+    follows one terminal per lexeme, so it cannot model the fork (the matcher and masks can)."""
+    if np.any(tie[states]):
+        raise GrammarError("a lexeme of this grammar may be several terminals (a lexer tie, e.g. overlapping "
+                           "anyOf branches); the infilling oracle cannot model that yet")
+
 
 def _lexer_step(trans: np.ndarray, accept_term: np.ndarray, is_ignore: np.ndarray, reset_of: np.ndarray,
-                ps: np.ndarray, byt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                tie: np.ndarray, ps: np.ndarray,
+                byt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One byte per trie edge through the lexer, vectorized: (next states, stopped, their terminals, fed).
 
     A byte that cannot extend the lexeme ends it: an %ignore lexeme restarts the lexer on the byte
@@ -16,6 +27,7 @@ def _lexer_step(trans: np.ndarray, accept_term: np.ndarray, is_ignore: np.ndarra
     """
     ns = trans[ps, byt].astype(np.int64)
     stop = ns < 0
+    no_tie(tie, ps[stop])
     term = accept_term[ps[stop]].astype(np.int64)
     ign = (term >= 0) & is_ignore[np.maximum(term, 0)]
     rs = np.full(term.shape[0], -1, dtype=np.int64)
@@ -94,7 +106,7 @@ class _TrieWalker:
                 break
             idx, ps = idx[live], ps[live]
             byt = self.byte[idx]
-            ns, stop, term, fe = _lexer_step(trans, accept_term, is_ignore, reset_of, ps, byt)
+            ns, stop, term, fe = _lexer_step(trans, accept_term, is_ignore, reset_of, lx.tie, ps, byt)
             if stop.any():
                 if fe.any():
                     for t, n, s in zip(term[fe].tolist(), self.parent[idx[stop][fe]].tolist(), ps[stop][fe].tolist()):

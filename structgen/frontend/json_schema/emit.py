@@ -76,7 +76,10 @@ class Emitter(StringEmitter, ObjectEmitter, Normalizer):
         self.any_order = options.property_order == "any"
         self.separators = {", ": options.separators[0], ": ": options.separators[1]}
         self.max_whitespace = max_whitespace = options.max_whitespace if options.whitespace == "flexible" else None
-        self.b = builder or GrammarBuilder(max_rules=options.limits.max_rules)
+        if builder is None:
+            builder = GrammarBuilder(max_rules=options.limits.max_rules)
+            builder.lexer_forks = True  # a schema's language is its rules': a lexer tie forks (automata/lexer.py)
+        self.b = builder
         self.memo: dict[Any, Any] = {}  # pointer / canonical text -> nonterminal
         self.n = 0
         self.ws: Expr = EMPTY  # optional whitespace after a lexeme

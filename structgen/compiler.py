@@ -242,15 +242,16 @@ class GrammarCompiler:
             raise LimitExceeded("the schema is nested too deeply to compile") from None
 
         def build() -> CompiledGrammar:
-            # not on the GLR path yet: two anyOf branches' terminals may match the same text (a lexer
-            # tie, settled by one terminal) where a grammar's conflicts would need both
+            # a grammar with conflicts (overlapping anyOf branches) runs on the GLR path, where lexer
+            # ties fork too (automata/lexer.py); one whose objects keep their constraints as parser
+            # state cannot (CompiledGrammar.build), and is written again without them first
             try:
                 sg = schema_to_grammar(schema, options=opts)
             except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
                 raise _metaschema_error(schema) or e  # a keyword value of the wrong type, read as the right one
             try:
                 try:
-                    cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts, glr_ok=False)
+                    cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts, glr_ok=True)
                 except GrammarError as e:
                     if not (getattr(e, "conflicts", None) and sg.ir.objects):
                         raise
@@ -263,10 +264,12 @@ class GrammarCompiler:
                             raise
                         raise UnsupportedFeature(
                             e2.keyword, e2.json_pointer, "anyOf / oneOf branches that are objects with one key of "
-                            "overlapping values in two branches (two different object schemas, say) cannot be "
-                            "told apart in any property order without a GLR parser; property_order='declared' "
-                            f"may compile it (LALR conflict: {e.conflicts[0]}; then: {e2})") from None
-                    cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts, glr_ok=False)
+                            "overlapping values in two branches (two different object schemas, say) need the GLR "
+                            "path, where objects cannot keep their member constraints as parser state, and "
+                            "without it this schema's objects are too big in any property order; "
+                            f"property_order='declared' may compile it (LALR conflict: {e.conflicts[0]}; then: {e2})"
+                        ) from None
+                    cg = CompiledGrammar.build(sg.ir, self.tokenizer_info, opts, glr_ok=True)
             except RecursionError:
                 raise LimitExceeded("the schema's grammar is nested too deeply to compile") from None
             except GrammarError as e:

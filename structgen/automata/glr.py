@@ -75,6 +75,7 @@ def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
     a grammar's runtime (runtime.GrammarRuntime)."""
     out: dict[Branch, None] = {}
     work = [(ls, stack, 0) for ls, stack in branches]
+    seen = set(work)  # (lexer state, stack, offset): each is walked once, however many paths reach it
     n = len(data)
     trans = rt.lexer.trans
     while work:
@@ -91,7 +92,8 @@ def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
                     out[(ls0, s)] = None
                     continue
                 ns = int(trans[ls0, data[at]])
-                if ns >= 0:
+                if ns >= 0 and (ns, s, at + 1) not in seen:
+                    seen.add((ns, s, at + 1))
                     work.append((ns, s, at + 1))
         elif status == GLR_LIMIT:
             raise too_many()

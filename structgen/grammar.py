@@ -76,8 +76,16 @@ class CompiledGrammar:
         try:
             tables, builder = lalr_tables(ir, options)
         except GrammarError as e:
-            if not (glr_ok and getattr(e, "conflicts", None) and not ir.objects):
+            if not (glr_ok and getattr(e, "conflicts", None)):
                 raise
+            if ir.objects:  # constraints as parser state: their rules must stay as written (no ε-free form)
+                builder = LRBuilder(ir, max_states=options.limits.max_lr_states)
+                tables, _, _ = builder.tables(prefer_shift=options.prefer_shift,
+                                              max_cells=options.limits.max_table_cells, glr=True)
+                try:
+                    return cls(ir, tokenizer_info, tables, options=options, builder=builder)
+                except GrammarError:  # an LR state mixes two objects' member lists: no parser state for it
+                    raise e from None
             from .frontend.epsilon_free import epsilon_free
 
             ir = epsilon_free(ir)

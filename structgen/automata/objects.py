@@ -149,16 +149,15 @@ class ObjectStates:
 
     def _filter_row(self, s: int, row: int, params: dict[int, tuple]) -> None:
         """Remove from action row `row` (a copy of base state s) the shifts `params` forbid."""
-        action = self.tables.action
-        T = action.shape[1] - 1
+        T = self.tables.action.shape[1] - 1
         owners = self._value_owners(s) if any(k in self.unions for k in params) else {}
         for t, q in self._shifts(s):
             if t < T and not self._keeps(q, params):
-                action[row, t] = 0
+                self.tables.set_shift(row, t, -1)
             elif t in owners:  # the first terminal of a value: some member it can start must be allowed
                 k = next(iter(params))
                 if not any(self.ir.objects[k].step(params[k], u) is not None for u in owners[t]):
-                    action[row, t] = 0
+                    self.tables.set_shift(row, t, -1)
 
     def _value_owners(self, s: int) -> dict[int, set[int]]:
         """For a state inside a union's member (every kernel item a member rule): terminal -> the
@@ -223,8 +222,8 @@ class ObjectStates:
                     t.set_goto(n, x - nt0, GOTO_BY_RULE)
                 else:
                     t.set_goto(n, x - nt0, self.state_for(q, k, c) if self.dynamic.get(q) == k else q)
-            elif self.dynamic.get(q) == k and t.action[n, x] > 0:
-                t.action[n, x] = self.state_for(q, k, c) + 1
+            elif self.dynamic.get(q) == k and t.shift_of(n, x) >= 0:
+                t.set_shift(n, x, self.state_for(q, k, c))
         return n
 
     def resolve(self, st: int, r: int) -> None:

@@ -296,12 +296,12 @@ class GrammarCompiler:
         def build() -> CompiledGrammar:
             ir, relaxations = structural_tag_grammar(spec, opts)
             try:
-                cg = CompiledGrammar.build(ir, self.tokenizer_info, opts, glr_ok=False)
+                cg = CompiledGrammar.build(ir, self.tokenizer_info, opts, glr_ok=True)  # conflicts: GLR
             except GrammarError as e:
                 if not getattr(e, "conflicts", None):
                     raise
-                raise GrammarError(f"the structural tag's grammar is ambiguous (two tags alike?): {e.conflicts[0]}") \
-                    from None
+                raise GrammarError("the structural tag's grammar has conflicts where objects keep their constraints "
+                                   f"as parser state, which GLR cannot follow: {e.conflicts[0]}") from None
             cg.relaxations = list(relaxations)
             return cg
 

@@ -231,6 +231,7 @@ def structural_tag_grammar(spec: TriggeredTags, options: CompileOptions) -> tupl
     if not spec.tags:
         raise GrammarError("a structural tag needs at least one tag")
     b = GrammarBuilder(max_rules=options.limits.max_rules)
+    b.lexer_forks = True  # as a schema's own grammar: a lexer tie forks (automata/lexer.py)
     helper = Emitter({}, options, builder=b)
     free_text = spec.separator is None
     if free_text:

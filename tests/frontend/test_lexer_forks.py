@@ -163,3 +163,19 @@ def test_infilling_oracle_refuses_a_tie_cleanly(compiler):
     cg = compiler.compile_json_schema({"anyOf": [{"const": "lumi"}, {"type": "string", "maxLength": 5}]})
     with pytest.raises(GrammarError):
         is_completable(cg, Template(['"lumi"']))
+
+
+def test_structural_tag_contents_fork_too(compiler):
+    """A tag's JSON Schema inside a structural tag: the same tie forks there (the tag grammar's builder
+    sets lexer_forks, as a schema's own does), and two tags with one begin and overlapping contents
+    run on GLR instead of being refused."""
+    lumi = {"anyOf": [{"const": {"a": 1}}, {"type": "object"}]}  # {"a": 2} was lost to the literal's tie
+    tag = {"type": "structural_tag", "format": {
+        "type": "triggered_tags", "triggers": ["<f>"], "at_least_one": False, "stop_after_first": False,
+        "tags": [{"type": "tag", "begin": "<f>", "content": {"type": "json_schema", "json_schema": lumi}, "end": "</f>"},
+                 {"type": "tag", "begin": "<f>", "end": "</f>",
+                  "content": {"type": "json_schema", "json_schema": {"type": "string", "maxLength": 2}}}]}}
+    cg = compiler.compile_structural_tag(tag)
+    for text, ok in [('hi <f>{"a": 2}</f> and <f>{"a": 1}</f>', True), ('<f>"ab"</f>', True), ('<f>"abc"</f>', False)]:
+        assert _accepts(cg, text) == ok, text
+    assert cg.lexer.tie_sets

@@ -412,8 +412,8 @@ class MaskStore:
             self._tasks = ForkTasks(np.empty((4 * len(table), 4), dtype=np.int32), head,
                                     np.empty((4 * len(fres), 2), dtype=np.int32), fmemo)
 
-    def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:
-        """The allowed-token bitset (uint32 words) for lexer state `ls` and parser `stack`."""
+    def known_mask(self, ls: int, stack: tuple[int, ...]) -> np.ndarray | None:
+        """mask()'s bits if they are memoized (no walk needed), else None."""
         for j in self._depths.get(ls, ()):
             if j <= len(stack):
                 key = (ls, stack[-j:])
@@ -425,6 +425,13 @@ class MaskStore:
                         pass
                     self.hits += 1
                     return got
+        return None
+
+    def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:
+        """The allowed-token bitset (uint32 words) for lexer state `ls` and parser `stack`."""
+        got = self.known_mask(ls, stack)
+        if got is not None:
+            return got
         self.misses += 1
         rt = self.rt
         with rt.lock:

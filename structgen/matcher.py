@@ -399,8 +399,9 @@ class BatchGrammarMatcher:
 
     The mask kernels are numba `nogil`, but a mask is also Python (the cache lookup, the steps
     between kernels), and with the GIL two threads gained little or lost on a 64-sequence MaskBench
-    batch on a 2-core machine (cold masks 0.68x, warm 1.23x, bench/README.md): "auto" is one thread
-    until the mask path is one GIL-free call; ask for more with max_threads=N."""
+    batch on a 2-core machine (bench/batch_masks.py: masks that need a walk 0.4-0.6x, memoized ones,
+    filled on the calling thread, 0.9-1.3x): "auto" is one thread until the mask path is one GIL-free
+    call; ask for more with max_threads=N."""
 
     def __init__(self, max_threads: int | Literal["auto"] = "auto") -> None:
         n = 1 if max_threads == "auto" else int(max_threads)

@@ -186,3 +186,35 @@ def test_declared_priority_settles_reduce_reduce_as_lark_does() -> None:
     tables, unresolved, resolved = LRBuilder(ir).tables()
     assert not unresolved and resolved[0].resolution == "priority"
     same_automaton(text)
+
+
+def test_set_shift_edits_a_conflict_cell_and_keeps_its_reductions() -> None:
+    """ParserTables.set_shift (what automata/objects.py uses to drop or retarget a shift that a
+    constraint state forbids or redirects): in a conflict cell it writes a new fork entry with the
+    cell's reductions kept, and shift_of reads the shift back; in a plain cell it writes the action."""
+    ir = lark_to_ir('start: a "x" | b\na: "x"\nb: "x" "x"')  # after one "x": shift the next, or reduce a
+    tables, unresolved, _ = LRBuilder(ir).tables(glr=True)
+    assert unresolved and tables.glr
+    n_rules = len(tables.rule_len)
+    row, t = next((r, c) for r in range(tables.num_states) for c in range(tables.action.shape[1])
+                  if tables.action[r, c] < -n_rules)
+    k = -int(tables.action[row, t]) - 1 - n_rules
+    acts = tables.fork_acts[tables.fork_ptr[k]:tables.fork_ptr[k + 1]].tolist()
+    shift = tables.shift_of(row, t)
+    assert shift >= 0 and shift + 1 in acts
+    reduces = [a for a in acts if a < 0]
+    forks_before = len(tables.fork_ptr)
+    tables.set_shift(row, t, 7)  # retarget: a new fork entry (entries are shared by copies of the row)
+    assert tables.shift_of(row, t) == 7 and len(tables.fork_ptr) == forks_before + 1
+    k2 = -int(tables.action[row, t]) - 1 - n_rules
+    assert sorted(tables.fork_acts[tables.fork_ptr[k2]:tables.fork_ptr[k2 + 1]].tolist()) == sorted(reduces + [8])
+    assert tables.fork_acts[tables.fork_ptr[k]:tables.fork_ptr[k + 1]].tolist() == acts  # the old entry is intact
+    tables.set_shift(row, t, -1)  # drop the shift: the one reduction is left as a plain cell
+    assert tables.shift_of(row, t) == -1
+    assert (tables.action[row, t] == reduces[0]) if len(reduces) == 1 else tables.action[row, t] < -n_rules
+    plain_row, plain_t = next((r, c) for r in range(tables.num_states) for c in range(tables.action.shape[1] - 1)
+                              if tables.action[r, c] > 0)
+    tables.set_shift(plain_row, plain_t, 3)
+    assert tables.action[plain_row, plain_t] == 4 and tables.shift_of(plain_row, plain_t) == 3
+    tables.set_shift(plain_row, plain_t, -1)
+    assert tables.action[plain_row, plain_t] == 0

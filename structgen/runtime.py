@@ -12,8 +12,7 @@ import numpy as np
 from .automata import glr
 from .automata.lexer import LexerTables
 from .automata.objects import ObjectStates
-from .automata.parser import (_MISSING, GOTO_BY_RULE, NEED_STATE, TOO_MANY, ParserTables, StackPool, acceptable_terms,
-                              hash_get)
+from .automata.parser import _MISSING, GOTO_BY_RULE, NEED_STATE, TOO_MANY, ParserTables, StackPool, acceptable_terms
 from .automata.step import GLR_LIMIT, NEED_DFA, NEED_FORK, NEED_LR, POOL_FULL, can_end
 
 
@@ -115,12 +114,11 @@ class GrammarRuntime:
         g = p.goto(st, int(p.rule_lhs[r]))
         if g != GOTO_BY_RULE:
             return g
-        key = np.int64(st * p.K + len(p.nonterminal_names) + r)
-        g = int(hash_get(p.goto_keys, p.goto_vals, key))
+        g = p.rule_goto(st, r)
         if g == _MISSING:
             with self.lock:
                 self.objects.resolve(st, r)
-            g = int(hash_get(p.goto_keys, p.goto_vals, key))
+            g = p.rule_goto(st, r)
         return g
 
     def start_state(self, stack: tuple[int, ...]) -> int:

@@ -39,21 +39,15 @@ def feed_all(rt, stack: tuple[int, ...], term: int) -> list[tuple[int, ...]]:
     """The stacks that reduce as needed and shift `term` from `stack`, along every action of every fork,
     on a grammar's runtime (runtime.GrammarRuntime: it builds the parametric states a goto needs)."""
     p: ParserTables = rt.parser
-    action, rule_len = p.action, p.rule_len
-    n_rules = len(rule_len)
+    rule_len = p.rule_len
     out: dict[tuple[int, ...], None] = {}
     work: list[tuple[tuple[int, ...], int]] = [(stack, 0)]
     steps = 0
     while work:
         st, a = work.pop()
-        if a == 0:
-            a = int(action[st[-1], term])
-            if a < -n_rules:
-                k = -a - 1 - n_rules
-                work.extend((st, int(x)) for x in p.fork_acts[p.fork_ptr[k]:p.fork_ptr[k + 1]][::-1])
-                continue
-            if a == 0:
-                continue
+        if a == 0:  # the cell's actions, in order
+            work.extend((st, x) for x in reversed(p.actions(st[-1], term)))
+            continue
         if a > 0:
             out[st + (a - 1,)] = None
             if len(out) > GLR_MAX_STACKS:

@@ -280,7 +280,8 @@ class LexerTables:
         priority accept their tie set (`tie`, 1 + its index; sets are shared across DFAs)."""
         for s in np.flatnonzero(n_acc >= 2).tolist():
             acc = [t for t, v in zip(terms.tolist(), vecs[s].tolist()) if v >= 0 and self.terminals[t].dfa.accept[v]]
-            tied = tuple(sorted(t for t in acc if self._priority[t] == max(self._priority[acc])))
+            top = self._priority[acc].max()
+            tied = tuple(sorted(t for t in acc if self._priority[t] == top))
             if len(tied) < 2:
                 continue
             if tied not in self.tie_sets:
@@ -292,9 +293,7 @@ class LexerTables:
     def tied_terms(self, ls: int) -> list[int]:
         """The terminals lexer state ls's lexeme ends as: its tie set, or its one accepted terminal."""
         k = int(self.tie[ls])
-        if k:
-            return self.tie_terms[self.tie_ptr[k - 1]:self.tie_ptr[k]].tolist()
-        return [int(self.accept_term[ls])]
+        return self.tie_terms[self.tie_ptr[k - 1]:self.tie_ptr[k]].tolist() if k else [int(self.accept_term[ls])]
 
     def _know(self, terms: np.ndarray, vecs: np.ndarray, base: int) -> None:
         """Enter the states of a product DFA installed at `base` (its terminals' own states per

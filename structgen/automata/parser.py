@@ -90,6 +90,11 @@ class ParserTables:
     def set_goto(self, st: int, nt: int, target: int) -> None:
         self._put(st * self.K + nt, target)
 
+    def rule_goto(self, st: int, r: int) -> int:
+        """The goto of state st on reducing rule r where it depends on the rule (see set_rule_goto);
+        _MISSING while that parametric state is not built."""
+        return int(hash_get(self.goto_keys, self.goto_vals, np.int64(st * self.K + len(self.nonterminal_names) + r)))
+
     def set_rule_goto(self, st: int, r: int, target: int) -> None:
         """Record the goto of state st on reducing rule r (its left side's goto is GOTO_BY_RULE)."""
         self._put(st * self.K + len(self.nonterminal_names) + r, target)
@@ -134,33 +139,29 @@ class ParserTables:
         self.num_states = n + 1
         return n
 
-    def set_shift(self, row: int, t: int, target: int) -> None:
-        """Make the shift of cell (row, t) go to state `target`, or remove it (target -1), keeping the
-        other actions of a conflict cell (a fork: a new fork entry, as entries are shared by copies)."""
+    def actions(self, row: int, t: int) -> list[int]:
+        """The actions of cell (row, t): none, one, or a conflict cell's (its fork entry), shift first."""
         a = int(self.action[row, t])
         n_rules = len(self.rule_len)
-        if a >= -n_rules:  # a plain cell
-            self.action[row, t] = target + 1 if target >= 0 else 0
-            return
+        if a >= -n_rules:
+            return [a] if a else []
         k = -a - 1 - n_rules
-        acts = [x for x in self.fork_acts[self.fork_ptr[k]:self.fork_ptr[k + 1]].tolist() if x <= 0]
-        if target >= 0:
-            acts.insert(0, target + 1)  # shift first, as lr.py writes them
+        return self.fork_acts[self.fork_ptr[k]:self.fork_ptr[k + 1]].tolist()
+
+    def set_shift(self, row: int, t: int, target: int) -> None:
+        """Make the shift of cell (row, t) go to state `target`, or remove it (target -1), keeping the
+        cell's other actions (in a conflict cell: a new fork entry, as entries are shared by copies)."""
+        acts = ([target + 1] if target >= 0 else []) + [x for x in self.actions(row, t) if x < 0]
         if len(acts) <= 1:
             self.action[row, t] = acts[0] if acts else 0
             return
         self.fork_acts = np.concatenate([self.fork_acts, np.array(acts, dtype=np.int32)])
         self.fork_ptr = np.append(self.fork_ptr, np.int32(len(self.fork_acts)))
-        self.action[row, t] = -(n_rules + 1 + len(self.fork_ptr) - 2)
+        self.action[row, t] = -(len(self.rule_len) + len(self.fork_ptr) - 1)
 
     def shift_of(self, row: int, t: int) -> int:
         """The state cell (row, t) shifts to (in a conflict cell too), or -1."""
-        a = int(self.action[row, t])
-        n_rules = len(self.rule_len)
-        if a >= -n_rules:
-            return a - 1 if a > 0 else -1
-        k = -a - 1 - n_rules
-        return next((x - 1 for x in self.fork_acts[self.fork_ptr[k]:self.fork_ptr[k + 1]].tolist() if x > 0), -1)
+        return next((x - 1 for x in self.actions(row, t) if x > 0), -1)
 
     def finish_row(self, n: int) -> None:
         """Add row n's terminals with an action to the CSR (rows are finished in order)."""

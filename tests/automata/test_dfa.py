@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from structgen.automata.dfa import ANY_CHAR, difference, literal_dfa, literals_dfa, without_empty
+from structgen.automata.dfa import ANY_CHAR, difference, literal_dfa, literals_dfa, minus_words, without_empty
 from structgen.automata.utf8 import utf8_sequences
 from structgen.automata.regex_dfa import json_string_dfa, literal_dfa_ignorecase, minus, quoted_dfa, regex_dfa
 
@@ -85,6 +85,28 @@ def test_byte_difference_equals_the_regex_one(declared):
     assert difference(want, got).num_states == 0 and difference(got, want).num_states == 0
     assert got.matches(b'"other"') and not any(got.matches(json.dumps(k, ensure_ascii=False).encode())
                                                for k in declared)
+
+
+@pytest.mark.parametrize("base", ["json_string", "short_strings", "regex"])
+def test_minus_words_is_the_difference(base: str) -> None:
+    """minus_words (the trie in front of a's states) accepts what difference(a, literals_dfa(words))
+    does; on the JSON string DFA it is minimal too (as many states as the minimised product)."""
+    a = {"json_string": lambda: json_string_dfa([]), "short_strings": lambda: quoted_dfa("[ab]{0,3}"),
+         "regex": lambda: regex_dfa(r"(ab|a)*b?")}[base]()
+    rng = random.Random(base)
+    alphabet = ["a", "b", "ab", '"', "\\", "\n", "é", "😀", "\x01"] if base == "json_string" else ["a", "b", "c"]
+    probes = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5))) for _ in range(400)]
+    for _ in range(300):
+        keys = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5))) for _ in range(rng.randint(1, 9))})
+        words = [json.dumps(k, ensure_ascii=False).encode() if base != "regex" else k.encode() for k in keys]
+        got, want = minus_words(a, words), difference(a, literals_dfa(words))
+        assert difference(got, want).num_states == 0 and difference(want, got).num_states == 0, keys
+        assert bool(((got.trans >= 0).any(axis=1) | got.accept).all()), keys  # no state without a way on
+        if base == "json_string":
+            assert got.num_states == want.num_states, keys
+        for p in probes:
+            w = json.dumps(p, ensure_ascii=False).encode() if base != "regex" else p.encode()
+            assert got.matches(w) == (a.matches(w) and w not in words), (keys, p)
 
 
 def _naive_classes(trans, accept) -> int:

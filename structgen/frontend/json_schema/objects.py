@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from ...automata.dfa import ANY_CHAR, difference, literals_dfa
+from ...automata.dfa import ANY_CHAR, minus_words
 from ...automata.regex_dfa import json_string_dfa, meet, minus, quoted_dfa
 from ...errors import UnsupportedFeature
 from ..ir import ObjectSpec, ObjectUnion, presence_holds
@@ -274,7 +274,7 @@ class ObjectEmitter(ObjectUnionEmitter):
         # them is set algebra on the keys
         rest = quoted_dfa(ANY_CHAR + "*")
         if declared:
-            rest = minus(rest, literals_dfa([_literal(k) for k in sorted(declared)]))
+            rest = minus_words(rest, [_literal(k) for k in sorted(declared)])
         if names is not None:
             rest = meet(rest, names)
         regions = [(rest, ())] if rest.num_states else []
@@ -314,8 +314,8 @@ class ObjectEmitter(ObjectUnionEmitter):
         # are written with), so enc(any - names) = enc(any) - enc(names)
         key = ("other_key", tuple(sorted(declared)))
         if key not in self.memo:  # one terminal per key language: two alike would be a lexing tie
-            self.memo[key] = self.terminal("key", dfa=difference(json_string_dfa([]),
-                                                                literals_dfa([_literal(k) for k in declared])))
+            self.memo[key] = self.terminal("key", dfa=minus_words(json_string_dfa([]),
+                                                                 [_literal(k) for k in sorted(declared)]))
         return self.memo[key]
 
 

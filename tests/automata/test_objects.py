@@ -116,7 +116,9 @@ def big_object(n: int) -> dict:
 @pytest.mark.parametrize("whitespace", ["compact", "flexible"])
 def test_a_thousand_optional_properties_compile_linearly(tokenizer_llama3, whitespace: str) -> None:
     cg = GrammarCompiler(tokenizer_llama3).compile_json_schema(big_object(1000), whitespace=whitespace)
-    assert cg.ir.num_rules < 1200 and cg.objects.n_base < 7 * 1000  # linear, where pairs of members were not
+    # linear, where pairs of members were not; ~2 LR states per member in both styles, as members that
+    # differ only in their key share the states after it (member_value)
+    assert cg.ir.num_rules < 1200 and cg.objects.n_base < 2 * 1000 + 200
     sep = ", " if whitespace == "compact" else ",\n  "
     ok = GrammarMatcher(cg)
     assert ok.accept_string(sep.join(['{"p1": "a"', '"p2": true', '"p7": 1.5', '"p998": false}'])) and ok.is_accepting()

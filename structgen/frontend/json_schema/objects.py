@@ -75,7 +75,7 @@ class ObjectEmitter(ObjectUnionEmitter):
                 if n in required:
                     raise NoValue("required", ptr + "/required", f"required {n!r} can never be present")
                 continue
-            members.append((cat(self.lit(json.dumps(n, ensure_ascii=False)), self.sep(": "), value, self.ws),
+            members.append((cat(self.lit(json.dumps(n, ensure_ascii=False)), self.member_value(value)),
                             n in required, n, (vs, n_ptr, base)))
         present_names = {m[2] for m in members}
         bit_of = {n: k for k, n in enumerate(m[2] for m in members if m[2] in watched and not m[1])}
@@ -99,6 +99,18 @@ class ObjectEmitter(ObjectUnionEmitter):
                           preds=list(preds), always=[n for n in required if n in present_names],
                           any_order=self.any_order)
         return spec, members, extra
+
+    def member_value(self, value: Expr) -> Expr:
+        """What follows a member's key (": ", the value, whitespace) as one nonterminal per distinct
+        value: members that differ only in their key share its LR states, ~2 per member where the
+        whole member rule made one per symbol (6 in flexible style). Not for object unions, whose
+        member rules must stay whole (automata/objects.py reads the value's first terminal there)."""
+        key = ("member_value", tuple(value))
+        nt = self.memo.get(key)
+        if nt is None:
+            nt = self.memo[key] = self.new_nt("value")
+            self.define(nt, cat(self.sep(": "), value, self.ws))
+        return [(nt,)]
 
     def explicit_object(self, spec: ObjectSpec, members: list, extra: Expr | None, ptr: str) -> Expr:
         """An object's constraint states as rules (extra: the rule of one undeclared member)."""

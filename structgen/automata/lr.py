@@ -1,10 +1,10 @@
 """Our LR automaton: LR(0) item sets and LALR(1) lookaheads (DeRemer & Pennello), every conflict kept.
 
-Built from the grammar IR (`frontend/ir.py`) with integer items and Python-int bitsets over the
-terminals. An item is `item_base[r] + dot`; a state is its kernel (sorted item tuple), and its
-closure is the kernel plus the rules of the nonterminals it predicts, whose moves are computed once
-per predicted set. Lookaheads follow DeRemer & Pennello (1982): Read = DR ∪ reads*, Follow =
-Read ∪ includes*, LA(q, A → ω) = ∪ Follow(p, A) over the lookback transitions.
+Built from the grammar IR (`frontend/ir.py`) in numba, over integer arrays: an item is
+`base[r] + dot`; a state is its kernel (sorted item list, hashed), its closure the kernel plus the
+rules of the nonterminals it predicts; lookaheads are bitset rows (uint64 words) over the terminals,
+following DeRemer & Pennello (1982): Read = DR ∪ reads*, Follow = Read ∪ includes*, LA(q, A → ω) =
+∪ Follow(p, A) over the lookback transitions.
 
 Conflicts are recorded, never resolved silently: a reduce/reduce conflict is settled by a unique
 highest declared rule priority (as Lark does), a shift/reduce conflict only by an explicit
@@ -23,6 +23,8 @@ import numpy as np
 
 from ..budget import check as check_budget
 from ..errors import LimitExceeded
+from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states
+from .views import LR0View, RulesView
 
 Grammar = Any  # frontend/ir.py's Grammar (not imported: the frontend depends on automata, not the reverse)
 
@@ -45,18 +47,63 @@ class Conflict:
         return f"{self.kind} conflict on {self.terminal} in state {self.state}: " + "; ".join(self.rules) + how
 
 
+class _Rows:
+    """Per-state rows of a CSR pair (ptr, values[, targets]) as Python objects, made on first use
+    (a tuple of items, or a dict symbol -> target state) and kept."""
+
+    def __init__(self, ptr: np.ndarray, values: np.ndarray, targets: np.ndarray | None = None) -> None:
+        self.ptr, self.values, self.targets = ptr, values, targets
+        self._made: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.ptr) - 1
+
+    def __getitem__(self, s: int):
+        got = self._made.get(s)
+        if got is None:
+            a, b = int(self.ptr[s]), int(self.ptr[s + 1])
+            got = (tuple(self.values[a:b].tolist()) if self.targets is None
+                   else dict(zip(self.values[a:b].tolist(), self.targets[a:b].tolist())))
+            self._made[s] = got
+        return got
+
+    def __iter__(self):
+        return (self[s] for s in range(len(self)))
+
+
 @dataclass
 class Automaton:
-    """LR(0) states (0 is the start) with their transitions and reduce rules (rules numbered as in the
-    IR, the root last). Symbols: terminal t, $END = T, nonterminal j = T + 1 + j."""
+    """LR(0) states (0 is the start) as CSR arrays: each state's kernel (sorted items), its
+    transitions (sorted by symbol) and its reduce rules (rules numbered as in the IR, the root
+    last). Symbols: terminal t, $END = T, nonterminal j = T + 1 + j. `trans[s]` (symbol -> state)
+    and `kernels[s]` (item tuple) are made per state on first use."""
 
-    trans: list[dict[int, int]]  # state -> symbol -> state
-    reduces: list[list[int]]  # state -> rules with a complete item
-    kernels: list[tuple[int, ...]]
+    kernel_ptr: np.ndarray
+    kernel_items: np.ndarray
+    trans_ptr: np.ndarray
+    trans_sym: np.ndarray
+    trans_target: np.ndarray
+    reduce_ptr: np.ndarray
+    reduce_rule: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.trans = _Rows(self.trans_ptr, self.trans_sym, self.trans_target)
+        self.kernels = _Rows(self.kernel_ptr, self.kernel_items)
+
+    @property
+    def num_states(self) -> int:
+        return len(self.trans_ptr) - 1
+
+    def view(self) -> LR0View:
+        return LR0View(self.trans_ptr, self.trans_sym, self.trans_target, self.reduce_ptr, self.reduce_rule)
+
+    def reduces(self, s: int) -> list[int]:
+        return self.reduce_rule[self.reduce_ptr[s]:self.reduce_ptr[s + 1]].tolist()
 
 
 class LRBuilder:
-    """One LR construction over a Grammar (LR(0) states, then LALR(1) lookaheads, then tables)."""
+    """One LR construction over a Grammar (LR(0) states, then LALR(1) lookaheads, then tables),
+    in numba over integer arrays; conflicts are settled or kept in Python (they are few)."""
 
     def __init__(self, g: Grammar, *, max_states: int = DEFAULT_MAX_LR_STATES) -> None:
         self.g = g
@@ -72,19 +119,23 @@ class LRBuilder:
         self.rhs.append((nt0 + g.start, T))
         self.lhs.append(N)
         self.nt0 = nt0
-        base, item_sym = [], []
-        for seq in self.rhs:
-            base.append(len(item_sym))
-            item_sym.extend(seq)
-            item_sym.append(-1)
-        self.base = base
-        self.item_sym = item_sym
-        self.item_rule = [r for r, seq in enumerate(self.rhs) for _ in range(len(seq) + 1)]
-        rules_of: list[list[int]] = [[] for _ in range(self.N)]
-        for r, a in enumerate(self.lhs):
-            rules_of[a].append(r)
-        self.rules_of = rules_of
-        self._predict_cache: dict[tuple[int, ...], tuple[dict[int, list[int]], list[int]]] = {}
+        lens = np.array([len(seq) for seq in self.rhs], dtype=np.int64)
+        base = np.zeros(len(lens), dtype=np.int64)
+        np.cumsum(lens[:-1] + 1, out=base[1:])
+        self.base = base.tolist()
+        item_sym = np.full(int(lens.sum()) + len(lens), -1, dtype=np.int32)  # one end item per rule
+        flat = [s for seq in self.rhs for s in seq]
+        item_sym[np.repeat(base, lens) + _ranks(lens)] = flat
+        self._item_sym, self._base, self._rule_len = item_sym, base, lens
+        self.item_sym = item_sym.tolist()
+        self._item_rule = np.repeat(np.arange(len(lens), dtype=np.int32), lens + 1)
+        self.item_rule = self._item_rule.tolist()
+        lhs = np.array(self.lhs, dtype=np.int64)
+        order = np.argsort(lhs, kind="stable")
+        self._rof_ptr = np.zeros(self.N + 1, dtype=np.int64)
+        np.cumsum(np.bincount(lhs, minlength=self.N), out=self._rof_ptr[1:])
+        self._rof_rules = order.astype(np.int32)
+        self._rules = RulesView(item_sym, self._item_rule, base, lens, self._rof_ptr, self._rof_rules, np.int64(nt0))
         self.nullable = self._nullable()
         self.automaton: Automaton | None = None  # the LR(0) states, once built
 
@@ -95,152 +146,30 @@ class LRBuilder:
         needs = [[s - nt0 for s in seq] if all(s >= nt0 for s in seq) else None for seq in self.rhs]
         return deriving(self.N, self.lhs, needs)
 
-    def _predicted(self, nts: tuple[int, ...]) -> tuple[dict[int, list[int]], list[int]]:
-        """Moves (symbol -> items after it) and empty rules of the closure of the nonterminals `nts`."""
-        got = self._predict_cache.get(nts)
-        if got is not None:
-            return got
-        nt0, rhs, base, rules_of = self.nt0, self.rhs, self.base, self.rules_of
-        seen = set(nts)
-        order = list(nts)
-        moves: dict[int, list[int]] = {}
-        empty: list[int] = []
-        i = 0
-        while i < len(order):
-            a = order[i]
-            i += 1
-            for r in rules_of[a - nt0]:
-                seq = rhs[r]
-                if not seq:
-                    empty.append(r)
-                    continue
-                x = seq[0]
-                lst = moves.get(x)
-                if lst is None:
-                    moves[x] = [base[r] + 1]
-                else:
-                    lst.append(base[r] + 1)
-                if x >= nt0 and x not in seen:
-                    seen.add(x)
-                    order.append(x)
-        got = (moves, empty)
-        self._predict_cache[nts] = got
-        return got
-
     def lr0(self) -> Automaton:
-        item_sym, item_rule, nt0 = self.item_sym, self.item_rule, self.nt0
-        start_kernel = (self.base[self.root_rule],)
-        index: dict[tuple[int, ...], int] = {start_kernel: 0}
-        kernels = [start_kernel]
-        trans: list[dict[int, int]] = []
-        reduces: list[list[int]] = []
-        i = 0
-        while i < len(kernels):
-            kernel = kernels[i]
-            if not i & 255:
-                check_budget(lambda: f"LR state {i} (item of rule {self._rule_text(item_rule[kernel[0]])!r})")
-            i += 1
-            moves: dict[int, list[int]] = {}
-            red: list[int] = []
-            nts = []
-            for it in kernel:
-                x = item_sym[it]
-                if x < 0:
-                    red.append(item_rule[it])
-                    continue
-                lst = moves.get(x)
-                if lst is None:
-                    moves[x] = [it + 1]
-                else:
-                    lst.append(it + 1)
-                if x >= nt0:
-                    nts.append(x)
-            if nts:
-                pm, pe = self._predicted(tuple(sorted(set(nts))))
-                for x, items in pm.items():
-                    lst = moves.get(x)
-                    if lst is None:
-                        moves[x] = items
-                    else:
-                        moves[x] = lst + items
-                red.extend(pe)
-            tr: dict[int, int] = {}
-            for x, items in moves.items():
-                k = tuple(sorted(items)) if len(items) > 1 else tuple(items)
-                j = index.get(k)
-                if j is None:
-                    j = len(kernels)
-                    if j >= self.max_states:
-                        raise LimitExceeded(f"the grammar's LR automaton needs more than {self.max_states} states "
-                                            "(the max_lr_states limit)")
-                    index[k] = j
-                    kernels.append(k)
-                tr[x] = j
-            trans.append(tr)
-            reduces.append(red)
-        return Automaton(trans, reduces, kernels)
+        """The LR(0) states (numba; the state limit is checked as they are made)."""
+        check_budget("the LR(0) states")
+        n, *arrays = _lr0_states(self._rules, np.int64(self._base[self.root_rule]), np.int64(self.max_states))
+        if n < 0:
+            raise LimitExceeded(f"the grammar's LR automaton needs more than {self.max_states} states "
+                                "(the max_lr_states limit)")
+        return Automaton(*arrays)
 
     # --- LALR(1) lookaheads ----------------------------------------------------------------
 
-    def lookaheads(self, a: Automaton) -> dict[tuple[int, int], int]:
-        """LA(q, r) as a bitset over terminals (bit T is $END) for every reduce item of every state."""
-        nt0, rhs, nullable = self.nt0, self.rhs, self.nullable
-        trans = a.trans
-        # nonterminal transitions x = (p, A) and their direct reads
-        xs: list[tuple[int, int]] = []
-        x_index: dict[tuple[int, int], int] = {}
-        shift_bits = [_terminal_bits(tr, nt0) for tr in trans]
-        for p, tr in enumerate(trans):
-            for s in tr:
-                if s >= nt0:
-                    x_index[(p, s)] = len(xs)
-                    xs.append((p, s))
-        nx = len(xs)
-        dr = [shift_bits[trans[p][s]] for p, s in xs]
-        reads: list[list[int]] = [[] for _ in range(nx)]
-        for x, (p, s) in enumerate(xs):
-            if not x & 1023:
-                check_budget("the LALR(1) lookaheads (reads)")
-            q = trans[p][s]
-            for c in trans[q]:
-                if c >= nt0 and nullable[c - nt0]:
-                    reads[x].append(x_index[(q, c)])
-        read_sets = _digraph(nx, reads, dr)
-        # includes and lookback: walk each rule B -> beta from every p with a transition on B
+    def lookaheads(self, a: Automaton) -> np.ndarray:
+        """LA(q, r) for every reduce entry (a.reduce_rule's rows) as bitset rows over the terminals
+        (uint64 words; bit T is $END)."""
+        check_budget("the LALR(1) lookaheads")
+        nt0 = self.nt0
         null_from = []
-        for seq in rhs:
+        for seq in self.rhs:
             k = len(seq)
-            while k > 0 and seq[k - 1] >= nt0 and nullable[seq[k - 1] - nt0]:
+            while k > 0 and seq[k - 1] >= nt0 and self.nullable[seq[k - 1] - nt0]:
                 k -= 1
             null_from.append(k)
-        includes: list[list[int]] = [[] for _ in range(nx)]
-        lookback: dict[tuple[int, int], list[int]] = {}
-        rules_of = self.rules_of
-        for x, (p, b) in enumerate(xs):
-            if not x & 255:
-                check_budget(lambda: f"the LALR(1) lookaheads of rule {self._sym_name(b)!r}")
-            for r in rules_of[b - nt0]:
-                seq = rhs[r]
-                st = p
-                nf = null_from[r]
-                for i, s in enumerate(seq):
-                    if s >= nt0 and i + 1 >= nf:
-                        includes[x_index[(st, s)]].append(x)
-                    st = trans[st][s]
-                key = (st, r)
-                lb = lookback.get(key)
-                if lb is None:
-                    lookback[key] = [x]
-                else:
-                    lb.append(x)
-        follow = _digraph(nx, includes, read_sets)
-        la: dict[tuple[int, int], int] = {}
-        for key, lst in lookback.items():
-            bits = 0
-            for x in lst:
-                bits |= follow[x]
-            la[key] = bits
-        return la
+        return _lalr_lookaheads(a.view(), self._rules, np.int64(self.T), np.array(self.nullable, dtype=np.bool_),
+                                np.array(null_from, dtype=np.int64))
 
     # --- tables ----------------------------------------------------------------------------
 
@@ -250,90 +179,64 @@ class LRBuilder:
         from .parser import ParserTables, sparse_table
 
         a = self.automaton = self.lr0()
-        la = self.lookaheads(a)
         g, T, nt0 = self.g, self.T, self.nt0
-        S = len(a.trans)
+        S = a.num_states
         if S * (T + 1) > max_cells:
             raise LimitExceeded(f"the parser tables need {S} states x {T + 1} terminals, more than {max_cells} "
                                 "cells (the max_table_cells limit)")
+        la = self.lookaheads(a)
+        check_budget("the parser tables")
+        action, conflict_cells = _action_cells(a.view(), la, np.int64(nt0), np.int64(T))
         unresolved: list[Conflict] = []
         resolved: list[Conflict] = []
         prio = list(g.priority) + [0]
-        cells: list[tuple[int, int, int]] = []  # (state, terminal, action)
         forks: list[list[int]] = []  # the actions of each kept conflict (glr), shift first
-        fork_cells: list[tuple[int, int, int]] = []
         n_rules = len(self.rhs)
-        gotos: list[tuple[int, int, int]] = []  # (state, nonterminal, target)
-        for p, tr in enumerate(a.trans):
-            if not p & 255:
-                check_budget(f"the parser tables (state {p})")
-            for s, q in tr.items():
-                if s < nt0:
-                    cells.append((p, s, q + 1))
+        for p, t in conflict_cells.tolist():
+            tr = a.trans[p]
+            rows = range(int(a.reduce_ptr[p]), int(a.reduce_ptr[p + 1]))
+            rules = [int(a.reduce_rule[e]) for e in rows if int(la[e, t >> 6]) >> (t & 63) & 1]
+            if len(rules) > 1:
+                ranked = sorted(rules, key=lambda r: -prio[r])
+                if prio[ranked[0]] > prio[ranked[1]]:
+                    resolved.append(self._conflict(a, p, t, "reduce/reduce", rules, "priority"))
+                    rules = ranked[:1]
                 else:
-                    gotos.append((p, s - nt0, q))
-            red = a.reduces[p]
-            if not red:
-                continue
-            if len(red) == 1 and not (la.get((p, red[0]), 0) & _terminal_bits(tr, nt0)):
-                r = red[0]
-                cells.extend((p, t, -(r + 1)) for t in _bits(la.get((p, r), 0)))
-                continue
-            by_term: dict[int, list[int]] = {}
-            for r in red:
-                for t in _bits(la.get((p, r), 0)):
-                    by_term.setdefault(t, []).append(r)
-            for t, rules in sorted(by_term.items()):
-                if len(rules) > 1:
-                    ranked = sorted(rules, key=lambda r: -prio[r])
-                    if prio[ranked[0]] > prio[ranked[1]]:
-                        resolved.append(self._conflict(a, p, t, "reduce/reduce", rules, "priority"))
-                        rules = ranked[:1]
-                    else:
-                        unresolved.append(self._conflict(a, p, t, "reduce/reduce", rules, ""))
-                        if not glr:
-                            continue
-                acts = [-(r + 1) for r in rules]
-                if t in tr:
-                    if prefer_shift:
-                        resolved.append(self._conflict(a, p, t, "shift/reduce", rules, "shift (prefer_shift)"))
-                        continue
-                    unresolved.append(self._conflict(a, p, t, "shift/reduce", rules, ""))
+                    unresolved.append(self._conflict(a, p, t, "reduce/reduce", rules, ""))
                     if not glr:
                         continue
-                    acts.insert(0, tr[t] + 1)
-                if len(acts) == 1:
-                    cells.append((p, t, acts[0]))
+            acts = [-(r + 1) for r in rules]
+            if t in tr:
+                if prefer_shift:
+                    resolved.append(self._conflict(a, p, t, "shift/reduce", rules, "shift (prefer_shift)"))
                     continue
-                code = -(n_rules + 1 + len(forks))
-                forks.append(acts)
-                fork_cells.append((p, t, code))
-                if t not in tr:
-                    cells.append((p, t, code))
-        action = np.zeros((S, T + 1), dtype=np.int32)
-        c = np.array(cells, dtype=np.int64).reshape(-1, 3)
-        action[c[:, 0], c[:, 1]] = c[:, 2]
-        for p, t, code in fork_cells:
-            action[p, t] = code
+                unresolved.append(self._conflict(a, p, t, "shift/reduce", rules, ""))
+                if not glr:
+                    continue
+                acts.insert(0, tr[t] + 1)
+            if len(acts) == 1:
+                action[p, t] = acts[0]
+                continue
+            action[p, t] = -(n_rules + 1 + len(forks))
+            forks.append(acts)
         fork_ptr = np.zeros(len(forks) + 1, dtype=np.int32)
         np.cumsum([len(f) for f in forks], out=fork_ptr[1:])
         fork_acts = np.array([x for f in forks for x in f], dtype=np.int32)
-        gt = np.array(gotos, dtype=np.int64).reshape(-1, 3)
+        src = np.repeat(np.arange(S, dtype=np.int64), np.diff(a.trans_ptr))
+        is_goto = a.trans_sym >= nt0
         K = self.N + len(self.rhs)  # goto keys: state * K + nonterminal (see ParserTables)
-        goto_keys, goto_vals = sparse_table(gt[:, 0] * K + gt[:, 1], gt[:, 2])
-        rule_len = np.array([len(s) for s in self.rhs], dtype=np.int32)
+        goto_keys, goto_vals = sparse_table(src[is_goto] * K + (a.trans_sym[is_goto] - nt0), a.trans_target[is_goto])
+        rule_len = self._rule_len.astype(np.int32)
         rule_lhs = np.array(self.lhs, dtype=np.int32)
-        c = c[c[:, 1] < T]  # the CSR of terminals (not $END) with an action, by state then terminal
-        c = c[np.lexsort((c[:, 1], c[:, 0]))]
+        rows, cols = np.nonzero(action[:, :T])  # the CSR of terminals (not $END) with an action, by state
         row_ptr = np.zeros(S + 1, dtype=np.int32)
-        np.cumsum(np.bincount(c[:, 0], minlength=S), out=row_ptr[1:])
-        row_terms = c[:, 1].astype(np.int32)
+        np.cumsum(np.bincount(rows, minlength=S), out=row_ptr[1:])
         x = a.trans[0][nt0 + g.start]
         end_state = a.trans[x][T]
         tables = ParserTables(
             terminal_names=[t.name for t in g.terminals], nonterminal_names=list(g.nonterminals) + ["$root"],
             action=action, goto_keys=goto_keys, goto_vals=goto_vals, rule_len=rule_len, rule_lhs=rule_lhs,
-            row_ptr=row_ptr, row_terms=row_terms,
+            row_ptr=row_ptr, row_terms=cols.astype(np.int32),
             start_state=0, end_state=int(end_state), conflicts=[str(c) for c in resolved + (unresolved if glr else [])],
             fork_ptr=fork_ptr, fork_acts=fork_acts)
         return tables, unresolved, resolved
@@ -363,6 +266,13 @@ class LRBuilder:
         return f"{self._sym_name(self.nt0 + self.lhs[r])}: {body}"
 
 
+def _ranks(lens: np.ndarray) -> np.ndarray:
+    """0, 1, ..., len - 1 for each length in turn."""
+    total = int(lens.sum())
+    starts = np.repeat(np.cumsum(lens) - lens, lens)
+    return np.arange(total, dtype=np.int64) - starts
+
+
 def deriving(n: int, lhs: list[int], needs: list[list[int] | None]) -> list[bool]:
     """Which of n nonterminals have a rule r whose `needs[r]` nonterminals all have one too (None:
     rule r never counts): nullable and productive nonterminals alike, by a worklist over rules."""
@@ -390,66 +300,3 @@ def deriving(n: int, lhs: list[int], needs: list[list[int] | None]) -> list[bool
             if missing[r2] == 0:
                 work.append(r2)
     return found
-
-
-def _terminal_bits(tr: dict[int, int], nt0: int) -> int:
-    bits = 0
-    for s in tr:
-        if s < nt0:
-            bits |= 1 << s
-    return bits
-
-
-def _bits(mask: int):
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
-
-
-def _digraph(n: int, rel: list[list[int]], init: list[int]) -> list[int]:
-    """F(x) = init(x) ∪ ⋃ F(y) for x rel y: DeRemer & Pennello's Digraph over the SCCs of rel, iteratively."""
-    f = list(init)
-    mark = [0] * n  # 0: unvisited; stack depth while open; INF once its SCC is done
-    INF = 1 << 62
-    stack: list[int] = []
-    for x0 in range(n):
-        if mark[x0]:
-            continue
-        if not rel[x0]:
-            mark[x0] = INF
-            continue
-        stack.append(x0)
-        mark[x0] = len(stack)
-        frames = [[x0, 0, len(stack)]]  # node, next edge, its depth
-        while frames:
-            fr = frames[-1]
-            x, i = fr[0], fr[1]
-            edges = rel[x]
-            if i < len(edges):
-                fr[1] = i + 1
-                y = edges[i]
-                if mark[y] == 0:
-                    stack.append(y)
-                    mark[y] = len(stack)
-                    frames.append([y, 0, len(stack)])
-                    continue
-                if mark[y] < mark[x]:
-                    mark[x] = mark[y]
-                f[x] |= f[y]
-                continue
-            frames.pop()
-            if mark[x] == fr[2]:  # x is the root of an SCC: everything above it shares its set
-                fx = f[x]
-                while True:
-                    y = stack.pop()
-                    mark[y] = INF
-                    f[y] = fx
-                    if y == x:
-                        break
-            if frames:  # back in the parent: fold x in
-                px = frames[-1][0]
-                if mark[x] < mark[px]:
-                    mark[px] = mark[x]
-                f[px] |= f[x]
-    return f

@@ -18,6 +18,8 @@ simulates reductions down to a shift (parser.can_shift), so its terminal sets st
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import GrammarError, LimitExceeded
 from .parser import GOTO_BY_RULE, ParserTables
 
@@ -57,10 +59,9 @@ class ObjectStates:
         self.tables = tables
         self.max_states = max_states
         nir = ir.num_rules
-        # read-only from here: as tuples of ints and int dicts, the cyclic GC untracks them (as lists,
-        # each full collection visited their ~60k items per 200 grammars, in whatever call it ran)
-        self.trans = tuple(automaton.trans)
-        self.kernels = tuple(automaton.kernels)
+        # per state on first use (lr.Automaton): tuples of ints and int dicts, which the cyclic GC untracks
+        self.trans = automaton.trans
+        self.kernels = automaton.kernels
         self.item_rule, self.base = tuple(builder.item_rule), tuple(builder.base)
         specs = ir.objects
         # nonterminal (LR index) -> (object, kind)
@@ -76,9 +77,9 @@ class ObjectStates:
         self.start_c = [o.start() for o in specs]
         self.static: dict[int, set[int]] = {}  # base state -> objects (each at its start state)
         self.dynamic: dict[int, int] = {}  # base state -> its object
-        for s, kernel in enumerate(automaton.kernels):
+        for s in _states_with_items_of(automaton, builder, self._governed_rules(ir, role)):
             stat, dyn = set(), set()
-            for it in kernel:
+            for it in self.kernels[s]:
                 r = self.item_rule[it]
                 if r >= nir:
                     continue
@@ -107,12 +108,22 @@ class ObjectStates:
         tables.reserve(2 * tables.num_states + 64)  # states are added on first reach, during masks
         self.known: dict[tuple[int, int, tuple], int] = {}  # (base state, object, c) -> runtime id
         self.info: dict[int, tuple[int, int, tuple]] = {}  # runtime id -> (base state, object, c)
-        self.n_base = len(automaton.trans)
+        self.n_base = automaton.num_states
         for s, objs in self.static.items():
             for k in objs:
                 self.tables.set_goto(s, self.mem_nt[k], GOTO_BY_RULE)
             self._filter_row(s, s, {k: self.start_c[k] for k in objs})
         self.tables.rebuild_rows()
+
+    def _governed_rules(self, ir, role: dict[int, tuple[int, str]]) -> np.ndarray:
+        """Which IR rules an object governs: an object's or its rest's rules, a union's member rules."""
+        flags = np.zeros(ir.num_rules, dtype=np.bool_)
+        if role:
+            flags[np.isin(np.asarray(ir.lhs, dtype=np.int64), np.array(list(role), dtype=np.int64))] = True
+        for r, (k, _) in ir.member.items():
+            if k in self.unions:
+                flags[r] = True
+        return flags
 
     # --- rows ----------------------------------------------------------------------------
 
@@ -241,3 +252,12 @@ class ObjectStates:
             return
         q = self.trans[s][self.tables.action.shape[1] + self.mem_nt[k]]
         self.tables.set_rule_goto(st, r, self.state_for(q, k, c2))
+
+
+def _states_with_items_of(automaton, builder, rule_flags: np.ndarray) -> list[int]:
+    """The LR(0) states whose kernel holds an item of a flagged rule (the root rule is never one)."""
+    flags = np.zeros(len(builder.rhs), dtype=np.bool_)
+    flags[:len(rule_flags)] = rule_flags
+    hit = flags[builder._item_rule[automaton.kernel_items]]
+    owner = np.repeat(np.arange(automaton.num_states), np.diff(automaton.kernel_ptr))
+    return np.unique(owner[hit]).tolist()

@@ -110,3 +110,27 @@ class ProductParts(NamedTuple):
     starts: np.ndarray
     sizes: np.ndarray
     single: np.ndarray
+
+
+class RulesView(NamedTuple):
+    """A grammar's rules as the LR construction reads them (automata/lr.py): items `base[r] + dot`
+    with the symbol after the dot (-1 at the end) and their rule, rule lengths, each nonterminal's
+    rules (CSR), and the first nonterminal symbol (terminals and $END below it)."""
+
+    item_sym: np.ndarray
+    item_rule: np.ndarray
+    base: np.ndarray
+    rule_len: np.ndarray
+    rof_ptr: np.ndarray
+    rof_rules: np.ndarray
+    nt0: np.int64
+
+
+class LR0View(NamedTuple):
+    """LR(0) states as CSR (automata/lr.py's Automaton): transitions sorted by symbol, reduce rules."""
+
+    trans_ptr: np.ndarray
+    trans_sym: np.ndarray
+    trans_target: np.ndarray
+    reduce_ptr: np.ndarray
+    reduce_rule: np.ndarray

@@ -16,7 +16,10 @@ import lark
 import pytest
 from lark.parsers.lalr_analysis import Shift
 
-from structgen.automata.lr import LRBuilder, _digraph
+import numpy as np
+
+from structgen.automata.lr import LRBuilder
+from structgen.automata.lr_passes import _csr, _digraph_bits
 from structgen.errors import GrammarError
 from structgen.frontend.lark import lark_to_ir
 
@@ -167,9 +170,10 @@ def test_random_grammars_agree_with_lark() -> None:
 
 def test_digraph_unions_over_cycles() -> None:
     # 0 -> 1 -> 2 -> 0 is one SCC (all get the union); 3 -> 0 adds its own bit; 4 is alone
-    rel = [[1], [2], [0], [0], []]
-    f = _digraph(5, rel, [1, 2, 4, 8, 16])
-    assert f == [7, 7, 7, 15, 16]
+    src, dst = np.array([0, 1, 2, 3]), np.array([1, 2, 0, 0])
+    ptr, rel = _csr(src, dst, 5)
+    f = _digraph_bits(ptr, rel, np.array([[1], [2], [4], [8], [16]], dtype=np.uint64))
+    assert f[:, 0].tolist() == [7, 7, 7, 15, 16]
 
 
 def test_conflicts_name_state_terminal_and_rules() -> None:

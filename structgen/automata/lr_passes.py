@@ -1,0 +1,366 @@
+"""The numba passes of our LR construction (automata/lr.py): the LR(0) states as CSR arrays,
+DeRemer & Pennello's LALR(1) lookaheads as bitset rows, and the action cells with the conflicts
+listed for lr.py to settle or keep."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .views import LR0View, RulesView
+
+
+@njit(cache=True, nogil=True)
+def _grown(a, need):
+    """a, or a copy with at least `need` entries (doubling)."""
+    if need <= a.shape[0]:
+        return a
+    n = max(need, 2 * a.shape[0])
+    out = np.empty(n, dtype=a.dtype)
+    out[:a.shape[0]] = a
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _kernel_hash(items, a, b):
+    h = np.uint64(1469598103934665603)
+    for i in range(a, b):
+        h = (h ^ np.uint64(items[i] + 1)) * np.uint64(1099511628211)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _lr0_states(R, start_item, max_states):
+    """The LR(0) automaton: states numbered by discovery (0 the start), each a kernel (sorted item
+    list), its transitions sorted by symbol and its reduce rules (kernel items first, then the
+    empty rules its closure predicts). Returns the count (-1 past max_states) and the CSR arrays
+    (kernel, transition and reduce pointers and contents)."""
+    item_sym, item_rule, base, _, rof_ptr, rof_rules, nt0 = RulesView(*R)
+    n_items = item_sym.shape[0]
+    n_nts = rof_ptr.shape[0] - 1
+    kptr = np.zeros(65, dtype=np.int64)
+    kitems = np.empty(256, dtype=np.int32)
+    hashes = np.empty(64, dtype=np.uint64)
+    tptr = np.zeros(65, dtype=np.int64)
+    tsym = np.empty(256, dtype=np.int32)
+    ttgt = np.empty(256, dtype=np.int32)
+    rptr = np.zeros(65, dtype=np.int64)
+    rrule = np.empty(64, dtype=np.int32)
+    cap = 128
+    slots = np.full(cap, -1, dtype=np.int32)
+    stamp = np.zeros(n_nts, dtype=np.int64)
+    queue = np.empty(n_nts, dtype=np.int32)
+    keys = np.empty(n_items + 1, dtype=np.int64)
+    kitems[0] = start_item
+    kptr[1] = 1
+    hashes[0] = _kernel_hash(kitems, 0, 1)
+    slots[np.int64(hashes[0] & np.uint64(cap - 1))] = 0
+    n = 1
+    i = 0
+    while i < n:
+        nk = 0
+        nr = rptr[i]
+        rrule = _grown(rrule, nr + rof_rules.shape[0] + (kptr[i + 1] - kptr[i]))
+        qn = 0
+        for j in range(kptr[i], kptr[i + 1]):
+            it = kitems[j]
+            x = item_sym[it]
+            if x < 0:
+                rrule[nr] = item_rule[it]
+                nr += 1
+                continue
+            keys[nk] = np.int64(x) * n_items + it + 1
+            nk += 1
+            if x >= nt0 and stamp[x - nt0] != i + 1:
+                stamp[x - nt0] = i + 1
+                queue[qn] = x - nt0
+                qn += 1
+        q = 0
+        while q < qn:  # the closure: rules of the predicted nonterminals, breadth first
+            a = queue[q]
+            q += 1
+            for e in range(rof_ptr[a], rof_ptr[a + 1]):
+                r = rof_rules[e]
+                it = base[r]
+                x = item_sym[it]
+                if x < 0:
+                    rrule[nr] = r
+                    nr += 1
+                    continue
+                keys[nk] = np.int64(x) * n_items + it + 1
+                nk += 1
+                if x >= nt0 and stamp[x - nt0] != i + 1:
+                    stamp[x - nt0] = i + 1
+                    queue[qn] = x - nt0
+                    qn += 1
+        rptr = _grown(rptr, i + 2)
+        rptr[i + 1] = nr
+        srt = np.sort(keys[:nk])
+        nt = tptr[i]
+        tsym = _grown(tsym, nt + nk)
+        ttgt = _grown(ttgt, nt + nk)
+        g = 0
+        while g < nk:  # one target kernel per symbol: its items, already sorted
+            x = srt[g] // n_items
+            h = g
+            while h < nk and srt[h] // n_items == x:
+                h += 1
+            kb = kptr[n]
+            kitems = _grown(kitems, kb + (h - g))
+            for u in range(g, h):
+                kitems[kb + u - g] = srt[u] % n_items
+            hv = _kernel_hash(kitems, kb, kb + (h - g))
+            s = np.int64(hv & np.uint64(cap - 1))
+            found = -1
+            while slots[s] >= 0:
+                c = slots[s]
+                if hashes[c] == hv and kptr[c + 1] - kptr[c] == h - g:
+                    same = True
+                    for u in range(h - g):
+                        if kitems[kptr[c] + u] != kitems[kb + u]:
+                            same = False
+                            break
+                    if same:
+                        found = c
+                        break
+                s = (s + 1) & (cap - 1)
+            if found < 0:
+                if n >= max_states:
+                    return -1, kptr, kitems, tptr, tsym, ttgt, rptr, rrule
+                found = n
+                slots[s] = n
+                hashes = _grown(hashes, n + 1)
+                hashes[n] = hv
+                kptr = _grown(kptr, n + 2)
+                kptr[n + 1] = kb + (h - g)
+                n += 1
+                if 2 * n > cap:  # keep the table at most half full
+                    cap *= 2
+                    slots = np.full(cap, -1, dtype=np.int32)
+                    for c in range(n):
+                        s2 = np.int64(hashes[c] & np.uint64(cap - 1))
+                        while slots[s2] >= 0:
+                            s2 = (s2 + 1) & (cap - 1)
+                        slots[s2] = c
+            tsym[nt] = x
+            ttgt[nt] = found
+            nt += 1
+            g = h
+        tptr = _grown(tptr, i + 2)
+        tptr[i + 1] = nt
+        i += 1
+    return n, kptr[:n + 1], kitems[:kptr[n]], tptr[:n + 1], tsym[:tptr[n]], ttgt[:tptr[n]], rptr[:n + 1], rrule[:rptr[n]]
+
+
+@njit(cache=True, nogil=True)
+def _edge(tptr, tsym, p, x):
+    """The index of state p's transition on symbol x (transitions sorted by symbol), or -1."""
+    lo, hi = tptr[p], tptr[p + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if tsym[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < tptr[p + 1] and tsym[lo] == x else -1
+
+
+@njit(cache=True, nogil=True)
+def _csr(src, dst, n):
+    """CSR (ptr, targets) of the pairs src[i] -> dst[i] over n sources, in pair order per source."""
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    for i in range(src.shape[0]):
+        ptr[src[i] + 1] += 1
+    for i in range(n):
+        ptr[i + 1] += ptr[i]
+    fill = ptr[:n].copy()
+    out = np.empty(src.shape[0], dtype=np.int32)
+    for i in range(src.shape[0]):
+        out[fill[src[i]]] = dst[i]
+        fill[src[i]] += 1
+    return ptr, out
+
+
+@njit(cache=True, nogil=True)
+def _digraph_bits(ptr, rel, f):
+    """F(x) = f(x) ∪ ⋃ F(y) for x rel y (rel as CSR), in place on the bitset rows f: DeRemer &
+    Pennello's Digraph, iteratively, every member of a cycle getting the union of its SCC."""
+    n, w = f.shape
+    inf = np.int64(1) << 62
+    mark = np.zeros(n, dtype=np.int64)
+    stack = np.empty(n, dtype=np.int32)
+    top = 0
+    fnode = np.empty(n, dtype=np.int32)
+    fedge = np.empty(n, dtype=np.int64)
+    fdepth = np.empty(n, dtype=np.int64)
+    for x0 in range(n):
+        if mark[x0] != 0:
+            continue
+        if ptr[x0] == ptr[x0 + 1]:
+            mark[x0] = inf
+            continue
+        stack[top] = x0
+        top += 1
+        mark[x0] = top
+        nf = 1
+        fnode[0], fedge[0], fdepth[0] = x0, ptr[x0], top
+        while nf > 0:
+            x = fnode[nf - 1]
+            e = fedge[nf - 1]
+            if e < ptr[x + 1]:
+                fedge[nf - 1] = e + 1
+                y = rel[e]
+                if mark[y] == 0:
+                    stack[top] = y
+                    top += 1
+                    mark[y] = top
+                    fnode[nf], fedge[nf], fdepth[nf] = y, ptr[y], top
+                    nf += 1
+                    continue
+                if mark[y] < mark[x]:
+                    mark[x] = mark[y]
+                for k in range(w):
+                    f[x, k] |= f[y, k]
+                continue
+            nf -= 1
+            if mark[x] == fdepth[nf]:  # x is the root of an SCC: everything above it shares its set
+                while True:
+                    top -= 1
+                    y = stack[top]
+                    mark[y] = inf
+                    if y != x:
+                        for k in range(w):
+                            f[y, k] = f[x, k]
+                    if y == x:
+                        break
+            if nf > 0:  # back in the parent: fold x in
+                px = fnode[nf - 1]
+                if mark[x] < mark[px]:
+                    mark[px] = mark[x]
+                for k in range(w):
+                    f[px, k] |= f[x, k]
+    return f
+
+
+@njit(cache=True, nogil=True)
+def _lalr_lookaheads(A, R, n_terms, nullable, null_from):
+    """LA(q, A -> ω) for every reduce entry of every state (the rows of rrule), as bitsets over the
+    terminals (bit n_terms is $END): DeRemer & Pennello's Read = DR ∪ reads*, Follow = Read ∪
+    includes*, LA = ∪ Follow over the lookback transitions."""
+    tptr, tsym, ttgt, rptr, rrule = LR0View(*A)
+    item_sym, _, base, rule_len, rof_ptr, rof_rules, nt0 = RulesView(*R)
+    n_states = tptr.shape[0] - 1
+    n_edges = tsym.shape[0]
+    w = (n_terms + 1 + 63) // 64
+    xid = np.full(n_edges, -1, dtype=np.int32)  # nonterminal transitions, numbered in edge order
+    nx = 0
+    for e in range(n_edges):
+        if tsym[e] >= nt0:
+            xid[e] = nx
+            nx += 1
+    x_state = np.empty(nx, dtype=np.int32)
+    x_edge = np.empty(nx, dtype=np.int64)
+    for p in range(n_states):
+        for e in range(tptr[p], tptr[p + 1]):
+            if xid[e] >= 0:
+                x_state[xid[e]] = p
+                x_edge[xid[e]] = e
+    f = np.zeros((nx, w), dtype=np.uint64)  # DR, then Read, then Follow
+    n_reads = 0
+    for x in range(nx):
+        q = ttgt[x_edge[x]]
+        for e in range(tptr[q], tptr[q + 1]):
+            s = tsym[e]
+            if s < nt0:
+                f[x, s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+            elif nullable[s - nt0]:
+                n_reads += 1
+    rs, rd = np.empty(n_reads, dtype=np.int64), np.empty(n_reads, dtype=np.int64)
+    k = 0
+    for x in range(nx):
+        q = ttgt[x_edge[x]]
+        for e in range(tptr[q], tptr[q + 1]):
+            s = tsym[e]
+            if s >= nt0 and nullable[s - nt0]:
+                rs[k], rd[k] = x, xid[e]
+                k += 1
+    ptr, rel = _csr(rs, rd, nx)
+    _digraph_bits(ptr, rel, f)
+    # includes and lookback: walk each rule B -> beta from every p with a transition on B
+    inc_s = np.empty(16, dtype=np.int64)
+    inc_d = np.empty(16, dtype=np.int64)
+    ni = 0
+    lb_red = np.empty(16, dtype=np.int64)  # reduce entry (row of rrule) -> the transition x
+    lb_x = np.empty(16, dtype=np.int64)
+    nl = 0
+    for x in range(nx):
+        p = x_state[x]
+        b = tsym[x_edge[x]] - nt0
+        for j in range(rof_ptr[b], rof_ptr[b + 1]):
+            r = rof_rules[j]
+            st = p
+            for i in range(base[r], base[r] + rule_len[r]):
+                s = item_sym[i]
+                e = _edge(tptr, tsym, st, s)
+                if s >= nt0 and i - base[r] + 1 >= null_from[r]:
+                    inc_s = _grown(inc_s, ni + 1)
+                    inc_d = _grown(inc_d, ni + 1)
+                    inc_s[ni], inc_d[ni] = xid[e], x
+                    ni += 1
+                st = ttgt[e]
+            for red in range(rptr[st], rptr[st + 1]):
+                if rrule[red] == r:
+                    lb_red = _grown(lb_red, nl + 1)
+                    lb_x = _grown(lb_x, nl + 1)
+                    lb_red[nl], lb_x[nl] = red, x
+                    nl += 1
+                    break
+    ptr, rel = _csr(inc_s[:ni], inc_d[:ni], nx)
+    _digraph_bits(ptr, rel, f)
+    la = np.zeros((rrule.shape[0], w), dtype=np.uint64)
+    for i in range(nl):
+        for u in range(w):
+            la[lb_red[i], u] |= f[lb_x[i], u]
+    return la
+
+
+@njit(cache=True, nogil=True)
+def _action_cells(A, la, nt0, n_terms):
+    """The action table (S, T+1): shifts s+1 and reductions -(r+1) where a cell has one action;
+    the cells with several (a shift and reductions, or reductions) are listed (state, terminal)
+    with their shift (or 0) left in the table, for the caller to settle or keep."""
+    tptr, tsym, ttgt, rptr, rrule = LR0View(*A)
+    n_states = tptr.shape[0] - 1
+    action = np.zeros((n_states, n_terms + 1), dtype=np.int32)
+    count = np.zeros(n_terms + 1, dtype=np.int32)
+    conf = np.empty(16, dtype=np.int64)
+    nc = 0
+    for p in range(n_states):
+        for e in range(tptr[p], tptr[p + 1]):
+            if tsym[e] < nt0:
+                action[p, tsym[e]] = ttgt[e] + 1
+        if rptr[p] == rptr[p + 1]:
+            continue
+        for t in range(n_terms + 1):
+            count[t] = 1 if action[p, t] > 0 else 0
+        for red in range(rptr[p], rptr[p + 1]):
+            for u in range(la.shape[1]):
+                word = la[red, u]
+                while word:
+                    low = word & (~word + np.uint64(1))
+                    t = u * 64
+                    bit = low
+                    while bit > np.uint64(1):
+                        bit >>= np.uint64(1)
+                        t += 1
+                    word ^= low
+                    count[t] += 1
+                    if count[t] == 1:
+                        action[p, t] = -(rrule[red] + 1)
+                    elif count[t] == 2:
+                        if action[p, t] < 0:
+                            action[p, t] = 0
+                        conf = _grown(conf, 2 * nc + 2)
+                        conf[2 * nc], conf[2 * nc + 1] = p, t
+                        nc += 1
+    return action, conf[:2 * nc].reshape(nc, 2)

@@ -487,9 +487,11 @@ def pruned(g: Grammar) -> Grammar:
                 if s < 0 and ~s not in seen:
                     seen.add(~s)
                     work.append(~s)
+    rules = [r for r in live if g.lhs[r] in seen]
+    if len(rules) == g.num_rules and len(seen) == len(g.nonterminals):
+        return g  # nothing to prune: the numbering stays
     keep = sorted(seen)
     new = {a: i for i, a in enumerate(keep)}
-    rules = [r for r in live if g.lhs[r] in seen]
     rhs = [tuple(s if s >= 0 else ~new[~s] for s in g.rhs[r]) for r in rules]
     objects, renumber = [], {}
     for k, o in enumerate(g.objects):  # the objects still reached, with their nonterminals renumbered

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -60,7 +61,9 @@ def schema_to_grammar(schema: Any, options: CompileOptions | None = None, *, par
         raise LimitExceeded("the schema is nested too deeply to compile") from None
 
 
+@lru_cache(maxsize=4096)
 def _hint(text: str, upper: bool = False) -> str:
+    """A short name part for a rule or terminal (per text once: rules are named by pointer segments, which repeat)."""
     return re.sub("[^A-Z0-9]" if upper else "[^a-z0-9]", "", text.upper() if upper else text.lower())[:20]
 
 

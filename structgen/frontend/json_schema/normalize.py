@@ -74,7 +74,7 @@ class Normalizer(Disjointness):
         self.node_base: dict[int, str] = {}
         draft = root.get("$schema", "") if isinstance(root, dict) else ""
         self.legacy_ref = any(d in str(draft) for d in ("draft-07", "draft-06", "draft-04", "draft-03"))
-        self._index(root, "", "")
+        self._index(root, "")
         self._root_validator = None
 
     def unsupported(self, keyword: str, ptr: str, detail: str, direction: str = "more") -> None:
@@ -91,7 +91,7 @@ class Normalizer(Disjointness):
             return urljoin(base, node["$id"])
         return base
 
-    def _index(self, node: Any, base: str, ptr: str) -> None:
+    def _index(self, node: Any, base: str) -> None:
         if isinstance(node, dict):
             base = self._base(node, base)
             if isinstance(node.get("$id"), str):
@@ -104,10 +104,10 @@ class Normalizer(Disjointness):
             self.node_base[id(node)] = base
             for k, v in node.items():
                 if k not in ("enum", "const", "default", "examples", "example"):
-                    self._index(v, base, f"{ptr}/{_ptr_escape(k)}")
+                    self._index(v, base)
         elif isinstance(node, list):
-            for i, v in enumerate(node):
-                self._index(v, base, f"{ptr}/{i}")
+            for v in node:
+                self._index(v, base)
 
     def resolve(self, ref: str, base: str, ptr: str) -> tuple[Any, str, str]:
         """(target schema, its pointer for naming, its base URI)."""

@@ -1,8 +1,9 @@
-"""Byte DFAs as numpy tables: literals, minimisation, trimming, intersection and difference.
+"""Byte DFAs as numpy tables: single literals, minimisation, trimming, intersection and difference.
 
 A DFA is minimised and trimmed (no dead state), so a missing transition (-1) means "no word of
 the language continues this way". Regexes become DFAs in regex_dfa.py; code point ranges become
-byte sequences in utf8.py; the numba product construction (shared with the lexer) is product.py.
+byte sequences in utf8.py; finite word sets in word_sets.py; the numba product construction (shared
+with the lexer) is product.py.
 """
 
 from __future__ import annotations
@@ -66,29 +67,6 @@ def literal_dfa(data: bytes) -> ByteDFA:
     accept = np.zeros(n, dtype=bool)
     accept[-1] = True
     return ByteDFA(trans, accept)
-
-
-# Python's re (and so Lark) folds these non-ASCII characters onto ASCII letters under IGNORECASE
-def literals_dfa(words: list[bytes]) -> ByteDFA:
-    """Minimal DFA of a finite set of byte strings (a trie, then acyclic minimisation)."""
-    children: list[dict[int, int]] = [{}]
-    accept = [False]
-    for w in words:
-        s = 0
-        for b in w:
-            nxt = children[s].get(b)
-            if nxt is None:
-                nxt = children[s][b] = len(children)
-                children.append({})
-                accept.append(False)
-            s = nxt
-        accept[s] = True
-    trans = np.full((len(children), 256), -1, dtype=np.int32)
-    src = [s for s, kids in enumerate(children) for _ in kids]
-    if src:  # one fill for the whole trie (a row per node cost a numpy allocation each)
-        trans[src, [b for kids in children for b in kids]] = [t for kids in children for t in kids.values()]
-    trans, acc = _minimise(trans, np.array(accept, dtype=bool))
-    return _trim(trans, acc)
 
 
 def _frozen(dfa: ByteDFA) -> ByteDFA:

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from structgen.automata.dfa import ANY_CHAR, difference, literal_dfa, literals_dfa, without_empty
-from structgen.automata.minus_words import minus_words
+from structgen.automata.dfa import ANY_CHAR, difference, literal_dfa, without_empty
+from structgen.automata.word_sets import literals_dfa, minus_words
 from structgen.automata.utf8 import utf8_sequences
 from structgen.automata.regex_dfa import json_string_dfa, literal_dfa_ignorecase, minus, quoted_dfa, regex_dfa
 

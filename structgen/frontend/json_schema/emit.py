@@ -17,7 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ...automata.dfa import ByteDFA, intersect, literal_dfa, literals_dfa
+from ...automata.dfa import ByteDFA, intersect, literal_dfa
+from ...automata.word_sets import literals_dfa
 from ...automata.regex_dfa import regex_dfa
 from ...budget import check as check_budget
 from ...errors import GrammarError, LimitExceeded, RegexError, SchemaError, UnsupportedFeature

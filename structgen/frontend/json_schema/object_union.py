@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...automata.dfa import ANY_CHAR, difference, intersect, literals_dfa
+from ...automata.dfa import ANY_CHAR, difference, intersect
+from ...automata.word_sets import literals_dfa
 from ...automata.regex_dfa import json_string_dfa
 from ...errors import UnsupportedFeature
 from ..ir import ObjectUnion

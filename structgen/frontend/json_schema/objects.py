@@ -12,7 +12,7 @@ import json
 from typing import Any, Sequence
 
 from ...automata.dfa import ANY_CHAR
-from ...automata.minus_words import minus_words
+from ...automata.word_sets import minus_words
 from ...automata.regex_dfa import json_string_dfa, meet, minus, quoted_dfa
 from ...errors import UnsupportedFeature
 from ..ir import ObjectSpec, ObjectUnion, presence_holds

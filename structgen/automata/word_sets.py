@@ -1,5 +1,6 @@
-"""A DFA less a finite set of words, built directly (an object's "any other key" terminal): a trie
-of the words in front of the DFA's states, equal trie nodes merged bottom-up, in numba."""
+"""Tries of finite word sets as minimal DFAs, in numba: a set of words (literals_dfa: enums, key
+sets) and a DFA less a set of words (minus_words: an object's "any other key" terminal), a trie
+with equal nodes merged bottom-up instead of a product and a minimisation."""
 
 from __future__ import annotations
 
@@ -24,6 +25,18 @@ def minus_words(a: ByteDFA, words: list[bytes]) -> ByteDFA:
     return ByteDFA(trans, accept)
 
 
+def literals_dfa(words: list[bytes]) -> ByteDFA:
+    """The minimal DFA of a finite set of byte strings (an enum's values, a set of keys)."""
+    data = np.frombuffer(b"".join(words), dtype=np.uint8)
+    ends = np.cumsum(np.array([len(w) for w in words], dtype=np.int64))
+    trans, accept = _minus_words(_NO_STATES, _NO_ACCEPT, data, ends)
+    return ByteDFA(trans, accept)
+
+
+_NO_STATES = np.zeros((0, 256), dtype=np.int32)  # the DFA of no word: literals_dfa's trie stands alone
+_NO_ACCEPT = np.zeros(0, dtype=np.bool_)
+
+
 @njit(cache=True, nogil=True)
 def _same_node(p, q, state, accepting, first, nxt, byte, cls):
     """Whether trie nodes p and q have the same a-state, acceptance and children (byte, class)."""
@@ -41,8 +54,10 @@ def _same_node(p, q, state, accepting, first, nxt, byte, cls):
 def _minus_words(at, acc, data, ends):
     """minus_words on arrays: the words are data[ends[i-1]:ends[i]]. A trie with sorted sibling
     lists, its nodes classed bottom-up by (a-state, acceptance, children's bytes and classes),
-    then the rows: the classes (the root's first), then a's states their rows reach."""
+    then the rows: the classes (the root's first), then a's states their rows reach. With no
+    state in `at` (literals_dfa) every word goes in, and the trie is the set's DFA."""
     na = at.shape[0]
+    alone = na == 0
     cap = data.shape[0] + 1
     state = np.zeros(cap, dtype=np.int32)
     word = np.zeros(cap, dtype=np.bool_)
@@ -50,16 +65,18 @@ def _minus_words(at, acc, data, ends):
     nxt = np.full(cap, -1, dtype=np.int32)
     byte = np.zeros(cap, dtype=np.int32)
     nkids = np.zeros(cap, dtype=np.int32)
+    if alone:
+        state[0] = -1
     n = 1
     start = 0
     for w in range(ends.shape[0]):
         end = ends[w]
         s = 0
-        for i in range(start, end):  # only words of a matter; their prefixes all lead somewhere in a
-            s = at[s, data[i]]
+        for i in range(start, end if not alone else start):  # only words of a matter (their prefixes
+            s = at[s, data[i]]                               # all lead somewhere in a)
             if s < 0:
                 break
-        if s >= 0 and acc[s]:
+        if alone or (s >= 0 and acc[s]):
             node = 0
             for i in range(start, end):
                 b = data[i]
@@ -72,7 +89,7 @@ def _minus_words(at, acc, data, ends):
                     m = n
                     n += 1
                     byte[m] = b
-                    state[m] = at[state[node], b]
+                    state[m] = at[state[node], b] if not alone else -1
                     nxt[m] = c
                     if prev < 0:
                         first[node] = m
@@ -98,9 +115,9 @@ def _minus_words(at, acc, data, ends):
     k = 0
     for p in range(n - 1, -1, -1):  # children were made after their parents
         s = state[p]
-        accepting[p] = acc[s] and not word[p]
-        live = accepting[p] or outdeg[s] > nkids[p]
-        h = np.uint64(1469598103934665603) ^ np.uint64(s * 2 + accepting[p])
+        accepting[p] = (acc[s] and not word[p]) if s >= 0 else word[p]
+        live = accepting[p] or (s >= 0 and outdeg[s] > nkids[p])
+        h = np.uint64(1469598103934665603) ^ np.uint64((s + 1) * 2 + accepting[p])
         c = first[p]
         while c >= 0:
             if cls[c] >= 0:
@@ -135,7 +152,7 @@ def _minus_words(at, acc, data, ends):
         p = rep[c]
         r = newid[c]
         for b in range(256):
-            rows[r, b] = at[state[p], b]
+            rows[r, b] = at[state[p], b] if state[p] >= 0 else -1
         d = first[p]
         while d >= 0:
             rows[r, byte[d]] = -2

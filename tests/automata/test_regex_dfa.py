@@ -69,3 +69,17 @@ def test_quoted_set_algebra() -> None:
     assert only_letters.matches(b'"a1"') and not only_letters.matches(b'"12"')
     assert quoted_dfa("[^\\s\\S]").num_states == 0  # the empty language is a DFA with no state
     assert quoted_dfa('a"b\\\\').matches(b'"a\\"b\\\\"') and not quoted_dfa('a"b').matches(b'"a"b"')
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 0), (0, 1), (1, 1), (2, 5), (0, 7), (5, 5), (4, 9), (0, None), (1, None),
+                                   (3, None)])
+def test_length_bounds_are_the_regex_route_s_dfa(lo: int, hi: int | None) -> None:
+    """quoted_dfa of ANY_CHAR{lo,hi} (minLength / maxLength) is built by copying the one-character
+    loop; it is the minimal DFA the regex route (Thompson NFA, subsets, minimisation) gives."""
+    from structgen.automata.dfa import difference
+    from structgen.automata.regex_dfa import _dfa_of, quoted_dfa
+
+    pattern = f"[\\s\\S]{{{lo}{'' if hi == lo else ',' + ('' if hi is None else str(hi))}}}"
+    got, want = quoted_dfa(pattern), _dfa_of(pattern, True, 20_000)
+    assert got.num_states == want.num_states
+    assert difference(got, want).num_states == 0 and difference(want, got).num_states == 0

@@ -112,9 +112,9 @@ class LexerTables:
         # size of the live components' keys in the key pool, global state id), the key pool
         self.known = (np.full(256, -1, dtype=np.int32), np.empty((128, 3), dtype=np.int64), np.empty(512, dtype=np.int64))
         self.known_used = np.zeros(2, dtype=np.int64)  # entries, keys
-        # terminals' own copies are installed with the first set that needs them (_build), in one batch:
-        # long-bounded strings run to thousands of 1 KB rows that the first masks never reach; a big
-        # terminal's byte classes are computed now
+        # every terminal's copy is installed now, in one batch, not one by one (~40 us of Python
+        # each) in the masks that first reach them; a big terminal's byte classes are computed now
+        self._install_singles(np.arange(self.num_terms))
         for t in range(self.num_terms):
             if self._collapse[t] and self._sizes[t] >= EAGER_COPY_STATES:
                 self.term_classes(t)
@@ -176,6 +176,7 @@ class LexerTables:
                 at += size
             if at != len(flat):
                 raise ValueError("lexer snapshot's component vectors do not fit its DFAs")
+        self._install_singles(np.flatnonzero(self.single_start < 0))  # a snapshot from before copies were eager
         self.known = (np.full(256, -1, dtype=np.int32), self.known[1], self.known[2])
         self.known_used[:] = 0
         for d, (terms_d, vecs_d) in self.dfa_vecs.items():  # products' states, as _build enters them
@@ -242,9 +243,6 @@ class LexerTables:
         a jump into that state (`known`). An object's optional properties give one set per
         position, each the one before minus a key; past the first bytes of a key they have the
         same states, so each set builds a few states, not the ~1,000 of its keys' trie."""
-        missing = [t for t in terms if t not in self._singles]
-        if missing:
-            self._install_singles(np.array(missing, dtype=np.int64))
         if len(terms) == 1:
             return self._singles[terms[0]]
         if not terms:  # the empty set: one state that lexes nothing (one dead component)
@@ -330,7 +328,8 @@ class LexerTables:
         return not t.ignore and t.dfa.num_states >= COLLAPSE_MIN_STATES
 
     def _install_singles(self, terms: np.ndarray) -> None:
-        """Install the own copies of `terms` (those of a set _build is about to use), in one numba call."""
+        """Install the own copies of `terms` (every terminal's, at compile time: DFAs 0 ..
+        num_terms - 1), in one numba call."""
         n, base = len(terms), self.num_states
         if n == 0:
             return

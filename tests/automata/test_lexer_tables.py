@@ -50,15 +50,12 @@ def test_growing_keeps_installed_rows(compiler, hold_view):
         assert np.array_equal(a, b) and np.array_equal(a, c)
 
 
-def test_terminal_copies_are_installed_with_the_first_set_that_needs_them(compiler):
-    """A terminal's own copy (2,401 UTF-8 states here) is installed when a set with it is first
-    built, not at compile time; its byte classes, for a terminal this big, are computed at compile time."""
-    cg = compiler.compile_grammar('start: "<" S ">"\nS: /[\\s\\S]{1,300}/\n')
+def test_big_terminal_copy_is_installed_at_compile_time(compiler):
+    cg = compiler.compile_grammar('start: "<" S ">"\nS: /[\\s\\S]{1,300}/\n')  # 2,401 UTF-8 states
     t = next(i for i, term in enumerate(cg.terminals) if term.name == "S")
     assert cg.terminals[t].dfa.num_states >= EAGER_COPY_STATES
-    assert t not in cg.lexer._singles and cg.lexer.num_states < cg.terminals[t].dfa.num_states
-    m = GrammarMatcher(cg)
-    assert m.accept_string("<ab") and t in cg.lexer._singles
+    assert t in cg.lexer._singles
+    assert all(len(terms) == 1 for terms in cg.lexer.dfa_sets)  # every copy, before any product
 
 
 def test_sets_share_the_product_states_they_have_in_common(compiler, monkeypatch):

@@ -49,7 +49,7 @@ def _lr0_states(R, start_item, max_states):
     cap = 128
     slots = np.full(cap, -1, dtype=np.int32)
     stamp = np.zeros(n_nts, dtype=np.int64)
-    queue = np.empty(n_nts, dtype=np.int32)
+    work = np.empty(n_items + 1, dtype=np.int32)  # a state's items: kernel, then closure
     keys = np.empty(n_items + 1, dtype=np.int64)
     kitems[0] = start_item
     kptr[1] = 1
@@ -61,9 +61,12 @@ def _lr0_states(R, start_item, max_states):
         nk = 0
         nr = rptr[i]
         rrule = _grown(rrule, nr + rof_rules.shape[0] + (kptr[i + 1] - kptr[i]))
-        qn = 0
-        for j in range(kptr[i], kptr[i + 1]):
-            it = kitems[j]
+        todo = kptr[i + 1] - kptr[i]  # the kernel's items, then those of the rules it predicts, in order
+        work[:todo] = kitems[kptr[i]:kptr[i + 1]]
+        q = 0
+        while q < todo:
+            it = work[q]
+            q += 1
             x = item_sym[it]
             if x < 0:
                 rrule[nr] = item_rule[it]
@@ -71,28 +74,11 @@ def _lr0_states(R, start_item, max_states):
                 continue
             keys[nk] = np.int64(x) * n_items + it + 1
             nk += 1
-            if x >= nt0 and stamp[x - nt0] != i + 1:
+            if x >= nt0 and stamp[x - nt0] != i + 1:  # the closure: x's rules, once per state
                 stamp[x - nt0] = i + 1
-                queue[qn] = x - nt0
-                qn += 1
-        q = 0
-        while q < qn:  # the closure: rules of the predicted nonterminals, breadth first
-            a = queue[q]
-            q += 1
-            for e in range(rof_ptr[a], rof_ptr[a + 1]):
-                r = rof_rules[e]
-                it = base[r]
-                x = item_sym[it]
-                if x < 0:
-                    rrule[nr] = r
-                    nr += 1
-                    continue
-                keys[nk] = np.int64(x) * n_items + it + 1
-                nk += 1
-                if x >= nt0 and stamp[x - nt0] != i + 1:
-                    stamp[x - nt0] = i + 1
-                    queue[qn] = x - nt0
-                    qn += 1
+                for e in range(rof_ptr[x - nt0], rof_ptr[x - nt0 + 1]):
+                    work[todo] = base[rof_rules[e]]
+                    todo += 1
         rptr = _grown(rptr, i + 2)
         rptr[i + 1] = nr
         srt = np.sort(keys[:nk])

@@ -67,9 +67,6 @@ class _Rows:
             self._made[s] = got
         return got
 
-    def __iter__(self):
-        return (self[s] for s in range(len(self)))
-
 
 @dataclass
 class Automaton:
@@ -97,9 +94,6 @@ class Automaton:
     def view(self) -> LR0View:
         return LR0View(self.trans_ptr, self.trans_sym, self.trans_target, self.reduce_ptr, self.reduce_rule)
 
-    def reduces(self, s: int) -> list[int]:
-        return self.reduce_rule[self.reduce_ptr[s]:self.reduce_ptr[s + 1]].tolist()
-
 
 class LRBuilder:
     """One LR construction over a Grammar (LR(0) states, then LALR(1) lookaheads, then tables),
@@ -126,16 +120,13 @@ class LRBuilder:
         item_sym = np.full(int(lens.sum()) + len(lens), -1, dtype=np.int32)  # one end item per rule
         flat = [s for seq in self.rhs for s in seq]
         item_sym[np.repeat(base, lens) + _ranks(lens)] = flat
-        self._item_sym, self._base, self._rule_len = item_sym, base, lens
-        self.item_sym = item_sym.tolist()
-        self._item_rule = np.repeat(np.arange(len(lens), dtype=np.int32), lens + 1)
-        self.item_rule = self._item_rule.tolist()
+        item_rule = np.repeat(np.arange(len(lens), dtype=np.int32), lens + 1)
+        self.item_rule = item_rule.tolist()
         lhs = np.array(self.lhs, dtype=np.int64)
-        order = np.argsort(lhs, kind="stable")
-        self._rof_ptr = np.zeros(self.N + 1, dtype=np.int64)
-        np.cumsum(np.bincount(lhs, minlength=self.N), out=self._rof_ptr[1:])
-        self._rof_rules = order.astype(np.int32)
-        self._rules = RulesView(item_sym, self._item_rule, base, lens, self._rof_ptr, self._rof_rules, np.int64(nt0))
+        rof_ptr = np.zeros(self.N + 1, dtype=np.int64)  # each nonterminal's rules (CSR)
+        np.cumsum(np.bincount(lhs, minlength=self.N), out=rof_ptr[1:])
+        rof_rules = np.argsort(lhs, kind="stable").astype(np.int32)
+        self.rules = RulesView(item_sym, item_rule, base, lens, rof_ptr, rof_rules, np.int64(nt0))
         self.nullable = self._nullable()
         self.automaton: Automaton | None = None  # the LR(0) states, once built
 
@@ -149,7 +140,7 @@ class LRBuilder:
     def lr0(self) -> Automaton:
         """The LR(0) states (numba; the state limit is checked as they are made)."""
         check_budget("the LR(0) states")
-        n, *arrays = _lr0_states(self._rules, np.int64(self._base[self.root_rule]), np.int64(self.max_states))
+        n, *arrays = _lr0_states(self.rules, np.int64(self.base[self.root_rule]), np.int64(self.max_states))
         if n < 0:
             raise LimitExceeded(f"the grammar's LR automaton needs more than {self.max_states} states "
                                 "(the max_lr_states limit)")
@@ -168,7 +159,7 @@ class LRBuilder:
             while k > 0 and seq[k - 1] >= nt0 and self.nullable[seq[k - 1] - nt0]:
                 k -= 1
             null_from.append(k)
-        return _lalr_lookaheads(a.view(), self._rules, np.int64(self.T), np.array(self.nullable, dtype=np.bool_),
+        return _lalr_lookaheads(a.view(), self.rules, np.int64(self.T), np.array(self.nullable, dtype=np.bool_),
                                 np.array(null_from, dtype=np.int64))
 
     # --- tables ----------------------------------------------------------------------------
@@ -226,7 +217,7 @@ class LRBuilder:
         is_goto = a.trans_sym >= nt0
         K = self.N + len(self.rhs)  # goto keys: state * K + nonterminal (see ParserTables)
         goto_keys, goto_vals = sparse_table(src[is_goto] * K + (a.trans_sym[is_goto] - nt0), a.trans_target[is_goto])
-        rule_len = self._rule_len.astype(np.int32)
+        rule_len = self.rules.rule_len.astype(np.int32)
         rule_lhs = np.array(self.lhs, dtype=np.int32)
         rows, cols = np.nonzero(action[:, :T])  # the CSR of terminals (not $END) with an action, by state
         row_ptr = np.zeros(S + 1, dtype=np.int32)

@@ -135,7 +135,8 @@ def _lr0_states(R, start_item, max_states):
         tptr = _grown(tptr, i + 2)
         tptr[i + 1] = nt
         i += 1
-    return n, kptr[:n + 1], kitems[:kptr[n]], tptr[:n + 1], tsym[:tptr[n]], ttgt[:tptr[n]], rptr[:n + 1], rrule[:rptr[n]]
+    return (n, kptr[:n + 1], kitems[:kptr[n]], tptr[:n + 1], tsym[:tptr[n]], ttgt[:tptr[n]], rptr[:n + 1],
+            rrule[:rptr[n]])
 
 
 @njit(cache=True, nogil=True)

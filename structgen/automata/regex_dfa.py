@@ -298,7 +298,8 @@ def _quoted_length_dfa(lo: int, hi: int | None, max_states: int) -> ByteDFA:
     local = np.full(star.num_states, -1, dtype=np.int32)  # star state -> its index in a copy (a first)
     local[[a] + inner] = np.arange(1 + len(inner), dtype=np.int32)
     block = star.trans[[a] + inner]
-    code = np.where(block == a, _NEXT, np.where(block == f, _CLOSE, np.where(block >= 0, local[np.maximum(block, 0)], -1)))
+    inside = np.where(block >= 0, local[np.maximum(block, 0)], -1)
+    code = np.where(block == a, _NEXT, np.where(block == f, _CLOSE, inside))
     m = block.shape[0]
     copies = lo if hi is None else hi  # full copies (a and the inside of a character); then one state
     n = 1 + copies * m + 1 + 1

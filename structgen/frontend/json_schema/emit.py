@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Sequence
 
 from ...automata.dfa import ByteDFA, intersect, literal_dfa
@@ -64,7 +64,7 @@ def schema_to_grammar(schema: Any, options: CompileOptions | None = None, *, par
 
 @lru_cache(maxsize=4096)
 def _hint(text: str, upper: bool = False) -> str:
-    """A short name part for a rule or terminal (per text once: rules are named by pointer segments, which repeat)."""
+    """A short name part for a rule or terminal (once per text: rule names come from pointer segments, which repeat)."""
     return re.sub("[^A-Z0-9]" if upper else "[^a-z0-9]", "", text.upper() if upper else text.lower())[:20]
 
 

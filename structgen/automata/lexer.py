@@ -260,9 +260,10 @@ class LexerTables:
         if self._cls_of is None:
             self._cls_of = np.zeros((self.num_terms, 256), dtype=np.int64)
             self._cls_known = np.zeros(self.num_terms, dtype=np.bool_)
-        for t in t_arr[~self._cls_known[t_arr]].tolist():
-            self._cls_of[t] = self.term_classes(t)[1]
-            self._cls_known[t] = True
+        need = t_arr[~self._cls_known[t_arr]]
+        if len(need):  # read off the single copies' rows, in one call (1,000 keys: 10 ms one by one)
+            _single_classes(self.trans, self.single_start[need], self._sizes[need], need, self._cls_of)
+            self._cls_known[need] = True
         vecs, trans, byte_cls, best, n_acc = product_tables(ProductParts(t_arr, starts, sizes, single), self.view(),
                                                      self._cls_of, self.rank, self.max_states - self.num_states,
                                                      self.known)
@@ -301,21 +302,19 @@ class LexerTables:
         terminal alive."""
         slots, ent, keys = self.known
         n_ent, n_keys = self.known_used.tolist()
-        n, alive = vecs.shape[0], vecs.size  # at most this many keys
+        n = vecs.shape[0]
         if n_ent + n > ent.shape[0]:
             grown = np.empty((max(2 * ent.shape[0], n_ent + n), 3), dtype=np.int64)
             grown[:n_ent] = ent[:n_ent]
             ent = grown
-        if n_keys + alive > keys.shape[0]:
-            keys = np.concatenate([keys[:n_keys], np.empty(max(keys.shape[0], alive), dtype=np.int64)])
-        if 2 * (n_ent + n) > slots.shape[0]:
+        rehash = 2 * (n_ent + n) > slots.shape[0]
+        if rehash:
             cap = slots.shape[0]
             while 2 * (n_ent + n) > cap:
                 cap *= 4
             slots = np.full(cap, -1, dtype=np.int32)
-            known_rehash(slots, ent, keys, n_ent)
+        keys = known_insert(terms, vecs, np.int64(base), self.is_ignore, slots, ent, keys, self.known_used, rehash)
         self.known = (slots, ent, keys)
-        known_insert(terms, vecs, np.int64(base), self.is_ignore, slots, ent, keys, self.known_used)
 
     def term_classes(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """byte_classes of one terminal's DFA (big ones are computed at compile time)."""
@@ -449,19 +448,41 @@ def _install_rows(L, base, first, dfa_of, trans, byte_cls, accept_term):
 
 
 @njit(cache=True, nogil=True)
-def _winners(vecs, accept_any, order, terms):
-    """The accepted terminal of each product state: the first component in `order` (best rank
-    first) whose row in vecs is accepting, or -1; and how many components accept there."""
-    best = np.full(vecs.shape[0], -1, dtype=np.int32)
-    n_acc = np.zeros(vecs.shape[0], dtype=np.int32)
-    for s in range(vecs.shape[0]):
-        for c in order:
-            r = vecs[s, c]
-            if r >= 0 and accept_any[r]:
-                if n_acc[s] == 0:
-                    best[s] = terms[c]
+def _winners(vecs, accept_any, rank_of, terms, offsets):
+    """The accepted terminal of each product state: its accepting component of the best rank
+    (rank_of[c]: component c's place, best first), or -1; and how many components accept there.
+    Turns vecs' global rows into each terminal's own states on the way. A row is scanned once,
+    tightly, for its few live components (rows are as wide as the terminal set)."""
+    n, ncomp = vecs.shape
+    best = np.full(n, -1, dtype=np.int32)
+    n_acc = np.zeros(n, dtype=np.int32)
+    live = np.empty(ncomp, dtype=np.int64)
+    for s in range(n):
+        row = vecs[s]
+        m = 0
+        for c in range(ncomp):
+            if row[c] >= 0:
+                live[m] = c
+                m += 1
+        top = ncomp
+        for j in range(m):
+            c = live[j]
+            if accept_any[row[c]]:
                 n_acc[s] += 1
+                if rank_of[c] < top:
+                    top = rank_of[c]
+                    best[s] = terms[c]
+            row[c] -= offsets[c]
     return best, n_acc
+
+
+@njit(cache=True, nogil=True)
+def _single_classes(trans, starts, sizes, terms, out):
+    """out[t] = the class of each byte of terminal t's DFA (byte_classes' numbering), from the
+    rows of its single copy (the DFA shifted to global ids, which keeps its columns' equalities)."""
+    for i in range(terms.shape[0]):
+        a = starts[i]
+        out[terms[i]] = column_classes(trans[a:a + sizes[i]])[1]
 
 
 @njit(cache=True, nogil=True)
@@ -471,44 +492,53 @@ def _slot_of(keys, a, m, cap):
 
 
 @njit(cache=True, nogil=True)
-def known_insert(terms, vecs, base, is_ignore, slots, ent, keys, used):
+def known_insert(terms, vecs, base, is_ignore, slots, ent, keys, used, rehash):
     """Enter product states 1 .. of a DFA installed at global id `base` in LexerTables.known
     (state 0 is the set's start; a state with an ignored terminal alive is left out: its end
-    restarts its own set's DFA); used: (entries, keys), advanced."""
+    restarts its own set's DFA); used: (entries, keys), advanced. `rehash`: `slots` are new and
+    empty, so the entries already known are entered first (in this kernel: a second one would be
+    loaded from numba's cache, ~4 ms, on the first big object of a process). Returns `keys`, grown
+    as needed (sized up front by vecs.size, a 1,000-key product's 2M cells, it cost 3-16 ms)."""
     cap = slots.shape[0]
+    if rehash:
+        for e in range(used[0]):
+            i = _slot_of(keys, ent[e, 0], ent[e, 1], cap)
+            while slots[i] >= 0:
+                i = (i + 1) & (cap - 1)
+            slots[i] = e
+    live = np.empty(terms.shape[0], dtype=np.int64)
     for s in range(1, vecs.shape[0]):
+        row = vecs[s]
         m = 0
-        ok = True
-        for c in range(terms.shape[0]):
-            if vecs[s, c] >= 0:
-                if is_ignore[terms[c]]:
-                    ok = False
-                    break
-                keys[used[1] + m] = (np.int64(terms[c]) << 32) | vecs[s, c]
+        for c in range(row.shape[0]):  # a tight scan first: rows are wide (a component per terminal) and sparse
+            if row[c] >= 0:
+                live[m] = c
                 m += 1
-        if not ok or m == 0:
+        ok = m > 0
+        for j in range(m):
+            if is_ignore[terms[live[j]]]:
+                ok = False
+                break
+        if not ok:
             continue
+        k0 = used[1]
+        if k0 + m > keys.shape[0]:
+            grown = np.empty(2 * keys.shape[0] + m, dtype=np.int64)
+            grown[:k0] = keys[:k0]
+            keys = grown
+        for j in range(m):
+            keys[k0 + j] = (np.int64(terms[live[j]]) << 32) | row[live[j]]
         e = used[0]
-        ent[e, 0] = used[1]
+        ent[e, 0] = k0
         ent[e, 1] = m
         ent[e, 2] = base + s
-        i = _slot_of(keys, used[1], m, cap)
+        i = _slot_of(keys, k0, m, cap)
         while slots[i] >= 0:
             i = (i + 1) & (cap - 1)
         slots[i] = e
         used[0] += 1
         used[1] += m
-
-
-@njit(cache=True, nogil=True)
-def known_rehash(slots, ent, keys, n_ent):
-    """Fill empty `slots` with entries 0 .. n_ent - 1 of LexerTables.known."""
-    cap = slots.shape[0]
-    for e in range(n_ent):
-        i = _slot_of(keys, ent[e, 0], ent[e, 1], cap)
-        while slots[i] >= 0:
-            i = (i + 1) & (cap - 1)
-        slots[i] = e
+    return keys
 
 
 @njit(cache=True, nogil=True)
@@ -548,11 +578,9 @@ def product_tables(parts, L, cls_of, rank, max_states, known):
     if vecs.shape[0] == 0:
         return vecs, tr, byte_cls, np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
     order = np.argsort(rank[terms])
-    best, n_acc = _winners(vecs, accept_any, order, terms)
-    for s in range(vecs.shape[0]):  # global rows -> each terminal's own states
-        for c in range(ncomp):
-            if vecs[s, c] >= 0:
-                vecs[s, c] -= offsets[c]
+    rank_of = np.empty(ncomp, dtype=np.int64)
+    rank_of[order] = np.arange(ncomp)
+    best, n_acc = _winners(vecs, accept_any, rank_of, terms, offsets)
     return vecs, tr, byte_cls, best, n_acc
 
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from ..budget import check as check_budget
 from ..errors import LimitExceeded
-from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states
+from .lexer import mapped_array
+from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states, _row_terms
 from .views import LR0View, RulesView
 
 Grammar = Any  # frontend/ir.py's Grammar (not imported: the frontend depends on automata, not the reverse)
@@ -177,7 +178,12 @@ class LRBuilder:
                                 "cells (the max_table_cells limit)")
         la = self.lookaheads(a)
         check_budget("the parser tables")
-        action, conflict_cells = _action_cells(a.view(), la, np.int64(nt0), np.int64(T))
+        # on its own mapping, zero-filled by the OS as touched: rows added later (ObjectStates)
+        # grow it in place (ParserTables.reserve), with no copy of the table
+        action, buf = mapped_array((S, T + 1), np.int32)
+        if buf is None:
+            action.fill(0)
+        conflict_cells = _action_cells(a.view(), la, np.int64(nt0), action)
         unresolved: list[Conflict] = []
         resolved: list[Conflict] = []
         prio = list(g.priority) + [0]
@@ -219,17 +225,15 @@ class LRBuilder:
         goto_keys, goto_vals = sparse_table(src[is_goto] * K + (a.trans_sym[is_goto] - nt0), a.trans_target[is_goto])
         rule_len = self.rules.rule_len.astype(np.int32)
         rule_lhs = np.array(self.lhs, dtype=np.int32)
-        rows, cols = np.nonzero(action[:, :T])  # the CSR of terminals (not $END) with an action, by state
-        row_ptr = np.zeros(S + 1, dtype=np.int32)
-        np.cumsum(np.bincount(rows, minlength=S), out=row_ptr[1:])
+        row_ptr, row_terms = _row_terms(action, np.int64(T))
         x = a.trans[0][nt0 + g.start]
         end_state = a.trans[x][T]
         tables = ParserTables(
             terminal_names=[t.name for t in g.terminals], nonterminal_names=list(g.nonterminals) + ["$root"],
             action=action, goto_keys=goto_keys, goto_vals=goto_vals, rule_len=rule_len, rule_lhs=rule_lhs,
-            row_ptr=row_ptr, row_terms=cols.astype(np.int32),
+            row_ptr=row_ptr, row_terms=row_terms,
             start_state=0, end_state=int(end_state), conflicts=[str(c) for c in resolved + (unresolved if glr else [])],
-            fork_ptr=fork_ptr, fork_acts=fork_acts)
+            fork_ptr=fork_ptr, fork_acts=fork_acts, _maps={} if buf is None else {"action": buf})
         return tables, unresolved, resolved
 
     def _conflict(self, a: Automaton, p: int, t: int, kind: str, rules: list[int], resolution: str) -> Conflict:

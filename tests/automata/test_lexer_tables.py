@@ -70,7 +70,7 @@ def test_sets_share_the_product_states_they_have_in_common(compiler, monkeypatch
     want = _masks(shared, text)
     snap = shared.lexer.snapshot()
     with monkeypatch.context() as m:
-        m.setattr(lexer, "known_insert", lambda *a: None)
+        m.setattr(lexer, "known_insert", lambda *a: a[6])  # nothing entered: keys as they were
         alone = GrammarCompiler(compiler.tokenizer_info).compile_json_schema(schema)
         assert all(np.array_equal(a, b) for a, b in zip(want, _masks(alone, text)))
     assert 2 * shared.lexer.num_states < alone.lexer.num_states
@@ -78,3 +78,20 @@ def test_sets_share_the_product_states_they_have_in_common(compiler, monkeypatch
     restored.lexer.restore(snap)
     assert restored.lexer.known_used[0] == shared.lexer.known_used[0]
     assert all(np.array_equal(a, b) for a, b in zip(want, _masks(restored, text)))
+
+
+def test_byte_classes_read_off_single_copies(compiler):
+    """The classes product DFAs refine (read off each terminal's installed rows, in one call) are
+    its own DFA's byte classes: shifting a DFA to global ids keeps which columns are equal."""
+    from structgen.automata.dfa import byte_classes
+    from structgen.automata.lexer import _single_classes
+
+    cg = compiler.compile_json_schema({"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 40}, "n": {"type": "integer"}, "ok": {"enum": [True, "é", 1.5]},
+        "at": {"type": "string", "format": "date-time"}}})
+    lx = cg.lexer
+    terms = np.arange(lx.num_terms, dtype=np.int32)
+    got = np.zeros((lx.num_terms, 256), dtype=np.int64)
+    _single_classes(lx.trans, lx.single_start[terms], lx._sizes[terms], terms, got)
+    for t in terms.tolist():
+        assert np.array_equal(got[t], byte_classes(lx.terminals[t].dfa)[1]), lx.terminals[t].name

@@ -30,7 +30,7 @@ from .object_union import _UnionRefused
 from .objects import ObjectEmitter, _object_const
 from .strings import StringEmitter
 from .vocabulary import (ANNOTATIONS, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS, NOT_VALUES, TYPES, WS_TERMINAL,
-                         _internal_ok, _without_annotations)
+                         _internal_ok, _without_annotations, canonical, json_str)
 
 
 @dataclass
@@ -213,7 +213,7 @@ class Emitter(StringEmitter, ObjectEmitter, Normalizer):
         base = self._base(s, base)
         # identical subschemas (same text, same base URI) share one rule: two rules deriving the same
         # text would collide in the LR tables where both are possible (anyOf branches)
-        key = f"{base}|{json.dumps(_without_annotations(s), sort_keys=True, default=str)}" if "$ref" not in s else None
+        key = f"{base}|{canonical(_without_annotations(s))}" if "$ref" not in s else None
         if key and key in self.memo:
             return [(self.memo[key],)]
         if "$ref" in s:
@@ -388,7 +388,7 @@ class Emitter(StringEmitter, ObjectEmitter, Normalizer):
             for i, (k, x) in enumerate(v.items()):
                 if i:
                     parts.append(self.sep(", "))
-                parts += [self.lit(json.dumps(k, ensure_ascii=False)), self.sep(": "), self.literal_value(x), self.ws]
+                parts += [self.lit(json_str(k)), self.sep(": "), self.literal_value(x), self.ws]
             return cat(*parts, self.open_close("}"))
         if isinstance(v, list):
             if not v:
@@ -514,7 +514,7 @@ class Emitter(StringEmitter, ObjectEmitter, Normalizer):
 
 def _literal_name(text: str) -> str:
     """A terminal name for a literal: the text itself when it is a plain word, else a quoted form."""
-    return json.dumps(text, ensure_ascii=False)
+    return json_str(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from ..ir import ObjectUnion
 from .expr import Expr, cat, union
 from .normalize import NoValue
 from .vocabulary import (ANNOTATIONS, KEYWORDS, NOT_STRINGS, NOT_VALUES, PRESENCE, TYPE_KEYWORDS, _internal_ok, _literal,
-                         _pred_names, _string_only, _type_set, _without_annotations)
+                         _pred_names, _string_only, _type_set, _without_annotations, canonical, json_str)
 
 OBJECT_KEYWORDS = {"type", "properties", "required", "additionalProperties", "patternProperties", "propertyNames",
                    "minProperties", "maxProperties", "dependentRequired", "dependencies"}
@@ -121,14 +121,14 @@ class ObjectUnionEmitter:
         tie blindly): the values of finite schemas (enums, consts: discriminators) go where they are
         valid, grouped by that set of branches, and are excluded from the other schemas, which must
         then be alike or of disjoint types; else _UnionRefused."""
-        key = self.lit(json.dumps(name, ensure_ascii=False))
+        key = self.lit(json_str(name))
         uses = [(k, j, self.dereference(*v)) for k, j, v in uses]
 
         def member(vs: Any, p: str, b: str) -> Expr:
             return cat(key, self.sep(": "), self.schema(vs, p, b), self.ws)
 
         def text(vs: Any) -> str:
-            return json.dumps(_without_annotations(vs), sort_keys=True, default=str)
+            return canonical(_without_annotations(vs))
 
         out: dict[tuple, list[tuple[int, int]]] = {}
         if len({text(v[0]) for _, _, v in uses}) == 1:

@@ -8,7 +8,6 @@ are followed side by side (ir.ObjectUnion) is its base class ObjectUnionEmitter 
 
 from __future__ import annotations
 
-import json
 from typing import Any, Sequence
 
 from ...automata.dfa import ANY_CHAR
@@ -19,7 +18,7 @@ from ..ir import ObjectSpec, ObjectUnion, presence_holds
 from .expr import EMPTY, Expr, cat, opt, union
 from .normalize import NoValue
 from .object_union import ObjectUnionEmitter
-from .vocabulary import JSON_STRING, PRESENCE, _literal, _pred_names, _ptr_escape
+from .vocabulary import JSON_STRING, PRESENCE, _literal, _pred_names, _ptr_escape, json_str
 
 PARAMETRIC_MIN_OPTIONAL = 8  # objects with this many optional members keep their constraints as parser state
 PARAMETRIC_MIN_UNORDERED = 4  # property_order="any": objects with this many members do (else 2^n rules)
@@ -76,7 +75,7 @@ class ObjectEmitter(ObjectUnionEmitter):
                 if n in required:
                     raise NoValue("required", ptr + "/required", f"required {n!r} can never be present")
                 continue
-            members.append((cat(self.lit(json.dumps(n, ensure_ascii=False)), self.member_value(value)),
+            members.append((cat(self.lit(json_str(n)), self.member_value(value)),
                             n in required, n, (vs, n_ptr, base)))
         present_names = {m[2] for m in members}
         bit_of = {n: k for k, n in enumerate(m[2] for m in members if m[2] in watched and not m[1])}

@@ -61,7 +61,8 @@ def literal_dfa(data: bytes) -> ByteDFA:
     if not data:
         raise RegexError("empty literal terminals are not allowed")
     n = len(data) + 1
-    trans = np.full((n, 256), -1, dtype=np.int32)
+    trans = np.empty((n, 256), dtype=np.int32)
+    trans.fill(-1)
     for i, b in enumerate(data):
         trans[i, b] = i + 1
     accept = np.zeros(n, dtype=bool)

@@ -17,6 +17,8 @@ accepting move is the shift of $END (column T), and `end_state` is where it lead
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -24,9 +26,10 @@ import numpy as np
 from ..budget import check as check_budget
 from ..errors import LimitExceeded
 from .lexer import mapped_array
-from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states, _row_terms
+from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states, _nullable, _row_terms
 from .views import LR0View, RulesView
 
+MAPPED_TABLE_CELLS = 1 << 18  # action tables of 1 MB or more get their own mapping (small ones: the heap's reused pages)
 Grammar = Any  # frontend/ir.py's Grammar (not imported: the frontend depends on automata, not the reverse)
 
 DEFAULT_MAX_LR_STATES = 1_000_000
@@ -107,36 +110,44 @@ class LRBuilder:
         N = len(g.nonterminals)
         self.N = N + 1  # plus $root
         nt0 = T + 1  # symbol of nonterminal 0
-        # rules in symbol space; the root rule last
-        self.rhs = [tuple(s if s >= 0 else nt0 + ~s for s in seq) for seq in g.rhs]
-        self.lhs = list(g.lhs)
-        self.root_rule = len(self.rhs)
-        self.rhs.append((nt0 + g.start, T))
-        self.lhs.append(N)
+        # rules in symbol space, the root rule last, read into arrays in bulk (a Python pass per
+        # rule was ~3 us of a 1,000-member object's 1,000 rules)
+        n_rules = self.n_rules = len(g.rhs) + 1
+        self.root_rule = n_rules - 1
+        lens = np.empty(n_rules, dtype=np.int64)
+        lens[:-1] = np.fromiter(map(len, g.rhs), dtype=np.int64, count=n_rules - 1)
+        lens[-1] = 2
+        n_syms = int(lens.sum())
+        flat = np.empty(n_syms, dtype=np.int64)
+        flat[:-2] = np.fromiter(chain.from_iterable(g.rhs), dtype=np.int64, count=n_syms - 2)
+        flat[:-2] = np.where(flat[:-2] >= 0, flat[:-2], nt0 + ~flat[:-2])
+        flat[-2:] = (nt0 + g.start, T)
+        lhs = np.empty(n_rules, dtype=np.int64)
+        lhs[:-1] = g.lhs
+        lhs[-1] = N
+        self.lhs = lhs.tolist()
         self.nt0 = nt0
-        lens = np.array([len(seq) for seq in self.rhs], dtype=np.int64)
-        base = np.zeros(len(lens), dtype=np.int64)
+        base = np.zeros(n_rules, dtype=np.int64)
         np.cumsum(lens[:-1] + 1, out=base[1:])
         self.base = base.tolist()
-        item_sym = np.full(int(lens.sum()) + len(lens), -1, dtype=np.int32)  # one end item per rule
-        flat = [s for seq in self.rhs for s in seq]
+        item_sym = np.full(n_syms + n_rules, -1, dtype=np.int32)  # one end item per rule
         item_sym[np.repeat(base, lens) + _ranks(lens)] = flat
-        item_rule = np.repeat(np.arange(len(lens), dtype=np.int32), lens + 1)
+        item_rule = np.repeat(np.arange(n_rules, dtype=np.int32), lens + 1)
         self.item_rule = item_rule.tolist()
-        lhs = np.array(self.lhs, dtype=np.int64)
         rof_ptr = np.zeros(self.N + 1, dtype=np.int64)  # each nonterminal's rules (CSR)
         np.cumsum(np.bincount(lhs, minlength=self.N), out=rof_ptr[1:])
         rof_rules = np.argsort(lhs, kind="stable").astype(np.int32)
         self.rules = RulesView(item_sym, item_rule, base, lens, rof_ptr, rof_rules, np.int64(nt0))
-        self.nullable = self._nullable()
+        self.nullable, self.null_from = _nullable(self.rules, lhs, np.int64(self.N))
         self.automaton: Automaton | None = None  # the LR(0) states, once built
 
-    # --- LR(0) ---------------------------------------------------------------------------
+    @cached_property
+    def rhs(self) -> list[tuple[int, ...]]:
+        """Each rule's right side in symbol space (for naming rules in conflicts; made on first use)."""
+        r = self.rules
+        return [tuple(r.item_sym[b:b + n].tolist()) for b, n in zip(self.base, r.rule_len.tolist())]
 
-    def _nullable(self) -> list[bool]:
-        nt0 = self.nt0
-        needs = [[s - nt0 for s in seq] if all(s >= nt0 for s in seq) else None for seq in self.rhs]
-        return deriving(self.N, self.lhs, needs)
+    # --- LR(0) ---------------------------------------------------------------------------
 
     def lr0(self) -> Automaton:
         """The LR(0) states (numba; the state limit is checked as they are made)."""
@@ -153,15 +164,7 @@ class LRBuilder:
         """LA(q, r) for every reduce entry (a.reduce_rule's rows) as bitset rows over the terminals
         (uint64 words; bit T is $END)."""
         check_budget("the LALR(1) lookaheads")
-        nt0 = self.nt0
-        null_from = []
-        for seq in self.rhs:
-            k = len(seq)
-            while k > 0 and seq[k - 1] >= nt0 and self.nullable[seq[k - 1] - nt0]:
-                k -= 1
-            null_from.append(k)
-        return _lalr_lookaheads(a.view(), self.rules, np.int64(self.T), np.array(self.nullable, dtype=np.bool_),
-                                np.array(null_from, dtype=np.int64))
+        return _lalr_lookaheads(a.view(), self.rules, np.int64(self.T), self.nullable, self.null_from)
 
     # --- tables ----------------------------------------------------------------------------
 
@@ -178,17 +181,19 @@ class LRBuilder:
                                 "cells (the max_table_cells limit)")
         la = self.lookaheads(a)
         check_budget("the parser tables")
-        # on its own mapping, zero-filled by the OS as touched: rows added later (ObjectStates)
-        # grow it in place (ParserTables.reserve), with no copy of the table
-        action, buf = mapped_array((S, T + 1), np.int32)
+        # a big table on its own mapping, zero-filled by the OS as touched: rows added later
+        # (ObjectStates) grow it in place (ParserTables.reserve), with no copy of the table
+        buf = None
+        if S * (T + 1) >= MAPPED_TABLE_CELLS:
+            action, buf = mapped_array((S, T + 1), np.int32)
         if buf is None:
-            action.fill(0)
+            action = np.zeros((S, T + 1), dtype=np.int32)
         conflict_cells = _action_cells(a.view(), la, np.int64(nt0), action)
         unresolved: list[Conflict] = []
         resolved: list[Conflict] = []
         prio = list(g.priority) + [0]
         forks: list[list[int]] = []  # the actions of each kept conflict (glr), shift first
-        n_rules = len(self.rhs)
+        n_rules = self.n_rules
         for p, t in conflict_cells.tolist():
             tr = a.trans[p]
             rows = range(int(a.reduce_ptr[p]), int(a.reduce_ptr[p + 1]))
@@ -221,7 +226,7 @@ class LRBuilder:
         fork_acts = np.array([x for f in forks for x in f], dtype=np.int32)
         src = np.repeat(np.arange(S, dtype=np.int64), np.diff(a.trans_ptr))
         is_goto = a.trans_sym >= nt0
-        K = self.N + len(self.rhs)  # goto keys: state * K + nonterminal (see ParserTables)
+        K = self.N + n_rules  # goto keys: state * K + nonterminal (see ParserTables)
         goto_keys, goto_vals = sparse_table(src[is_goto] * K + (a.trans_sym[is_goto] - nt0), a.trans_target[is_goto])
         rule_len = self.rules.rule_len.astype(np.int32)
         rule_lhs = np.array(self.lhs, dtype=np.int32)

@@ -377,3 +377,61 @@ def _row_terms(action, n_terms):
                 terms[k] = t
                 k += 1
     return row_ptr, terms
+
+
+@njit(cache=True, nogil=True)
+def _nullable(R, lhs, n_nt):
+    """(which nonterminals derive the empty word, and per rule the first position from which its
+    right side is all nullable nonterminals): a worklist over rules whose symbols are all
+    nonterminals, each waiting on its occurrences."""
+    item_sym, base, rule_len, nt0 = R.item_sym, R.base, R.rule_len, R.nt0
+    n_rules = rule_len.shape[0]
+    missing = np.zeros(n_rules, dtype=np.int64)
+    count = np.zeros(n_nt + 1, dtype=np.int64)
+    only_nts = np.ones(n_rules, dtype=np.bool_)
+    for r in range(n_rules):
+        for i in range(base[r], base[r] + rule_len[r]):
+            if item_sym[i] < nt0:
+                only_nts[r] = False
+                break
+        if only_nts[r]:
+            for i in range(base[r], base[r] + rule_len[r]):
+                count[item_sym[i] - nt0 + 1] += 1
+            missing[r] = rule_len[r]
+    ptr = np.cumsum(count)
+    waiting = np.empty(ptr[n_nt], dtype=np.int64)  # nonterminal -> the rules with an occurrence of it
+    fill = ptr[:n_nt].copy()
+    stack = np.empty(n_rules, dtype=np.int64)
+    top = 0
+    for r in range(n_rules):
+        if only_nts[r]:
+            for i in range(base[r], base[r] + rule_len[r]):
+                a = item_sym[i] - nt0
+                waiting[fill[a]] = r
+                fill[a] += 1
+            if missing[r] == 0:
+                stack[top] = r
+                top += 1
+    nullable = np.zeros(n_nt, dtype=np.bool_)
+    while top > 0:
+        top -= 1
+        a = lhs[stack[top]]
+        if nullable[a]:
+            continue
+        nullable[a] = True
+        for j in range(ptr[a], ptr[a + 1]):
+            r2 = waiting[j]
+            missing[r2] -= 1
+            if missing[r2] == 0:
+                stack[top] = r2
+                top += 1
+    null_from = np.empty(n_rules, dtype=np.int64)
+    for r in range(n_rules):
+        k = rule_len[r]
+        while k > 0:
+            s = item_sym[base[r] + k - 1]
+            if s < nt0 or not nullable[s - nt0]:
+                break
+            k -= 1
+        null_from[r] = k
+    return nullable, null_from

@@ -256,7 +256,7 @@ class ObjectStates:
 
 def _states_with_items_of(automaton, builder, rule_flags: np.ndarray) -> list[int]:
     """The LR(0) states whose kernel holds an item of a flagged rule (the root rule is never one)."""
-    flags = np.zeros(len(builder.rhs), dtype=np.bool_)
+    flags = np.zeros(builder.n_rules, dtype=np.bool_)
     flags[:len(rule_flags)] = rule_flags
     hit = flags[builder.rules.item_rule[automaton.kernel_items]]
     owner = np.repeat(np.arange(automaton.num_states), np.diff(automaton.kernel_ptr))

@@ -58,6 +58,14 @@ def load_schema(schema: Any) -> Any:
     raise SchemaError(f"unsupported schema input of type {type(schema).__name__}")
 
 
+def _may_hold_ids(root: Any) -> bool:
+    """Whether the schema has a key that names a base URI or an anchor ($id, $anchor,
+    $dynamicAnchor) anywhere, by a look at its JSON text: one C-speed pass instead of the index's
+    Python walk over every node (~2 us per node), which only such a schema needs."""
+    text = json.dumps(root, default=str)
+    return '"$id"' in text or '"$anchor"' in text or '"$dynamicAnchor"' in text
+
+
 class NoValue(UnsupportedFeature):
     """A (sub)schema no JSON value satisfies: an optional property or an anyOf branch can be
     dropped; anywhere else this is an error."""
@@ -74,7 +82,8 @@ class Normalizer(Disjointness):
         self.node_base: dict[int, str] = {}
         draft = root.get("$schema", "") if isinstance(root, dict) else ""
         self.legacy_ref = any(d in str(draft) for d in ("draft-07", "draft-06", "draft-04", "draft-03"))
-        self._index(root, "")
+        if _may_hold_ids(root):  # else every node's base is "" and there is nothing to index
+            self._index(root, "")
         self._root_validator = None
 
     def unsupported(self, keyword: str, ptr: str, detail: str, direction: str = "more") -> None:

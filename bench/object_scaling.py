@@ -41,6 +41,9 @@ from structgen.evaluation.engines import make_engine
 eng = make_engine(engine, tok_path, [128001, 128009], whitespace)
 row = eng.allocate_mask()
 eng.matcher(eng.compile(warm)).fill_mask(row)  # imports, JIT caches and the tokenizer are warm
+import gc
+gc.collect()
+gc.freeze()  # the start-up heap settled, as MaskBench's workers (and vLLM, SGLang) do: no collection walks it
 out = {"engine": engine, "n": n}
 t0 = time.perf_counter()
 try:

@@ -29,7 +29,8 @@ from .lexer import mapped_array
 from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states, _nullable, _row_terms
 from .views import LR0View, RulesView
 
-MAPPED_TABLE_CELLS = 1 << 18  # action tables of 1 MB or more get their own mapping (small ones: the heap's reused pages)
+# action tables of 1 MB or more get their own mapping (small ones: the heap's reused pages)
+MAPPED_TABLE_CELLS = 1 << 18
 Grammar = Any  # frontend/ir.py's Grammar (not imported: the frontend depends on automata, not the reverse)
 
 DEFAULT_MAX_LR_STATES = 1_000_000

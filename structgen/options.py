@@ -93,7 +93,25 @@ class CompileOptions:
             object.__setattr__(self, "reasoning", markers)
 
     def with_(self, **changes: Any) -> "CompileOptions":
-        """A copy with some fields changed. A key that names a Limits field changes that limit."""
+        """A copy with some fields changed. A key that names a Limits field changes that limit.
+        The copies of the last few distinct changes are kept (a compile call makes one from its
+        keyword arguments, and building and validating it was ~0.1 ms of a small compile)."""
+        if not changes:
+            return self
+        try:
+            memo = (self, tuple(sorted(changes.items())))
+            got = _WITH.get(memo)
+        except TypeError:  # an unhashable value (a list for a tuple): not kept
+            memo = got = None
+        if got is None:
+            got = self._with(dict(changes))
+            if memo is not None:
+                if len(_WITH) >= _WITH_KEPT:
+                    _WITH.clear()  # (atomic, where evicting one entry could race another thread's)
+                _WITH[memo] = got
+        return got
+
+    def _with(self, changes: dict[str, Any]) -> "CompileOptions":
         limit_names = {f.name for f in fields(Limits)}
         limits = {k: changes.pop(k) for k in list(changes) if k in limit_names}
         if limits:
@@ -101,11 +119,17 @@ class CompileOptions:
         return replace(self, **changes) if changes else self
 
     def key(self) -> str:
-        """The options as canonical JSON text: the compile-cache key part."""
-        return json.dumps(asdict(self), sort_keys=True)
+        """The options as canonical JSON text: the compile-cache key part (made once per object)."""
+        got = self.__dict__.get("_key")
+        if got is None:
+            got = json.dumps(asdict(self), sort_keys=True)
+            object.__setattr__(self, "_key", got)
+        return got
 
 
 DEFAULT_OPTIONS = CompileOptions()
+_WITH: dict[tuple, CompileOptions] = {}  # (options, changes) -> CompileOptions.with_'s copy
+_WITH_KEPT = 64
 
 
 def options_from_json(d: dict[str, Any]) -> CompileOptions:

@@ -30,6 +30,7 @@ from .views import LexerView, ProductParts
 
 DEFAULT_MAX_LEXER_STATES = 500_000
 COLLAPSE_MIN_STATES = 8  # terminals this small are not collapsed into (their copy would cost more than it saves)
+HEAP_TABLE_BYTES = 1 << 18  # per-state tables smaller than this start on the heap (see LexerTables._rows)
 INSTALL_BATCH_ROWS = 256  # single copies are installed in batches of this many rows (see _install_singles)
 EAGER_COPY_STATES = 1024  # terminals this big get their byte classes at compile time (see LexerTables.__init__)
 BYTES = np.arange(256, dtype=np.int64)  # the byte -> column map of a table over all 256 bytes
@@ -213,7 +214,11 @@ class LexerTables:
     # --- product construction ------------------------------------------------------------
 
     def _rows(self, name: str, cap: int, row: tuple[int, ...], dtype) -> np.ndarray:
-        """An uninitialized array of `cap` rows for table `name` (see mapped_array)."""
+        """An uninitialized array of `cap` rows for table `name`: on a mapping of its own (see
+        mapped_array), or on the heap while small (a mapping is two system calls and fresh pages;
+        growing copies it then, onto a mapping)."""
+        if cap * int(np.prod(row, dtype=np.int64)) * np.dtype(dtype).itemsize < HEAP_TABLE_BYTES:
+            return np.empty((cap,) + row, dtype=dtype)
         a, buf = mapped_array((cap,) + row, dtype)
         if buf is not None:
             self._maps[name] = buf

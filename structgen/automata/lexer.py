@@ -25,7 +25,9 @@ from numba import njit
 
 from ..errors import LimitExceeded
 from .dfa import ByteDFA, byte_classes
-from .product import _codes_hash, column_classes, product_bfs
+from .mapped import grow_mapped, mapped_array, unadvised_array
+from .lexer_index import insert_set, known_insert, lookup_set
+from .product import column_classes, product_bfs
 from .views import LexerView, ProductParts
 
 DEFAULT_MAX_LEXER_STATES = 500_000
@@ -320,7 +322,7 @@ class LexerTables:
             while 2 * (n_ent + n) > cap:
                 cap *= 4
             slots = np.full(cap, -1, dtype=np.int32)
-        keys = known_insert(terms, vecs, np.int64(base), self.is_ignore, slots, ent, keys, self.known_used, rehash)
+        keys = known_insert(terms, vecs, np.int64(base), self.is_ignore, (slots, ent, keys), self.known_used, rehash)
         self.known = (slots, ent, keys)
 
     def term_classes(self, term: int) -> tuple[np.ndarray, np.ndarray]:
@@ -400,55 +402,6 @@ class LexerTables:
         self._starts[dfa_id] = base
         self.dfa_start = self._starts[:dfa_id + 1]
         return dfa_id
-
-
-def mapped_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mmap | None]:
-    """An uninitialized array on its own private anonymous mapping (and the mapping), where the
-    platform has one: its pages are zero-filled on first touch without numpy's huge-page advice
-    (a huge-page fault with compaction costs milliseconds on some VMs), and the mapping can be
-    grown in place (see LexerTables._grow)."""
-    private = getattr(mmap, "MAP_PRIVATE", None)
-    if private is None:
-        return np.empty(shape, dtype=dtype), None
-    count = int(np.prod(shape, dtype=np.int64))
-    buf = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize), flags=private | mmap.MAP_ANONYMOUS)
-    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape), buf
-
-
-HUGE_PAGE_ADVICE_BYTES = 1 << 22  # numpy advises huge pages for arrays this big (see unadvised_array)
-
-
-def unadvised_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mmap | None]:
-    """An uninitialized array (and its mapping, if it has one of its own): on the heap when small,
-    else on a mapping of its own (mapped_array). Numpy advises huge pages for 4 MB or more, and
-    here a huge-page fault with compaction stalled a 1,000-key object's compile by ~20 ms in one
-    fresh process of three."""
-    if int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize < HUGE_PAGE_ADVICE_BYTES:
-        return np.empty(shape, dtype=dtype), None
-    return mapped_array(shape, dtype)
-
-
-def grow_mapped(holder: object, name: str, maps: dict, rows: int, used: int) -> None:
-    """Grow the array attribute `name` of `holder` (rows of equal width; on the mapping
-    maps[name] if it has one, see mapped_array) to `rows` rows, keeping its first `used` rows:
-    remapped in place (mremap, no copy) while no other view of it is alive, else copied."""
-    old = getattr(holder, name)
-    cap, row, dtype = old.shape[0], old.shape[1:], old.dtype
-    buf = maps.get(name)
-    if buf is not None:
-        setattr(holder, name, None)
-        del old
-        try:
-            buf.resize(len(buf) // cap * rows)
-            setattr(holder, name, np.frombuffer(buf, dtype=dtype).reshape((rows,) + row))
-            return
-        except (BufferError, OSError, SystemError):
-            old = np.frombuffer(buf, dtype=dtype).reshape((cap,) + row)
-    fresh, fresh_buf = mapped_array((rows,) + row, dtype)
-    if fresh_buf is not None:
-        maps[name] = fresh_buf
-    fresh[:used] = old[:used]
-    setattr(holder, name, fresh)
 
 
 @njit(cache=True, nogil=True)
@@ -541,62 +494,6 @@ def _single_classes(trans, starts, sizes, terms, out):
 
 
 @njit(cache=True, nogil=True)
-def _slot_of(keys, a, m, cap):
-    """The first slot to probe for the key keys[a:a + m] (the hash of product_bfs's lookups)."""
-    return np.int64(_codes_hash(np.arange(a, a + m), m, keys) & np.uint64(cap - 1))
-
-
-@njit(cache=True, nogil=True)
-def known_insert(terms, vecs, base, is_ignore, slots, ent, keys, used, rehash):
-    """Enter product states 1 .. of a DFA installed at global id `base` in LexerTables.known
-    (state 0 is the set's start; a state with an ignored terminal alive is left out: its end
-    restarts its own set's DFA); used: (entries, keys), advanced. `rehash`: `slots` are new and
-    empty, so the entries already known are entered first (in this kernel: a second one would be
-    loaded from numba's cache, ~4 ms, on the first big object of a process). Returns `keys`, grown
-    as needed (sized up front by vecs.size, a 1,000-key product's 2M cells, it cost 3-16 ms)."""
-    cap = slots.shape[0]
-    if rehash:
-        for e in range(used[0]):
-            i = _slot_of(keys, ent[e, 0], ent[e, 1], cap)
-            while slots[i] >= 0:
-                i = (i + 1) & (cap - 1)
-            slots[i] = e
-    live = np.empty(terms.shape[0], dtype=np.int64)
-    for s in range(1, vecs.shape[0]):
-        row = vecs[s]
-        m = 0
-        for c in range(row.shape[0]):  # a tight scan first: rows are wide (a component per terminal) and sparse
-            if row[c] >= 0:
-                live[m] = c
-                m += 1
-        ok = m > 0
-        for j in range(m):
-            if is_ignore[terms[live[j]]]:
-                ok = False
-                break
-        if not ok:
-            continue
-        k0 = used[1]
-        if k0 + m > keys.shape[0]:
-            grown = np.empty(2 * keys.shape[0] + m, dtype=np.int64)
-            grown[:k0] = keys[:k0]
-            keys = grown
-        for j in range(m):
-            keys[k0 + j] = (np.int64(terms[live[j]]) << 32) | row[live[j]]
-        e = used[0]
-        ent[e, 0] = k0
-        ent[e, 1] = m
-        ent[e, 2] = base + s
-        i = _slot_of(keys, k0, m, cap)
-        while slots[i] >= 0:
-            i = (i + 1) & (cap - 1)
-        slots[i] = e
-        used[0] += 1
-        used[1] += m
-    return keys
-
-
-@njit(cache=True, nogil=True)
 def product_tables(parts, L, cls_of, rank, max_states, known):
     """The product DFA of terminals parts.terms, from their single copies installed in the lexer
     tables L (component c: rows starts[c] .. + sizes[c] of trans / accept_term, global ids). Byte
@@ -637,46 +534,3 @@ def product_tables(parts, L, cls_of, rank, max_states, known):
     rank_of[order] = np.arange(ncomp)
     best, n_acc = _winners(vecs, accept_any, rank_of, terms, offsets)
     return vecs, tr, byte_cls, best, n_acc
-
-
-# --- numba helpers for the set → DFA hash table ------------------------------------------
-
-
-@njit(cache=True, nogil=True)
-def _hash_words(words):
-    h = np.uint64(1469598103934665603)
-    for i in range(words.shape[0]):
-        h ^= words[i]
-        h *= np.uint64(1099511628211)
-        h ^= h >> np.uint64(29)
-    return h
-
-
-@njit(cache=True, nogil=True)
-def lookup_set(words, ht_keys, ht_vals):
-    """DFA id for the terminal set `words`, or -1 if not built yet."""
-    cap = ht_vals.shape[0]
-    i = np.int64(_hash_words(words) & np.uint64(cap - 1))
-    while True:
-        v = ht_vals[i]
-        if v < 0:
-            return -1
-        same = True
-        for j in range(words.shape[0]):
-            if ht_keys[i, j] != words[j]:
-                same = False
-                break
-        if same:
-            return v
-        i = (i + 1) & (cap - 1)
-
-
-@njit(cache=True, nogil=True)
-def insert_set(words, value, ht_keys, ht_vals):
-    cap = ht_vals.shape[0]
-    i = np.int64(_hash_words(words) & np.uint64(cap - 1))
-    while ht_vals[i] >= 0:
-        i = (i + 1) & (cap - 1)
-    for j in range(words.shape[0]):
-        ht_keys[i, j] = words[j]
-    ht_vals[i] = value

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..budget import check as check_budget
 from ..errors import LimitExceeded
-from .lexer import mapped_array
+from .mapped import mapped_array
 from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states, _nullable, _row_terms
 from .views import LR0View, RulesView
 

@@ -435,3 +435,77 @@ def _nullable(R, lhs, n_nt):
             k -= 1
         null_from[r] = k
     return nullable, null_from
+
+
+@njit(cache=True, nogil=True)
+def _live_rules(lhs, ptr, syms, start, n_nt):
+    """Grammar IR pruning marks (frontend/ir.py's pruned): rule r's right side is
+    syms[ptr[r]:ptr[r + 1]] (terminals >= 0, nonterminal j as ~j). Returns (productive
+    nonterminals, the rules kept: productive, their left side reachable from `start` through such
+    rules, the nonterminals reached)."""
+    n_rules = lhs.shape[0]
+    missing = np.zeros(n_rules, dtype=np.int64)
+    count = np.zeros(n_nt + 1, dtype=np.int64)
+    for r in range(n_rules):
+        for i in range(ptr[r], ptr[r + 1]):
+            if syms[i] < 0:
+                count[~syms[i] + 1] += 1
+                missing[r] += 1
+    wptr = np.cumsum(count)
+    waiting = np.empty(wptr[n_nt], dtype=np.int64)  # nonterminal -> the rules with an occurrence of it
+    fill = wptr[:n_nt].copy()
+    stack = np.empty(max(n_rules, n_nt), dtype=np.int64)
+    top = 0
+    for r in range(n_rules):
+        for i in range(ptr[r], ptr[r + 1]):
+            if syms[i] < 0:
+                a = ~syms[i]
+                waiting[fill[a]] = r
+                fill[a] += 1
+        if missing[r] == 0:
+            stack[top] = r
+            top += 1
+    productive = np.zeros(n_nt, dtype=np.bool_)
+    while top > 0:
+        top -= 1
+        a = lhs[stack[top]]
+        if productive[a]:
+            continue
+        productive[a] = True
+        for j in range(wptr[a], wptr[a + 1]):
+            r2 = waiting[j]
+            missing[r2] -= 1
+            if missing[r2] == 0:
+                stack[top] = r2
+                top += 1
+    live = np.zeros(n_rules, dtype=np.bool_)
+    by_lhs = np.zeros(n_nt + 1, dtype=np.int64)
+    for r in range(n_rules):
+        live[r] = missing[r] == 0 and productive[lhs[r]]
+        if live[r]:
+            by_lhs[lhs[r] + 1] += 1
+    rptr = np.cumsum(by_lhs)
+    rof = np.empty(rptr[n_nt], dtype=np.int64)
+    fill = rptr[:n_nt].copy()
+    for r in range(n_rules):
+        if live[r]:
+            rof[fill[lhs[r]]] = r
+            fill[lhs[r]] += 1
+    reached = np.zeros(n_nt, dtype=np.bool_)
+    reached[start] = True
+    stack[0] = start
+    top = 1
+    while top > 0:
+        top -= 1
+        a = stack[top]
+        for j in range(rptr[a], rptr[a + 1]):
+            r = rof[j]
+            for i in range(ptr[r], ptr[r + 1]):
+                if syms[i] < 0 and not reached[~syms[i]]:
+                    reached[~syms[i]] = True
+                    stack[top] = ~syms[i]
+                    top += 1
+    keep = np.zeros(n_rules, dtype=np.bool_)
+    for r in range(n_rules):
+        keep[r] = live[r] and reached[lhs[r]]
+    return productive, keep, reached

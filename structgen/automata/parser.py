@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from .lexer import grow_mapped
+from .mapped import grow_mapped
 from .views import ParserView, PoolView
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from .lexer import lookup_set
+from .lexer_index import lookup_set
 from .parser import FORK, NEED_STATE, TOO_MANY, acceptable_terms, can_shift, feed_terminal
 from .views import LexerView, ParserView, PoolView
 

@@ -44,7 +44,7 @@ class LexerView(NamedTuple):
     """The product DFAs of terminal sets (automata/lexer.LexerTables), global state ids: the moves
     over all 256 bytes (-1: none), the terminal each state accepts (-1: none), whether a state is
     its DFA's initial one, accepting with no move (final), its DFA; each DFA's initial state; the
-    ignored terminals; the set -> DFA hash table (uint64 set words -> DFA id, see lookup_set);
+    ignored terminals; the set -> DFA hash table (uint64 set words -> DFA id, see lexer_index.lookup_set);
     lexer forks: per state 0, or k + 1 where several terminals accept its lexeme alike (tie set k,
     whose terminals are tie_terms[tie_ptr[k]:tie_ptr[k + 1]]; see LexerTables, `fork_ties`)."""
 

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Hashable, Sequence
+
+import numpy as np
 
 from ..automata.dfa import ByteDFA
 from ..automata.lexer import Terminal
 from ..automata.lr import deriving
+from ..automata.lr_passes import _live_rules
 from ..errors import GrammarError, LimitExceeded
 
 DEFAULT_MAX_RULES = 200_000
@@ -471,26 +475,19 @@ class GrammarBuilder:
 
 def pruned(g: Grammar) -> Grammar:
     """g without rules that derive nothing or cannot be reached from the start (same language)."""
-    productive = productive_nonterminals(g)
+    n_rules = len(g.lhs)
+    lens = np.fromiter(map(len, g.rhs), dtype=np.int64, count=n_rules)
+    ptr = np.zeros(n_rules + 1, dtype=np.int64)
+    np.cumsum(lens, out=ptr[1:])
+    syms = np.fromiter(chain.from_iterable(g.rhs), dtype=np.int64, count=int(ptr[-1]))
+    productive, keep_rule, reached = _live_rules(np.array(g.lhs, dtype=np.int64), ptr, syms, np.int64(g.start),
+                                                 np.int64(len(g.nonterminals)))
     if not productive[g.start]:
         raise GrammarError(f"the start symbol {g.nonterminals[g.start]!r} derives no finite string")
-    live = [r for r in range(g.num_rules) if productive[g.lhs[r]] and all(s >= 0 or productive[~s] for s in g.rhs[r])]
-    by_lhs: dict[int, list[int]] = {}
-    for r in live:
-        by_lhs.setdefault(g.lhs[r], []).append(r)
-    seen = {g.start}
-    work = [g.start]
-    while work:
-        a = work.pop()
-        for r in by_lhs.get(a, ()):
-            for s in g.rhs[r]:
-                if s < 0 and ~s not in seen:
-                    seen.add(~s)
-                    work.append(~s)
-    rules = [r for r in live if g.lhs[r] in seen]
-    if len(rules) == g.num_rules and len(seen) == len(g.nonterminals):
+    if keep_rule.all() and reached.all():
         return g  # nothing to prune: the numbering stays
-    keep = sorted(seen)
+    rules = np.flatnonzero(keep_rule).tolist()
+    keep = np.flatnonzero(reached).tolist()
     new = {a: i for i, a in enumerate(keep)}
     rhs = [tuple(s if s >= 0 else ~new[~s] for s in g.rhs[r]) for r in rules]
     objects, renumber = [], {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..automata.lexer import lookup_set
+from ..automata.lexer_index import lookup_set
 from ..automata.parser import GLR_MAX_STEPS, NEED_STATE, TOO_MANY, acceptable_terms, goto_after
 from ..automata.step import GLR_LIMIT, NEED_DFA, NEED_LR, OK, POOL_FULL
 

@@ -22,7 +22,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import bitset
-from ..automata.lexer import grow_mapped, mapped_array
+from ..automata.mapped import grow_mapped, mapped_array
 from ..automata import glr
 from ..automata.parser import StackPool
 from ..automata.step import GLR_LIMIT

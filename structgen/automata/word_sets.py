@@ -38,16 +38,6 @@ _NO_ACCEPT = np.zeros(0, dtype=np.bool_)
 
 
 @njit(cache=True, nogil=True)
-def _push(t, seen, work, top):
-    """Push state t (if any, and not seen yet) on the work stack of `top` entries; the new top."""
-    if t >= 0 and not seen[t]:
-        seen[t] = True
-        work[top] = t
-        top += 1
-    return top
-
-
-@njit(cache=True, nogil=True)
 def _same_node(p, q, state, accepting, first, nxt, byte, cls):
     """Whether trie nodes p and q have the same a-state, acceptance and children (byte, class)."""
     if state[p] != state[q] or accepting[p] != accepting[q]:
@@ -168,12 +158,20 @@ def _minus_words(at, acc, data, ends):
             rows[r, byte[d]] = -2
             d = nxt[d]
         for b in range(256):
-            top = _push(rows[r, b], seen, work, top)
+            t = rows[r, b]
+            if t >= 0 and not seen[t]:
+                seen[t] = True
+                work[top] = t
+                top += 1
     while top > 0:  # the a-states reachable from those
         top -= 1
         s = work[top]
         for b in range(256):
-            top = _push(at[s, b], seen, work, top)
+            t = at[s, b]
+            if t >= 0 and not seen[t]:
+                seen[t] = True
+                work[top] = t
+                top += 1
     amap = np.full(na, -1, dtype=np.int32)
     m = k
     for s in range(na):

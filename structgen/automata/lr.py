@@ -26,7 +26,7 @@ import numpy as np
 from ..budget import check as check_budget
 from ..errors import LimitExceeded
 from .mapped import mapped_array
-from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states, _nullable, _row_terms
+from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states
 from .views import LR0View, RulesView
 
 # action tables of 1 MB or more get their own mapping (small ones: the heap's reused pages)
@@ -139,7 +139,7 @@ class LRBuilder:
         np.cumsum(np.bincount(lhs, minlength=self.N), out=rof_ptr[1:])
         rof_rules = np.argsort(lhs, kind="stable").astype(np.int32)
         self.rules = RulesView(item_sym, item_rule, base, lens, rof_ptr, rof_rules, np.int64(nt0))
-        self.nullable, self.null_from = _nullable(self.rules, lhs, np.int64(self.N))
+        self._lhs = lhs
         self.automaton: Automaton | None = None  # the LR(0) states, once built
 
     @cached_property
@@ -165,7 +165,7 @@ class LRBuilder:
         """LA(q, r) for every reduce entry (a.reduce_rule's rows) as bitset rows over the terminals
         (uint64 words; bit T is $END)."""
         check_budget("the LALR(1) lookaheads")
-        return _lalr_lookaheads(a.view(), self.rules, np.int64(self.T), self.nullable, self.null_from)
+        return _lalr_lookaheads(a.view(), self.rules, np.int64(self.T), self._lhs, np.int64(self.N))
 
     # --- tables ----------------------------------------------------------------------------
 
@@ -189,7 +189,7 @@ class LRBuilder:
             action, buf = mapped_array((S, T + 1), np.int32)
         if buf is None:
             action = np.zeros((S, T + 1), dtype=np.int32)
-        conflict_cells = _action_cells(a.view(), la, np.int64(nt0), action)
+        conflict_cells, row_ptr, row_terms = _action_cells(a.view(), la, np.int64(nt0), action)
         unresolved: list[Conflict] = []
         resolved: list[Conflict] = []
         prio = list(g.priority) + [0]
@@ -231,7 +231,6 @@ class LRBuilder:
         goto_keys, goto_vals = sparse_table(src[is_goto] * K + (a.trans_sym[is_goto] - nt0), a.trans_target[is_goto])
         rule_len = self.rules.rule_len.astype(np.int32)
         rule_lhs = np.array(self.lhs, dtype=np.int32)
-        row_ptr, row_terms = _row_terms(action, np.int64(T))
         x = a.trans[0][nt0 + g.start]
         end_state = a.trans[x][T]
         tables = ParserTables(
@@ -240,6 +239,8 @@ class LRBuilder:
             row_ptr=row_ptr, row_terms=row_terms,
             start_state=0, end_state=int(end_state), conflicts=[str(c) for c in resolved + (unresolved if glr else [])],
             fork_ptr=fork_ptr, fork_acts=fork_acts, _maps={} if buf is None else {"action": buf})
+        if any(t < T and action[p, t] == 0 for p, t in conflict_cells.tolist()):
+            tables.rebuild_rows()  # a reduce/reduce cell left unsettled: no action there
         return tables, unresolved, resolved
 
     def _conflict(self, a: Automaton, p: int, t: int, kind: str, rules: list[int], resolution: str) -> Conflict:

@@ -230,10 +230,11 @@ def _digraph_bits(ptr, rel, f):
 
 
 @njit(cache=True, nogil=True)
-def _lalr_lookaheads(A, R, n_terms, nullable, null_from):
+def _lalr_lookaheads(A, R, n_terms, lhs, n_nt):
     """LA(q, A -> ω) for every reduce entry of every state (the rows of rrule), as bitsets over the
     terminals (bit n_terms is $END): DeRemer & Pennello's Read = DR ∪ reads*, Follow = Read ∪
-    includes*, LA = ∪ Follow over the lookback transitions."""
+    includes*, LA = ∪ Follow over the lookback transitions. (lhs: each rule's left side.)"""
+    nullable, null_from = _nullable(R, lhs, n_nt)  # here, not a kernel of its own: one less to load
     tptr, tsym, ttgt, rptr, rrule = LR0View(*A)
     item_sym, _, base, rule_len, rof_ptr, rof_rules, nt0 = RulesView(*R)
     n_states = tptr.shape[0] - 1
@@ -311,11 +312,16 @@ def _lalr_lookaheads(A, R, n_terms, nullable, null_from):
     return la
 
 
+_UNSETTLED = np.int32(-(1 << 30))  # a conflict cell with no action yet (see _action_cells)
+
+
 @njit(cache=True, nogil=True)
 def _action_cells(A, la, nt0, action):
     """Fill the zeroed action table (S, T+1): shifts s+1 and reductions -(r+1) where a cell has
     one action; the cells with several (a shift and reductions, or reductions) are returned
-    (state, terminal) with their shift (or 0) left in the table, for the caller to settle or keep."""
+    (state, terminal) with their shift (or 0) left in the table, for the caller to settle or keep.
+    Also the terminals (not $END) with an action in each row, as CSR (row_ptr, terms; conflict
+    cells counted in: settled, they hold an action), read off the rows once filled."""
     tptr, tsym, ttgt, rptr, rrule = LR0View(*A)
     n_states = tptr.shape[0] - 1
     n_terms = action.shape[1] - 1
@@ -350,12 +356,20 @@ def _action_cells(A, la, nt0, action):
                         conf = _grown(conf, 2 * nc + 2)
                         conf[2 * nc], conf[2 * nc + 1] = p, t
                         nc += 1
-    return conf[:2 * nc].reshape(nc, 2)
+    conf = conf[:2 * nc]
+    for i in range(nc):  # a reduce/reduce cell left 0 for now: marked, so the count sees it
+        if action[conf[2 * i], conf[2 * i + 1]] == 0:
+            action[conf[2 * i], conf[2 * i + 1]] = _UNSETTLED
+    row_ptr, terms = _row_terms(action, n_terms)
+    for i in range(nc):
+        if action[conf[2 * i], conf[2 * i + 1]] == _UNSETTLED:
+            action[conf[2 * i], conf[2 * i + 1]] = 0
+    return conf.reshape(nc, 2), row_ptr, terms
 
 
 @njit(cache=True, nogil=True)
 def _row_terms(action, n_terms):
-    """The terminals (not $END) with an action in each state's row, as CSR (row_ptr, terms): a
+    """The terminals (not $END) with a nonzero cell in each state's row, as CSR (row_ptr, terms): a
     count, then a fill (np.nonzero, with its int64 index arrays, took 7 ms of a 1,000-member
     object's 11 ms of tables)."""
     n_states = action.shape[0]

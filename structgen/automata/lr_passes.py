@@ -394,51 +394,72 @@ def _row_terms(action, n_terms):
 
 
 @njit(cache=True, nogil=True)
-def _nullable(R, lhs, n_nt):
-    """(which nonterminals derive the empty word, and per rule the first position from which its
-    right side is all nullable nonterminals): a worklist over rules whose symbols are all
-    nonterminals, each waiting on its occurrences."""
-    item_sym, base, rule_len, nt0 = R.item_sym, R.base, R.rule_len, R.nt0
-    n_rules = rule_len.shape[0]
-    missing = np.zeros(n_rules, dtype=np.int64)
+def _derivable(lhs, ptr, nts, blocked, n_nt):
+    """Which of n_nt nonterminals have a rule r, not blocked, whose nonterminals nts[ptr[r]:ptr[r + 1]]
+    all have one too (nullable and productive sets alike), and which rules count so: a worklist over
+    rules, each waiting on its nonterminal occurrences."""
+    n_rules = lhs.shape[0]
+    missing = np.empty(n_rules, dtype=np.int64)
     count = np.zeros(n_nt + 1, dtype=np.int64)
-    only_nts = np.ones(n_rules, dtype=np.bool_)
     for r in range(n_rules):
-        for i in range(base[r], base[r] + rule_len[r]):
-            if item_sym[i] < nt0:
-                only_nts[r] = False
-                break
-        if only_nts[r]:
-            for i in range(base[r], base[r] + rule_len[r]):
-                count[item_sym[i] - nt0 + 1] += 1
-            missing[r] = rule_len[r]
-    ptr = np.cumsum(count)
-    waiting = np.empty(ptr[n_nt], dtype=np.int64)  # nonterminal -> the rules with an occurrence of it
-    fill = ptr[:n_nt].copy()
+        missing[r] = ptr[r + 1] - ptr[r]
+        for i in range(ptr[r], ptr[r + 1]):
+            count[nts[i] + 1] += 1
+    wptr = np.cumsum(count)
+    waiting = np.empty(wptr[n_nt], dtype=np.int64)  # nonterminal -> the rules with an occurrence of it
+    fill = wptr[:n_nt].copy()
     stack = np.empty(n_rules, dtype=np.int64)
     top = 0
     for r in range(n_rules):
-        if only_nts[r]:
-            for i in range(base[r], base[r] + rule_len[r]):
-                a = item_sym[i] - nt0
-                waiting[fill[a]] = r
-                fill[a] += 1
-            if missing[r] == 0:
-                stack[top] = r
-                top += 1
-    nullable = np.zeros(n_nt, dtype=np.bool_)
+        for i in range(ptr[r], ptr[r + 1]):
+            waiting[fill[nts[i]]] = r
+            fill[nts[i]] += 1
+        if missing[r] == 0 and not blocked[r]:
+            stack[top] = r
+            top += 1
+    found = np.zeros(n_nt, dtype=np.bool_)
     while top > 0:
         top -= 1
         a = lhs[stack[top]]
-        if nullable[a]:
+        if found[a]:
             continue
-        nullable[a] = True
-        for j in range(ptr[a], ptr[a + 1]):
+        found[a] = True
+        for j in range(wptr[a], wptr[a + 1]):
             r2 = waiting[j]
             missing[r2] -= 1
-            if missing[r2] == 0:
+            if missing[r2] == 0 and not blocked[r2]:
                 stack[top] = r2
                 top += 1
+    counts = np.zeros(n_rules, dtype=np.bool_)
+    for r in range(n_rules):
+        counts[r] = missing[r] == 0 and not blocked[r]
+    return found, counts
+
+
+@njit(cache=True, nogil=True)
+def _nullable(R, lhs, n_nt):
+    """(which nonterminals derive the empty word, and per rule the first position from which its
+    right side is all nullable nonterminals); rules with a terminal never count."""
+    item_sym, base, rule_len, nt0 = R.item_sym, R.base, R.rule_len, R.nt0
+    n_rules = rule_len.shape[0]
+    ptr = np.zeros(n_rules + 1, dtype=np.int64)
+    blocked = np.zeros(n_rules, dtype=np.bool_)
+    for r in range(n_rules):
+        k = 0
+        for i in range(base[r], base[r] + rule_len[r]):
+            if item_sym[i] < nt0:
+                blocked[r] = True
+            else:
+                k += 1
+        ptr[r + 1] = ptr[r] + k
+    nts = np.empty(ptr[n_rules], dtype=np.int64)
+    for r in range(n_rules):
+        k = ptr[r]
+        for i in range(base[r], base[r] + rule_len[r]):
+            if item_sym[i] >= nt0:
+                nts[k] = item_sym[i] - nt0
+                k += 1
+    nullable = _derivable(lhs, ptr, nts, blocked, n_nt)[0]
     null_from = np.empty(n_rules, dtype=np.int64)
     for r in range(n_rules):
         k = rule_len[r]
@@ -458,44 +479,22 @@ def _live_rules(lhs, ptr, syms, start, n_nt):
     nonterminals, the rules kept: productive, their left side reachable from `start` through such
     rules, the nonterminals reached)."""
     n_rules = lhs.shape[0]
-    missing = np.zeros(n_rules, dtype=np.int64)
-    count = np.zeros(n_nt + 1, dtype=np.int64)
+    nt_ptr = np.zeros(n_rules + 1, dtype=np.int64)
     for r in range(n_rules):
+        k = 0
         for i in range(ptr[r], ptr[r + 1]):
-            if syms[i] < 0:
-                count[~syms[i] + 1] += 1
-                missing[r] += 1
-    wptr = np.cumsum(count)
-    waiting = np.empty(wptr[n_nt], dtype=np.int64)  # nonterminal -> the rules with an occurrence of it
-    fill = wptr[:n_nt].copy()
-    stack = np.empty(max(n_rules, n_nt), dtype=np.int64)
-    top = 0
-    for r in range(n_rules):
-        for i in range(ptr[r], ptr[r + 1]):
-            if syms[i] < 0:
-                a = ~syms[i]
-                waiting[fill[a]] = r
-                fill[a] += 1
-        if missing[r] == 0:
-            stack[top] = r
-            top += 1
-    productive = np.zeros(n_nt, dtype=np.bool_)
-    while top > 0:
-        top -= 1
-        a = lhs[stack[top]]
-        if productive[a]:
-            continue
-        productive[a] = True
-        for j in range(wptr[a], wptr[a + 1]):
-            r2 = waiting[j]
-            missing[r2] -= 1
-            if missing[r2] == 0:
-                stack[top] = r2
-                top += 1
-    live = np.zeros(n_rules, dtype=np.bool_)
+            k += syms[i] < 0
+        nt_ptr[r + 1] = nt_ptr[r] + k
+    nts = np.empty(nt_ptr[n_rules], dtype=np.int64)
+    k = 0
+    for i in range(syms.shape[0]):
+        if syms[i] < 0:
+            nts[k] = ~syms[i]
+            k += 1
+    productive, live = _derivable(lhs, nt_ptr, nts, np.zeros(n_rules, dtype=np.bool_), n_nt)
+    stack = np.empty(n_nt, dtype=np.int64)
     by_lhs = np.zeros(n_nt + 1, dtype=np.int64)
     for r in range(n_rules):
-        live[r] = missing[r] == 0 and productive[lhs[r]]
         if live[r]:
             by_lhs[lhs[r] + 1] += 1
     rptr = np.cumsum(by_lhs)

@@ -99,7 +99,7 @@ class CompileOptions:
         if not changes:
             return self
         try:
-            memo = (self, tuple(sorted(changes.items())))
+            memo = (self, tuple(sorted((k, type(v), v) for k, v in changes.items())))  # True is not 1 here
             got = _WITH.get(memo)
         except TypeError:  # an unhashable value (a list for a tuple): not kept
             memo = got = None

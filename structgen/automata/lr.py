@@ -25,8 +25,8 @@ import numpy as np
 
 from ..budget import check as check_budget
 from ..errors import LimitExceeded
-from .mapped import mapped_array
 from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states
+from .mapped import mapped_array
 from .views import LR0View, RulesView
 
 # action tables of 1 MB or more get their own mapping (small ones: the heap's reused pages)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..budget import check as check_budget
 from ..errors import LimitExceeded
-from .lr_passes import _action_cells, _lalr_lookaheads, _lr0_states
+from .lr_passes import _action_cells, _derivable, _lalr_lookaheads, _lr0_states
 from .mapped import mapped_array
 from .views import LR0View, RulesView
 
@@ -277,28 +277,12 @@ def _ranks(lens: np.ndarray) -> np.ndarray:
 
 def deriving(n: int, lhs: list[int], needs: list[list[int] | None]) -> list[bool]:
     """Which of n nonterminals have a rule r whose `needs[r]` nonterminals all have one too (None:
-    rule r never counts): nullable and productive nonterminals alike, by a worklist over rules."""
-    found = [False] * n
-    waiting: list[list[int]] = [[] for _ in range(n)]  # nonterminal -> rules that wait for it
-    missing = [0] * len(lhs)
-    work = []
-    for r, need in enumerate(needs):
-        if need is None:
-            continue
-        need = set(need)
-        missing[r] = len(need)
-        for a in need:
-            waiting[a].append(r)
-        if not need:
-            work.append(r)
-    while work:
-        r = work.pop()
-        a = lhs[r]
-        if found[a]:
-            continue
-        found[a] = True
-        for r2 in waiting[a]:
-            missing[r2] -= 1
-            if missing[r2] == 0:
-                work.append(r2)
-    return found
+    rule r never counts): nullable and productive nonterminals alike (lr_passes._derivable, the
+    worklist the LR construction and IR pruning run too)."""
+    n_rules = len(needs)
+    blocked = np.fromiter((x is None for x in needs), dtype=np.bool_, count=n_rules)
+    ptr = np.zeros(n_rules + 1, dtype=np.int64)
+    np.cumsum(np.fromiter((len(x) if x is not None else 0 for x in needs), dtype=np.int64, count=n_rules),
+              out=ptr[1:])
+    nts = np.fromiter(chain.from_iterable(x for x in needs if x is not None), dtype=np.int64, count=int(ptr[-1]))
+    return _derivable(np.asarray(lhs, dtype=np.int64), ptr, nts, blocked, np.int64(n))[0].tolist()

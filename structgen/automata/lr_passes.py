@@ -400,23 +400,16 @@ def _derivable(lhs, ptr, nts, blocked, n_nt):
     rules, each waiting on its nonterminal occurrences."""
     n_rules = lhs.shape[0]
     missing = np.empty(n_rules, dtype=np.int64)
-    count = np.zeros(n_nt + 1, dtype=np.int64)
-    for r in range(n_rules):
-        missing[r] = ptr[r + 1] - ptr[r]
-        for i in range(ptr[r], ptr[r + 1]):
-            count[nts[i] + 1] += 1
-    wptr = np.cumsum(count)
-    waiting = np.empty(wptr[n_nt], dtype=np.int64)  # nonterminal -> the rules with an occurrence of it
-    fill = wptr[:n_nt].copy()
+    rule_of = np.empty(nts.shape[0], dtype=np.int64)
     stack = np.empty(n_rules, dtype=np.int64)
     top = 0
     for r in range(n_rules):
-        for i in range(ptr[r], ptr[r + 1]):
-            waiting[fill[nts[i]]] = r
-            fill[nts[i]] += 1
+        missing[r] = ptr[r + 1] - ptr[r]
+        rule_of[ptr[r]:ptr[r + 1]] = r
         if missing[r] == 0 and not blocked[r]:
             stack[top] = r
             top += 1
+    wptr, waiting = _csr(nts, rule_of, n_nt)  # nonterminal -> the rules with an occurrence of it
     found = np.zeros(n_nt, dtype=np.bool_)
     while top > 0:
         top -= 1
@@ -493,17 +486,8 @@ def _live_rules(lhs, ptr, syms, start, n_nt):
             k += 1
     productive, live = _derivable(lhs, nt_ptr, nts, np.zeros(n_rules, dtype=np.bool_), n_nt)
     stack = np.empty(n_nt, dtype=np.int64)
-    by_lhs = np.zeros(n_nt + 1, dtype=np.int64)
-    for r in range(n_rules):
-        if live[r]:
-            by_lhs[lhs[r] + 1] += 1
-    rptr = np.cumsum(by_lhs)
-    rof = np.empty(rptr[n_nt], dtype=np.int64)
-    fill = rptr[:n_nt].copy()
-    for r in range(n_rules):
-        if live[r]:
-            rof[fill[lhs[r]]] = r
-            fill[lhs[r]] += 1
+    kept = np.flatnonzero(live)
+    rptr, rof = _csr(lhs[kept], kept, n_nt)  # each nonterminal's productive rules
     reached = np.zeros(n_nt, dtype=np.bool_)
     reached[start] = True
     stack[0] = start

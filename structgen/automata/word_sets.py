@@ -157,17 +157,16 @@ def _minus_words(at, acc, data, ends):
         while d >= 0:
             rows[r, byte[d]] = -2
             d = nxt[d]
-        for b in range(256):
-            t = rows[r, b]
-            if t >= 0 and not seen[t]:
-                seen[t] = True
-                work[top] = t
-                top += 1
-    while top > 0:  # the a-states reachable from those
-        top -= 1
-        s = work[top]
-        for b in range(256):
-            t = at[s, b]
+    q = 0  # the a-states the rows reach, and those reachable from them: the rows scanned first
+    while q < k or top > 0:
+        if q < k:
+            row = rows[q]
+            q += 1
+        else:
+            top -= 1
+            row = at[work[top]]
+        for b in range(256):  # inline: a numba helper called per cell made this loop 8x slower
+            t = row[b]
             if t >= 0 and not seen[t]:
                 seen[t] = True
                 work[top] = t

@@ -52,7 +52,7 @@ def _task(item):
         raise ValueError("boom")
     if kind == "huge":  # one allocation far beyond the cap
         return len(bytearray(64 * 2**30))
-    if kind == "grow":  # many allocations up to the cap (address space only: calloc'd pages stay untouched)
+    if kind == "grow":  # many allocations up to the cap (bytearray zero-fills: ~1 GB of pages touched)
         chunks = []
         while True:
             chunks.append(bytearray(64 * 2**20))
@@ -125,7 +125,8 @@ def test_unsendable_item_and_result_are_crashes() -> None:
 
 
 def test_memory_cap_gives_oom() -> None:
-    out = _run(["limit", "huge", "grow", ("ok", 1)], memory_limit_mb=1024)
+    # touching ~1 GB of pages takes 0.5-1 s here, more beside a test run: the time limit is not the subject
+    out = _run(["limit", "huge", "grow", ("ok", 1)], memory_limit_mb=1024, time_limit_s=20.0)
     assert out[0].value == 1024 * 2**20, "RLIMIT_AS is set in the worker"
     assert [o.status for o in out[1:]] == ["oom", "oom", "ok"]
     assert out[1].detail.startswith("MemoryError") and out[2].detail.startswith("MemoryError")

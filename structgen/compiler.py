@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import queue
 import re
 import threading
 import traceback
@@ -70,6 +72,38 @@ def _gc_paused_compile() -> Iterator[None]:
                     gc.enable()
             if resume:
                 _collect_after_compile()
+
+
+_releaser: tuple[int, queue.SimpleQueue] | None = None  # (the process it runs in, its queue)
+_releaser_lock = threading.Lock()
+
+
+def _release_later(obj: object) -> None:
+    """Drop the last reference to `obj` (an evicted CompiledGrammar) on a daemon thread: its
+    teardown, mostly unmapping its tables (0.2 ms at the median over MaskBench, 0.65 at p90),
+    then runs beside the next compile instead of inside it; munmap runs without the GIL."""
+    global _releaser
+    with _releaser_lock:
+        if _releaser is None or _releaser[0] != os.getpid():  # none yet, or a forked child's
+            q: queue.SimpleQueue = queue.SimpleQueue()
+            threading.Thread(target=_release_loop, args=(q,), name="structgen-release", daemon=True).start()
+            _releaser = (os.getpid(), q)
+        _releaser[1].put(obj)
+
+
+def _release_loop(q: queue.SimpleQueue) -> None:
+    while True:
+        obj = q.get()
+        if isinstance(obj, threading.Event):  # wait_released's marker: everything before it is dropped
+            obj.set()
+        del obj
+
+
+def wait_released(timeout: float = 10.0) -> bool:
+    """Wait until the grammars evicted so far are dropped (tests check they are freed)."""
+    done = threading.Event()
+    _release_later(done)
+    return done.wait(timeout)
 
 
 def _collect_after_compile() -> None:
@@ -179,7 +213,7 @@ class GrammarCompiler:
                 disk.store(name, {**meta, "input": list(key)}, arrays)
         self._cache[key] = cg
         if len(self._cache) > self.max_cached:
-            self._cache.popitem(last=False)
+            _release_later(self._cache.popitem(last=False)[1])
         return cg
 
     def compile_grammar(self, grammar: str, start: str = "start", options: CompileOptions | None = None, *,

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .automata.dfa import ByteDFA, without_empty
+from .automata.mapped import spare
 from .automata.regex_dfa import regex_dfa
 from .budget import compile_budget
 from .compile_cache import CompileCache
@@ -96,7 +97,12 @@ def _release_loop(q: queue.SimpleQueue) -> None:
         obj = q.get()
         if isinstance(obj, threading.Event):  # wait_released's marker: everything before it is dropped
             obj.set()
-        del obj
+            continue
+        lexer = getattr(obj, "lexer", None)
+        maps = lexer.spare_maps() if lexer is not None else []
+        del obj, lexer
+        while maps:  # kept for the next grammar's tables if nothing uses them any more
+            spare(maps.pop())
 
 
 def wait_released(timeout: float = 10.0) -> bool:

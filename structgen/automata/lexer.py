@@ -25,13 +25,14 @@ from numba import njit
 
 from ..errors import LimitExceeded
 from .dfa import ByteDFA, byte_classes
-from .mapped import grow_mapped, mapped_array, unadvised_array
+from .mapped import grow_mapped, mapped_array, prefault, reused_array, unadvised_array
 from .lexer_index import insert_set, known_insert, lookup_set
 from .product import column_classes, product_bfs
 from .views import LexerView, ProductParts
 
 DEFAULT_MAX_LEXER_STATES = 500_000
 COLLAPSE_MIN_STATES = 8  # terminals this small are not collapsed into (their copy would cost more than it saves)
+PREFAULT_MIN_ROWS = 512  # single copies this big fault in their table pages in one call (mapped.prefault)
 HEAP_TABLE_BYTES = 1 << 18  # per-state tables smaller than this start on the heap (see LexerTables._rows)
 INSTALL_BATCH_ROWS = 256  # single copies are installed in batches of this many rows (see _install_singles)
 EAGER_COPY_STATES = 1024  # terminals this big get their byte classes at compile time (see LexerTables.__init__)
@@ -221,10 +222,15 @@ class LexerTables:
         growing copies it then, onto a mapping)."""
         if cap * int(np.prod(row, dtype=np.int64)) * np.dtype(dtype).itemsize < HEAP_TABLE_BYTES:
             return np.empty((cap,) + row, dtype=dtype)
-        a, buf = mapped_array((cap,) + row, dtype)
+        a, buf = (reused_array if name == "trans" else mapped_array)((cap,) + row, dtype)
         if buf is not None:
             self._maps[name] = buf
         return a
+
+    def spare_maps(self) -> list:
+        """The mappings worth reusing once this lexer is dropped (mapped.spare): the transition
+        table's, whose rows are always written before they are read."""
+        return [self._maps.get("trans")]
 
     def _grow(self, need: int) -> None:
         cap = self.trans.shape[0]
@@ -338,6 +344,9 @@ class LexerTables:
         sizes = self._sizes[terms]
         total = int(sizes.sum())
         self._grow(base + total)
+        if total >= PREFAULT_MIN_ROWS:
+            row = self.trans.strides[0]
+            prefault(self._maps.get("trans"), base * row, total * row)
         firsts = base + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         dfas = [self.terminals[t].dfa for t in terms.tolist()]
         rows_of = np.repeat(np.arange(n, dtype=np.int32), sizes)

@@ -6,8 +6,13 @@ lexer's per-state tables, the parser's action table and the mask store's pools l
 from __future__ import annotations
 
 import mmap
+import threading
 
 import numpy as np
+
+SPARE_BYTES = 256 << 20  # mappings of released tables kept for reuse: at most this much address space
+_spares: list[mmap.mmap] = []
+_spares_lock = threading.Lock()
 
 
 def mapped_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mmap | None]:
@@ -23,6 +28,41 @@ def mapped_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mmap |
     return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape), buf
 
 
+def spare(buf: mmap.mmap | None) -> None:
+    """Keep the mapping of a table whose owner is gone, for reused_array: its written pages stay
+    resident, so the next table written there does not fault them in again (zeroing a fresh page
+    cost ~0.4 us per KB here, most of installing a big terminal's rows). Kept only if no array
+    views it any more; dropped past SPARE_BYTES."""
+    if buf is None:
+        return
+    try:
+        buf.resize(len(buf))  # BufferError while an array still views the mapping
+    except (BufferError, OSError, ValueError, SystemError):
+        return
+    with _spares_lock:
+        if sum(len(b) for b in _spares) + len(buf) <= SPARE_BYTES:
+            _spares.append(buf)
+
+
+def reused_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mmap | None]:
+    """mapped_array, on the smallest spare mapping that holds it where there is one (resized to fit;
+    its contents are stale: for tables whose rows are written before they are read)."""
+    count = int(np.prod(shape, dtype=np.int64))
+    nbytes = max(1, count * np.dtype(dtype).itemsize)
+    with _spares_lock:
+        fits = [b for b in _spares if len(b) >= nbytes]
+        buf = min(fits, key=len) if fits else None
+        if buf is not None:
+            _spares[:] = [b for b in _spares if b is not buf]
+    if buf is None:
+        return mapped_array(shape, dtype)
+    try:
+        buf.resize(nbytes)
+    except (BufferError, OSError, ValueError, SystemError):
+        return mapped_array(shape, dtype)
+    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape), buf
+
+
 HUGE_PAGE_ADVICE_BYTES = 1 << 22  # numpy advises huge pages for arrays this big (see unadvised_array)
 
 
@@ -34,6 +74,24 @@ def unadvised_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mma
     if int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize < HUGE_PAGE_ADVICE_BYTES:
         return np.empty(shape, dtype=dtype), None
     return mapped_array(shape, dtype)
+
+
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux 5.14+; Python names it from 3.13
+
+
+def prefault(buf: mmap.mmap | None, start: int, length: int) -> None:
+    """Have the kernel fault in the pages of bytes start .. start + length of mapping `buf` (about to
+    be written) in one call: ~30% less than faulting them in one by one (3.6 MB: 1.2 -> 0.86 ms).
+    A no-op without a mapping, or where the kernel lacks MADV_POPULATE_WRITE."""
+    if buf is None or length <= 0:
+        return
+    page = mmap.PAGESIZE
+    lo = start // page * page
+    hi = min(len(buf), start + length)
+    try:
+        buf.madvise(MADV_POPULATE_WRITE, lo, hi - lo)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def grow_mapped(holder: object, name: str, maps: dict, rows: int, used: int) -> None:

@@ -25,7 +25,7 @@ from numba import njit
 
 from ..errors import LimitExceeded
 from .dfa import ByteDFA, byte_classes
-from .mapped import grow_mapped, mapped_array, prefault, reused_array, unadvised_array
+from .mapped import grow_mapped, mapped_array, prefault, unadvised_array
 from .lexer_index import insert_set, known_insert, lookup_set
 from .product import column_classes, product_bfs
 from .views import LexerView, ProductParts
@@ -222,15 +222,10 @@ class LexerTables:
         growing copies it then, onto a mapping)."""
         if cap * int(np.prod(row, dtype=np.int64)) * np.dtype(dtype).itemsize < HEAP_TABLE_BYTES:
             return np.empty((cap,) + row, dtype=dtype)
-        a, buf = (reused_array if name == "trans" else mapped_array)((cap,) + row, dtype)
+        a, buf = mapped_array((cap,) + row, dtype)
         if buf is not None:
             self._maps[name] = buf
         return a
-
-    def spare_maps(self) -> list:
-        """The mappings worth reusing once this lexer is dropped (mapped.spare): the transition
-        table's, whose rows are always written before they are read."""
-        return [self._maps.get("trans")]
 
     def _grow(self, need: int) -> None:
         cap = self.trans.shape[0]

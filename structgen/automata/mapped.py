@@ -6,13 +6,9 @@ lexer's per-state tables, the parser's action table and the mask store's pools l
 from __future__ import annotations
 
 import mmap
-import threading
+import sys
 
 import numpy as np
-
-SPARE_BYTES = 256 << 20  # mappings of released tables kept for reuse: at most this much address space
-_spares: list[mmap.mmap] = []
-_spares_lock = threading.Lock()
 
 
 def mapped_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mmap | None]:
@@ -25,41 +21,6 @@ def mapped_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mmap |
         return np.empty(shape, dtype=dtype), None
     count = int(np.prod(shape, dtype=np.int64))
     buf = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize), flags=private | mmap.MAP_ANONYMOUS)
-    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape), buf
-
-
-def spare(buf: mmap.mmap | None) -> None:
-    """Keep the mapping of a table whose owner is gone, for reused_array: its written pages stay
-    resident, so the next table written there does not fault them in again (zeroing a fresh page
-    cost ~0.4 us per KB here, most of installing a big terminal's rows). Kept only if no array
-    views it any more; dropped past SPARE_BYTES."""
-    if buf is None:
-        return
-    try:
-        buf.resize(len(buf))  # BufferError while an array still views the mapping
-    except (BufferError, OSError, ValueError, SystemError):
-        return
-    with _spares_lock:
-        if sum(len(b) for b in _spares) + len(buf) <= SPARE_BYTES:
-            _spares.append(buf)
-
-
-def reused_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mmap | None]:
-    """mapped_array, on the smallest spare mapping that holds it where there is one (resized to fit;
-    its contents are stale: for tables whose rows are written before they are read)."""
-    count = int(np.prod(shape, dtype=np.int64))
-    nbytes = max(1, count * np.dtype(dtype).itemsize)
-    with _spares_lock:
-        fits = [b for b in _spares if len(b) >= nbytes]
-        buf = min(fits, key=len) if fits else None
-        if buf is not None:
-            _spares[:] = [b for b in _spares if b is not buf]
-    if buf is None:
-        return mapped_array(shape, dtype)
-    try:
-        buf.resize(nbytes)
-    except (BufferError, OSError, ValueError, SystemError):
-        return mapped_array(shape, dtype)
     return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape), buf
 
 
@@ -76,14 +37,16 @@ def unadvised_array(shape: tuple[int, ...], dtype) -> tuple[np.ndarray, mmap.mma
     return mapped_array(shape, dtype)
 
 
-MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux 5.14+; Python names it from 3.13
+# Linux 5.14+ (Python names it from 3.13); elsewhere the number may mean another advice: none
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23 if sys.platform.startswith("linux") else None)
 
 
 def prefault(buf: mmap.mmap | None, start: int, length: int) -> None:
     """Have the kernel fault in the pages of bytes start .. start + length of mapping `buf` (about to
-    be written) in one call: ~30% less than faulting them in one by one (3.6 MB: 1.2 -> 0.86 ms).
-    A no-op without a mapping, or where the kernel lacks MADV_POPULATE_WRITE."""
-    if buf is None or length <= 0:
+    be written) in one call: ~30% less than faulting them in one by one (3.6 MB: 1.2 -> 0.86 ms;
+    MaskBench's slowest tenth of compiles: p90 ~0.5 ms lower). A no-op without a mapping, or where
+    the kernel lacks MADV_POPULATE_WRITE."""
+    if buf is None or length <= 0 or MADV_POPULATE_WRITE is None:
         return
     page = mmap.PAGESIZE
     lo = start // page * page

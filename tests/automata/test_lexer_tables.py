@@ -96,38 +96,3 @@ def test_byte_classes_read_off_single_copies(compiler):
     for t in terms.tolist():
         assert np.array_equal(got[t], byte_classes(lx.terminals[t].dfa)[1]), lx.terminals[t].name
 
-
-def test_released_tables_are_reused_only_when_unviewed(compiler):
-    """A dropped grammar's transition table is kept for the next one (mapped.spare) only once no
-    array views it, and a table written over a reused mapping's stale rows masks as a fresh one."""
-    import gc
-
-    import structgen.automata.mapped as mapped
-    from structgen.compiler import wait_released
-
-    a, buf = mapped.mapped_array((300, 256), np.int32)
-    a.fill(7)
-    mapped._spares.clear()
-    mapped.spare(buf)
-    assert not mapped._spares  # `a` still views it
-    del a
-    mapped.spare(buf)
-    assert mapped._spares == [buf]
-    b, got = mapped.reused_array((200, 256), np.int32)
-    assert got is buf and not mapped._spares and b.shape == (200, 256) and b[0, 0] == 7  # stale, not zeroed
-
-    schemas = [{"type": "object", "properties": {f"k{i}": {"type": "string", "format": "date-time"},
-                                                  "v": {"type": "string", "maxLength": 200 + i}}} for i in range(4)]
-    texts = [f'{{"k{i}": "2024-01-02T03:04:05Z", "v": "{"x" * i}"}}' for i in range(4)]
-    want = [_masks(GrammarCompiler(compiler.tokenizer_info).compile_json_schema(s), t) for s, t in zip(schemas, texts)]
-    small = GrammarCompiler(compiler.tokenizer_info, max_cached=1)  # each compile evicts the one before
-    mapped._spares.clear()
-    reused = 0
-    for _ in range(2):
-        for s, t, w in zip(schemas, texts, want):
-            gc.collect()
-            assert wait_released()
-            reused += bool(mapped._spares)
-            got_masks = _masks(small.compile_json_schema(s), t)
-            assert all(np.array_equal(x, y) for x, y in zip(w, got_masks))
-    assert reused >= 6  # the evicted grammars' tables were there to reuse

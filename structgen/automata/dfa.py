@@ -70,22 +70,6 @@ def literal_dfa(data: bytes) -> ByteDFA:
     return ByteDFA(trans, accept)
 
 
-SHARED_LITERALS = 256  # literal DFAs kept for every grammar: the first texts asked for (punctuation, common keys)
-_shared_literals: dict[bytes, ByteDFA] = {}
-
-
-def shared_literal_dfa(data: bytes) -> ByteDFA:
-    """literal_dfa(data), read-only, and one object for every grammar while it is among the first
-    SHARED_LITERALS texts asked for: JSON's punctuation and common keys are not rebuilt per
-    compile (~4 us each), nor kept as objects of their own by each cached grammar."""
-    dfa = _shared_literals.get(data)
-    if dfa is None:
-        dfa = _frozen(literal_dfa(data))
-        if len(_shared_literals) < SHARED_LITERALS:
-            _shared_literals[data] = dfa
-    return dfa
-
-
 def _frozen(dfa: ByteDFA) -> ByteDFA:
     """The same DFA with read-only arrays (it is shared through a cache)."""
     dfa.trans.flags.writeable = False

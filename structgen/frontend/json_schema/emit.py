@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Sequence
 
-from ...automata.dfa import ByteDFA, intersect, shared_literal_dfa
+from ...automata.dfa import ByteDFA, intersect, literal_dfa
 from ...automata.word_sets import literals_dfa
 from ...automata.regex_dfa import regex_dfa
 from ...budget import check as check_budget
@@ -143,7 +143,7 @@ class Emitter(StringEmitter, ObjectEmitter, Normalizer):
         data = text.encode("utf-8", "surrogatepass")
         t = self.b.find_terminal(("lit", data))
         if t is None:
-            t = self.b.terminal(_literal_name(text), shared_literal_dfa(data), key=("lit", data), is_literal=True)
+            t = self.b.terminal(_literal_name(text), literal_dfa(data), key=("lit", data), is_literal=True)
         return [(t,)]
 
     def sep(self, text: str) -> Expr:

@@ -196,7 +196,9 @@ class MaskStore:
         self.stop_bits = bitset.from_ids(self.stop_ids, tok.vocab_size)
         self._lexeme: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._lru: OrderedDict[tuple[int, tuple[int, ...]], np.ndarray] = OrderedDict()
-        self._depths: dict[int, list[int]] = {}  # lexer state -> stack depths its entries depend on
+        # lexer state -> stack depths its entries depend on; tuples, which the cyclic GC stops tracking
+        # (one list per lexer state was a third of the objects a full collection walked)
+        self._depths: dict[int, tuple[int, ...]] = {}
         self.max_entries = max_entries
         num_cfg = 4096 if rt.parser.glr else 256  # parser configurations memoized per walk (see boundary_walk)
         self._configs = ConfigMemo(np.zeros(num_cfg, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32),
@@ -448,9 +450,9 @@ class MaskStore:
             depth = pool_n - int(pool.touched[0])  # how many top states of `stack` were read
             if rt.forks:  # forks read the stack in Python (glr.feed_all): the key is all of it
                 depth = len(stack)
-            depths = self._depths.get(ls, [])
+            depths = self._depths.get(ls, ())
             if depth not in depths:  # replaced, not changed: other threads read it without the lock
-                self._depths[ls] = sorted(depths + [depth])
+                self._depths[ls] = tuple(sorted(depths + (depth,)))
             self._lru[(ls, stack[-depth:])] = bits
             if len(self._lru) > self.max_entries:
                 self._lru.popitem(last=False)

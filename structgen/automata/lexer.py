@@ -415,7 +415,7 @@ def _install_rows(L, base, first, dfa_of, trans, byte_cls, accept_term):
     L.trans[base + s, b] = trans[s, byte_cls[b]] shifted to global ids (a value v <= -2 is already
     the global id -2 - v: a jump into another DFA); is_final: accepting and no move on any byte;
     the accepted terminal, the DFA id and is_start (a DFA's state 0) of each row. Branch-free
-    inner loops (LLVM vectorizes them): a 3,573-state format DFA installs in 0.3 ms, not 2.5."""
+    inner loops (LLVM vectorizes them): ~0.2 us a row where the branchy loop took ~0.5, page faults aside."""
     ncls = trans.shape[1]
     identity = ncls == 256
     for b in range(256):

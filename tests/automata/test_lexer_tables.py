@@ -95,4 +95,3 @@ def test_byte_classes_read_off_single_copies(compiler):
     _single_classes(lx.trans, lx.single_start[terms], lx._sizes[terms], terms, got)
     for t in terms.tolist():
         assert np.array_equal(got[t], byte_classes(lx.terminals[t].dfa)[1]), lx.terminals[t].name
-

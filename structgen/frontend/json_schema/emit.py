@@ -30,7 +30,7 @@ from .object_union import _UnionRefused
 from .objects import ObjectEmitter, _object_const
 from .strings import StringEmitter
 from .vocabulary import (ANNOTATIONS, JSON_INTEGER, JSON_NUMBER, JSON_STRING, KEYWORDS, NOT_VALUES, TYPES, WS_TERMINAL,
-                         _internal_ok, _without_annotations, canonical, json_str)
+                         SchemaTexts, _internal_ok, json_str)
 
 
 @dataclass
@@ -85,6 +85,7 @@ class Emitter(StringEmitter, ObjectEmitter, Normalizer):
             builder.lexer_forks = True  # a schema's language is its rules': a lexer tie forks (automata/lexer.py)
         self.b = builder
         self.memo: dict[Any, Any] = {}  # pointer / canonical text -> nonterminal
+        self.schema_text = SchemaTexts()  # the canonical text of a subschema without its annotations
         self.n = 0
         self.ws: Expr = EMPTY  # optional whitespace after a lexeme
         if max_whitespace is not None:
@@ -213,7 +214,7 @@ class Emitter(StringEmitter, ObjectEmitter, Normalizer):
         base = self._base(s, base)
         # identical subschemas (same text, same base URI) share one rule: two rules deriving the same
         # text would collide in the LR tables where both are possible (anyOf branches)
-        key = f"{base}|{canonical(_without_annotations(s))}" if "$ref" not in s else None
+        key = f"{base}|{self.schema_text(s)}" if "$ref" not in s else None
         if key and key in self.memo:
             return [(self.memo[key],)]
         if "$ref" in s:

@@ -14,7 +14,7 @@ from ..ir import ObjectUnion
 from .expr import Expr, cat, union
 from .normalize import NoValue
 from .vocabulary import (ANNOTATIONS, KEYWORDS, NOT_STRINGS, NOT_VALUES, PRESENCE, TYPE_KEYWORDS, _internal_ok, _literal,
-                         _pred_names, _string_only, _type_set, _without_annotations, canonical, json_str)
+                         _pred_names, _string_only, _type_set, json_str)
 
 OBJECT_KEYWORDS = {"type", "properties", "required", "additionalProperties", "patternProperties", "propertyNames",
                    "minProperties", "maxProperties", "dependentRequired", "dependencies"}
@@ -128,7 +128,7 @@ class ObjectUnionEmitter:
             return cat(key, self.sep(": "), self.schema(vs, p, b), self.ws)
 
         def text(vs: Any) -> str:
-            return canonical(_without_annotations(vs))
+            return self.schema_text(vs)
 
         out: dict[tuple, list[tuple[int, int]]] = {}
         if len({text(v[0]) for _, _, v in uses}) == 1:

@@ -53,7 +53,7 @@ def prefault(buf: mmap.mmap | None, start: int, length: int) -> None:
     hi = min(len(buf), start + length)
     try:
         buf.madvise(MADV_POPULATE_WRITE, lo, hi - lo)
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError):
         pass
 
 

@@ -381,10 +381,6 @@ class MaskStore:
         """boundary_walk of the entries from `stack` into `bits` (and of the forks it meets, GLR).
         Caller holds rt.lock."""
         rt = self.rt
-        # the room boundary_walk reserves past the stack (16 nodes per configuration, the scratch,
-        # a fork region): grown here, not by a first call that returns POOL_FULL (every new matcher's)
-        while pool.state.shape[0] < len(stack) + 16 * len(self._configs.top) + 192:
-            pool.grow()
         while True:
             top, pool_n = pool.load(stack)
             pool.touched[0] = top

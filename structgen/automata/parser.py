@@ -278,10 +278,11 @@ def can_shift(term, base, pool, P):
     end_col = action.shape[1] - 1
     ov_n = 0
     n_cp = 0
-    cp_base = np.empty(0, dtype=np.int32)
-    cp_ovn = np.empty(0, dtype=np.int32)
-    cp_act = np.empty(0, dtype=np.int32)
-    cp_ov = np.empty((0, 0), dtype=np.int32)
+    # choice points: (stack node, overlay length, action, where its overlay copy starts in cp_ov);
+    # the copies are stacked in cp_ov (last in, first out), which grows as needed
+    cp = np.empty((0, 4), dtype=np.int32)
+    cp_ov = np.empty(0, dtype=np.int32)
+    ov_fill = 0
     steps = 0
     a = 0
     while True:
@@ -291,20 +292,25 @@ def can_shift(term, base, pool, P):
             if a < -n_rules:  # a conflict: take the first action, keep the others
                 k = -a - 1 - n_rules
                 lo, hi = P.fork_ptr[k], P.fork_ptr[k + 1]
-                if cp_base.shape[0] == 0:
-                    cp_base = np.empty(GLR_MAX_PENDING, dtype=np.int32)
-                    cp_ovn = np.empty(GLR_MAX_PENDING, dtype=np.int32)
-                    cp_act = np.empty(GLR_MAX_PENDING, dtype=np.int32)
-                    cp_ov = np.empty((GLR_MAX_PENDING, overlay.shape[0]), dtype=np.int32)
-                for j in range(hi - 1, lo, -1):
-                    if n_cp >= GLR_MAX_PENDING:
+                if n_cp + hi - lo > cp.shape[0]:
+                    if n_cp + hi - lo > GLR_MAX_PENDING:
                         return TOO_MANY
-                    cp_base[n_cp] = base
-                    cp_ovn[n_cp] = ov_n
-                    cp_act[n_cp] = P.fork_acts[j]
-                    for x in range(ov_n):
-                        cp_ov[n_cp, x] = overlay[x]
+                    grown = np.empty((max(16, 2 * (n_cp + hi - lo)), 4), dtype=np.int32)
+                    grown[:n_cp] = cp[:n_cp]
+                    cp = grown
+                if ov_fill + ov_n > cp_ov.shape[0]:
+                    grown_ov = np.empty(max(64, 2 * (ov_fill + ov_n)), dtype=np.int32)
+                    grown_ov[:ov_fill] = cp_ov[:ov_fill]
+                    cp_ov = grown_ov
+                for x in range(ov_n):  # one copy serves this cell's other actions
+                    cp_ov[ov_fill + x] = overlay[x]
+                for j in range(hi - 1, lo, -1):
+                    cp[n_cp, 0] = base
+                    cp[n_cp, 1] = ov_n
+                    cp[n_cp, 2] = P.fork_acts[j]
+                    cp[n_cp, 3] = ov_fill
                     n_cp += 1
+                ov_fill += ov_n
                 a = P.fork_acts[lo]
         dead = False
         if a == 0:
@@ -345,11 +351,14 @@ def can_shift(term, base, pool, P):
             if n_cp == 0:
                 return 0
             n_cp -= 1
-            base = cp_base[n_cp]
-            ov_n = cp_ovn[n_cp]
+            base = cp[n_cp, 0]
+            ov_n = cp[n_cp, 1]
+            ov_fill = cp[n_cp, 3]
             for x in range(ov_n):
-                overlay[x] = cp_ov[n_cp, x]
-            a = cp_act[n_cp]
+                overlay[x] = cp_ov[ov_fill + x]
+            if n_cp > 0 and cp[n_cp - 1, 3] == ov_fill:  # the copy serves another action of the cell
+                ov_fill += ov_n
+            a = cp[n_cp, 2]
 
 
 @njit(cache=True, nogil=True)
@@ -392,17 +401,140 @@ def feed_terminal(term, top, pool_n, pool, P):
 @njit(cache=True, nogil=True)
 def acceptable_terms(top, pool, P, out_words):
     """Exact set of terminals the stack can shift next (LALR rows over-approximate it), as bits;
-    returns 0, or NEED_STATE / TOO_MANY (the set is then incomplete)."""
+    returns 0, or NEED_STATE / TOO_MANY (the set is then incomplete).
+
+    can_shift for every terminal of the top state's row at once: terminals that take the same
+    reduction share its simulation (a state's default reduction is done once, not once per
+    terminal), and each action of a conflict cell is followed (GLR). Pushed states go to the
+    pool's overlay; `pool.touched[0]` records the deepest pool node read."""
     for i in range(out_words.shape[0]):
         out_words[i] = 0
-    st = pool.state[top]
-    for j in range(P.row_ptr[st], P.row_ptr[st + 1]):
+    pool_state, pool_parent, overlay, touched = pool.state, pool.parent, pool.overlay, pool.touched
+    action, rule_len = P.action, P.rule_len
+    n_rules = rule_len.shape[0]
+    end_col = action.shape[1] - 1
+    st = pool_state[top]
+    lo, hi = P.row_ptr[st], P.row_ptr[st + 1]
+    # work: (stack node, overlay length, overlay copy start in ovs, rule to reduce, terms start, end)
+    terms = np.empty(max(64, 4 * (hi - lo)), dtype=np.int32)
+    n_t = 0
+    for j in range(lo, hi):
         t = P.row_terms[j]
-        ok = 1 if P.action[st, t] > 0 else can_shift(t, top, pool, P)
-        if ok == NEED_STATE or ok == TOO_MANY:
-            return ok
-        if ok == 1:
+        if action[st, t] > 0:
             out_words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+        else:
+            terms[n_t] = t
+            n_t += 1
+    if n_t == 0:
+        return 0
+    work = np.empty((16, 6), dtype=np.int32)
+    ovs = np.empty(64, dtype=np.int32)
+    n_ovs = 0
+    pairs = np.empty((2 * n_t, 2), dtype=np.int32)  # (rule, term) of one state's reductions
+    n_w = 0
+    steps = 0
+    # the first item evaluates the top state itself (rule -1: no reduction first)
+    work[0, 0], work[0, 1], work[0, 2], work[0, 3], work[0, 4], work[0, 5] = top, 0, 0, -1, 0, n_t
+    n_w = 1
+    while n_w > 0:
+        n_w -= 1
+        base, ov_n, ov_at, r = work[n_w, 0], work[n_w, 1], work[n_w, 2], work[n_w, 3]
+        t_lo, t_hi = work[n_w, 4], work[n_w, 5]
+        for x in range(ov_n):
+            overlay[x] = ovs[ov_at + x]
+        if r >= 0:  # reduce r on this stack, then look at the state it enters
+            steps += 1
+            if steps > GLR_MAX_STEPS:
+                return TOO_MANY
+            k = rule_len[r]
+            if k <= ov_n:
+                ov_n -= k
+            else:
+                k -= ov_n
+                ov_n = 0
+                for _ in range(k):
+                    base = pool_parent[base]
+                if base < touched[0]:
+                    touched[0] = base
+            g = goto_after(stack_top_state(overlay, ov_n, base, pool_state), r, P)
+            if g == NEED_STATE:
+                return NEED_STATE
+            if g < 0:
+                continue
+            if g == P.end_state:
+                for x in range(t_lo, t_hi):
+                    if terms[x] == end_col:
+                        out_words[end_col >> 6] |= np.uint64(1) << np.uint64(end_col & 63)
+                continue
+            if ov_n >= overlay.shape[0]:
+                continue
+            overlay[ov_n] = g
+            ov_n += 1
+        st = stack_top_state(overlay, ov_n, base, pool_state)
+        n_p = 0
+        for x in range(t_lo, t_hi):
+            t = terms[x]
+            if out_words[t >> 6] & (np.uint64(1) << np.uint64(t & 63)):
+                continue  # accepted along another path
+            a = action[st, t]
+            if a < -n_rules:  # a conflict: every action
+                f = -a - 1 - n_rules
+                for j in range(P.fork_ptr[f], P.fork_ptr[f + 1]):
+                    b = P.fork_acts[j]
+                    if b > 0:
+                        out_words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+                    elif b < 0:
+                        if n_p >= pairs.shape[0]:
+                            grown = np.empty((2 * pairs.shape[0], 2), dtype=np.int32)
+                            grown[:n_p] = pairs[:n_p]
+                            pairs = grown
+                        pairs[n_p, 0] = -b - 1
+                        pairs[n_p, 1] = t
+                        n_p += 1
+            elif a > 0:
+                out_words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+            elif a < 0:
+                if n_p >= pairs.shape[0]:
+                    grown = np.empty((2 * pairs.shape[0], 2), dtype=np.int32)
+                    grown[:n_p] = pairs[:n_p]
+                    pairs = grown
+                pairs[n_p, 0] = -a - 1
+                pairs[n_p, 1] = t
+                n_p += 1
+        if n_p == 0:
+            continue
+        if n_ovs + ov_n > ovs.shape[0]:  # this stack's overlay, shared by the items below
+            grown_ovs = np.empty(2 * (n_ovs + ov_n), dtype=np.int32)
+            grown_ovs[:n_ovs] = ovs[:n_ovs]
+            ovs = grown_ovs
+        for x in range(ov_n):
+            ovs[n_ovs + x] = overlay[x]
+        at = n_ovs
+        n_ovs += ov_n
+        for x in range(n_p):  # one item per distinct rule, with the terms that reduce by it
+            r = pairs[x, 0]
+            if r < 0:
+                continue
+            if n_w >= work.shape[0]:
+                if n_w >= GLR_MAX_PENDING:
+                    return TOO_MANY
+                grown_w = np.empty((2 * work.shape[0], 6), dtype=np.int32)
+                grown_w[:n_w] = work[:n_w]
+                work = grown_w
+            start = n_t
+            for y in range(x, n_p):
+                if pairs[y, 0] == r:
+                    if n_t >= terms.shape[0]:
+                        grown_t = np.empty(2 * terms.shape[0], dtype=np.int32)
+                        grown_t[:n_t] = terms[:n_t]
+                        terms = grown_t
+                    terms[n_t] = pairs[y, 1]
+                    n_t += 1
+                    if y > x:
+                        pairs[y, 0] = -1
+            work[n_w, 0], work[n_w, 1], work[n_w, 2], work[n_w, 3] = base, ov_n, at, r
+            work[n_w, 4], work[n_w, 5] = start, n_t
+            n_w += 1
     return 0
 
 

@@ -59,7 +59,11 @@ def main() -> None:
     make_ll = llguidance_matcher_factory(TOK, info.stop_token_ids, info.vocab_size)
     words = (info.vocab_size + 31) // 32
     mask = np.zeros((1, words), dtype=np.int32)
-    GrammarMatcher(GrammarCompiler(info).compile_grammar('start: "a"')).fill_next_token_bitmask(mask)  # JIT warm
+    for warm in ('start: "a"', 'start: a "x" | b "x" "y"\na: "q"\nb: "q"\n'):  # kernels loaded, LALR and GLR
+        m = GrammarMatcher(GrammarCompiler(info).compile_grammar(warm))
+        m.fill_next_token_bitmask(mask)
+        m.accept_string("q")
+        m.fill_next_token_bitmask(mask)
     rows = []
     for name, syntax, ours_text, ll_text in _grammars(args.gbnf.split(",") if args.gbnf else None):
         compiler = GrammarCompiler(info)

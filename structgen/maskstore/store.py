@@ -381,10 +381,10 @@ class MaskStore:
         """boundary_walk of the entries from `stack` into `bits` (and of the forks it meets, GLR).
         Caller holds rt.lock."""
         rt = self.rt
+        progress = np.zeros(7, dtype=np.int64)
         while True:
             top, pool_n = pool.load(stack)
             pool.touched[0] = top
-            progress = np.zeros(7, dtype=np.int64)
             n = rt.lexer.trans.shape[0]
             if len(self._free) < n:  # rows of built lexer states never change: known depths stay
                 free = np.full(n, UNKNOWN, dtype=np.int16)
@@ -399,7 +399,6 @@ class MaskStore:
             if status != GLR_LIMIT:
                 return
             table, head, fres, fmemo = self._tasks
-            head[:] = -1
             if len(table) == 0:  # the first fork of a grammar without conflicts (a lexer tie): full size
                 n = 1 << 16
                 self._tasks = ForkTasks(np.empty((n, 4), dtype=np.int32),
@@ -410,9 +409,12 @@ class MaskStore:
                 raise glr.too_many()
             if len(table) >= 1 << 24:
                 raise glr.too_many("16M fork tasks in one mask")
-            # more forks than the tables hold: again with 4x the room (bits only gain allowed tokens)
-            self._tasks = ForkTasks(np.empty((4 * len(table), 4), dtype=np.int32), head,
-                                    np.empty((4 * len(fres), 2), dtype=np.int32), fmemo)
+            # more forks than the tables hold: 4x the room, and the walk resumes where it stopped (the
+            # unit it stopped in forgot its tasks; task rows keep their numbers, and fork results with
+            # their memo hold for one call)
+            grown = np.empty((4 * len(table), 4), dtype=np.int32)
+            grown[:len(table)] = table
+            self._tasks = ForkTasks(grown, head, np.empty((4 * len(fres), 2), dtype=np.int32), fmemo)
 
     def known_mask(self, ls: int, stack: tuple[int, ...]) -> np.ndarray | None:
         """mask()'s bits if they are memoized (no walk needed), else None."""

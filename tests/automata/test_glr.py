@@ -119,6 +119,27 @@ def test_rollback_and_jump_forward_on_glr(llama3) -> None:
     assert len(m._branches) == 1 or m.accept_string("xyz")
 
 
+def test_fork_tables_that_grow_midway_give_the_same_masks(llama3) -> None:
+    """A walk whose fork tasks outgrow their table resumes on a 4x larger copy (maskstore/store.py):
+    the masks equal those of a walk whose table was large enough from the start."""
+    import numpy as np
+
+    from structgen.maskstore.views import ForkTasks
+
+    grammar = NON_LALR[0][1]
+    roomy = GrammarMatcher(GrammarCompiler(llama3).compile_grammar(grammar))
+    cramped_cg = GrammarCompiler(llama3).compile_grammar(grammar)
+    store = cramped_cg.mask_store
+    n = 8  # grows to 32, 128, ... while the walk goes on
+    store._tasks = ForkTasks(np.empty((n, 4), dtype=np.int32), store._tasks.head,
+                             np.empty((n, 2), dtype=np.int32), np.empty((n, 2), dtype=np.int32))
+    cramped = GrammarMatcher(cramped_cg)
+    for text in ["", "(", "1", "+", "(2", "*3", ")+"]:
+        assert roomy.accept_string(text) and cramped.accept_string(text)
+        assert np.array_equal(roomy.next_token_bits(), cramped.next_token_bits()), text
+    assert len(store._tasks.table) > n
+
+
 def test_ambiguity_past_the_bound_is_a_clear_error(llama3) -> None:
     # each parse of an ambiguous expression keeps its own stack (no stack sharing yet): with two
     # operators their number doubles with each one, past glr.GLR_MAX_STACKS in ~70 characters

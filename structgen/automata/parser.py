@@ -262,6 +262,23 @@ def stack_top_state(overlay, ov_n, base, pool_state):
 
 
 @njit(cache=True, nogil=True)
+def reduce_on_overlay(r, base, ov_n, overlay, pool, P):
+    """Simulate reducing rule r on the stack at pool node `base` with ov_n states pushed on it in
+    `overlay`: (base, ov_n, the state entered: goto_after's answer). Records the deepest node read."""
+    k = P.rule_len[r]
+    if k <= ov_n:
+        ov_n -= k
+    else:
+        k -= ov_n
+        ov_n = 0
+        for _ in range(k):
+            base = pool.parent[base]
+        if base < pool.touched[0]:
+            pool.touched[0] = base
+    return base, ov_n, goto_after(stack_top_state(overlay, ov_n, base, pool.state), r, P)
+
+
+@njit(cache=True, nogil=True)
 def can_shift(term, base, pool, P):
     """Whether terminal `term` (or $END) is accepted by the stack at `base` after its reductions:
     1 yes, 0 no, NEED_STATE when a parametric state must be built first, TOO_MANY past the GLR
@@ -272,7 +289,7 @@ def can_shift(term, base, pool, P):
     A conflict cell (GLR) is searched depth first: its other actions wait as choice points
     (the stack position and a copy of the overlay), taken when the current path dies.
     """
-    pool_state, pool_parent, overlay, touched = pool.state, pool.parent, pool.overlay, pool.touched
+    pool_state, overlay = pool.state, pool.overlay
     action = P.action
     n_rules = P.rule_len.shape[0]
     end_col = action.shape[1] - 1
@@ -321,18 +338,7 @@ def can_shift(term, base, pool, P):
             steps += 1
             if steps > GLR_MAX_STEPS:
                 return TOO_MANY
-            r = -a - 1
-            k = P.rule_len[r]
-            if k <= ov_n:
-                ov_n -= k
-            else:
-                k -= ov_n
-                ov_n = 0
-                for _ in range(k):
-                    base = pool_parent[base]
-                if base < touched[0]:
-                    touched[0] = base
-            g = goto_after(stack_top_state(overlay, ov_n, base, pool_state), r, P)
+            base, ov_n, g = reduce_on_overlay(-a - 1, base, ov_n, overlay, pool, P)
             if g == NEED_STATE:
                 return NEED_STATE
             if g < 0:
@@ -409,9 +415,9 @@ def acceptable_terms(top, pool, P, out_words):
     pool's overlay; `pool.touched[0]` records the deepest pool node read."""
     for i in range(out_words.shape[0]):
         out_words[i] = 0
-    pool_state, pool_parent, overlay, touched = pool.state, pool.parent, pool.overlay, pool.touched
-    action, rule_len = P.action, P.rule_len
-    n_rules = rule_len.shape[0]
+    pool_state, overlay = pool.state, pool.overlay
+    action = P.action
+    n_rules = P.rule_len.shape[0]
     end_col = action.shape[1] - 1
     st = pool_state[top]
     lo, hi = P.row_ptr[st], P.row_ptr[st + 1]
@@ -446,17 +452,7 @@ def acceptable_terms(top, pool, P, out_words):
             steps += 1
             if steps > GLR_MAX_STEPS:
                 return TOO_MANY
-            k = rule_len[r]
-            if k <= ov_n:
-                ov_n -= k
-            else:
-                k -= ov_n
-                ov_n = 0
-                for _ in range(k):
-                    base = pool_parent[base]
-                if base < touched[0]:
-                    touched[0] = base
-            g = goto_after(stack_top_state(overlay, ov_n, base, pool_state), r, P)
+            base, ov_n, g = reduce_on_overlay(r, base, ov_n, overlay, pool, P)
             if g == NEED_STATE:
                 return NEED_STATE
             if g < 0:
@@ -477,30 +473,22 @@ def acceptable_terms(top, pool, P, out_words):
             if out_words[t >> 6] & (np.uint64(1) << np.uint64(t & 63)):
                 continue  # accepted along another path
             a = action[st, t]
-            if a < -n_rules:  # a conflict: every action
+            j0, j1 = -1, 0  # one action, or (a conflict) every action of its fork entry
+            if a < -n_rules:
                 f = -a - 1 - n_rules
-                for j in range(P.fork_ptr[f], P.fork_ptr[f + 1]):
-                    b = P.fork_acts[j]
-                    if b > 0:
-                        out_words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
-                    elif b < 0:
-                        if n_p >= pairs.shape[0]:
-                            grown = np.empty((2 * pairs.shape[0], 2), dtype=np.int32)
-                            grown[:n_p] = pairs[:n_p]
-                            pairs = grown
-                        pairs[n_p, 0] = -b - 1
-                        pairs[n_p, 1] = t
-                        n_p += 1
-            elif a > 0:
-                out_words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
-            elif a < 0:
-                if n_p >= pairs.shape[0]:
-                    grown = np.empty((2 * pairs.shape[0], 2), dtype=np.int32)
-                    grown[:n_p] = pairs[:n_p]
-                    pairs = grown
-                pairs[n_p, 0] = -a - 1
-                pairs[n_p, 1] = t
-                n_p += 1
+                j0, j1 = P.fork_ptr[f], P.fork_ptr[f + 1]
+            for j in range(j0, j1):
+                b = a if j < 0 else P.fork_acts[j]
+                if b > 0:
+                    out_words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+                elif b < 0:
+                    if n_p >= pairs.shape[0]:
+                        grown = np.empty((2 * pairs.shape[0], 2), dtype=np.int32)
+                        grown[:n_p] = pairs[:n_p]
+                        pairs = grown
+                    pairs[n_p, 0] = -b - 1
+                    pairs[n_p, 1] = t
+                    n_p += 1
         if n_p == 0:
             continue
         if n_ovs + ov_n > ovs.shape[0]:  # this stack's overlay, shared by the items below

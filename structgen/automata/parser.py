@@ -421,8 +421,7 @@ def acceptable_terms(top, pool, P, out_words):
     end_col = action.shape[1] - 1
     st = pool_state[top]
     lo, hi = P.row_ptr[st], P.row_ptr[st + 1]
-    # work: (stack node, overlay length, overlay copy start in ovs, rule to reduce, terms start, end)
-    terms = np.empty(max(64, 4 * (hi - lo)), dtype=np.int32)
+    terms = np.empty(max(64, 4 * (hi - lo)), dtype=np.int32)  # the row's, then each item's subset
     n_t = 0
     for j in range(lo, hi):
         t = P.row_terms[j]
@@ -433,11 +432,11 @@ def acceptable_terms(top, pool, P, out_words):
             n_t += 1
     if n_t == 0:
         return 0
+    # work items: (stack node, overlay length, its copy's start in ovs, rule to reduce first, terms lo, hi)
     work = np.empty((16, 6), dtype=np.int32)
     ovs = np.empty(64, dtype=np.int32)
     n_ovs = 0
     pairs = np.empty((2 * n_t, 2), dtype=np.int32)  # (rule, term) of one state's reductions
-    n_w = 0
     steps = 0
     # the first item evaluates the top state itself (rule -1: no reduction first)
     work[0, 0], work[0, 1], work[0, 2], work[0, 3], work[0, 4], work[0, 5] = top, 0, 0, -1, 0, n_t

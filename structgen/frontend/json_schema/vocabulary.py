@@ -131,14 +131,15 @@ class SchemaTexts:
             if k in ANNOTATIONS:
                 continue
             v = s[k]
-            if k in _SCHEMA_MAPS and isinstance(v, dict):
+            holds = _holds(k, v)
+            if holds == "map":
                 if all(isinstance(n, str) for n in v):
                     t = "{" + ", ".join(f"{_ascii_str(n)}: {self(v[n])}" for n in sorted(v)) + "}"
                 else:
                     t = canonical({n: _without_annotations(x) for n, x in v.items()})
-            elif k in _SCHEMA_LISTS and isinstance(v, list) or k == "items" and isinstance(v, list):
+            elif holds == "list":
                 t = "[" + ", ".join(self(x) for x in v) + "]"
-            elif k in _SCHEMA_ONE:
+            elif holds == "one":
                 t = self(v)
             else:
                 t = canonical(v)
@@ -146,6 +147,16 @@ class SchemaTexts:
         text = "{" + ", ".join(parts) + "}"
         self._memo[id(s)] = (s, text)
         return text
+
+
+def _holds(k: str, v: Any) -> str | None:
+    """What keyword k's value v holds: "map" (names to schemas), "list" (schemas), "one" (a schema),
+    or None (a value that is no schema)."""
+    if k in _SCHEMA_MAPS and isinstance(v, dict):
+        return "map"
+    if (k in _SCHEMA_LISTS or k == "items") and isinstance(v, list):
+        return "list"
+    return "one" if k in _SCHEMA_ONE else None
 
 
 def _without_annotations(s: Any) -> Any:
@@ -158,11 +169,12 @@ def _without_annotations(s: Any) -> Any:
     for k, v in s.items():
         if k in ANNOTATIONS:
             continue
-        if k in _SCHEMA_MAPS and isinstance(v, dict):
+        holds = _holds(k, v)
+        if holds == "map":
             v = {name: _without_annotations(x) for name, x in v.items()}
-        elif k in _SCHEMA_LISTS and isinstance(v, list) or k == "items" and isinstance(v, list):
+        elif holds == "list":
             v = [_without_annotations(x) for x in v]
-        elif k in _SCHEMA_ONE:
+        elif holds == "one":
             v = _without_annotations(v)
         out[k] = v
     return out

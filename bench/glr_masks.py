@@ -52,18 +52,14 @@ def main() -> None:
 
     from ir_words import random_word
     from peers import llguidance_fill, llguidance_matcher_factory
-    from structgen import GrammarCompiler, GrammarMatcher, TokenizerInfo
+    from structgen import GrammarCompiler, GrammarMatcher, TokenizerInfo, warm_up
 
     info = TokenizerInfo.from_tokenizer_json(TOK)
     htok = tokenizers.Tokenizer.from_file(str(TOK))
     make_ll = llguidance_matcher_factory(TOK, info.stop_token_ids, info.vocab_size)
     words = (info.vocab_size + 31) // 32
     mask = np.zeros((1, words), dtype=np.int32)
-    for warm in ('start: "a"', 'start: a "x" | b "x" "y"\na: "q"\nb: "q"\n'):  # kernels loaded, LALR and GLR
-        m = GrammarMatcher(GrammarCompiler(info).compile_grammar(warm))
-        m.fill_next_token_bitmask(mask)
-        m.accept_string("q")
-        m.fill_next_token_bitmask(mask)
+    warm_up(info)  # every kernel loaded (a process's one-time cost, not a mask's), the tokenizer's trie built
     rows = []
     for name, syntax, ours_text, ll_text in _grammars(args.gbnf.split(",") if args.gbnf else None):
         compiler = GrammarCompiler(info)

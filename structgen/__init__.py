@@ -21,7 +21,7 @@ _LAZY = {
     "CompiledGrammar": "grammar", "GrammarCompiler": "compiler", "builtin_grammar": "compiler",
     "BatchGrammarMatcher": "matcher", "GrammarMatcher": "matcher", "TokenizerInfo": "tokenizer",
     "allocate_token_bitmask": "kernels.apply", "apply_token_bitmask_inplace": "kernels.apply",
-    "get_bitmask_shape": "kernels.apply",
+    "get_bitmask_shape": "kernels.apply", "warm_up": "warmup",
 }
 
 
@@ -47,6 +47,7 @@ __all__ = [
     "allocate_token_bitmask",
     "apply_token_bitmask_inplace",
     "get_bitmask_shape",
+    "warm_up",
     "StructgenError",
     "SchemaError",
     "UnsupportedFeature",

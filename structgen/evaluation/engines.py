@@ -232,10 +232,11 @@ class StructgenEngine(SchemaEngine):
 
     def __init__(self, tokenizer_json: Path, stop_ids: Sequence[int], whitespace: str = "compact") -> None:
         super().__init__(tokenizer_json, stop_ids, whitespace)
-        from structgen import GrammarCompiler
+        from structgen import GrammarCompiler, warm_up
 
         self.info = _structgen_tokenizer(str(self.tokenizer_json), self.vocab_size, self.stop_ids)
         self.compiler = GrammarCompiler(self.info)
+        warm_up()  # every kernel loaded (GLR ones too) before anything is timed
 
     def version(self) -> str:
         import structgen

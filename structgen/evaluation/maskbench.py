@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import bitset
+from .. import bitset, warmup
 from .engines import CompileError, make_engine
 from .isolation import run_isolated
 
@@ -36,23 +36,14 @@ _ENGINE: Any = None
 _STOP: int = -1
 
 
-# replayed once per worker before timing: its keys, enum, numbers and array reach every kernel, so no
-# engine loads or compiles code (numba's cache: ~20 ms per kernel) in a timed call
-# (and "f", an object of 9 optional members, reaches the kernels of objects kept as parser state);
-# "b"'s enum beside another keyword and "g"'s format reach the modules a compile imports on first use
-# (jsonschema, the format table), so their ~7k objects are in the frozen heap, not walked by every
-# full collection (structgen: 9.4 -> 7.1 ms each over 400 schemas)
-WARMUP_ROW = {"dataset": "warmup", "id": "0",
-              "schema": {"type": "object", "properties": {"a": {"type": "string"},
-                                                          "b": {"enum": ["xy", "yz", 3], "minLength": 1},
-                                                          "g": {"type": "string", "format": "date-time"},
-                                                          "c": {"type": "array", "items": {"type": "integer"}},
-                                                          "d": {"type": "number"}, "e": {"type": "boolean"},
-                                                          "f": {"type": "object", "properties": {
-                                                              k: {"type": "integer"} for k in "ghijklmno"}}}},
-              "tests": [{"data": {"a": "x", "b": "yz", "c": [1, 22], "d": -1.5e3, "e": True, "f": {"h": 1, "o": 2}},
-                         "valid": True},
-                        {"data": {"a": 1}, "valid": False}]}
+# replayed once per worker before timing (the structgen engines also run structgen.warm_up, which
+# loads every kernel, GLR ones too): the schema of structgen.warmup, whose keys, enum, numbers, array
+# and object of 9 optional members reach every kernel of a JSON Schema compile, and whose enum beside
+# another keyword and `date-time` format reach the modules a compile imports on first use (jsonschema,
+# the format table), so their ~7k objects are in the frozen heap, not walked by every full collection
+# (structgen: 9.4 -> 7.1 ms each over 400 schemas)
+WARMUP_ROW = {"dataset": "warmup", "id": "0", "schema": warmup.SCHEMA,
+              "tests": [{"data": json.loads(warmup.INSTANCE), "valid": True}, {"data": {"a": 1}, "valid": False}]}
 
 
 def init_worker(arg: tuple) -> None:

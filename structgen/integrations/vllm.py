@@ -172,12 +172,13 @@ class RequestGrammars:
     masks for a step's rows in one batch call."""
 
     def __init__(self, tokenizer_info: Any, *, compile_threads: int = 1, max_threads: int | str = "auto") -> None:
-        from structgen import BatchGrammarMatcher, GrammarCompiler
+        from structgen import BatchGrammarMatcher, GrammarCompiler, warm_up
 
         self.info = tokenizer_info
         self.compiler = GrammarCompiler(tokenizer_info)
         self.batch = BatchGrammarMatcher(max_threads)
         self._compiles = ThreadPoolExecutor(compile_threads, thread_name_prefix="structgen-compile")
+        self._compiles.submit(warm_up, tokenizer_info)  # kernels loaded while the server starts, not on a request
         self.slots: dict[int, _Slot] = {}
         self.words = bitset.words_for(tokenizer_info.vocab_size)
         self._bitmask = np.zeros((8, self.words), dtype=np.int32)

@@ -544,10 +544,21 @@ class StackPool:
         return v
 
     def grow(self) -> None:
-        n = self.state.shape[0] * 2
+        self.reserve(2 * self.state.shape[0])
+
+    def reserve(self, n: int) -> None:
+        """Room for at least n nodes, in one allocation (a power-of-two multiple of the capacity)."""
+        cap = self.state.shape[0]
+        if cap >= n:
+            return
+        while cap < n:
+            cap *= 2
         self._view = None
-        self.state = np.resize(self.state, n)
-        self.parent = np.resize(self.parent, n)
+        for name in ("state", "parent"):
+            old = getattr(self, name)
+            new = np.empty(cap, dtype=np.int32)
+            new[:len(old)] = old
+            setattr(self, name, new)
 
     def load(self, stack: tuple[int, ...]) -> tuple[int, int]:
         """Place `stack` (bottom first) at the pool's base; returns (top, fill pointer)."""

@@ -35,7 +35,7 @@ from .runs import UNKNOWN, safe_below, safe_bytes
 from .views import (ConfigMemo, DFAView, DigestView, ForkTasks, IdLists, MemoView, RunsView, WalkPlan,
                     WalkScratch)
 from .walk import (boundary_walk, lexeme_walk, product_boundaries, range_count, range_ids, ranges_bits, root_walk,
-                   set_ids, trie_parents, walks_from, BYTE_COLUMNS)
+                   set_ids, trie_parents, walk_room, walks_from, BYTE_COLUMNS)
 
 
 DEFAULT_LRU_ENTRIES = 2048
@@ -382,6 +382,7 @@ class MaskStore:
         Caller holds rt.lock."""
         rt = self.rt
         progress = np.zeros(7, dtype=np.int64)
+        pool.reserve(walk_room(len(stack), len(self._configs.top), rt.forks))  # not one POOL_FULL per doubling
         while True:
             top, pool_n = pool.load(stack)
             pool.touched[0] = top

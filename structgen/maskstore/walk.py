@@ -288,6 +288,16 @@ def product_boundaries(s0, cand, trie_, trans, accept_term, mark, bnodes, bstate
     return nb
 
 
+CONFIG_NODES = 16  # pool nodes boundary_walk reserves per memoized configuration
+
+
+def walk_room(pool_n: int, num_cfg: int, glr: bool) -> int:
+    """A pool size for boundary_walk: the loaded stack, the configurations' region and scratch (under
+    it, the walk returns POOL_FULL before it starts); GLR, a fork region half the configurations'."""
+    room = pool_n + CONFIG_NODES * num_cfg + 128
+    return room + CONFIG_NODES * num_cfg // 2 if glr else room
+
+
 @njit(cache=True, nogil=True)
 def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
     """Walk the boundary subtrees of W's entries (views.BoundaryWalk: W.bnodes, W.bstates) with
@@ -326,7 +336,7 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
     nb = bnodes.shape[0]
     num_cfg = cfg_top.shape[0]
     res_n = pool_n
-    res_end = pool_n + 16 * num_cfg
+    res_end = pool_n + CONFIG_NODES * num_cfg
     glr = P.fork_ptr.shape[0] > 1 or L.tie_ptr.shape[0] > 1
     region_end = res_end + (pool.state.shape[0] - res_end) // 2 if glr else res_end
     scratch = region_end

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import bitset
 from .automata import glr
+from .automata.dfa import readonly
 from .automata.parser import StackPool
 from .automata.step import NEED_FORK, OK, advance_bytes, end_lexeme_entry
 from .grammar import CompiledGrammar
@@ -107,6 +108,7 @@ class GrammarMatcher:
     def _advance(self, data: np.ndarray) -> tuple[glr.Branch, ...] | None:
         """The branches after `data`, or None if it leaves the language."""
         cg = self.compiled_grammar
+        data = readonly(data)  # one kernel signature, whatever the caller's array
         if len(self._branches) == 1:
             ls, stack = self._branches[0]
             top, pool_n = self._pool.load(stack)

@@ -1,6 +1,7 @@
 """structgen.warm_up loads every kernel a workload reaches: in a fresh process, after it, JSON Schema
 compiles in both whitespace modes, the non-LALR grammars, GBNF files and a regex load no numba kernel
-(a kernel loaded in a timed call costs ~10-20 ms: a benchmark's p99, a serving request's latency)."""
+(a kernel loaded in a timed call costs ~10-20 ms: a benchmark's p99, a serving request's latency),
+and no kernel has two signatures."""
 
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ for path in sys.argv[4].split(","):
                     if not m.accept_token(t):
                         break
 print(json.dumps({"seconds": seconds, "loaded": sorted(k for k, v in kernels.items() if len(v.overloads) > before[k]),
+                  "signatures": {k: [str(s) for s in v.signatures] for k, v in kernels.items() if len(v.signatures) > 1},
                   "kernels": len(kernels), "warm": sum(1 for v in before.values() if v)}))
 '''
 
@@ -92,3 +94,5 @@ def test_warm_up_loads_every_kernel_a_workload_reaches():
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["warm"] > 20  # the kernels a compile and its masks call from Python
     assert out["loaded"] == [], f"kernels loaded after warm_up: {out['loaded']}"
+    # one signature per kernel (numba types a read-only array apart from a writeable one: dfa.readonly)
+    assert out["signatures"] == {}

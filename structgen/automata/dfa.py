@@ -35,7 +35,7 @@ class ByteDFA:
     @cached_property
     def byte_classes(self) -> tuple[np.ndarray, np.ndarray]:
         """byte_classes(self), computed once per DFA object (a cache, not a field: equality is unchanged)."""
-        return column_classes(self.trans)
+        return column_classes(readonly(self.trans))
 
     def matches(self, data: bytes) -> bool:
         """Whether the whole byte string is in the language (for tests and debugging)."""
@@ -77,6 +77,14 @@ def _frozen(dfa: ByteDFA) -> ByteDFA:
     return dfa
 
 
+def readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only view of `a`: kernels get one array type (numba compiles and caches one signature
+    per writeable flag, and a second one loads mid-request, ~10 ms: see warmup.py)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 def without_empty(dfa: ByteDFA) -> ByteDFA:
     """The same language minus the empty string (a fresh, non-accepting initial state)."""
     if not dfa.accept[0]:
@@ -92,7 +100,7 @@ def _minimise(trans: np.ndarray, accept: np.ndarray) -> tuple[np.ndarray, np.nda
     own class. Runs in numba on byte classes (columns no state tells apart, usually a handful
     instead of 256): one bottom-up pass when the DFA is acyclic, else Hopcroft's refinement
     (O(k n log n); Moore's rounds were as many as the longest counter, 0.7 s for a 1,024-character bound)."""
-    rep, _ = column_classes(trans)
+    rep, _ = column_classes(readonly(trans))
     small = np.ascontiguousarray(trans[:, rep])
     acc = np.ascontiguousarray(accept, dtype=np.bool_)
     cls = _acyclic_classes(small, acc)
@@ -403,11 +411,11 @@ def difference(a: ByteDFA, b: ByteDFA, max_states: int = DEFAULT_MAX_STATES) -> 
 def _product(a: ByteDFA, b: ByteDFA, minus: bool, max_states: int) -> ByteDFA:
     """a & b, or a - b with `minus`: the lexer's numba product construction over byte classes
     (a state lives while either side does; states that cannot accept are trimmed after)."""
-    rep, cls = column_classes(np.concatenate([a.trans, b.trans]))
+    rep, cls = column_classes(readonly(np.concatenate([a.trans, b.trans])))
     na = a.num_states
     table = np.empty((na + b.num_states, len(rep)), dtype=np.int32)
-    class_rows(table, np.int64(0), a.trans, rep, np.int32(0))
-    class_rows(table, np.int64(na), b.trans, rep, np.int32(na))
+    class_rows(table, np.int64(0), readonly(a.trans), rep, np.int32(0))
+    class_rows(table, np.int64(na), readonly(b.trans), rep, np.int32(na))
     vecs, trans = product_bfs(table, np.ones(len(table), dtype=np.bool_), _NO_SRC, np.array([0, na], dtype=np.int32),
                               np.full(2, -1, dtype=np.int32), max_states, *no_known(len(table)))
     if vecs.shape[0] == 0:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import LimitExceeded
+from .dfa import readonly
 from .parser import GLR_MAX_STEPS, ParserTables
 from .step import GLR_LIMIT, NEED_FORK, OK, advance_bytes
 
@@ -75,7 +76,7 @@ def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
     while work:
         ls, stack, i = work.pop()
         top, pool_n = pool.load(stack)
-        status, ls2, top2, _, at = rt.run(pool, advance_bytes, data[i:], np.int32(ls), np.int32(top),
+        status, ls2, top2, _, at = rt.run(pool, advance_bytes, readonly(data[i:]), np.int32(ls), np.int32(top),
                                           np.int32(pool_n))
         at += i
         if status == OK:

@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import LimitExceeded
-from .dfa import ByteDFA, byte_classes
+from .dfa import ByteDFA, byte_classes, readonly
 from .mapped import grow_mapped, mapped_array, prefault, unadvised_array
 from .lexer_index import insert_set, known_insert, lookup_set
 from .product import column_classes, product_bfs
@@ -272,7 +272,7 @@ class LexerTables:
             self._cls_known = np.zeros(self.num_terms, dtype=np.bool_)
         need = t_arr[~self._cls_known[t_arr]]
         if len(need):  # read off the single copies' rows, in one call (1,000 keys: 10 ms one by one)
-            _single_classes(self.trans, self.single_start[need], self._sizes[need], need, self._cls_of)
+            _single_classes(readonly(self.trans), self.single_start[need], self._sizes[need], need, self._cls_of)
             self._cls_known[need] = True
         vecs, trans, byte_cls, best, n_acc = product_tables(ProductParts(t_arr, starts, sizes, single), self.view(),
                                                      self._cls_of, self.rank, self.max_states - self.num_states,
@@ -364,7 +364,7 @@ class LexerTables:
                 stacked = buf[:rows]
                 np.concatenate([d.trans for d in dfas[i:j]], out=stacked)
             _install_rows(self.view(), np.int64(base + r0), first_of_row[r0:r0 + rows], dfa_of_row[r0:r0 + rows],
-                          stacked, BYTES, accept[r0:r0 + rows])
+                          readonly(stacked), BYTES, accept[r0:r0 + rows])
             i, r0 = j, r0 + rows
         self.num_states = base + total
         self._starts = np.concatenate([self._starts[:first_dfa], firsts.astype(np.int32),
@@ -399,7 +399,7 @@ class LexerTables:
         self._grow(base + n)
         self.num_states += n
         _install_rows(self.view(), np.int64(base), np.full(n, base, dtype=np.int64), np.full(n, dfa_id, dtype=np.int32),
-                      trans.astype(np.int32, copy=False), byte_cls.astype(np.int64, copy=False),
+                      readonly(trans.astype(np.int32, copy=False)), byte_cls.astype(np.int64, copy=False),
                       accept_term.astype(np.int32, copy=False))
         if dfa_id == len(self._starts):
             self._starts = np.concatenate([self._starts, np.zeros(len(self._starts) + 1, dtype=np.int32)])

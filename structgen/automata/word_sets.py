@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .dfa import ByteDFA
+from .dfa import ByteDFA, readonly
 
 
 def minus_words(a: ByteDFA, words: list[bytes]) -> ByteDFA:
@@ -21,7 +21,7 @@ def minus_words(a: ByteDFA, words: list[bytes]) -> ByteDFA:
         return a
     data = np.frombuffer(b"".join(words), dtype=np.uint8)
     ends = np.cumsum(np.array([len(w) for w in words], dtype=np.int64))
-    trans, accept = _minus_words(a.trans, a.accept, data, ends)
+    trans, accept = _minus_words(readonly(a.trans), readonly(a.accept), data, ends)
     return ByteDFA(trans, accept)
 
 
@@ -33,8 +33,8 @@ def literals_dfa(words: list[bytes]) -> ByteDFA:
     return ByteDFA(trans, accept)
 
 
-_NO_STATES = np.zeros((0, 256), dtype=np.int32)  # the DFA of no word: literals_dfa's trie stands alone
-_NO_ACCEPT = np.zeros(0, dtype=np.bool_)
+_NO_STATES = readonly(np.zeros((0, 256), dtype=np.int32))  # the DFA of no word: literals_dfa's trie stands alone
+_NO_ACCEPT = readonly(np.zeros(0, dtype=np.bool_))
 
 
 @njit(cache=True, nogil=True)

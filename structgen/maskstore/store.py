@@ -22,6 +22,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import bitset
+from ..automata.dfa import readonly
 from ..automata.mapped import grow_mapped, mapped_array
 from ..automata import glr
 from ..automata.parser import StackPool
@@ -166,7 +167,7 @@ def _all_tokens_of(index: TokenizerIndex, words: int) -> np.ndarray:
 
     def make() -> np.ndarray:
         bits = np.zeros(words, dtype=np.uint32)
-        set_ids(bits, trie.tok_ids)
+        set_ids(bits, readonly(trie.tok_ids))
         return _read_only(bits)
     return index.cached(f"all_tokens_{words}", make)
 
@@ -254,7 +255,7 @@ class MaskStore:
                     if cbits.dtype == np.uint32:
                         bits |= cbits
                     else:
-                        set_ids(bits, cbits)
+                        set_ids(bits, readonly(cbits))
                     cands.append(facc)
                 cand = np.concatenate(cands) if cands else np.zeros(0, dtype=np.int32)
                 nb = product_boundaries(np.int32(ls), cand, self._trie_plain, lx.trans, lx.accept_term,
@@ -334,7 +335,7 @@ class MaskStore:
             got = ids[ids_off[i]:ids_off[i + 1]]
             if len(got) > SPARSE_BITS:
                 got = np.zeros(self.words, dtype=np.uint32)
-                set_ids(got, ids[ids_off[i]:ids_off[i + 1]])
+                set_ids(got, readonly(ids[ids_off[i]:ids_off[i + 1]]))
             self._components[key] = (got, nodes[nodes_off[i]:nodes_off[i + 1]])
 
     def _accept(self, term: int) -> np.ndarray:

@@ -36,7 +36,7 @@ from .runs import UNKNOWN, safe_below, safe_bytes
 from .views import (ConfigMemo, DFAView, DigestView, ForkTasks, IdLists, MemoView, RunsView, WalkPlan,
                     WalkScratch)
 from .walk import (boundary_walk, lexeme_walk, product_boundaries, range_count, range_ids, ranges_bits, root_walk,
-                   set_ids, trie_parents, walk_room, walks_from, BYTE_COLUMNS)
+                   set_ids, trie_parents, walk_room, walks_from, BYTE_COLUMNS, TIE_MEMO)
 
 
 DEFAULT_LRU_ENTRIES = 2048
@@ -203,7 +203,7 @@ class MaskStore:
         self.max_entries = max_entries
         num_cfg = 4096 if rt.parser.glr else 256  # parser configurations memoized per walk (see boundary_walk)
         self._configs = ConfigMemo(np.zeros(num_cfg, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32),
-                                   np.full((num_cfg, max(1, len(rt.terminals))), -1, dtype=np.int32),
+                                   np.full((num_cfg, len(rt.terminals) + TIE_MEMO), -1, dtype=np.int32),
                                    np.full(2 * num_cfg, -1, dtype=np.int32), np.zeros(num_cfg, dtype=np.int32))
         self._components: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # (term, state) -> entry
         self._is_literal = np.array([t.is_literal for t in rt.terminals], dtype=np.bool_)

@@ -103,7 +103,8 @@ class IdLists(NamedTuple):
 class ConfigMemo(NamedTuple):
     """Parser configurations of a boundary walk (configs.py): each one's top node in the pool and
     the lexer state that starts a lexeme after it, its child per terminal (-1 unknown, -2 reject,
-    <= -3 a fork), and the index by top states (slot -> latest, next)."""
+    <= -3 a fork) and per lexer tie set (walk.TIE_MEMO columns after the terminals': forks only),
+    and the index by top states (slot -> latest, next)."""
 
     top: np.ndarray
     start: np.ndarray

@@ -289,6 +289,7 @@ def product_boundaries(s0, cand, trie_, trans, accept_term, mark, bnodes, bstate
 
 
 CONFIG_NODES = 16  # pool nodes boundary_walk reserves per memoized configuration
+TIE_MEMO = 32  # lexer tie sets (automata/lexer.py) whose forks a configuration memoizes: tie ids 1 .. 31
 
 
 def walk_room(pool_n: int, num_cfg: int, glr: bool) -> int:
@@ -315,8 +316,8 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
     done k + 1 times). A subtree of plain text the lexer state survives is allowed whole
     (W.runs, see runs.py).
 
-    GLR: where a lexeme's terminal meets a conflict cell, or a lexeme ends in a lexer tie (never
-    memoized by its terminal), configs.fork adds a task per stack that shifts it (its node, the
+    GLR: where a lexeme's terminal meets a conflict cell, or a lexeme ends in a lexer tie (memoized
+    by its tie set, not by its terminal), configs.fork adds a task per stack that shifts it (its node, the
     lexer state of the next lexeme, the stack); tasks (progress[1] done of
     progress[2], in W.tasks) are walked after the entries like entries that start a lexeme at their
     node. progress[3] is the fill pointer of the fork region, progress[6] its end. Layout of the
@@ -335,6 +336,7 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
     task_table, task_head, fork_memo = tasks.table, tasks.head, tasks.memo
     nb = bnodes.shape[0]
     num_cfg = cfg_top.shape[0]
+    tie_base = child.shape[1] - TIE_MEMO  # child's columns: one per terminal, then one per tie set
     res_n = pool_n
     res_end = pool_n + CONFIG_NODES * num_cfg
     glr = P.fork_ptr.shape[0] > 1 or L.tie_ptr.shape[0] > 1
@@ -410,11 +412,12 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
                 if term < 0:
                     i = node_skip[i]
                     continue
-                tied = L.tie[ps] != 0  # several terminals: a fork (never memoized by `term`)
-                if is_ignore[term] and not tied:
+                tie = L.tie[ps]  # several terminals: a fork, memoized by the tie set (col), not by `term`
+                col = term if tie == 0 else (tie_base + tie if tie < TIE_MEMO else -1)
+                if is_ignore[term] and tie == 0:
                     ls2 = dfa_start[state_dfa[ps]]
-                elif c >= 0 and not tied and child[c, term] != -1:
-                    k = child[c, term]
+                elif c >= 0 and col >= 0 and child[c, col] != -1:
+                    k = child[c, col]
                     if k == -2:
                         i = node_skip[i]
                         continue
@@ -430,7 +433,7 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
                     c = k
                 else:
                     st, ls2, t3, pn2 = end_lexeme(term, ps, t2, pn, pool, P, L, words)
-                    if st == REJECT:
+                    if st == REJECT:  # (a tie never rejects here: end_lexeme leaves it to fork)
                         if c >= 0:
                             child[c, term] = -2
                         i = node_skip[i]
@@ -438,12 +441,12 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
                     if st == NEED_FORK:
                         st, lo, hi = fork(ps, t2, pool_n, W, pool, P, L, words)
                         if st == OK:
-                            if c >= 0 and not tied and progress[5] < fork_memo.shape[0]:
+                            if c >= 0 and col >= 0 and progress[5] < fork_memo.shape[0]:
                                 f = progress[5]
                                 fork_memo[f, 0] = lo
                                 fork_memo[f, 1] = hi
                                 progress[5] = f + 1
-                                child[c, term] = -3 - f
+                                child[c, col] = -3 - f
                             if not add_tasks(i, lo, hi, pool_n, W, pool):
                                 st = GLR_LIMIT
                         if st == OK:

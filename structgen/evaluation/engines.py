@@ -176,6 +176,10 @@ class SchemaEngine:
     def matcher(self, compiled: Any) -> EngineMatcher:
         raise NotImplementedError
 
+    def needs_glr(self, compiled: Any) -> bool | None:
+        """Whether the compiled grammar runs on a GLR path (None: the engine does not say)."""
+        return None
+
     def allocate_mask(self) -> np.ndarray:
         """A zeroed mask row for `EngineMatcher.fill_mask`."""
         return np.zeros(self.mask_words, dtype=np.int32)
@@ -256,6 +260,10 @@ class StructgenEngine(SchemaEngine):
         from structgen import GrammarMatcher
 
         return _StructgenMatcher(GrammarMatcher(compiled))
+
+    def needs_glr(self, compiled: Any) -> bool:
+        """Conflict cells in its LR tables, or a lexer tie met (found lazily: ask after the masks)."""
+        return bool(compiled.runtime.forks)
 
 
 class StructgenDeclaredEngine(StructgenEngine):

@@ -98,11 +98,44 @@ def _engine_summary(name: str, records: list[dict], version: str | None) -> dict
     summary["by_dataset"] = {d: {k: v for k, v in totals(rs).items() if k in ("schemas", "pass", "fail",
                                                                              "compile_error", "invalid_accepted")}
                              for d, rs in sorted(by.items())}
-    for r in records:  # per-row statistics instead of every time
+    return summary
+
+
+def _row_stats(records: list[dict]) -> None:
+    """Per-row mask statistics in place of every time (the results file's size)."""
+    for r in records:
         stats = report.latency_stats(r["mask_us"])
         stats.pop("cdf", None)
         r["mask_us"] = stats
-    return summary
+
+
+def glr_subset(all_rows: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per engine, its figures on the schemas whose structgen grammar needs GLR (conflict cells or a
+    lexer tie, per structgen's rows): how many it compiled and passed, and its mask and
+    time-to-first-mask statistics there (raw per-row times, before _row_stats)."""
+    glr = {(r["dataset"], r["id"]) for name, rows in all_rows.items() if name.startswith("structgen")
+           for r in rows if r.get("glr")}
+    out = {}
+    for name, rows in all_rows.items():
+        sub = [r for r in rows if (r["dataset"], r["id"]) in glr]
+        masks = report.latency_stats([t for r in sub for t in r["mask_us"]])
+        ttfm = report.latency_stats([r["ttfm_ms"] for r in sub if r["ttfm_ms"] is not None])
+        masks.pop("cdf", None)
+        ttfm.pop("cdf", None)
+        out[name] = {"schemas": len(glr), "compiled": sum(r["outcome"] != "compile_error" for r in sub),
+                     "pass": sum(r["outcome"] == "pass" for r in sub), "mask_us": masks, "ttfm_ms": ttfm}
+    return out
+
+
+GLR_KEYS = ["schemas", "compiled", "pass", "mask p50 us", "mask p99 us", "mask max us", "ttfm p50 ms"]
+
+
+def glr_columns(subset: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """glr_subset's figures, for markdown_table."""
+    return {name: {"schemas": e["schemas"], "compiled": e["compiled"], "pass": e["pass"],
+                   "mask p50 us": e["mask_us"].get("p50"), "mask p99 us": e["mask_us"].get("p99"),
+                   "mask max us": e["mask_us"].get("max"), "ttfm p50 ms": e["ttfm_ms"].get("p50")}
+            for name, e in subset.items()}
 
 
 def table_columns(engines: dict[str, dict]) -> dict[str, dict[str, Any]]:
@@ -139,11 +172,19 @@ def run_replay(mode: str, rows: list[dict], s: BenchSettings) -> dict:
         engines[name] = _engine_summary(name, records, version)
         engines[name]["seconds"] = round(time.perf_counter() - t0, 1)
         all_rows[name] = records
+    subset = glr_subset({n: rs for n, rs in all_rows.items() if rs})
+    for name, figures in subset.items():
+        engines[name]["glr_subset"] = figures
+    for records in all_rows.values():
+        _row_stats(records)
     doc = report.build_results(mode, s.as_dict(), engines, all_rows, machine)
     out = Path(s.out)
     report.write_results(doc, out, s.stem)
     table = report.markdown_table(table_columns(engines), TABLE_KEYS,
                                   f"{mode} ({len(rows)} schemas, {s.whitespace} whitespace)")
+    if subset and next(iter(subset.values()))["schemas"]:
+        table += "\n\n" + report.markdown_table(glr_columns(subset), GLR_KEYS,
+                                                f"schemas whose structgen grammar needs GLR ({s.whitespace})")
     (out / f"{s.stem}.md").write_text(table + "\n", encoding="utf-8")
     report.plot_cdf({n: e["mask_us"].get("cdf", []) for n, e in engines.items() if "mask_us" in e},
                     out / f"{s.stem}_mask_cdf.png", "per-token mask time (us, log)",

@@ -46,6 +46,27 @@ def test_maskbench_results_follow_the_schema(tmp_path) -> None:
     assert "| pass |" in res.stdout and (tmp_path / "maskbench.md").is_file()
 
 
+def test_maskbench_reports_the_schemas_that_need_glr_next_to_the_peers(tmp_path) -> None:
+    # anyOf of two objects that both allow any key: their key strings tie in the lexer (a GLR fork)
+    glr = {"anyOf": [{"type": "object", "properties": {"foo": {"type": "string"}}},
+                     {"type": "object", "properties": {"baz": {"type": "object", "properties": {"bar": {"type": "number"}}}}}]}
+    lalr = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_jsonl(data / "glr.jsonl.gz", [{"id": "glr", "schema": glr, "tests": [{"data": {"foo": "x"}, "valid": True}]},
+                                         {"id": "lalr", "schema": lalr, "tests": [{"data": {"a": 1}, "valid": True}]}])
+    res = bench("maskbench", "--data", str(data), "--engines", "structgen,llguidance", "--tokenizer", str(LLAMA3),
+                tmp_path=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    doc = json.loads((tmp_path / "maskbench.json").read_text())
+    assert {r["id"]: r["glr"] for r in doc["rows"]["structgen"]} == {"glr": True, "lalr": False}
+    for name in ("structgen", "llguidance"):  # the same schema for each engine
+        sub = doc["engines"][name]["glr_subset"]
+        assert (sub["schemas"], sub["compiled"], sub["pass"]) == (1, 1, 1)
+        assert sub["mask_us"]["n"] > 0
+    assert "schemas whose structgen grammar needs GLR" in res.stdout
+
+
 def test_results_schema_rejects_a_malformed_document() -> None:
     import jsonschema
 

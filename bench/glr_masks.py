@@ -31,7 +31,7 @@ TOK = DATA / "tokenizers" / "llama3" / "tokenizer.json"
 def _grammars(names: list[str] | None) -> list[tuple[str, str, str, str]]:
     """(name, syntax, structgen text, llguidance Lark text)."""
     from gbnf_oracle import gbnf_to_llguidance_lark
-    from test_glr import NON_LALR
+    from grammar_samples import NON_LALR
 
     out = [(name, "lark", g, g) for name, g, _, _ in NON_LALR]
     for path in sorted((DATA / "gbnf").glob("*.gbnf")):

@@ -10,6 +10,8 @@ contextual lexers accept those, see ``tests/test_grammars.py``).
 Helpers:
 
 * ``load_grammar(name)`` -- the text of ``grammars/<name>.lark``.
+* ``NON_LALR`` -- grammars that are not LALR(1) (the GLR suite of tests/automata/test_glr.py), with
+  words in and out of their languages.
 * ``llguidance_lark(text)`` -- the same grammar text with the llguidance-only
   directive that allows ``%ignore`` content before the first token. Lark skips
   leading ignored text; llguidance by default does not (it only allows ignored
@@ -370,3 +372,21 @@ INVALID = {
     "sql": SQL_INVALID,
     "minilang": MINILANG_INVALID,
 }
+
+
+# (name, Lark grammar, words in the language, words not in it): each has LR conflicts (GLR), except
+# nullable_cycle, whose cycle a -> b -> a leaves no conflict in the tables but must not loop
+NON_LALR = [
+    ("ambiguous_expr", 'start: e\ne: e "+" e | e "*" e | "(" e ")" | NUM\nNUM: /[0-9]+/\n',
+     ["1+2*3", "(1+2)*3+(4)", "7"], ["1+", "(1", "1)"]),
+    ("lr2", 'start: a "x" "y" | b "x" "z"\na: "q"\nb: "q"\n', ["qxy", "qxz"], ["qxx", "qy"]),
+    ("palindromes", 'start: p\np: "a" p "a" | "b" p "b" | "a" | "b" |\n', ["abba", "aba", "", "babbab"],
+     ["ab", "abb"]),
+    ("anbn_or_anb2n", 'start: x | y\nx: "a" x "b" | "a" "b"\ny: "a" y "b" "b" | "a" "b" "b"\n',
+     ["aabb", "aabbbb", "ab", "abb"], ["aabbb", "aab", "b"]),
+    ("dangling_else", 'start: s\ns: "if" "c" "then" s | "if" "c" "then" s "else" s | "x"\n%ignore " "\n',
+     ["if c then if c then x else x", "x"], ["if c then x else", "else x"]),
+    ("hidden_left_recursion", 'start: s\ns: a s "b" | "c"\na: "d" |\n', ["c", "cbb", "dcb", "ddcbb", "dcbb"],
+     ["cdb", "d"]),
+    ("nullable_cycle", 'start: a\na: b | "x" a | \nb: a | "y" | "y" b\n', ["", "xxy", "yy", "xyx"], ["z"]),
+]

@@ -37,7 +37,7 @@ for path in sorted(root.rglob("*.py")):  # the engine's modules (not the CLI's, 
 before = {k: len(v.overloads) for k, v in kernels.items()}
 
 from ir_words import random_word
-from test_glr import NON_LALR
+from grammar_samples import NON_LALR
 info = structgen.TokenizerInfo.from_tokenizer_json(sys.argv[2])
 mask = np.zeros((1, (info.vocab_size + 31) // 32), dtype=np.int32)
 

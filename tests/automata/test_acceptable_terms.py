@@ -16,7 +16,7 @@ from datasets import DATA, REPO, tiered
 from ir_words import random_word
 from structgen import GrammarCompiler, GrammarMatcher
 from structgen.automata.parser import NEED_STATE, TOO_MANY, StackPool, acceptable_terms, can_shift
-from test_glr import NON_LALR
+from grammar_samples import NON_LALR
 
 GBNF = ["llama_extreme", "hcl_terraform", "sparql_small", "llama_json"]
 

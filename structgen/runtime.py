@@ -87,25 +87,45 @@ class GrammarRuntime:
                 raise glr.too_many()
             if status != NEED_FORK:
                 return bool(ok)
-            for ls2, s in self.after_lexeme(ls, pool.read(top)):
+            # every branch, each on its own stack in the pool; then the stack at `top` is put back
+            # with pool.touched[0] its deepest node read, as the kernels leave it (mask memo keys)
+            stack = pool.read(top)
+            after, deepest = self.after_lexeme_read(ls, stack)
+            deepest = min(deepest, int(pool.touched[0]))
+            ok = False
+            for ls2, s in after:
                 t2, n2 = pool.load(s)  # then at the start of a lexeme: only the parser is asked
-                if self.can_end(ls2, t2, n2, pool):
-                    return True
-            return False
+                pool.touched[0] = t2
+                ok = self.can_end(ls2, t2, n2, pool)
+                deepest = min(deepest, int(pool.touched[0]))  # below `deepest`, s is `stack`
+                if ok:
+                    break
+            pool.load(stack)
+            pool.touched[0] = deepest
+            return ok
 
     def after_lexeme(self, ls: int, stack: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
         """The (start state of the next lexeme, stack) pairs after the lexeme of lexer state ls ends
         on `stack`, along every action of a conflict cell and every terminal of a lexer tie (an
         ignored one leaves the stack as it is)."""
+        return self.after_lexeme_read(ls, stack)[0]
+
+    def after_lexeme_read(self, ls: int, stack: tuple[int, ...]) -> tuple[list[tuple[int, tuple[int, ...]]], int]:
+        """after_lexeme, and the deepest position of `stack` its parser steps read (glr.feed_all; the
+        start states are read off the new stacks too, but a start state's lexer state is not what
+        can_end asks)."""
         lx = self.lexer
         out: dict[tuple[int, tuple[int, ...]], None] = {}
+        deepest = len(stack) - 1
         for t in lx.tied_terms(ls):
             if lx.is_ignore[t]:
                 out[(int(lx.dfa_start[lx.state_dfa[ls]]), stack)] = None
                 continue
-            for s in glr.feed_all(self, stack, t):
+            stacks, d = glr.feed_all(self, stack, t)
+            deepest = min(deepest, d)
+            for s in stacks:
                 out[(self.start_state(s), s)] = None
-        return list(out)
+        return list(out), deepest
 
     def goto_after(self, st: int, r: int) -> int:
         """The state entered from state st on reducing rule r (< 0: none), building a parametric

@@ -36,14 +36,17 @@ def too_many(what: str = f"{GLR_MAX_STEPS} reductions") -> LimitExceeded:
                          "or the grammar is very ambiguous); see automata/glr.py")
 
 
-def feed_all(rt, stack: tuple[int, ...], term: int) -> list[tuple[int, ...]]:
+def feed_all(rt, stack: tuple[int, ...], term: int) -> tuple[list[tuple[int, ...]], int]:
     """The stacks that reduce as needed and shift `term` from `stack`, along every action of every fork,
-    on a grammar's runtime (runtime.GrammarRuntime: it builds the parametric states a goto needs)."""
+    on a grammar's runtime (runtime.GrammarRuntime: it builds the parametric states a goto needs); and
+    the deepest position of `stack` read (a reduction's goto reads the state it uncovers: below every
+    state popped so far, that is `stack`'s own)."""
     p: ParserTables = rt.parser
     rule_len = p.rule_len
     out: dict[tuple[int, ...], None] = {}
     work: list[tuple[tuple[int, ...], int]] = [(stack, 0)]
     steps = 0
+    deepest = len(stack) - 1
     while work:
         st, a = work.pop()
         if a == 0:  # the cell's actions, in order
@@ -59,10 +62,11 @@ def feed_all(rt, stack: tuple[int, ...], term: int) -> list[tuple[int, ...]]:
             raise too_many()
         r = -a - 1
         base = st[:len(st) - int(rule_len[r])]
+        deepest = min(deepest, len(base) - 1)
         g = rt.goto_after(base[-1], r)
         if g >= 0:
             work.append((base + (g,), 0))
-    return list(out)
+    return list(out), deepest
 
 
 def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:

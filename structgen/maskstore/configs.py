@@ -206,6 +206,8 @@ def _fork_term(term, start, fill, region_end, res, n_res, steps, tables):
         y = x
         for _ in range(P.rule_len[r]):
             y = pool_parent[y]
+        if y < pool.touched[0]:  # the deepest node of the loaded stack read (mask memo keys)
+            pool.touched[0] = y
         g = goto_after(pool_state[y], r, P)
         if g == NEED_STATE:
             return NEED_LR, fill, n_res, steps

@@ -384,9 +384,9 @@ class MaskStore:
         rt = self.rt
         progress = np.zeros(7, dtype=np.int64)
         pool.reserve(walk_room(len(stack), len(self._configs.top), rt.forks))  # not one POOL_FULL per doubling
+        pool.touched[0] = len(stack) - 1  # the deepest node read, over every call of a resumed walk
         while True:
             top, pool_n = pool.load(stack)
-            pool.touched[0] = top
             n = rt.lexer.trans.shape[0]
             if len(self._free) < n:  # rows of built lexer states never change: known depths stay
                 free = np.full(n, UNKNOWN, dtype=np.int16)
@@ -448,8 +448,6 @@ class MaskStore:
             if rt.can_end(ls, top, pool_n, pool):
                 bits |= self.stop_bits
             depth = pool_n - int(pool.touched[0])  # how many top states of `stack` were read
-            if rt.forks:  # forks read the stack in Python (glr.feed_all): the key is all of it
-                depth = len(stack)
             depths = self._depths.get(ls, ())
             if depth not in depths:  # replaced, not changed: other threads read it without the lock
                 self._depths[ls] = tuple(sorted(depths + (depth,)))

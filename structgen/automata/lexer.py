@@ -289,17 +289,30 @@ class LexerTables:
     def _mark_ties(self, terms: np.ndarray, vecs: np.ndarray, n_acc: np.ndarray, base: int) -> None:
         """Give the states of a product DFA installed at `base` where several terminals of the best
         priority accept their tie set (`tie`, 1 + its index; sets are shared across DFAs)."""
-        for s in np.flatnonzero(n_acc >= 2).tolist():
-            acc = [t for t, v in zip(terms.tolist(), vecs[s].tolist()) if v >= 0 and self.terminals[t].dfa.accept[v]]
-            top = self._priority[acc].max()
-            tied = tuple(sorted(t for t in acc if self._priority[t] == top))
+        states = np.flatnonzero(n_acc >= 2)
+        if not len(states):
+            return
+        new: list[int] = []  # the terms of tie sets met for the first time, appended to tie_terms once
+        ends: list[int] = []
+        n_terms = len(self.tie_terms)
+        for s in states.tolist():
+            v = vecs[s]
+            live = np.flatnonzero(v >= 0).tolist()  # a few components of the (possibly 1,000) terminals
+            acc = [int(terms[j]) for j in live if self.terminals[terms[j]].dfa.accept[v[j]]]
+            pri = [self._priority[t] for t in acc]
+            top = max(pri)
+            tied = tuple(sorted(t for t, p in zip(acc, pri) if p == top))
             if len(tied) < 2:
                 continue
-            if tied not in self.tie_sets:
-                self.tie_sets[tied] = len(self.tie_sets)
-                self.tie_terms = np.concatenate([self.tie_terms, np.array(tied, dtype=np.int32)])
-                self.tie_ptr = np.append(self.tie_ptr, np.int32(len(self.tie_terms)))
-            self.tie[base + s] = self.tie_sets[tied] + 1
+            k = self.tie_sets.get(tied)
+            if k is None:
+                k = self.tie_sets[tied] = len(self.tie_sets)
+                new.extend(tied)
+                ends.append(n_terms + len(new))
+            self.tie[base + s] = k + 1
+        if new:
+            self.tie_terms = np.concatenate([self.tie_terms, np.array(new, dtype=np.int32)])
+            self.tie_ptr = np.concatenate([self.tie_ptr, np.array(ends, dtype=np.int32)])
 
     def tied_terms(self, ls: int) -> list[int]:
         """The terminals lexer state ls's lexeme ends as: its tie set, or its one accepted terminal."""

@@ -245,4 +245,6 @@ def add_tasks(i, lo, hi, base_n, W, pool):
         table[t, 3] = head[i]
         head[i] = t
         prog[2] = t + 1
+        table[prog[1], 4] = t  # queued: column 4's first prog[1] rows are the tasks left, latest last
+        prog[1] += 1
     return True

@@ -225,7 +225,7 @@ class MaskStore:
         # the results of each memoized fork; a grammar without conflicts writes them only where a
         # lexeme ends in a lexer tie, and then they are made full size (_boundary)
         n = 1 << 16 if rt.parser.glr else 0
-        self._tasks = ForkTasks(np.empty((n, 4), dtype=np.int32),
+        self._tasks = ForkTasks(np.empty((n, 5), dtype=np.int32),
                                 np.full(trie.num_nodes + 1 if n else 1, -1, dtype=np.int32),
                                 np.empty((n, 2), dtype=np.int32), np.empty((n, 2), dtype=np.int32))
         self._runs: RunsView | None = None  # (rebuilt when the free_depth table grows)
@@ -403,7 +403,7 @@ class MaskStore:
             table, head, fres, fmemo = self._tasks
             if len(table) == 0:  # the first fork of a grammar without conflicts (a lexer tie): full size
                 n = 1 << 16
-                self._tasks = ForkTasks(np.empty((n, 4), dtype=np.int32),
+                self._tasks = ForkTasks(np.empty((n, 5), dtype=np.int32),
                                         np.full(self._index.trie.num_nodes + 1, -1, dtype=np.int32),
                                         np.empty((n, 2), dtype=np.int32), np.empty((n, 2), dtype=np.int32))
                 continue
@@ -414,7 +414,7 @@ class MaskStore:
             # more forks than the tables hold: 4x the room, and the walk resumes where it stopped (the
             # unit it stopped in forgot its tasks; task rows keep their numbers, and fork results with
             # their memo hold for one call)
-            grown = np.empty((4 * len(table), 4), dtype=np.int32)
+            grown = np.empty((4 * len(table), 5), dtype=np.int32)
             grown[:len(table)] = table
             self._tasks = ForkTasks(grown, head, np.empty((4 * len(fres), 2), dtype=np.int32), fmemo)
 
@@ -432,6 +432,11 @@ class MaskStore:
                     self.hits += 1
                     return got
         return None
+
+    def forget(self) -> None:
+        """Drop every memoized mask (tests compare memoized masks with fresh ones)."""
+        self._lru.clear()
+        self._depths.clear()
 
     def mask(self, ls: int, stack: tuple[int, ...], pool: StackPool) -> np.ndarray:
         """The allowed-token bitset (uint32 words) for lexer state `ls` and parser `stack`."""

@@ -115,8 +115,8 @@ class ConfigMemo(NamedTuple):
 
 class ForkTasks(NamedTuple):
     """A boundary walk's GLR work (configs.fork): tasks (node, lexer state, stack top, next task at
-    that node), the latest task at each trie node, fork results (lexer state, stack top), and the
-    results of each memoized fork (first, end row)."""
+    that node; column 4 is apart: the queue of tasks left, by row), the latest task at each trie node,
+    fork results (lexer state, stack top), and the results of each memoized fork (first, end row)."""
 
     table: np.ndarray
     head: np.ndarray

@@ -288,6 +288,17 @@ def product_boundaries(s0, cand, trie_, trans, accept_term, mark, bnodes, bstate
     return nb
 
 
+@njit(cache=True, nogil=True)
+def _subtree_full(i, trie, bits):
+    """Whether every token at or below trie node i is in bits already (stops at the first that is not)."""
+    tok_ids = trie.tok_ids
+    for k in range(trie.node_tok_start[i], trie.node_tok_start[trie.node_skip[i]]):
+        t = tok_ids[k]
+        if not (bits[t >> 5] >> np.uint32(t & 31)) & np.uint32(1):
+            return False
+    return True
+
+
 CONFIG_NODES = 16  # pool nodes boundary_walk reserves per memoized configuration
 TIE_MEMO = 32  # lexer tie sets (automata/lexer.py) whose forks a configuration memoizes: tie ids 1 .. 31
 
@@ -318,10 +329,11 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
 
     GLR: where a lexeme's terminal meets a conflict cell, or a lexeme ends in a lexer tie (memoized
     by its tie set, not by its terminal), configs.fork adds a task per stack that shifts it (its node, the
-    lexer state of the next lexeme, the stack); tasks (progress[1] done of
-    progress[2], in W.tasks) are walked after the entries like entries that start a lexeme at their
-    node. progress[3] is the fill pointer of the fork region, progress[6] its end. Layout of the
-    pool: the loaded stack (0 .. pool_n-1), configurations (W.configs), the fork region, then scratch.
+    lexer state of the next lexeme, the stack); tasks (progress[2] rows of W.tasks, of which
+    progress[1] queued) are walked like entries that start a lexeme at their node, the latest queued
+    first and before the next entry, so a subtree is done before another stack's task there starts:
+    a task whose subtree's tokens are all allowed already is skipped (masks are unions). progress[3]
+    is the fill pointer of the fork region, progress[6] its end. Layout of the pool: the loaded stack (0 .. pool_n-1), configurations (W.configs), the fork region, then scratch.
     Called from Python (runtime.run): the views arrive as plain tuples (W's nested ones too).
     """
     trie, pool, P, L = TrieView(*trie_), PoolView(*pool_), ParserView(*P_), LexerView(*L_)
@@ -358,15 +370,16 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
     status = OK
     done = nb
     e = progress[0]
+    unit_row = -1
     while status == OK:
-        if e < nb:  # an entry
-            i0 = bnodes[e]
-            unit_top = top
-            unit_ls = bstates[e]
-            unit_cfg = 0
-        elif progress[1] < progress[2]:  # a fork's task: a lexeme starts at its node
-            k = progress[1]
+        is_task = progress[1] > 0  # queued tasks first, the latest first: a subtree is done before the next
+        if is_task:  # a fork's task: a lexeme starts at its node
+            progress[1] -= 1
+            k = task_table[progress[1], 4]
+            unit_row = k
             i0 = task_table[k, 0]
+            if _subtree_full(i0, trie, bits):  # another stack allowed all of it: nothing left to find
+                continue
             unit_ls = ~task_table[k, 1]
             unit_top = task_table[k, 2]
             # its stack is a configuration too (nodes in the fork region stay): a known one, or a new one
@@ -377,9 +390,15 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
                 cfg_start[n_cfg] = task_table[k, 1]
                 index_config(n_cfg, cfgs, pool)
                 n_cfg += 1
+        elif e < nb:  # an entry
+            i0 = bnodes[e]
+            unit_top = top
+            unit_ls = bstates[e]
+            unit_cfg = 0
         else:
             break
-        t_mark, fill_mark = progress[2], progress[3]  # a unit stopped midway is walked again from its start
+        # a unit stopped midway is walked again from its start, and what it queued is forgotten
+        t_mark, fill_mark, q_mark = progress[2], progress[3], progress[1]
         d0 = node_depth[i0]
         i = i0
         end = node_skip[i0]
@@ -409,7 +428,7 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
             ns = trans[ps, b]
             if ns < 0:
                 term = accept_term[ps]
-                if term < 0:
+                if term < 0 or (glr and _subtree_full(i, trie, bits)):  # (GLR: another stack allowed it all)
                     i = node_skip[i]
                     continue
                 tie = L.tie[ps]  # several terminals: a fork, memoized by the tie set (col), not by `term`
@@ -460,6 +479,10 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
                             task_head[task_table[k, 0]] = task_table[k, 3]
                         progress[2] = t_mark
                         progress[3] = fill_mark
+                        progress[1] = q_mark
+                        if is_task:  # the task is queued again, for the call that resumes
+                            task_table[q_mark, 4] = unit_row
+                            progress[1] = q_mark + 1
                         break
                     newc = -1
                     if c >= 0 and n_cfg < num_cfg:
@@ -502,10 +525,8 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
             i += 1
         if status != OK:
             break
-        if e < nb:
+        if not is_task:
             e += 1
-        else:
-            progress[1] += 1
     if status == OK:
         progress[0] = nb
         for k in range(progress[2]):  # the task index by node, clean for the next walk

@@ -117,7 +117,7 @@ def test_fork_tables_that_grow_midway_give_the_same_masks(llama3) -> None:
     cramped_cg = GrammarCompiler(llama3).compile_grammar(grammar)
     store = cramped_cg.mask_store
     n = 8  # grows to 32, 128, ... while the walk goes on
-    store._tasks = ForkTasks(np.empty((n, 4), dtype=np.int32), store._tasks.head,
+    store._tasks = ForkTasks(np.empty((n, 5), dtype=np.int32), store._tasks.head,
                              np.empty((n, 2), dtype=np.int32), np.empty((n, 2), dtype=np.int32))
     cramped = GrammarMatcher(cramped_cg)
     for text in ["", "(", "1", "+", "(2", "*3", ")+"]:

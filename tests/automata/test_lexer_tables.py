@@ -44,7 +44,7 @@ def test_growing_keeps_installed_rows(compiler, hold_view):
     if view is not None:
         assert np.array_equal(view, rows[0])  # the old table is still readable
     fresh = compiler.compile_grammar(GRAMMAR + "\n")  # a second compile: no cache hit, tables never grown
-    cg.mask_store._lru.clear()
+    cg.mask_store.forget()
     cg.mask_store._lexeme.clear()
     for a, b, c in zip(before, _masks(cg, text), _masks(fresh, text)):
         assert np.array_equal(a, b) and np.array_equal(a, c)

@@ -56,8 +56,7 @@ def test_memoized_glr_masks_equal_fresh_ones(tokenizer_llama3, kind, name, text)
             before = cg.mask_store.hits
             got = a.next_token_bits()
             hits += cg.mask_store.hits > before
-            store._lru.clear()
-            store._depths.clear()
+            store.forget()
             want = b.next_token_bits()
             assert np.array_equal(got, want), f"{name}: {word!r} at token {tid}"
             if not (a.accept_token(tid) and b.accept_token(tid)):

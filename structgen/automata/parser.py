@@ -407,7 +407,10 @@ def feed_terminal(term, top, pool_n, pool, P):
 @njit(cache=True, nogil=True)
 def acceptable_terms(top, pool, P, out_words):
     """Exact set of terminals the stack can shift next (LALR rows over-approximate it), as bits;
-    returns 0, or NEED_STATE / TOO_MANY (the set is then incomplete).
+    returns 0, or NEED_STATE / TOO_MANY (the set is then incomplete). Not $END: the set picks the
+    next lexeme's DFA, and whether the output may stop is can_end's question (its reductions run
+    down to the start state, and a mask memoized by the stack states read would then be keyed by
+    the whole stack).
 
     can_shift for every terminal of the top state's row at once: terminals that take the same
     reduction share its simulation (a state's default reduction is done once, not once per
@@ -425,6 +428,8 @@ def acceptable_terms(top, pool, P, out_words):
     n_t = 0
     for j in range(lo, hi):
         t = P.row_terms[j]
+        if t == end_col:
+            continue
         if action[st, t] > 0:
             out_words[t >> 6] |= np.uint64(1) << np.uint64(t & 63)
         else:
@@ -454,12 +459,7 @@ def acceptable_terms(top, pool, P, out_words):
             base, ov_n, g = reduce_on_overlay(r, base, ov_n, overlay, pool, P)
             if g == NEED_STATE:
                 return NEED_STATE
-            if g < 0:
-                continue
-            if g == P.end_state:
-                for x in range(t_lo, t_hi):
-                    if terms[x] == end_col:
-                        out_words[end_col >> 6] |= np.uint64(1) << np.uint64(end_col & 63)
+            if g < 0 or g == P.end_state:  # (the end state shifts $END only)
                 continue
             if ov_n >= overlay.shape[0]:
                 continue

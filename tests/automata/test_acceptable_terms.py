@@ -1,5 +1,5 @@
 """parser.acceptable_terms (every terminal of a state's row at once, reductions shared) against its
-definition: can_shift run for each terminal alone, a depth-first search over conflict cells.
+definition: can_shift run for each terminal alone (not $END), a depth-first search over conflict cells.
 
 Stacks come from random words of the non-LALR suite and of GBNF data grammars whose characters are
 ambiguous at almost every step (GLR), and of a JSON grammar (LALR), each prefix of each word.
@@ -35,6 +35,8 @@ def _by_can_shift(rt, pool: StackPool, top: int) -> set[int] | int:
     st = int(pool.state[top])
     out = set()
     for t in P.row_terms[P.row_ptr[st]:P.row_ptr[st + 1]]:
+        if t == P.action.shape[1] - 1:  # $END: can_end's question, not acceptable_terms'
+            continue
         if P.action[st, t] > 0:
             out.add(int(t))
             continue

@@ -10,23 +10,19 @@ An engine (`SchemaEngine`) has `version()`, `compile(schema)` (a designed refusa
 `EngineMatcher` has `fill_mask(row)` (writes the packed int32 row of `ceil(vocab / 32)` words, bit t
 of word t // 32 set iff token t is allowed: the layout structgen, XGrammar and llguidance share),
 `accept_token`, `is_accepting` (a stop token would be accepted now) and `reset`. `fill_mask` does
-the mask computation and nothing else, so a caller may time exactly that call.
-
-Adapters:
-
-Every engine takes a `whitespace` mode, "compact" (the default; json.dumps' one line) or
-"flexible" (whitespace allowed between lexemes); instances are always written compactly, which
-both modes accept.
+the mask computation and nothing else, so a caller may time exactly that call. structgen's engines
+also say whether a compiled grammar runs on the GLR path (`needs_glr`). Every engine takes a
+`whitespace` mode, "compact" (the default; json.dumps' one line) or "flexible" (whitespace allowed
+between lexemes); instances are always written compactly, which both modes accept. Adapters:
 
 - `structgen`: `GrammarCompiler.compile_json_schema(schema, strict=True, whitespace=...)`.
 - `llguidance`: `grammar_from_json_schema` with `whitespace_flexible=False` and the compact
   separators, or (flexible) `whitespace_flexible=True` with its default separators; a non-empty
   `validate_grammar` is a compile error.
 - `xgrammar`: `compile_json_schema(any_whitespace=False, separators=(", ", ": "), strict_mode=False)`, or
-  (flexible) `any_whitespace=True` with its default separators
-  (XGrammar's `strict_mode` forbids properties and items the schema does not declare, which changes
-  the language; JSON Schema allows them) on a single compile thread; its vocabulary is its own
-  decoding of the tokenizer with the special tokens blanked, as the other engines treat them.
+  (flexible) `any_whitespace=True` with its default separators, on a single compile thread (XGrammar's
+  `strict_mode` forbids properties and items the schema does not declare: JSON Schema allows them); its
+  vocabulary is its own decoding of the tokenizer with the special tokens blanked, as the others have.
 - `xgrammar-strict`: the same with XGrammar's default `strict_mode=True`.
 - `outlines-core`: the schema's regex (`build_regex_from_schema`, whitespace `[ ]?`: the regex puts
   optional whitespace around every separator, a superset of the compact form) indexed over the
@@ -175,10 +171,6 @@ class SchemaEngine:
 
     def matcher(self, compiled: Any) -> EngineMatcher:
         raise NotImplementedError
-
-    def needs_glr(self, compiled: Any) -> bool | None:
-        """Whether the compiled grammar runs on a GLR path (None: the engine does not say)."""
-        return None
 
     def allocate_mask(self) -> np.ndarray:
         """A zeroed mask row for `EngineMatcher.fill_mask`."""

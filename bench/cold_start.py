@@ -42,7 +42,8 @@ print(json.dumps({"import": t1 - t0, "tokenizer": t2 - t1, "compile": t3 - t2, "
 '''
 
 # a server's start: warm_up() loads every kernel once, then the request's compile and first mask
-STRUCTGEN_WARM = STRUCTGEN.replace("t2 = time.perf_counter()\ncg =", "structgen.warm_up(tok)\nt2 = time.perf_counter()\ncg =").replace(
+STRUCTGEN_WARM = STRUCTGEN.replace("t2 = time.perf_counter()\ncg =",
+                                   "structgen.warm_up(tok)\nt2 = time.perf_counter()\ncg =").replace(
     '"tokenizer": t2 - t1', '"tokenizer + warm_up": t2 - t1')
 
 LLGUIDANCE = r'''

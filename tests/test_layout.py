@@ -73,7 +73,7 @@ LAYERS = [
     {"maskstore"},
     {"grammar"},
     {"compile_cache", "compiler"},
-    {"matcher"},
+    {"matcher", "warmup"},  # warmup: every kind of input through compile and masks (DESIGN.md lacks it)
     {"models"},
     {"decoding"},
     {"integrations"},

@@ -140,8 +140,9 @@ GLR_KEYS = ["schemas", "compiled", "pass", "compiled by every engine", "mask p50
 def glr_columns(subset: dict[str, dict]) -> dict[str, dict[str, Any]]:
     """glr_subset's figures, for markdown_table."""
     return {name: {"schemas": e["schemas"], "compiled": e["compiled"], "pass": e["pass"],
-                   "compiled by every engine": e["common"], "mask p50 us": e["mask_us"].get("p50"), "mask p99 us": e["mask_us"].get("p99"),
-                   "mask max us": e["mask_us"].get("max"), "ttfm p50 ms": e["ttfm_ms"].get("p50")}
+                   "compiled by every engine": e["common"], "mask p50 us": e["mask_us"].get("p50"),
+                   "mask p99 us": e["mask_us"].get("p99"), "mask max us": e["mask_us"].get("max"),
+                   "ttfm p50 ms": e["ttfm_ms"].get("p50")}
             for name, e in subset.items()}
 
 

@@ -328,12 +328,14 @@ def boundary_walk(trie_, top, pool_n, W_, pool_, P_, L_, words):
     (W.runs, see runs.py).
 
     GLR: where a lexeme's terminal meets a conflict cell, or a lexeme ends in a lexer tie (memoized
-    by its tie set, not by its terminal), configs.fork adds a task per stack that shifts it (its node, the
-    lexer state of the next lexeme, the stack); tasks (progress[2] rows of W.tasks, of which
-    progress[1] queued) are walked like entries that start a lexeme at their node, the latest queued
-    first and before the next entry, so a subtree is done before another stack's task there starts:
-    a task whose subtree's tokens are all allowed already is skipped (masks are unions). progress[3]
-    is the fill pointer of the fork region, progress[6] its end. Layout of the pool: the loaded stack (0 .. pool_n-1), configurations (W.configs), the fork region, then scratch.
+    by its tie set, not by its terminal), configs.fork adds a task per stack that shifts it (its
+    node, the lexer state of the next lexeme, the stack); tasks (progress[2] rows of W.tasks, of
+    which progress[1] queued) are walked like entries that start a lexeme at their node, the latest
+    queued first and before the next entry, so a subtree is done before another stack's task there
+    starts: a task (or a lexeme end) whose subtree's tokens are all allowed already is skipped
+    (masks are unions). progress[3] is the fill pointer of the fork region, progress[6] its end.
+    Layout of the pool: the loaded stack (0 .. pool_n-1), configurations (W.configs), the fork
+    region, then scratch.
     Called from Python (runtime.run): the views arrive as plain tuples (W's nested ones too).
     """
     trie, pool, P, L = TrieView(*trie_), PoolView(*pool_), ParserView(*P_), LexerView(*L_)

@@ -49,7 +49,8 @@ def test_maskbench_results_follow_the_schema(tmp_path) -> None:
 def test_maskbench_reports_the_schemas_that_need_glr_next_to_the_peers(tmp_path) -> None:
     # anyOf of two objects that both allow any key: their key strings tie in the lexer (a GLR fork)
     glr = {"anyOf": [{"type": "object", "properties": {"foo": {"type": "string"}}},
-                     {"type": "object", "properties": {"baz": {"type": "object", "properties": {"bar": {"type": "number"}}}}}]}
+                     {"type": "object", "properties": {"baz": {"type": "object",
+                                                            "properties": {"bar": {"type": "number"}}}}}]}
     lalr = {"type": "object", "properties": {"a": {"type": "integer"}}}
     data = tmp_path / "data"
     data.mkdir()

@@ -42,6 +42,8 @@ def _fill_row(row: np.ndarray, bits: np.ndarray) -> None:
     row[n:] = 0
 
 
+_ONE_BYTE = tuple(readonly(np.full(1, b, dtype=np.uint8)) for b in range(256))  # _advance's input, byte by byte
+
 class GrammarMatcher:
     """Tracks one output against a CompiledGrammar: masks, token acceptance, rollback, jump-forward."""
 
@@ -106,9 +108,9 @@ class GrammarMatcher:
         return False
 
     def _advance(self, data: np.ndarray) -> tuple[glr.Branch, ...] | None:
-        """The branches after `data`, or None if it leaves the language."""
+        """The branches after `data` (read-only uint8: one kernel signature), or None if it leaves
+        the language."""
         cg = self.compiled_grammar
-        data = readonly(data)  # one kernel signature, whatever the caller's array
         if len(self._branches) == 1:
             ls, stack = self._branches[0]
             top, pool_n = self._pool.load(stack)
@@ -366,15 +368,13 @@ class GrammarMatcher:
             return ""
         saved = self._branches
         out = bytearray()
-        one = np.zeros(1, dtype=np.uint8)
         try:
             while len(out) < max_bytes:
                 if self.is_accepting():
                     break
                 forced = None
                 for b in self._candidate_bytes():
-                    one[0] = b
-                    got = self._advance(one)
+                    got = self._advance(_ONE_BYTE[b])
                     if got is not None:
                         if forced is not None:
                             forced = None

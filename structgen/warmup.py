@@ -68,9 +68,16 @@ def _walk(matcher, text: str, ids: dict[bytes, int], bits) -> None:
         raise AssertionError("warm-up text: the stop token refused")
 
 
+_loaded = False  # whether this process has warmed up already
+
+
 def warm_up(tokenizer=None) -> float:
     """Load the kernels (see the module's docstring); returns the seconds it took. With a
-    `tokenizer` (TokenizerInfo), its token trie and indexes are built too."""
+    `tokenizer` (TokenizerInfo), its token trie and indexes are built too; without one, a process
+    that has warmed up already returns 0 at once (engines call it whenever they are built)."""
+    global _loaded
+    if tokenizer is None and _loaded:
+        return 0.0
     from .compiler import GrammarCompiler
     from .maskstore.memo import memo_rehash
     from .matcher import GrammarMatcher
@@ -89,4 +96,5 @@ def warm_up(tokenizer=None) -> float:
     # reached only when a table grows (a workload's size, not its kind): called once on empty tables
     memo_rehash(np.zeros((1, 3), dtype=np.uint64), np.full(1, -1, dtype=np.int32),
                 np.zeros((2, 3), dtype=np.uint64), np.full(2, -1, dtype=np.int32))
+    _loaded = True
     return time.perf_counter() - t0

@@ -21,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import LimitExceeded
-from .dfa import readonly
 from .parser import GLR_MAX_STEPS, ParserTables
 from .step import GLR_LIMIT, NEED_FORK, OK, advance_bytes
 
@@ -70,8 +69,8 @@ def feed_all(rt, stack: tuple[int, ...], term: int) -> tuple[list[tuple[int, ...
 
 
 def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
-    """The branches after the bytes `data` (empty: the text left the language on every branch), run on
-    a grammar's runtime (runtime.GrammarRuntime)."""
+    """The branches after the bytes `data` (read-only uint8; empty: the text left the language on every
+    branch), run on a grammar's runtime (runtime.GrammarRuntime)."""
     out: dict[Branch, None] = {}
     work = [(ls, stack, 0) for ls, stack in branches]
     seen = set(work)  # (lexer state, stack, offset): each is walked once, however many paths reach it
@@ -80,7 +79,7 @@ def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
     while work:
         ls, stack, i = work.pop()
         top, pool_n = pool.load(stack)
-        status, ls2, top2, _, at = rt.run(pool, advance_bytes, readonly(data[i:]), np.int32(ls), np.int32(top),
+        status, ls2, top2, _, at = rt.run(pool, advance_bytes, data[i:], np.int32(ls), np.int32(top),
                                           np.int32(pool_n))
         at += i
         if status == OK:

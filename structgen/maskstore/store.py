@@ -60,11 +60,6 @@ def _root_children_of(index: TokenizerIndex) -> np.ndarray:
     return index.cached("root_children", lambda: np.flatnonzero(trie.node_depth == 1).astype(np.int64))
 
 
-def _read_only(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
-
-
 def _walk_plan_of(index: TokenizerIndex) -> WalkPlan:
     """walk_plan of the tokenizer's trie, and the levels of its groups (component_walk's plan)."""
     return index.cached("walk_plan", lambda: make_plan(index.trie, SPLIT_DEPTH, SPLIT_SIZE))
@@ -73,13 +68,13 @@ def _walk_plan_of(index: TokenizerIndex) -> WalkPlan:
 def _run_below_of(index: TokenizerIndex) -> np.ndarray:
     """safe_below of the tokenizer's trie (runs.py)."""
     trie = index.trie
-    return index.cached("run_below", lambda: _read_only(safe_below(trie.node_byte, trie.node_skip, SAFE_BYTES)))
+    return index.cached("run_below", lambda: readonly(safe_below(trie.node_byte, trie.node_skip, SAFE_BYTES)))
 
 
 def _trie_parents_of(index: TokenizerIndex) -> np.ndarray:
     """trie_parents of the tokenizer's trie."""
     trie = index.trie
-    return index.cached("parents", lambda: _read_only(trie_parents(trie.node_depth)))
+    return index.cached("parents", lambda: readonly(trie_parents(trie.node_depth)))
 
 
 def _scratch_of(index: TokenizerIndex) -> WalkScratch:
@@ -168,7 +163,7 @@ def _all_tokens_of(index: TokenizerIndex, words: int) -> np.ndarray:
     def make() -> np.ndarray:
         bits = np.zeros(words, dtype=np.uint32)
         set_ids(bits, readonly(trie.tok_ids))
-        return _read_only(bits)
+        return readonly(bits)
     return index.cached(f"all_tokens_{words}", make)
 
 

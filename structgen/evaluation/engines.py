@@ -11,9 +11,9 @@ An engine (`SchemaEngine`) has `version()`, `compile(schema)` (a designed refusa
 of word t // 32 set iff token t is allowed: the layout structgen, XGrammar and llguidance share),
 `accept_token`, `is_accepting` (a stop token would be accepted now) and `reset`. `fill_mask` does
 the mask computation and nothing else, so a caller may time exactly that call. structgen's engines
-also say whether a compiled grammar runs on the GLR path (`needs_glr`). Every engine takes a
-`whitespace` mode, "compact" (the default; json.dumps' one line) or "flexible" (whitespace allowed
-between lexemes); instances are always written compactly, which both modes accept. Adapters:
+say whether a compiled grammar runs on the GLR path (`needs_glr`; the peers: None). Every engine
+takes a `whitespace` mode, "compact" (the default; json.dumps' one line) or "flexible" (whitespace
+allowed between lexemes); instances are always written compactly, which both modes accept. Adapters:
 
 - `structgen`: `GrammarCompiler.compile_json_schema(schema, strict=True, whitespace=...)`.
 - `llguidance`: `grammar_from_json_schema` with `whitespace_flexible=False` and the compact
@@ -171,6 +171,10 @@ class SchemaEngine:
 
     def matcher(self, compiled: Any) -> EngineMatcher:
         raise NotImplementedError
+
+    def needs_glr(self, compiled: Any) -> bool | None:
+        """Whether the compiled grammar runs on a GLR path (None: the engine does not say)."""
+        return None
 
     def allocate_mask(self) -> np.ndarray:
         """A zeroed mask row for `EngineMatcher.fill_mask`."""
@@ -514,11 +518,7 @@ def available_engines() -> tuple[str, ...]:
 
 def engine_names(choice: str) -> tuple[str, ...]:
     """`--engine` value -> engine names: a name, 'both' (structgen and llguidance) or 'all'."""
-    if choice == "both":
-        return ("structgen", "llguidance")
-    if choice == "all":
-        return ENGINE_NAMES
-    return (choice,)
+    return {"both": ("structgen", "llguidance"), "all": ENGINE_NAMES}.get(choice, (choice,))
 
 
 # ------------------------------------------------------------------------------- schema + instances

@@ -121,7 +121,7 @@ def replay_row(row: dict) -> dict:
         engine.matcher(compiled).fill_mask(row_bits)
         res["ttfm_ms"] = round(res["compile_ms"] + (time.perf_counter() - t1) * 1e3, 3)
     res["mask_us"] = [round(t * 1e6, 2) for t in times]
-    res["glr"] = engine.needs_glr(compiled) if hasattr(engine, "needs_glr") else None  # structgen's only
+    res["glr"] = engine.needs_glr(compiled)
     bad = res["valid_rejected"] or res["invalid_accepted"] or res["crashes"] or res["mask_disagreements"]
     res["outcome"] = "fail" if bad else "pass"
     return res

@@ -231,7 +231,7 @@ class GrammarMatcher:
             self._pool.invalidate()
             after = [int(ls2)] if status == OK else []
             if status == NEED_FORK:
-                after = [ls4 for ls4, _ in cg.runtime.after_lexeme(ls, stack)]
+                after = [ls4 for ls4, _ in cg.runtime.after_lexeme(ls, stack)[0]]
             for ls3 in after:
                 names.extend(cg.terminals[t].name for t in lx.dfa_sets[lx.state_dfa[ls3]])
         ignored = {t.name for t in cg.terminals if t.ignore}

@@ -90,7 +90,7 @@ class GrammarRuntime:
             # every branch, each on its own stack in the pool; then the stack at `top` is put back
             # with pool.touched[0] its deepest node read, as the kernels leave it (mask memo keys)
             stack = pool.read(top)
-            after, deepest = self.after_lexeme_read(ls, stack)
+            after, deepest = self.after_lexeme(ls, stack)
             deepest = min(deepest, int(pool.touched[0]))
             ok = False
             for ls2, s in after:
@@ -104,16 +104,12 @@ class GrammarRuntime:
             pool.touched[0] = deepest
             return ok
 
-    def after_lexeme(self, ls: int, stack: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
+    def after_lexeme(self, ls: int, stack: tuple[int, ...]) -> tuple[list[tuple[int, tuple[int, ...]]], int]:
         """The (start state of the next lexeme, stack) pairs after the lexeme of lexer state ls ends
         on `stack`, along every action of a conflict cell and every terminal of a lexer tie (an
-        ignored one leaves the stack as it is)."""
-        return self.after_lexeme_read(ls, stack)[0]
-
-    def after_lexeme_read(self, ls: int, stack: tuple[int, ...]) -> tuple[list[tuple[int, tuple[int, ...]]], int]:
-        """after_lexeme, and the deepest position of `stack` its parser steps read (glr.feed_all; the
-        start states are read off the new stacks too, but a start state's lexer state is not what
-        can_end asks)."""
+        ignored one leaves the stack as it is); and the deepest position of `stack` the parser steps
+        read (glr.feed_all; the start states read the new stacks too, but can_end, which asks, does
+        not look at a start state's lexer state)."""
         lx = self.lexer
         out: dict[tuple[int, tuple[int, ...]], None] = {}
         deepest = len(stack) - 1

@@ -36,9 +36,8 @@ REGEX = (r"[a-z]+@[a-z]+\.(com|org)", "ab@cd.org")
 def _small_vocabulary():
     """Every byte, and a few multi-byte tokens, as a TokenizerInfo: kernels are typed by their
     arrays, not by the vocabulary, so this loads the same code as a real tokenizer, in less time."""
-    from .tokenizer import TokenizerInfo
-
     from .maskstore.store import SPARSE_BITS
+    from .tokenizer import TokenizerInfo
 
     extra = [b'{"', b'":', b'","', b'"}', b"12", b"ab", b"  ", b"true", b"-1", b"e3", b"+2", b"cd-", b" *"]
     # enough letter/digit pairs that a string body or a number allows more than SPARSE_BITS tokens

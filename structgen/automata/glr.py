@@ -85,7 +85,7 @@ def advance(rt, pool, branches: list[Branch], data: np.ndarray) -> list[Branch]:
         if status == OK:
             out[(int(ls2), pool.read(int(top2)))] = None
         elif status == NEED_FORK:
-            for ls0, s in rt.after_lexeme(int(ls2), pool.read(int(top2))):
+            for ls0, s in rt.after_lexeme(int(ls2), pool.read(int(top2)))[0]:
                 if at == n:
                     out[(ls0, s)] = None
                     continue

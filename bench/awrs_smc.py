@@ -111,10 +111,12 @@ def _trace_sampler(memo, cg, prompt_ids, budget, learning, seed, max_calls, max_
     return items, per_token, distinct
 
 
-def _trace_smc(memo, cg, prompt_ids, budget, n, ess, seed, max_calls, max_runs):
-    """SMC runs with cumulative (per-token, distinct-prefix) calls after each run."""
+def _trace_smc(memo, cg, prompt_ids, budget, n, ess, seed, max_calls, max_runs, expand=True):
+    """SMC runs with cumulative (per-token, distinct-prefix) calls after each run (``expand``: particles
+    on one prefix get distinct children, SMCSampler's default; off for AWRS-IS, plain importance sampling)."""
     counting = Counting(memo)
-    s = SMCSampler(counting, cg, prompt_ids, n_particles=n, ess_threshold=ess, max_new_tokens=budget, seed=seed)
+    s = SMCSampler(counting, cg, prompt_ids, n_particles=n, ess_threshold=ess, max_new_tokens=budget, seed=seed,
+                   expand_shared=expand)
     runs, per_token, distinct = [], [], []
     total = 0
     awrs = collections.Counter()
@@ -173,7 +175,8 @@ def run_kl_grammar(name: str, spec: dict, memo, hf_tok, info, args) -> dict:
                                                args.max_samples)
             else:
                 items, pt, dp, aw = _trace_smc(memo, cg, prompt_ids, budget, args.particles,
-                                               0.5 if method == "smc" else 0.0, seed, max_calls, args.max_runs)
+                                               0.5 if method == "smc" else 0.0, seed, max_calls, args.max_runs,
+                                               expand=method == "smc")
                 if method == "smc":
                     awrs_counts.update(aw)
             traces[method].append((items, pt, dp))

@@ -9,12 +9,25 @@ N particles grow one token per step.  Each active particle draws its next token 
 :class:`~structgen.decoding.awrs.AWRS` and multiplies its weight by the step's Ẑ (an unbiased
 estimate of the allowed mass Σ_{t allowed} p(t | prefix)).  The product over a finished particle
 is then an unbiased estimate of P(w · stop) / proposal(w): the particles are properly weighted
-for Q.  When the effective sample size ESS = (Σw)² / Σw² falls below ``ess_threshold``·N, the
-particles are resampled (multinomial or systematic) and all weights set to their mean, which
-keeps Ẑ = mean weight an unbiased estimate of Z = Σ_w P(w · stop).  Finished particles keep their
-weights and stay in the population (they are resampled like the others, never extended).  A
-particle whose step finds no allowed token (a dead end, e.g. at the budget before the output is
-complete) gets weight 0.
+for Q.  A particle whose step finds no allowed token (a dead end, e.g. at the budget before the
+output is complete) gets weight 0.
+
+**Particles on one prefix** (``expand_shared``, on by default; every particle at the first step,
+and the copies a resampling made) are one particle of their summed weight W, whose exact children
+are every allowed token t with weight W·p(t) (one full mask).  :func:`pick_children` cuts them down
+to as many as there were particles, unbiasedly: every child at least once where they are fewer,
+the rest of the particles in proportion to p (copies share the child's weight), else Fearnhead and
+Clifford's resampling without replacement.  Independent AWRS draws would often miss a child the
+model dislikes but Q favours (a short word whose first token has 1% of the mass: 20 draws miss it
+82% of the time), and no reweighting recovers a word no particle holds.
+
+**Resampling.**  When the effective sample size ESS = (Σw)² / Σw² of the unfinished particles
+falls below ``ess_threshold``·N, they are resampled (multinomial or systematic) up to N particles
+again with the finished ones, and every weight set to the mean, which keeps Ẑ = Σw / N an unbiased
+estimate of Z = Σ_w P(w · stop).  Finished particles keep their weights (resampling them adds
+noise and no work), and a step that expanded a prefix does not resample: its children are weighted
+by p(t), and resampling on those would drop the rare child before its next step says what it is
+worth.
 
 **Critic (twist).**  ``critic(token_ids, finished) -> float`` is a log-potential.  After every step
 a particle's weight is multiplied by exp(critic(prefix, False) - previous value) (the twist
@@ -45,10 +58,11 @@ import numpy as np
 from structgen.errors import StructgenError
 from structgen.matcher import GrammarMatcher
 
-from .awrs import AWRS, AWRSStats
+from .awrs import AWRS, AWRSStats, AWRSStep, allowed_flags
 from .lm import NextTokenModel
 
-__all__ = ["BatchNextTokenModel", "Particle", "SMCResult", "SMCSampler", "combine_runs", "fork_matcher", "posterior_kl"]
+__all__ = ["BatchNextTokenModel", "Particle", "SMCResult", "SMCSampler", "combine_runs", "fork_matcher", "pick_children",
+           "posterior_kl"]
 
 _NEG_INF = -math.inf
 Critic = Callable[[tuple[int, ...], bool], float]
@@ -182,7 +196,8 @@ class SMCSampler:
     def __init__(self, model: NextTokenModel | BatchNextTokenModel, compiled_grammar: Any,
                  prompt_ids: Sequence[int] = (), *, n_particles: int = 10, ess_threshold: float = 0.5,
                  max_new_tokens: int = 64, temperature: float = 1.0, resampling: str = "multinomial",
-                 critic: Critic | None = None, mask_after: int = 8, seed: int = 0) -> None:
+                 critic: Critic | None = None, mask_after: int = 8, expand_shared: bool = True,
+                 seed: int = 0) -> None:
         if n_particles < 1:
             raise StructgenError(f"n_particles must be >= 1, got {n_particles}")
         if not 0.0 <= ess_threshold <= 1.0:
@@ -199,6 +214,7 @@ class SMCSampler:
         self.max_new_tokens = int(max_new_tokens)
         self.resampling = resampling
         self.critic = critic
+        self.expand_shared = bool(expand_shared)
         self.awrs = AWRS(compiled_grammar, temperature=temperature, mask_after=mask_after)
         self._stops = set(int(t) for t in self.awrs.stop_ids.tolist())
         self._info = compiled_grammar.tokenizer_info
@@ -222,18 +238,35 @@ class SMCSampler:
             active = [p for p in parts if not p.done]
             if not active:
                 break
-            keys: dict[tuple[int, ...], int] = {}
+            groups: dict[tuple[int, ...], list[_State]] = {}
             for p in active:
-                keys.setdefault(tuple(p.tokens), len(keys))
-            logits = self._logits(list(keys))
-            probs = [self.awrs.probs(row) for row in logits[:len(keys)]]  # one softmax per distinct prefix
-            calls += len(keys)
+                groups.setdefault(tuple(p.tokens), []).append(p)
+            logits = self._logits(list(groups))
+            probs = [self.awrs.probs(row) for row in logits[:len(groups)]]  # one softmax per distinct prefix
+            calls += len(groups)
             batches += 1
             steps += 1
-            for p in active:
-                self._advance(p, probs[keys[tuple(p.tokens)]], rng, depth >= self.max_new_tokens)
-            if self.ess_threshold > 0 and any(not p.done for p in parts) and self._ess(parts) < self.ess_threshold * n:
-                parts = self._resample(parts, rng)
+            at_budget = depth >= self.max_new_tokens
+            childless: list[_State] = []
+            expanded = False
+            for members, row in zip(groups.values(), probs):
+                if len(members) > 1 and self.expand_shared:
+                    childless += self._expand(members, row, rng, at_budget)
+                    expanded = True
+                else:
+                    for p in members:
+                        self._advance(p, row, rng, at_budget)
+            if childless:
+                gone = set(map(id, childless))
+                parts = [p for p in parts if id(p) not in gone]
+            # not right after an expansion: its children are weighted by their tokens' probabilities,
+            # and resampling on those would redraw them in proportion to p, undoing it; a child's
+            # next step (its Ẑ) comes in first
+            active = [p for p in parts if not p.done]
+            if self.ess_threshold > 0 and active and not expanded \
+                    and self._ess(active) < self.ess_threshold * n:
+                done = [p for p in parts if p.done]
+                parts = done + self._resample(active, max(len(active), n - len(done)), rng)
                 resamples += 1
         w = np.array([p.logw for p in parts], dtype=np.float64)
         out = [Particle(tuple(p.tokens), p.stop, self._text(p.tokens), float(p.logw)) for p in parts]
@@ -249,12 +282,47 @@ class SMCSampler:
             p.logw, p.done = _NEG_INF, True
             return
         p.logw += r.log_weight
-        if not p.matcher.accept_token(r.token):  # pragma: no cover - AWRS tested it
-            raise StructgenError(f"the matcher refused token {r.token} that AWRS accepted")
-        if r.token in self._stops:
-            p.stop, p.done = r.token, True
+        self._take(p, r.token)
+
+    def _expand(self, members: list[_State], probs: np.ndarray, rng: np.random.Generator,
+                at_budget: bool) -> list[_State]:
+        """The next tokens of particles that share a prefix, as distinct children (returns the
+        particles left without one).
+
+        The group is one particle of their summed weight W; its exact children (every allowed token
+        t, weight W·p(t)) are cut down to at most len(members) by `pick_children`, unbiasedly.  So
+        a token the model gives 3% of its mass is kept with probability min(1, 3%/τ), not the
+        1 - 0.97^k of k independent draws (a run of 20 particles then rarely misses a short word
+        whose first token the model dislikes).  Costs one full mask per group."""
+        m = members[0].matcher
+        if at_budget:  # only a stop token, if the output is complete
+            w = np.zeros_like(probs)
+            if m.is_accepting():
+                w[self.awrs.stop_ids] = probs[self.awrs.stop_ids]
         else:
-            p.tokens.append(r.token)
+            w = np.where(allowed_flags(m, self.awrs.vocab_size), probs, 0.0)
+        ids = np.flatnonzero(w > 0.0)
+        if ids.size == 0:
+            for p in members:
+                p.logw, p.done = _NEG_INF, True
+            return []
+        log_total = _logsumexp(np.array([p.logw for p in members], dtype=np.float64))
+        picks, weights = pick_children(w[ids], len(members), rng)
+        for p, j, cw in zip(members, picks.tolist(), weights.tolist()):
+            token = int(ids[j])
+            p.logw = log_total + math.log(cw)
+            self.awrs.stats.add(AWRSStep(token, math.log(cw), 0, 0, True))
+            self._take(p, token)
+        return members[len(picks):]
+
+    def _take(self, p: _State, token: int) -> None:
+        """Append ``token`` to particle ``p`` (a stop token finishes it), then the critic's ratio."""
+        if not p.matcher.accept_token(token):  # pragma: no cover - AWRS or the mask tested it
+            raise StructgenError(f"the matcher refused token {token} that AWRS accepted")
+        if token in self._stops:
+            p.stop, p.done = token, True
+        else:
+            p.tokens.append(token)
         if self.critic is not None and p.logw > _NEG_INF:
             value = float(self.critic(tuple(p.tokens), p.done))
             p.logw += value - p.twist if value > _NEG_INF else _NEG_INF
@@ -270,16 +338,18 @@ class SMCSampler:
             return float(len(parts))  # all dead: nothing to resample from
         return float(math.exp(-_logsumexp(2 * (w - total))))
 
-    def _resample(self, parts: list[_State], rng: np.random.Generator) -> list[_State]:
-        """Draw N ancestors in proportion to the weights; every weight becomes their mean."""
-        n = len(parts)
+    def _resample(self, parts: list[_State], n: int, rng: np.random.Generator) -> list[_State]:
+        """Draw n ancestors among the unfinished particles `parts` (finished ones keep their weights:
+        resampling them adds noise and no work; n fills the population up to N again where an
+        expansion left fewer) in proportion to the weights; every weight becomes their total over n,
+        so the population's total is unchanged."""
         w = np.array([p.logw for p in parts], dtype=np.float64)
         total = _logsumexp(w)
         probs = np.exp(w - total)
         c = np.cumsum(probs)
         c /= c[-1]
         u = (rng.random() + np.arange(n)) / n if self.resampling == "systematic" else np.sort(rng.random(n))
-        ancestors = np.minimum(np.searchsorted(c, u, side="right"), n - 1)
+        ancestors = np.minimum(np.searchsorted(c, u, side="right"), len(parts) - 1)
         mean = total - math.log(n)
         used: set[int] = set()
         out = []
@@ -303,6 +373,38 @@ class SMCSampler:
         """``runs`` independent runs combined (:func:`combine_runs`), and the runs."""
         results = [self.run() for _ in range(runs)]
         return combine_runs(results, by), results
+
+
+def pick_children(w: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """k picks (indices) of the positive weights ``w`` and a weight for each, such that
+    E[Σ_picks weight·f(i)] = Σ_i w_i·f(i) for every f.
+
+    len(w) <= k: every index at least once, the other picks in proportion to w (systematic), and
+    index i's copies share w_i (exact: no randomness in any index's total).  Else Fearnhead and
+    Clifford's resampling: the largest, w_i >= τ, are kept as they are, and k minus their number
+    of the others are drawn by systematic sampling with probabilities w_i/τ, each weighted τ."""
+    n = len(w)
+    w = np.asarray(w, dtype=np.float64)
+    if n <= k:
+        counts = np.ones(n, dtype=np.int64)
+        if k > n:
+            c = np.cumsum(w)
+            c *= (k - n) / c[-1]
+            counts += np.bincount(np.minimum(np.searchsorted(c, rng.random() + np.arange(k - n), side="right"), n - 1),
+                                  minlength=n)
+        return np.repeat(np.arange(n), counts), np.repeat(w / counts, counts)
+    order = np.argsort(-w, kind="stable")
+    s = w[order]
+    rest = np.cumsum(s[::-1])[::-1]  # rest[j] = s[j] + s[j + 1] + ...
+    j = 0
+    while s[j] * (k - j) >= rest[j]:  # stops before k: rest[k - 1] > s[k - 1] as n > k
+        j += 1
+    tau = rest[j] / (k - j)
+    c = np.cumsum(s[j:] / tau)
+    c *= (k - j) / c[-1]
+    drawn = np.unique(np.minimum(np.searchsorted(c, rng.random() + np.arange(k - j), side="right"), len(c) - 1))
+    return (np.concatenate([order[:j], order[j + drawn]]),
+            np.concatenate([s[:j], np.full(len(drawn), tau)]))
 
 
 def posterior_kl(estimate: Mapping[Any, float], log_q: Mapping[Any, float]) -> float:

@@ -16,7 +16,7 @@ import structgen
 from structgen.decoding.asap import ASApSampler
 from structgen.decoding.exact_target import enumerate_language, kl_divergence
 from structgen.decoding.lm import MemoModel, TableModel
-from structgen.decoding.smc import SMCSampler, combine_runs, fork_matcher, posterior_kl
+from structgen.decoding.smc import SMCSampler, combine_runs, fork_matcher, pick_children, posterior_kl
 from structgen.errors import StructgenError
 
 EOS, A, B = 0, 1, 2
@@ -62,17 +62,20 @@ def _weighted_indicators(sampler: SMCSampler, runs: int, support: list) -> np.nd
     return out
 
 
-@pytest.mark.parametrize("n_particles,ess", [(1, 0.0), (8, 0.5), (8, 1.0)])
-def test_weighted_empirical_distribution_matches_the_exact_one(bin_grammar, n_particles, ess) -> None:
-    """E[Ẑ · posterior(w)] = P(w · stop) for every w (importance sampling, and SMC with resampling)."""
+@pytest.mark.parametrize("n_particles,ess,expand", [(1, 0.0, True), (8, 0.5, True), (8, 1.0, True), (8, 0.0, True),
+                                                    (8, 0.5, False), (8, 1.0, False), (3, 0.5, True)])
+def test_weighted_empirical_distribution_matches_the_exact_one(bin_grammar, n_particles, ess, expand) -> None:
+    """E[Ẑ · posterior(w)] = P(w · stop) for every w (importance sampling, and SMC with resampling;
+    particles on one prefix expanded into distinct children or drawn independently; 3 particles:
+    fewer than the allowed tokens, so children are picked without replacement)."""
     memo = MemoModel(bin_model())
     e = enumerate_language(memo, bin_grammar, max_new_tokens=8)
     assert e.log_pruned == -math.inf
     support = sorted(e.sequences)
     exact = np.exp([e.sequences[w] for w in support])
     sampler = SMCSampler(memo, bin_grammar, n_particles=n_particles, ess_threshold=ess, max_new_tokens=8,
-                         mask_after=3, seed=n_particles)
-    runs = 3000 if n_particles == 1 else 600
+                         mask_after=3, expand_shared=expand, seed=n_particles)
+    runs = 3000 if n_particles < 8 else 600
     vals = _weighted_indicators(sampler, runs, support)
     mean, se = vals.mean(0), vals.std(0) / math.sqrt(runs)
     # 5 standard errors; sequences too rare to be drawn at all (se = 0) get 0.1% of Z
@@ -95,7 +98,7 @@ def test_smc_removes_the_gcd_bias_on_the_hand_computed_toy(ab_grammar) -> None:
 
 def test_resampling_forks_matchers_and_every_output_is_in_the_language(bin_grammar) -> None:
     sampler = SMCSampler(bin_model(), bin_grammar, n_particles=16, ess_threshold=1.0, max_new_tokens=8,
-                         resampling="systematic", seed=3)
+                         resampling="systematic", expand_shared=False, seed=3)
     for _ in range(20):
         r = sampler.run()
         assert r.resamples > 0 and r.steps <= 4
@@ -107,6 +110,39 @@ def test_resampling_forks_matchers_and_every_output_is_in_the_language(bin_gramm
     f = fork_matcher(m, [1, 2])
     assert f.accept_token(1) and f.is_accepting()
     assert m.accept_token(5) is False and m.accept_token(2)  # the original did not move with the fork
+
+
+@pytest.mark.parametrize("k", [3, 5, 8, 12])
+def test_pick_children_is_unbiased_and_keeps_the_largest(k) -> None:
+    """E[Σ weight · 1[pick = i]] = w_i (5 standard errors over fixed-seed draws); k picks when there are
+    at most k weights (each index at least once), else at most k distinct ones, the largest always."""
+    w = np.array([0.5, 0.2, 0.1, 0.08, 0.05, 0.04, 0.02, 0.01])
+    rng = np.random.default_rng(k)
+    draws = np.zeros((4000, len(w)))
+    for r in range(len(draws)):
+        picks, weights = pick_children(w, k, rng)
+        np.add.at(draws[r], picks, weights)
+        if k >= len(w):
+            assert len(picks) == k and set(picks.tolist()) == set(range(len(w)))
+        else:
+            assert len(set(picks.tolist())) == len(picks) <= k and 0 in picks.tolist()
+    mean, se = draws.mean(0), draws.std(0) / math.sqrt(len(draws))
+    assert np.all(np.abs(mean - w) <= 5 * se + 1e-12)
+
+
+def test_particles_on_one_prefix_keep_a_word_the_model_rarely_starts() -> None:
+    """Q's favourite word "b" starts with a token the model gives 1%: independent draws of 20 particles
+    miss it in ~82% of runs (0.99^20), distinct children never (every allowed first token is a child)."""
+    tok = structgen.TokenizerInfo([b"<eos>", b"a", b"b"], special_ids=[EOS], stop_token_ids=[EOS])
+    cg = structgen.GrammarCompiler(tok).compile_grammar('start: "b" | "a"+')
+
+    def probs(prefix: tuple[int, ...]) -> np.ndarray:
+        if prefix == (B,):
+            return np.array([1.0, 0.0, 0.0])
+        return np.array([0.01, 0.98, 0.01]) if not prefix else np.array([0.05, 0.95, 0.0])
+    for seed in range(5):
+        r = SMCSampler(TableModel(3, probs), cg, n_particles=20, max_new_tokens=6, seed=seed).run()
+        assert r.posterior("tokens").get((B,), 0.0) > 0.0
 
 
 def test_one_call_per_step_for_the_distinct_prefixes(bin_grammar) -> None:

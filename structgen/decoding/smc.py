@@ -286,14 +286,13 @@ class SMCSampler:
 
     def _expand(self, members: list[_State], probs: np.ndarray, rng: np.random.Generator,
                 at_budget: bool) -> list[_State]:
-        """The next tokens of particles that share a prefix, as distinct children (returns the
-        particles left without one).
+        """The next tokens of particles that share a prefix (returns the particles left without one).
 
         The group is one particle of their summed weight W; its exact children (every allowed token
-        t, weight W·p(t)) are cut down to at most len(members) by `pick_children`, unbiasedly.  So
-        a token the model gives 3% of its mass is kept with probability min(1, 3%/τ), not the
-        1 - 0.97^k of k independent draws (a run of 20 particles then rarely misses a short word
-        whose first token the model dislikes).  Costs one full mask per group."""
+        t, weight W·p(t)) are spread over the members by `pick_children`, unbiasedly: each child
+        once at least where they are fewer than the members, else at most one particle each, a
+        token with 3% of the mass kept with probability min(1, 3%/τ), not the 1 - 0.97^k of k
+        independent draws.  Costs one full mask per group."""
         m = members[0].matcher
         if at_budget:  # only a stop token, if the output is complete
             w = np.zeros_like(probs)

@@ -257,12 +257,13 @@ def kl_markdown(results: dict) -> str:
                 cells = []
                 for m in METHODS:
                     v = r["methods"][m][acc]["kl_mean"][i]
-                    cells.append("–" if v != v else f"{v:.4f}")
+                    cells.append("–" if v != v else f"{v:.4f}" if v >= 1e-3 else f"{v:.0e}")
                 lines.append(f"| {b} | " + " | ".join(cells) + " |")
             lines.append("")
         a = r["smc_awrs"]
-        lines.append(f"AWRS inside SMC: {a['steps']} steps, {a['no_mask_fraction']:.1%} without a full mask, "
-                     f"{a['rejections_per_step']:.2f} rejections per step.\n")
+        lines.append(f"Inside SMC: {a['steps']} particle steps, {a['no_mask_fraction']:.1%} of them AWRS draws without a "
+                     f"full mask (the others: children of a shared prefix, or AWRS's mask fallback), "
+                     f"{a['rejections_per_step']:.2f} AWRS rejections per step.\n")
     return "\n".join(lines)
 
 
@@ -280,7 +281,7 @@ def kl_plot(results: dict, path: Path) -> None:
             ax = axes[row][col]
             for m in METHODS:
                 d = r["methods"][m][acc]
-                y = [max(float(v), 1e-5) if v == v else np.nan for v in d["kl_mean"]]
+                y = [max(float(v), 1e-5) if v == v else np.nan for v in d["kl_mean"]]  # below 1e-5: drawn at it
                 lo = [max(float(v), 1e-5) if v == v else np.nan for v in d["kl_min"]]
                 hi = [max(float(v), 1e-5) if v == v else np.nan for v in d["kl_max"]]
                 ax.plot(r["budgets"], y, "o-", color=COLORS[m], label=LABELS[m], ms=3)

@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw N grammar-aligned (ASAp) samples at --temperature (0 means 1) and print each "
                         "distinct output with its count")
     g.add_argument("--smc", type=int, metavar="N",
-                   help="sequential Monte Carlo with N particles and AWRS proposals at --temperature (0 means 1): "
-                        "prints each finished output with its posterior weight (the model conditioned on the grammar)")
+                   help="sequential Monte Carlo with N particles and AWRS proposals at --temperature (0 means 1; "
+                        "particles on one prefix become distinct children of it): prints each finished output with "
+                        "its posterior weight (the model conditioned on the grammar)")
     g.add_argument("--awrs", action="store_true",
                    help="sample with adaptive weighted rejection sampling (masks only when rejections pile up) at "
                         "--temperature (0 means 1); --json adds the log importance weight")

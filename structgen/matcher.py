@@ -32,11 +32,14 @@ def _as_array(bitmask) -> np.ndarray:
 
 def _row_view(bitmask, index: int) -> np.ndarray:
     """The uint32 view of row `index` of a numpy array or CPU torch tensor (shared memory)."""
-    arr = _as_array(bitmask)
+    arr = bitmask if type(bitmask) is np.ndarray and bitmask.dtype == np.int32 else _as_array(bitmask)
     return (arr if arr.ndim == 1 else arr[index]).view(np.uint32)
 
 
 def _fill_row(row: np.ndarray, bits: np.ndarray) -> None:
+    if row.shape[0] == bits.shape[0]:  # the common case in one numpy call (a memoized mask's whole cost is ~2 us)
+        row[...] = bits
+        return
     n = min(row.shape[0], bits.shape[0])
     row[:n] = bits[:n]
     row[n:] = 0

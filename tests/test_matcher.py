@@ -148,6 +148,30 @@ def test_special_and_padding_tokens_never_allowed(env) -> None:
     }
 
 
+def test_every_bitmask_form_gets_the_same_row(env) -> None:
+    """A row as wide as the mask, a wider one holding garbage (its tail is cleared), a 1-D array, a row
+    of a batch and a CPU torch tensor all receive the same bits."""
+    info, htok, cg = env
+    m = GrammarMatcher(cg)
+    m.accept_string('{"a": ')
+    words = (info.vocab_size + 31) // 32
+    exact = np.zeros((1, words), dtype=np.int32)
+    m.fill_next_token_bitmask(exact)
+    assert exact.any()
+    wide = np.full((2, words + 3), -1, dtype=np.int32)
+    m.fill_next_token_bitmask(wide, 1)
+    assert (wide[1, :words] == exact[0]).all() and not wide[1, words:].any() and (wide[0] == -1).all()
+    flat = np.full(words, -1, dtype=np.int32)
+    m.fill_next_token_bitmask(flat)
+    assert (flat == exact[0]).all()
+    torch = pytest.importorskip("torch")
+    t = torch.full((3, words), -1, dtype=torch.int32)
+    m.fill_next_token_bitmask(t, 2)
+    assert (t[2].numpy() == exact[0]).all() and (t[:2] == -1).all()
+    with pytest.raises(StructgenError, match="int32"):
+        m.fill_next_token_bitmask(np.zeros((1, words), dtype=np.int64))
+
+
 def test_rollback_reset_and_accept_string(env) -> None:
     info, htok, cg = env
     m = GrammarMatcher(cg)

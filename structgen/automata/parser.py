@@ -573,14 +573,19 @@ class StackPool:
         return k - 1, k
 
     def read(self, top: int) -> tuple[int, ...]:
-        """The stack ending at node `top`, bottom first."""
+        """The stack ending at node `top`, bottom first (below the loaded stack's nodes, its own
+        prefix: a token's new nodes are read, not the whole stack)."""
+        base = self._loaded
+        k = len(base) if base is not None else 0
         out = []
         state, parent = self.state, self.parent
-        while top >= 0:
+        while top >= k:
             out.append(int(state[top]))
             top = int(parent[top])
         out.reverse()
-        return tuple(out)
+        if top < 0:
+            return tuple(out)
+        return base[:top + 1] + tuple(out) if out else base[:top + 1]
 
     def invalidate(self) -> None:
         """Forget what is loaded (call after nodes at the base may have been overwritten)."""

@@ -573,8 +573,8 @@ class StackPool:
         return k - 1, k
 
     def read(self, top: int) -> tuple[int, ...]:
-        """The stack ending at node `top`, bottom first (below the loaded stack's nodes, its own
-        prefix: a token's new nodes are read, not the whole stack)."""
+        """The stack ending at node `top`, bottom first. Where the walk reaches the loaded stack's
+        nodes, the rest is that stack's prefix (a slice): a token's result reads only its new nodes."""
         base = self._loaded
         k = len(base) if base is not None else 0
         out = []

@@ -563,8 +563,7 @@ class StackPool:
     def load(self, stack: tuple[int, ...]) -> tuple[int, int]:
         """Place `stack` (bottom first) at the pool's base; returns (top, fill pointer)."""
         k = len(stack)
-        while self.state.shape[0] < k + 1024:
-            self.grow()
+        self.reserve(k + 1024)
         if self._loaded != stack:
             self.state[:k] = stack
             self.parent[0] = -1

@@ -211,12 +211,12 @@ def _compile(spec: tuple[str, object]) -> str:
 def test_pathological_schemas_do_not_take_the_run_down() -> None:
     specs = [
         ("deep", 5000),  # 5,000 nested arrays
-        ("enum", 1_000_000),  # a 1,000,000-value string enum (100,000 took 2.6 s of CPU: over the limit at 10x)
+        ("enum", 1_000_000),  # a 1,000,000-value string enum: 4.8 s of CPU on a fast spell (2026-12-08), 2x the limit
         ("pattern", "(a|b)*a(a|b){20}"),  # a regex whose DFA has ~2^21 states
         ("plain", {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}},
                    "required": ["name"]}),
     ]
-    out = run_isolated(_compile, specs, init=_init_compiler, init_arg=str(LLAMA3), workers=1, time_limit_s=5.0)
+    out = run_isolated(_compile, specs, init=_init_compiler, init_arg=str(LLAMA3), workers=1, time_limit_s=2.5)
     for spec, o in zip(specs[:3], out):
         assert o.status in ("timeout", "oom", "crash") or str(o.value).startswith("refused: "), (
             f"{spec[0]}: expected a non-ok outcome or a designed refusal, got {o} "
